@@ -1,0 +1,52 @@
+//! `regent check`: compile a bundle (test modules included) and say what is
+//! in it, or where it is broken.
+
+use std::path::PathBuf;
+
+use crate::engine::CompileOptions;
+
+/// Arguments of `regent check`.
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// The bundle directory; the embedded default bundle when omitted.
+    #[arg(env = "REGENT_POLICIES")]
+    pub dir: Option<PathBuf>,
+}
+
+impl CheckArgs {
+    /// Compiles and reports.
+    pub fn run(self) -> u8 {
+        let Self { dir } = self;
+        match super::load_bundle(
+            dir.as_ref(),
+            CompileOptions {
+                include_tests: true,
+            },
+        ) {
+            Ok(bundle) => {
+                println!(
+                    "ok: {} (revision {}): {} policies, {} tests, compiled in {:.1} ms",
+                    bundle.origin(),
+                    bundle.revision(),
+                    bundle.policies().len(),
+                    bundle.tests().len(),
+                    bundle.compile_time().as_secs_f64() * 1e3
+                );
+                for p in bundle.policies() {
+                    println!(
+                        "  {:<8} {:<28} {:<7} {}",
+                        p.kind.root(),
+                        p.name,
+                        p.enforcement.as_str(),
+                        p.source
+                    );
+                }
+                super::EXIT_OK
+            }
+            Err(e) => {
+                super::print_compile_error(&e);
+                super::EXIT_FAILED
+            }
+        }
+    }
+}

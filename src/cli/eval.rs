@@ -1,0 +1,386 @@
+//! `regent eval`: decide manifests or whole AdmissionReviews offline with the
+//! same engine and decision code the server uses.
+//!
+//! Like the API server, it runs the mutating policies first and validates the
+//! object they produce. Plain manifests are wrapped in a v1 AdmissionReview
+//! (operation from `--operation`, user `regent-eval`); reviews are used as
+//! they are.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::{json, Value as Json};
+
+use super::DecideArgs;
+use crate::decision::{self, Verdict};
+use crate::engine::CompileOptions;
+use crate::review;
+
+/// The webhook name kubectl shows in denials (the chart registers this name).
+pub const WEBHOOK_NAME: &str = "validate.regent.dev";
+
+/// Arguments of `regent eval`.
+#[derive(Debug, clap::Args)]
+pub struct EvalArgs {
+    /// Manifest or AdmissionReview files, directories, or `-` for stdin (repeatable).
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<String>,
+    /// The bundle directory; the embedded default bundle when omitted.
+    #[arg(long, env = "REGENT_POLICIES")]
+    pub policies: Option<PathBuf>,
+    /// The operation plain manifests are reviewed as.
+    #[arg(long, value_enum, default_value_t = Operation::Create)]
+    pub operation: Operation,
+    /// Namespace for namespaced manifests that name none.
+    #[arg(long, short = 'n', default_value = "default")]
+    pub namespace: String,
+    /// Also print the JSON patch and the mutated object.
+    #[arg(long)]
+    pub mutate: bool,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    /// Failure mode and time limit, as for `serve`.
+    #[command(flatten)]
+    pub decide: DecideArgs,
+}
+
+/// Operations a manifest can be reviewed as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[clap(rename_all = "UPPER")]
+pub enum Operation {
+    /// A new object.
+    Create,
+    /// A change (the manifest is both old and new object).
+    Update,
+    /// A deletion.
+    Delete,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// kubectl-like lines.
+    Text,
+    /// One JSON array of records.
+    Json,
+}
+
+/// One decided object, as printed with `--output json`.
+#[derive(Debug, Serialize)]
+struct Record {
+    source: String,
+    kind: String,
+    namespace: String,
+    name: String,
+    operation: String,
+    allowed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+    warnings: Vec<String>,
+    violations: Vec<Json>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch: Option<Json>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mutated: Option<Json>,
+}
+
+impl EvalArgs {
+    /// Decides every input; exit 0 all admitted, 1 any denied, 2 usage or input error.
+    pub fn run(self) -> u8 {
+        let bundle = match super::load_bundle(self.policies.as_ref(), CompileOptions::default()) {
+            Ok(b) => b,
+            Err(e) => {
+                super::print_compile_error(&e);
+                return super::EXIT_USAGE;
+            }
+        };
+        let docs = match self.read_inputs() {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return super::EXIT_USAGE;
+            }
+        };
+        if docs.is_empty() {
+            eprintln!("error: no objects found in {}", self.files.join(", "));
+            return super::EXIT_USAGE;
+        }
+        let options = self.decide.options();
+        let mut records = Vec::new();
+        let mut input_error = false;
+        for (i, (source, doc)) in docs.into_iter().enumerate() {
+            let review_json = self.to_review(doc, i);
+            let bytes = serde_json::to_vec(&review_json).unwrap_or_default();
+            let parsed = match review::parse(&bytes) {
+                Ok(r) => r,
+                Err(Ok(rejected)) => {
+                    eprintln!("error: {source}: {}", rejected.error);
+                    input_error = true;
+                    continue;
+                }
+                Err(Err(e)) => {
+                    eprintln!("error: {source}: {e}");
+                    input_error = true;
+                    continue;
+                }
+            };
+            // Mutate first, then validate what the mutation produced, as the API server does.
+            let mutated = decision::mutate(&bundle, &parsed, &options);
+            let mut validated_review = parsed.clone();
+            if mutated.verdict != Verdict::Failed && !mutated.mutated_object.is_null() {
+                let mut r = review_json.clone();
+                r["request"]["object"] = mutated.mutated_object.clone();
+                if let Ok(Ok(p)) = serde_json::to_vec(&r).map(|b| review::parse(&b).map_err(|_| ()))
+                {
+                    validated_review = p;
+                }
+            }
+            let validated = decision::validate(&bundle, &validated_review, &options);
+            let mut warnings = mutated.response.warnings.clone();
+            warnings.extend(validated.response.warnings.iter().cloned());
+            let (allowed, message) = if !mutated.response.allowed {
+                (
+                    false,
+                    mutated.response.status.as_ref().map(|s| s.message.clone()),
+                )
+            } else {
+                (
+                    validated.response.allowed,
+                    validated
+                        .response
+                        .status
+                        .as_ref()
+                        .map(|s| s.message.clone()),
+                )
+            };
+            let violations = validated
+                .fired
+                .iter()
+                .flat_map(|f| {
+                    f.violations.iter().map(move |v| {
+                        json!({"policy": f.policy, "enforcement": f.enforcement.as_str(),
+                               "path": v.path, "msg": v.msg, "fix": v.fix})
+                    })
+                })
+                .collect();
+            let m = &parsed.meta;
+            records.push(Record {
+                source,
+                kind: m.kind.clone(),
+                namespace: m.namespace.clone(),
+                name: m.name.clone(),
+                operation: m.operation.clone(),
+                allowed,
+                message,
+                warnings,
+                violations,
+                patch: if self.mutate {
+                    let original = serde_json::to_value(&parsed.input["request"]["object"])
+                        .unwrap_or(Json::Null);
+                    crate::mutation::diff(&original, &mutated.mutated_object)
+                        .and_then(|p| serde_json::to_value(p).ok())
+                } else {
+                    None
+                },
+                mutated: (self.mutate && !mutated.mutated_by.is_empty())
+                    .then(|| mutated.mutated_object.clone()),
+            });
+        }
+        match self.output {
+            Output::Json => match serde_json::to_string_pretty(&records) {
+                Ok(s) => println!("{s}"),
+                Err(e) => eprintln!("error: {e}"),
+            },
+            Output::Text => print_text(&records, self.mutate),
+        }
+        if input_error {
+            super::EXIT_USAGE
+        } else if records.iter().any(|r| !r.allowed) {
+            super::EXIT_FAILED
+        } else {
+            super::EXIT_OK
+        }
+    }
+
+    fn read_inputs(&self) -> Result<Vec<(String, Json)>, String> {
+        let mut out = Vec::new();
+        for f in &self.files {
+            if f == "-" {
+                let mut text = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut text)
+                    .map_err(|e| format!("stdin: {e}"))?;
+                out.extend(parse_documents("stdin", &text)?);
+                continue;
+            }
+            let path = Path::new(f);
+            if path.is_dir() {
+                for entry in walkdir::WalkDir::new(path).sort_by_file_name() {
+                    let entry = entry.map_err(|e| format!("{f}: {e}"))?;
+                    let p = entry.path();
+                    let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
+                    if entry.file_type().is_file() && matches!(ext, "yaml" | "yml" | "json") {
+                        out.extend(read_file(p)?);
+                    }
+                }
+            } else {
+                out.extend(read_file(path)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Wraps a manifest in a review; a review is returned as it is.
+    fn to_review(&self, doc: Json, index: usize) -> Json {
+        if doc["kind"] == "AdmissionReview" {
+            return doc;
+        }
+        let api_version = doc["apiVersion"].as_str().unwrap_or("v1").to_string();
+        let (group, version) = api_version.split_once('/').unwrap_or(("", &api_version));
+        let (group, version) = (group.to_string(), version.to_string());
+        let kind = doc["kind"].as_str().unwrap_or("").to_string();
+        let name = doc["metadata"]["name"].as_str().unwrap_or("").to_string();
+        let namespace = doc["metadata"]["namespace"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| self.namespace.clone());
+        let resource = format!("{}s", kind.to_lowercase());
+        let op = match self.operation {
+            Operation::Create => "CREATE",
+            Operation::Update => "UPDATE",
+            Operation::Delete => "DELETE",
+        };
+        let (object, old) = match self.operation {
+            Operation::Create => (doc, Json::Null),
+            Operation::Update => (doc.clone(), doc),
+            Operation::Delete => (Json::Null, doc),
+        };
+        json!({
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": format!("regent-eval-{index}"),
+                "kind": {"group": group, "version": version, "kind": kind},
+                "resource": {"group": group, "version": version, "resource": resource},
+                "name": name,
+                "namespace": namespace,
+                "operation": op,
+                "userInfo": {"username": "regent-eval", "groups": ["system:authenticated"]},
+                "object": object,
+                "oldObject": old,
+                "dryRun": true
+            }
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<Vec<(String, Json)>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text =
+        String::from_utf8(bytes).map_err(|_| format!("{}: not UTF-8 text", path.display()))?;
+    parse_documents(&path.display().to_string(), &text)
+}
+
+/// Splits YAML (multi-document) or JSON text into objects; a `List` is
+/// expanded into its items.
+fn parse_documents(source: &str, text: &str) -> Result<Vec<(String, Json)>, String> {
+    use serde::Deserialize;
+    let mut docs = Vec::new();
+    if text.trim_start().starts_with('{') || text.trim_start().starts_with('[') {
+        let v: Json = serde_json::from_str(text).map_err(|e| format!("{source}: {e}"))?;
+        match v {
+            Json::Array(items) => docs.extend(items),
+            other => docs.push(other),
+        }
+    } else {
+        for (i, de) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+            let v =
+                Json::deserialize(de).map_err(|e| format!("{source}: document {}: {e}", i + 1))?;
+            if !v.is_null() {
+                docs.push(v);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (i, d) in docs.into_iter().enumerate() {
+        let label = format!("{source}#{}", i + 1);
+        if !d.is_object() {
+            return Err(format!("{label}: not an object"));
+        }
+        if d["kind"].as_str().is_some_and(|k| k.ends_with("List")) && d["items"].is_array() {
+            for item in d["items"].as_array().into_iter().flatten() {
+                out.push((label.clone(), item.clone()));
+            }
+        } else {
+            out.push((label, d));
+        }
+    }
+    Ok(out)
+}
+
+fn print_text(records: &[Record], show_mutation: bool) {
+    for r in records {
+        for w in &r.warnings {
+            println!("Warning: {w}");
+        }
+        let what = format!(
+            "{}/{}",
+            r.kind.to_lowercase(),
+            if r.name.is_empty() {
+                "(generated)"
+            } else {
+                &r.name
+            }
+        );
+        if r.allowed {
+            println!(
+                "{what} admitted ({} {})",
+                r.operation.to_lowercase(),
+                r.source
+            );
+        } else {
+            println!(
+                "Error from server (Forbidden): error when {} {:?}: admission webhook {WEBHOOK_NAME:?} denied the request: {}",
+                match r.operation.as_str() {
+                    "UPDATE" => "applying",
+                    "DELETE" => "deleting",
+                    _ => "creating",
+                },
+                r.source,
+                r.message.as_deref().unwrap_or("")
+            );
+        }
+        if show_mutation {
+            match (&r.patch, &r.mutated) {
+                (Some(p), Some(obj)) => {
+                    println!("--- patch for {what}:");
+                    println!("{}", serde_json::to_string_pretty(p).unwrap_or_default());
+                    println!("--- mutated {what}:");
+                    print!("{}", serde_yaml_ng::to_string(obj).unwrap_or_default());
+                }
+                _ => println!("--- no mutation for {what}"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn splits_yaml_documents_and_lists() {
+        let docs = parse_documents(
+            "x.yaml",
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\n---\n---\napiVersion: v1\nkind: List\nitems:\n- {kind: Pod}\n- {kind: Pod}\n",
+        )
+        .unwrap();
+        assert_eq!(docs.len(), 3);
+        assert_eq!(docs[0].0, "x.yaml#1");
+        assert!(parse_documents("x.yaml", "- 1\n").is_err());
+        assert!(parse_documents("x.json", "{").is_err());
+    }
+}

@@ -1,0 +1,211 @@
+//! `regent serve`: the webhook server. Sets up TLS (reporting certificate
+//! problems before binding), compiles the bundle, binds the admission and admin
+//! ports, and drains on SIGTERM: readiness turns false, new connections stop
+//! after `--shutdown-delay`, in-flight requests finish within
+//! `--shutdown-grace`; a second signal exits at once.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::DecideArgs;
+use crate::engine::CompileOptions;
+use crate::metrics::Metrics;
+use crate::server::{AdmissionState, DEFAULT_MAX_BODY_BYTES};
+use crate::state::Live;
+use crate::{admin, server, tls};
+
+/// Arguments of `regent serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Admission (HTTPS) listen address.
+    #[arg(long, env = "REGENT_ADDR", default_value = "0.0.0.0:8443")]
+    pub addr: SocketAddr,
+    /// Admin (plain HTTP: /healthz, /readyz, /metrics) listen address.
+    #[arg(long, env = "REGENT_ADMIN_ADDR", default_value = "0.0.0.0:8080")]
+    pub admin_addr: SocketAddr,
+    /// TLS settings.
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    /// Policy bundle directory; the embedded default bundle when omitted.
+    #[arg(long, env = "REGENT_POLICIES")]
+    pub policies: Option<PathBuf>,
+    /// Decision settings.
+    #[command(flatten)]
+    pub decide: DecideArgs,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "REGENT_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+    /// After SIGTERM, keep accepting (while not ready) this long so load
+    /// balancers notice, then stop accepting.
+    #[arg(long, env = "REGENT_SHUTDOWN_DELAY", default_value = "0s", value_parser = super::parse_duration)]
+    pub shutdown_delay: Duration,
+    /// Longest wait for in-flight requests after accepting stops.
+    #[arg(long, env = "REGENT_SHUTDOWN_GRACE", default_value = "20s", value_parser = super::parse_duration)]
+    pub shutdown_grace: Duration,
+}
+
+/// Where the serving certificate comes from.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TlsArgs {
+    /// Serving certificate chain (PEM). Without --tls-cert/--tls-key a
+    /// development CA and certificate are generated at start.
+    #[arg(long, env = "REGENT_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// Serving private key (PEM).
+    #[arg(long, env = "REGENT_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Extra names for a generated certificate (besides localhost and 127.0.0.1).
+    #[arg(long, env = "REGENT_TLS_SAN", value_delimiter = ',')]
+    pub tls_san: Vec<String>,
+    /// Where a generated CA and certificate are written.
+    #[arg(long, env = "REGENT_DEV_CERT_DIR")]
+    pub dev_cert_dir: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    /// Runs the server until shutdown.
+    pub async fn run(self) -> anyhow::Result<u8> {
+        let Self {
+            addr,
+            admin_addr,
+            tls,
+            policies,
+            decide,
+            max_body_bytes,
+            shutdown_delay,
+            shutdown_grace,
+        } = self;
+        let certificate = serving_certificate(&tls)?;
+        let resolver = tls::CertResolver::new(certificate);
+        let tls_config = tls::server_config(resolver)?;
+
+        let metrics = Metrics::new().context("registering metrics")?;
+        let live = Live::new(metrics);
+        let bundle = match super::load_bundle(policies.as_ref(), CompileOptions::default()) {
+            Ok(b) => b,
+            Err(e) => {
+                super::print_compile_error(&e);
+                anyhow::bail!("the policy bundle does not compile; not starting");
+            }
+        };
+
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
+        let admin_listener = TcpListener::bind(admin_addr)
+            .await
+            .with_context(|| format!("binding {admin_addr}"))?;
+        tracing::info!(addr = %listener.local_addr()?, admin = %admin_listener.local_addr()?, "listening");
+
+        live.install(bundle);
+
+        let mut signals = Signals::new()?;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let router = server::router(AdmissionState {
+            live: live.clone(),
+            options: decide.options(),
+            max_body_bytes,
+        });
+        let admission = tokio::spawn(tls::serve(
+            listener,
+            tls_config,
+            router,
+            stop_rx.clone(),
+            shutdown_grace,
+        ));
+        let mut admin_stop = stop_rx;
+        let admin_app = admin::router(live.clone());
+        let admin_server = tokio::spawn(async move {
+            let served = axum::serve(admin_listener, admin_app)
+                .with_graceful_shutdown(async move {
+                    let _ = admin_stop.wait_for(|s| *s).await;
+                })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "admin server failed");
+            }
+        });
+
+        signals.next().await;
+        live.start_draining();
+        tracing::info!(
+            ?shutdown_delay,
+            ?shutdown_grace,
+            "shutdown requested: not ready, draining"
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(shutdown_delay) => {}
+            _ = signals.next() => {
+                tracing::warn!("second signal: exiting now");
+                return Ok(super::EXIT_OK);
+            }
+        }
+        let _ = stop_tx.send(true);
+        tokio::select! {
+            _ = admission => {}
+            _ = signals.next() => {
+                tracing::warn!("second signal: exiting now");
+                return Ok(super::EXIT_OK);
+            }
+        }
+        let _ = admin_server.await;
+        tracing::info!("stopped");
+        Ok(super::EXIT_OK)
+    }
+}
+
+/// The serving certificate: the given PEM pair, or a generated development one.
+fn serving_certificate(args: &TlsArgs) -> anyhow::Result<rustls::sign::CertifiedKey> {
+    match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Ok(tls::load_pair(cert, key)?),
+        (None, None) => {
+            let mut sans = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+            sans.extend(args.tls_san.iter().cloned());
+            let dev = tls::generate_dev(&sans)?;
+            let dir = args
+                .dev_cert_dir
+                .clone()
+                .unwrap_or_else(|| std::env::temp_dir().join("regent-dev-certs"));
+            dev.write(&dir)?;
+            tracing::warn!(
+                ca = %dir.join("ca.crt").display(),
+                names = %sans.join(","),
+                "no --tls-cert/--tls-key: serving a generated development certificate; trust the CA to call the webhook"
+            );
+            Ok(tls::certified_key(
+                dev.cert_pem.as_bytes(),
+                dev.key_pem.as_bytes(),
+                "generated",
+            )?)
+        }
+        _ => Err(tls::TlsError::HalfPair.into()),
+    }
+}
+
+/// SIGTERM and SIGINT, as a stream of "a signal arrived".
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+        })
+    }
+
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
+}

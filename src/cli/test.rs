@@ -1,0 +1,86 @@
+//! `regent test`: run every `test_*` rule of a bundle, like `opa test`.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crate::engine::CompileOptions;
+
+/// Arguments of `regent test`.
+#[derive(Debug, clap::Args)]
+pub struct TestArgs {
+    /// The bundle directory; the embedded default bundle when omitted.
+    #[arg(env = "REGENT_POLICIES")]
+    pub dir: Option<PathBuf>,
+    /// Print passing tests too.
+    #[arg(long, short)]
+    pub verbose: bool,
+    /// Only run tests whose rule path contains this text.
+    #[arg(long)]
+    pub run: Option<String>,
+}
+
+impl TestArgs {
+    /// Runs the tests; exit 1 when any fails.
+    pub fn run(self) -> u8 {
+        let Self { dir, verbose, run } = self;
+        let bundle = match super::load_bundle(
+            dir.as_ref(),
+            CompileOptions {
+                include_tests: true,
+            },
+        ) {
+            Ok(b) => b,
+            Err(e) => {
+                super::print_compile_error(&e);
+                return super::EXIT_FAILED;
+            }
+        };
+        let (mut passed, mut failed) = (0usize, 0usize);
+        for case in bundle.tests() {
+            if run.as_deref().is_some_and(|r| !case.rule.contains(r)) {
+                continue;
+            }
+            let started = Instant::now();
+            let result = bundle.run_test(case);
+            let took = started.elapsed();
+            match result {
+                Ok(true) => {
+                    passed += 1;
+                    if verbose {
+                        println!("PASS: {} ({:.1?})", case.rule, took);
+                    }
+                }
+                Ok(false) => {
+                    failed += 1;
+                    println!(
+                        "FAIL: {} at {}:{} ({:.1?})",
+                        case.rule, case.path, case.line, took
+                    );
+                }
+                Err(e) => {
+                    failed += 1;
+                    println!(
+                        "ERROR: {} at {}:{}: {}",
+                        case.rule,
+                        case.path,
+                        case.line,
+                        e.trim()
+                    );
+                }
+            }
+        }
+        println!("{}", "-".repeat(80));
+        let total = passed + failed;
+        if total == 0 {
+            println!("no tests found in {}", bundle.origin());
+            return super::EXIT_FAILED;
+        }
+        println!("PASS: {passed}/{total}");
+        if failed > 0 {
+            println!("FAIL: {failed}/{total}");
+            super::EXIT_FAILED
+        } else {
+            super::EXIT_OK
+        }
+    }
+}

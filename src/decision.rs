@@ -1,0 +1,385 @@
+//! Decisions: from a parsed review and a compiled bundle to the response the
+//! API server gets. Pure and synchronous; the server and `regent eval` call the
+//! same functions, so a decision on a laptop is the decision at admission.
+//!
+//! This is also where the denial text is written, the one thing an application
+//! developer sees: one violation per line, each naming the policy, the field
+//! path, what is wrong and how to fix it; sorted, de-duplicated and capped.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::engine::{CompiledBundle, EvalError, Violation};
+use crate::policy::Enforcement;
+use crate::review::{Response, Review};
+
+/// Most violation lines in one denial before "... and N more".
+pub const MAX_DENIAL_LINES: usize = 20;
+/// Longest warning, in characters; the API server may drop longer ones.
+pub const MAX_WARNING_CHARS: usize = 256;
+
+/// What an evaluation failure does to the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum FailureMode {
+    /// Refuse the request (fail closed).
+    #[default]
+    Deny,
+    /// Admit it with a warning (fail open).
+    Allow,
+}
+
+/// Settings every decision uses.
+#[derive(Debug, Clone, Copy)]
+pub struct DecideOptions {
+    /// What an evaluation error or timeout does.
+    pub failure_mode: FailureMode,
+    /// The evaluation time limit.
+    pub timeout: Duration,
+}
+
+impl Default for DecideOptions {
+    fn default() -> Self {
+        Self {
+            failure_mode: FailureMode::Deny,
+            timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// The verdict, for metrics and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Admitted (possibly with warnings or a patch).
+    Allowed,
+    /// Refused by a policy.
+    Denied,
+    /// Evaluation failed; the failure mode decided.
+    Failed,
+}
+
+impl Verdict {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allowed => "allowed",
+            Self::Denied => "denied",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// One policy that reported violations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fired {
+    /// The policy.
+    pub policy: String,
+    /// Its enforcement.
+    pub enforcement: Enforcement,
+    /// Its violations.
+    pub violations: Vec<Violation>,
+}
+
+/// A decision and what led to it.
+#[derive(Debug)]
+pub struct Decision {
+    /// The response to send.
+    pub response: Response,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Policies that applied to the request.
+    pub evaluated: Vec<String>,
+    /// Policies that reported violations.
+    pub fired: Vec<Fired>,
+    /// Mutating policies that changed the object, in order.
+    pub mutated_by: Vec<String>,
+    /// The mutated object (mutation only; `Null` otherwise).
+    pub mutated_object: serde_json::Value,
+    /// The evaluation error, when there was one.
+    pub error: Option<EvalError>,
+}
+
+/// Decides a validating review.
+pub fn validate(bundle: &CompiledBundle, review: &Review, options: &DecideOptions) -> Decision {
+    let uid = &review.meta.uid;
+    let results = match bundle.validate(&review.input, Some(options.timeout)) {
+        Ok(r) => r,
+        Err(e) => return failed(Some(bundle.revision()), uid, e, options),
+    };
+    let evaluated = results.iter().map(|r| r.policy.name.clone()).collect();
+    let fired: Vec<Fired> = results
+        .into_iter()
+        .filter(|r| !r.violations.is_empty())
+        .map(|r| {
+            let mut violations = r.violations;
+            violations.sort();
+            violations.dedup();
+            Fired {
+                policy: r.policy.name.clone(),
+                enforcement: r.policy.enforcement,
+                violations,
+            }
+        })
+        .collect();
+    let lines = |enforcement: Enforcement| -> Vec<String> {
+        let mut out: Vec<String> = fired
+            .iter()
+            .filter(|f| f.enforcement == enforcement)
+            .flat_map(|f| f.violations.iter().map(move |v| line(&f.policy, v)))
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    };
+    let denials = lines(Enforcement::Deny);
+    let warnings: Vec<String> = lines(Enforcement::Warn)
+        .iter()
+        .map(|w| truncate(w, MAX_WARNING_CHARS))
+        .collect();
+    let mut response = if denials.is_empty() {
+        Response::allow(uid)
+    } else {
+        Response::refuse(
+            uid,
+            403,
+            "Forbidden",
+            denial_message(&review.meta.describe(), &denials),
+        )
+    };
+    response.warnings = warnings;
+    response.audit_annotations = audit(bundle, &fired);
+    Decision {
+        verdict: if response.allowed {
+            Verdict::Allowed
+        } else {
+            Verdict::Denied
+        },
+        response,
+        evaluated,
+        fired,
+        mutated_by: Vec::new(),
+        mutated_object: serde_json::Value::Null,
+        error: None,
+    }
+}
+
+/// Decides a mutating review: the patch of every applicable mutating policy.
+pub fn mutate(bundle: &CompiledBundle, review: &Review, options: &DecideOptions) -> Decision {
+    let uid = &review.meta.uid;
+    let outcome = match bundle.mutate(&review.input, Some(options.timeout)) {
+        Ok(o) => o,
+        Err(e) => return failed(Some(bundle.revision()), uid, e, options),
+    };
+    let mut response = Response::allow(uid);
+    if let Some(patch) = &outcome.patch {
+        match response.clone().with_patch(patch) {
+            Ok(r) => response = r,
+            Err(e) => {
+                return failed(
+                    Some(bundle.revision()),
+                    uid,
+                    EvalError::Failed(format!("encoding the patch: {e}")),
+                    options,
+                )
+            }
+        }
+    }
+    let mut audit = BTreeMap::new();
+    audit.insert("bundle-revision".to_string(), bundle.revision().to_string());
+    if !outcome.applied.is_empty() {
+        audit.insert("mutated-by".to_string(), outcome.applied.join(","));
+    }
+    response.audit_annotations = audit;
+    Decision {
+        response,
+        verdict: Verdict::Allowed,
+        evaluated: outcome.evaluated,
+        fired: Vec::new(),
+        mutated_by: outcome.applied,
+        mutated_object: outcome.object,
+        error: None,
+    }
+}
+
+/// The decision when no bundle is live yet (a request that arrives before
+/// readiness): the failure mode decides.
+pub fn no_bundle(uid: &str, options: &DecideOptions) -> Decision {
+    failed(
+        None,
+        uid,
+        EvalError::Failed("no policy bundle is loaded yet".to_string()),
+        options,
+    )
+}
+
+fn failed(
+    revision: Option<&str>,
+    uid: &str,
+    error: EvalError,
+    options: &DecideOptions,
+) -> Decision {
+    let mut response = match options.failure_mode {
+        FailureMode::Deny => Response::refuse(
+            uid,
+            500,
+            "InternalError",
+            format!(
+                "regent could not evaluate its policies, so the request is refused (failure mode: deny). \
+                 This is a webhook failure, not a problem found in your object; retry, or ask the cluster operator. Cause: {error}"
+            ),
+        ),
+        FailureMode::Allow => {
+            let mut r = Response::allow(uid);
+            r.warnings = vec![truncate(
+                &format!("regent could not evaluate its policies; admitted unchecked (failure mode: allow). Cause: {error}"),
+                MAX_WARNING_CHARS,
+            )];
+            r
+        }
+    };
+    if let Some(revision) = revision {
+        response
+            .audit_annotations
+            .insert("bundle-revision".to_string(), revision.to_string());
+    }
+    response
+        .audit_annotations
+        .insert("evaluation-error".to_string(), error.reason().to_string());
+    Decision {
+        response,
+        verdict: Verdict::Failed,
+        evaluated: Vec::new(),
+        fired: Vec::new(),
+        mutated_by: Vec::new(),
+        mutated_object: serde_json::Value::Null,
+        error: Some(error),
+    }
+}
+
+fn audit(bundle: &CompiledBundle, fired: &[Fired]) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    out.insert("bundle-revision".to_string(), bundle.revision().to_string());
+    for (key, enforcement) in [
+        ("denied-by", Enforcement::Deny),
+        ("warned-by", Enforcement::Warn),
+        ("dryrun-by", Enforcement::Dryrun),
+    ] {
+        let names: Vec<&str> = fired
+            .iter()
+            .filter(|f| f.enforcement == enforcement)
+            .map(|f| f.policy.as_str())
+            .collect();
+        if !names.is_empty() {
+            out.insert(key.to_string(), names.join(","));
+        }
+    }
+    out
+}
+
+/// One violation as a line: `[policy] path: what is wrong. Fix: how.`
+pub fn line(policy: &str, v: &Violation) -> String {
+    let mut s = format!("[{policy}] ");
+    if let Some(path) = &v.path {
+        s.push_str(path);
+        s.push_str(": ");
+    }
+    s.push_str(v.msg.trim_end_matches('.'));
+    if let Some(fix) = &v.fix {
+        s.push_str(". Fix: ");
+        s.push_str(fix.trim_end_matches('.'));
+    }
+    s.push('.');
+    s
+}
+
+/// The denial text kubectl prints after "denied the request: ".
+pub fn denial_message(object: &str, lines: &[String]) -> String {
+    let n = lines.len();
+    let mut out = format!(
+        "{object} violates {} polic{}:",
+        count_policies(lines),
+        if count_policies(lines) == 1 {
+            "y"
+        } else {
+            "ies"
+        }
+    );
+    for l in lines.iter().take(MAX_DENIAL_LINES) {
+        out.push('\n');
+        out.push_str(l);
+    }
+    if n > MAX_DENIAL_LINES {
+        out.push_str(&format!(
+            "\n... and {} more (run `regent eval -f <manifest>` to see them all).",
+            n - MAX_DENIAL_LINES
+        ));
+    }
+    out
+}
+
+fn count_policies(lines: &[String]) -> usize {
+    let mut names: Vec<&str> = lines.iter().filter_map(|l| l.split(']').next()).collect();
+    names.dedup();
+    names.len()
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let cut: String = s.chars().take(max - 1).collect();
+        format!("{cut}…")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(path: &str, msg: &str, fix: &str) -> Violation {
+        Violation {
+            path: Some(path.into()),
+            msg: msg.into(),
+            fix: Some(fix.into()),
+        }
+    }
+
+    #[test]
+    fn a_line_names_policy_path_problem_and_fix() {
+        assert_eq!(
+            line("privileged", &v("spec.containers[0].securityContext.privileged", "container \"app\" runs privileged", "set it to false")),
+            "[privileged] spec.containers[0].securityContext.privileged: container \"app\" runs privileged. Fix: set it to false."
+        );
+        let bare = Violation {
+            path: None,
+            msg: "plain message.".into(),
+            fix: None,
+        };
+        assert_eq!(line("p", &bare), "[p] plain message.");
+    }
+
+    #[test]
+    fn denial_is_counted_and_capped() {
+        let lines: Vec<String> = (0..25).map(|i| format!("[p{}] x{i:02}", i % 2)).collect();
+        let m = denial_message("Pod ns/a", &lines);
+        assert!(
+            m.starts_with("Pod ns/a violates 2 policies:\n[p0] x00"),
+            "{m}"
+        );
+        assert_eq!(m.lines().count(), 1 + MAX_DENIAL_LINES + 1);
+        assert!(
+            m.ends_with("... and 5 more (run `regent eval -f <manifest>` to see them all)."),
+            "{m}"
+        );
+        let one = denial_message("Pod ns/a", &["[p] x.".to_string()]);
+        assert_eq!(one, "Pod ns/a violates 1 policy:\n[p] x.");
+    }
+
+    #[test]
+    fn long_warnings_are_truncated() {
+        let s = "x".repeat(300);
+        assert_eq!(
+            truncate(&s, MAX_WARNING_CHARS).chars().count(),
+            MAX_WARNING_CHARS
+        );
+    }
+}

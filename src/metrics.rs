@@ -1,0 +1,217 @@
+//! Prometheus metrics, registered once in an explicit registry (no globals)
+//! and served on the admin port. Labels stay low-cardinality: webhook, kind
+//! (only the kinds regent knows, else `other`), operation, decision, policy.
+
+use prometheus::{
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+use crate::decision::{Decision, Verdict};
+use crate::policy::{Enforcement, POD_KINDS};
+
+/// Every metric regent exports.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// `regent_admission_requests_total{webhook,kind,operation,decision}`
+    pub requests: IntCounterVec,
+    /// `regent_admission_request_duration_seconds{webhook}`
+    pub duration: HistogramVec,
+    /// `regent_invalid_requests_total{webhook,reason}`: bodies that are not a usable review.
+    pub invalid: IntCounterVec,
+    /// `regent_evaluation_failures_total{webhook,reason}`: errors and timeouts.
+    pub failures: IntCounterVec,
+    /// `regent_policy_evaluations_total{policy}`: a policy applied to a request.
+    pub policy_evaluations: IntCounterVec,
+    /// `regent_policy_violations_total{policy,enforcement}`
+    pub policy_violations: IntCounterVec,
+    /// `regent_policy_mutations_total{policy}`: a mutating policy changed an object.
+    pub policy_mutations: IntCounterVec,
+    /// `regent_bundle_info{revision,origin}`: 1 for the live bundle.
+    pub bundle_info: IntGaugeVec,
+    /// `regent_bundle_policies{kind}`
+    pub bundle_policies: IntGaugeVec,
+    /// `regent_bundle_compile_duration_seconds`: compile and warm-up time of the live bundle.
+    pub bundle_compile_seconds: Gauge,
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "regent_admission_requests_total",
+                "Admission reviews answered, by webhook, kind, operation and decision.",
+            ),
+            &["webhook", "kind", "operation", "decision"],
+        )?;
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "regent_admission_request_duration_seconds",
+                "Time from a parsed request to its encoded response.",
+            )
+            .buckets(vec![
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+                2.5,
+            ]),
+            &["webhook"],
+        )?;
+        let invalid = IntCounterVec::new(
+            Opts::new(
+                "regent_invalid_requests_total",
+                "Request bodies that were not a usable AdmissionReview.",
+            ),
+            &["webhook", "reason"],
+        )?;
+        let failures = IntCounterVec::new(
+            Opts::new(
+                "regent_evaluation_failures_total",
+                "Policy evaluations that failed or timed out; the failure mode decided.",
+            ),
+            &["webhook", "reason"],
+        )?;
+        let policy_evaluations = IntCounterVec::new(
+            Opts::new(
+                "regent_policy_evaluations_total",
+                "Requests each policy applied to.",
+            ),
+            &["policy"],
+        )?;
+        let policy_violations = IntCounterVec::new(
+            Opts::new(
+                "regent_policy_violations_total",
+                "Violations reported, by policy and enforcement.",
+            ),
+            &["policy", "enforcement"],
+        )?;
+        let policy_mutations = IntCounterVec::new(
+            Opts::new(
+                "regent_policy_mutations_total",
+                "Objects each mutating policy changed.",
+            ),
+            &["policy"],
+        )?;
+        let bundle_info = IntGaugeVec::new(
+            Opts::new("regent_bundle_info", "The live policy bundle (value 1)."),
+            &["revision", "origin"],
+        )?;
+        let bundle_policies = IntGaugeVec::new(
+            Opts::new(
+                "regent_bundle_policies",
+                "Policies in the live bundle, by kind.",
+            ),
+            &["kind"],
+        )?;
+        let bundle_compile_seconds = Gauge::new(
+            "regent_bundle_compile_duration_seconds",
+            "Compile and warm-up time of the live bundle.",
+        )?;
+        for c in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(duration.clone()),
+            Box::new(invalid.clone()),
+            Box::new(failures.clone()),
+            Box::new(policy_evaluations.clone()),
+            Box::new(policy_violations.clone()),
+            Box::new(policy_mutations.clone()),
+            Box::new(bundle_info.clone()),
+            Box::new(bundle_policies.clone()),
+            Box::new(bundle_compile_seconds.clone()),
+        ] {
+            registry.register(c)?;
+        }
+        Ok(Self {
+            registry,
+            requests,
+            duration,
+            invalid,
+            failures,
+            policy_evaluations,
+            policy_violations,
+            policy_mutations,
+            bundle_info,
+            bundle_policies,
+            bundle_compile_seconds,
+        })
+    }
+
+    /// The registry, for collectors registered elsewhere.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Records one decided request.
+    pub fn record(
+        &self,
+        webhook: &str,
+        kind: &str,
+        operation: &str,
+        decision: &Decision,
+        seconds: f64,
+    ) {
+        let kind = if POD_KINDS.contains(&kind) {
+            kind
+        } else {
+            "other"
+        };
+        let operation = match operation {
+            "CREATE" | "UPDATE" | "DELETE" | "CONNECT" => operation,
+            _ => "other",
+        };
+        self.requests
+            .with_label_values(&[webhook, kind, operation, decision.verdict.as_str()])
+            .inc();
+        self.duration.with_label_values(&[webhook]).observe(seconds);
+        if decision.verdict == Verdict::Failed {
+            let reason = decision
+                .error
+                .as_ref()
+                .map(|e| e.reason())
+                .unwrap_or("error");
+            self.failures.with_label_values(&[webhook, reason]).inc();
+        }
+        for p in &decision.evaluated {
+            self.policy_evaluations.with_label_values(&[p]).inc();
+        }
+        for f in &decision.fired {
+            self.policy_violations
+                .with_label_values(&[&f.policy, f.enforcement.as_str()])
+                .inc_by(f.violations.len() as u64);
+        }
+        for p in &decision.mutated_by {
+            self.policy_mutations.with_label_values(&[p]).inc();
+        }
+    }
+
+    /// Marks `revision` as the live bundle.
+    pub fn set_bundle(&self, bundle: &crate::engine::CompiledBundle) {
+        self.bundle_info.reset();
+        self.bundle_info
+            .with_label_values(&[bundle.revision(), bundle.origin()])
+            .set(1);
+        for kind in [
+            crate::policy::PolicyKind::Validate,
+            crate::policy::PolicyKind::Mutate,
+        ] {
+            let n = bundle
+                .policies()
+                .iter()
+                .filter(|p| p.kind == kind && p.enforcement != Enforcement::Off)
+                .count();
+            self.bundle_policies
+                .with_label_values(&[kind.root()])
+                .set(n as i64);
+        }
+        self.bundle_compile_seconds
+            .set(bundle.compile_time().as_secs_f64());
+    }
+
+    /// The text exposition of every metric.
+    pub fn encode(&self) -> Result<String, prometheus::Error> {
+        let mut buf = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buf)?;
+        Ok(String::from_utf8_lossy(&buf).into_owned())
+    }
+}

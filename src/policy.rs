@@ -1,0 +1,451 @@
+//! The policy model: which packages of a bundle are policies, how each one is
+//! configured by data (enforcement, scope, order), and the generated entry
+//! module that evaluates every applicable policy in one pass.
+//!
+//! A validating policy is a package `validate.<name>` with a `violation` rule;
+//! a mutating policy is a package `mutate.<name>` with a `patch` rule. Its
+//! settings live in the data document at the same path
+//! (`data.validate.<name>.enforcement`, `.match`, `.order`, `.parameters`), so a
+//! policy can be scoped, downgraded or switched off by data alone. Packages
+//! under `regent` are reserved for the built-in library and the generated entry
+//! points; no bundle may define them.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use serde::Deserialize;
+use serde_json::Value as Json;
+
+/// The reserved package root: the helper library and the entry module.
+pub const RESERVED_ROOT: &str = "regent";
+/// The rule the server evaluates for validation.
+pub const VALIDATE_ENTRY: &str = "data.regent.main.validate";
+/// The rule the server evaluates for mutation.
+pub const MUTATE_ENTRY: &str = "data.regent.main.mutate";
+
+/// Kinds that carry a pod spec; the default scope of every policy.
+pub const POD_KINDS: [&str; 8] = [
+    "Pod",
+    "Deployment",
+    "ReplicaSet",
+    "StatefulSet",
+    "DaemonSet",
+    "Job",
+    "CronJob",
+    "ReplicationController",
+];
+
+/// Errors in a policy's declaration or settings.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PolicyError {
+    /// A module declares a reserved package.
+    #[error("{path}: package {package} is reserved for regent's built-in library; bundle modules may not define data.regent.*")]
+    Reserved {
+        /// The module.
+        path: String,
+        /// The package it declared.
+        package: String,
+    },
+    /// A policy package name is not a single lower-case identifier.
+    #[error("{path}: package {package}: a policy package is validate.<name> or mutate.<name>, with <name> of a-z, 0-9 and _")]
+    BadName {
+        /// The module.
+        path: String,
+        /// The package it declared.
+        package: String,
+    },
+    /// A policy does not define its decision rule.
+    #[error("{path}: policy {package} defines no `{rule}` rule")]
+    MissingRule {
+        /// The module.
+        path: String,
+        /// The package.
+        package: String,
+        /// The rule that is missing.
+        rule: &'static str,
+    },
+    /// A policy's settings in data are malformed.
+    #[error("data.{kind}.{name}: {message}")]
+    Settings {
+        /// `validate` or `mutate`.
+        kind: &'static str,
+        /// The policy name.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Validating or mutating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PolicyKind {
+    /// Package `validate.<name>`, rule `violation`.
+    Validate,
+    /// Package `mutate.<name>`, rule `patch`.
+    Mutate,
+}
+
+impl PolicyKind {
+    /// The package root, `validate` or `mutate`.
+    pub fn root(self) -> &'static str {
+        match self {
+            Self::Validate => "validate",
+            Self::Mutate => "mutate",
+        }
+    }
+
+    /// The rule that holds the policy's result.
+    pub fn rule(self) -> &'static str {
+        match self {
+            Self::Validate => "violation",
+            Self::Mutate => "patch",
+        }
+    }
+}
+
+/// What a validating policy's violations do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Enforcement {
+    /// Reject the request.
+    #[default]
+    Deny,
+    /// Admit it with a warning kubectl prints.
+    Warn,
+    /// Admit it silently; log and count the violation.
+    Dryrun,
+    /// Do not evaluate the policy at all.
+    Off,
+}
+
+impl Enforcement {
+    /// The lower-case name used in data, metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deny => "deny",
+            Self::Warn => "warn",
+            Self::Dryrun => "dryrun",
+            Self::Off => "off",
+        }
+    }
+}
+
+/// Which requests a policy looks at. Empty lists mean "any"; `kinds` defaults
+/// to the pod-bearing kinds and `operations` to CREATE and UPDATE.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Match {
+    /// Kinds (e.g. `Deployment`); `*` for every kind.
+    #[serde(default = "default_kinds")]
+    pub kinds: Vec<String>,
+    /// Operations: CREATE, UPDATE, DELETE, CONNECT; `*` for all.
+    #[serde(default = "default_operations")]
+    pub operations: Vec<String>,
+    /// Namespaces the policy is limited to; `prefix*` and `*suffix` globs.
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+    /// Namespaces the policy never looks at; same globs.
+    #[serde(default)]
+    pub excluded_namespaces: Vec<String>,
+}
+
+impl Default for Match {
+    fn default() -> Self {
+        Self {
+            kinds: default_kinds(),
+            operations: default_operations(),
+            namespaces: Vec::new(),
+            excluded_namespaces: Vec::new(),
+        }
+    }
+}
+
+fn default_kinds() -> Vec<String> {
+    POD_KINDS.iter().map(|k| k.to_string()).collect()
+}
+
+fn default_operations() -> Vec<String> {
+    vec!["CREATE".to_string(), "UPDATE".to_string()]
+}
+
+impl Match {
+    /// True when a request of this kind and operation could match (namespace
+    /// aside). The server skips evaluation when no policy could; the exact
+    /// decision, namespaces included, is made in the generated Rego.
+    pub fn could_apply(&self, kind: &str, operation: &str) -> bool {
+        let any = |list: &[String], v: &str| list.iter().any(|x| x == "*" || x == v);
+        any(&self.kinds, kind) && any(&self.operations, operation)
+    }
+}
+
+/// The settings a policy reads from data at its own path.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Settings {
+    #[serde(default)]
+    enforcement: Enforcement,
+    #[serde(default, rename = "match")]
+    matching: Option<Match>,
+    #[serde(default)]
+    order: Option<i64>,
+}
+
+/// One policy of a compiled bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// The name (last package component), as shown to users.
+    pub name: String,
+    /// Validating or mutating.
+    pub kind: PolicyKind,
+    /// What its violations do (validating policies).
+    pub enforcement: Enforcement,
+    /// Which requests it looks at.
+    pub matching: Match,
+    /// Mutation order (ascending, then by name); 100 when not set.
+    pub order: i64,
+    /// The module that declared it.
+    pub source: String,
+}
+
+impl Policy {
+    /// `data.validate.<name>` or `data.mutate.<name>`.
+    pub fn package(&self) -> String {
+        format!("data.{}.{}", self.kind.root(), self.name)
+    }
+}
+
+/// Classifies a package declared by a module: `Ok(Some(..))` for a policy,
+/// `Ok(None)` for a helper package, an error for a reserved or malformed one.
+/// `package` is as regorus reports it (`data.validate.privileged`).
+pub fn classify(path: &str, package: &str) -> Result<Option<(PolicyKind, String)>, PolicyError> {
+    let parts: Vec<&str> = package.trim_start_matches("data.").split('.').collect();
+    if parts.first() == Some(&RESERVED_ROOT) {
+        return Err(PolicyError::Reserved {
+            path: path.to_string(),
+            package: package.to_string(),
+        });
+    }
+    let kind = match parts.first() {
+        Some(&"validate") => PolicyKind::Validate,
+        Some(&"mutate") => PolicyKind::Mutate,
+        _ => return Ok(None),
+    };
+    let valid = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    };
+    match parts.as_slice() {
+        [_, name] if valid(name) => Ok(Some((kind, name.to_string()))),
+        _ => Err(PolicyError::BadName {
+            path: path.to_string(),
+            package: package.to_string(),
+        }),
+    }
+}
+
+/// Reads a policy's settings from the bundle's merged data.
+pub fn settings(
+    kind: PolicyKind,
+    name: &str,
+    source: &str,
+    data: &Json,
+) -> Result<Policy, PolicyError> {
+    let node = data.get(kind.root()).and_then(|k| k.get(name));
+    let settings: Settings = match node {
+        None => Settings::default(),
+        Some(node) => {
+            // Only the keys regent owns; `parameters` and the rest are the policy's.
+            let mut own = serde_json::Map::new();
+            for key in ["enforcement", "match", "order"] {
+                if let Some(v) = node.get(key) {
+                    own.insert(key.to_string(), v.clone());
+                }
+            }
+            serde_json::from_value(Json::Object(own)).map_err(|e| PolicyError::Settings {
+                kind: kind.root(),
+                name: name.to_string(),
+                message: e.to_string(),
+            })?
+        }
+    };
+    Ok(Policy {
+        name: name.to_string(),
+        kind,
+        enforcement: settings.enforcement,
+        matching: settings.matching.unwrap_or_default(),
+        order: settings.order.unwrap_or(100),
+        source: source.to_string(),
+    })
+}
+
+/// True when the module source defines `rule` at the top level, in either
+/// Rego syntax (`rule contains`, `rule[x] {`, `rule := ...`, `rule if ...`).
+pub fn defines_rule(source: &str, rule: &str) -> bool {
+    source.lines().any(|line| {
+        line.strip_prefix(rule)
+            .is_some_and(|rest| rest.starts_with([' ', '\t', '[', '{', ':', '=']))
+    })
+}
+
+/// The entry module: one rule per webhook that collects, in a single
+/// evaluation, the results of every policy whose scope matches the request.
+/// Policies switched `off` are left out entirely.
+pub fn entry_module(policies: &[Policy]) -> String {
+    let mut out = String::from(
+        "# Generated by regent from the bundle's policies and their settings.\n\
+         package regent.main\n\nimport rego.v1\n\n\
+         default validate := set()\n\ndefault mutate := set()\n\n\
+         namespace := object.get(input.request, \"namespace\", \"\")\n\n\
+         ns_match(ns, pattern) if ns == pattern\n\n\
+         ns_match(ns, pattern) if {\n\tendswith(pattern, \"*\")\n\tstartswith(ns, trim_suffix(pattern, \"*\"))\n}\n\n\
+         ns_match(ns, pattern) if {\n\tstartswith(pattern, \"*\")\n\tendswith(ns, trim_prefix(pattern, \"*\"))\n}\n",
+    );
+    for p in policies
+        .iter()
+        .filter(|p| p.enforcement != Enforcement::Off)
+    {
+        let (head, field) = match p.kind {
+            PolicyKind::Validate => ("validate", "violations"),
+            PolicyKind::Mutate => ("mutate", "patch"),
+        };
+        let _ = write!(
+            out,
+            "\n{head} contains {{\"policy\": {name}, \"{field}\": {package}.{rule}}} if {{\n",
+            name = json_str(&p.name),
+            package = p.package(),
+            rule = p.kind.rule(),
+        );
+        let m = &p.matching;
+        if !m.kinds.iter().any(|k| k == "*") {
+            let _ = writeln!(out, "\tinput.request.kind.kind in {}", rego_set(&m.kinds));
+        }
+        if !m.operations.iter().any(|o| o == "*") {
+            let _ = writeln!(
+                out,
+                "\tinput.request.operation in {}",
+                rego_set(&m.operations)
+            );
+        }
+        if !m.namespaces.is_empty() {
+            let _ = writeln!(
+                out,
+                "\tsome include in {}\n\tns_match(namespace, include)",
+                rego_set(&m.namespaces)
+            );
+        }
+        for exclude in &m.excluded_namespaces {
+            let _ = writeln!(out, "\tnot ns_match(namespace, {})", json_str(exclude));
+        }
+        out.push_str("}\n");
+    }
+    out
+}
+
+fn json_str(s: &str) -> String {
+    // A JSON string literal is a valid Rego string literal.
+    Json::String(s.to_string()).to_string()
+}
+
+fn rego_set(items: &[String]) -> String {
+    let set: BTreeSet<String> = items.iter().map(|s| json_str(s)).collect();
+    format!("{{{}}}", set.into_iter().collect::<Vec<_>>().join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn classifies_packages() {
+        assert_eq!(
+            classify("a.rego", "data.validate.privileged"),
+            Ok(Some((PolicyKind::Validate, "privileged".into())))
+        );
+        assert_eq!(
+            classify("a.rego", "data.mutate.x1"),
+            Ok(Some((PolicyKind::Mutate, "x1".into())))
+        );
+        assert_eq!(classify("a.rego", "data.lib.strings"), Ok(None));
+        assert!(matches!(
+            classify("a.rego", "data.regent.lib.workload"),
+            Err(PolicyError::Reserved { .. })
+        ));
+        assert!(matches!(
+            classify("a.rego", "data.regent"),
+            Err(PolicyError::Reserved { .. })
+        ));
+        assert!(matches!(
+            classify("a.rego", "data.validate"),
+            Err(PolicyError::BadName { .. })
+        ));
+        assert!(matches!(
+            classify("a.rego", "data.validate.a.b"),
+            Err(PolicyError::BadName { .. })
+        ));
+        assert!(matches!(
+            classify("a.rego", "data.validate.Bad-Name"),
+            Err(PolicyError::BadName { .. })
+        ));
+    }
+
+    #[test]
+    fn settings_come_from_data_at_the_policy_path() {
+        let data = serde_json::json!({"validate": {"p": {"enforcement": "warn", "parameters": {"x": 1},
+            "match": {"kinds": ["Pod"], "excludedNamespaces": ["kube-*"]}}}});
+        let p = settings(PolicyKind::Validate, "p", "p.rego", &data).unwrap();
+        assert_eq!(p.enforcement, Enforcement::Warn);
+        assert_eq!(p.matching.kinds, vec!["Pod"]);
+        assert_eq!(p.matching.operations, vec!["CREATE", "UPDATE"]);
+        let q = settings(PolicyKind::Validate, "q", "q.rego", &data).unwrap();
+        assert_eq!(q.enforcement, Enforcement::Deny);
+        assert_eq!(q.matching, Match::default());
+        let bad = serde_json::json!({"validate": {"p": {"enforcement": "block"}}});
+        let err = settings(PolicyKind::Validate, "p", "p.rego", &bad)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("data.validate.p: unknown variant `block`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn detects_rule_definitions_in_both_syntaxes() {
+        assert!(defines_rule(
+            "package x\nviolation contains v if { true }\n",
+            "violation"
+        ));
+        assert!(defines_rule(
+            "package x\nviolation[v] {\n v := 1\n}\n",
+            "violation"
+        ));
+        assert!(defines_rule("package x\npatch := []\n", "patch"));
+        assert!(!defines_rule(
+            "package x\nviolations contains v if { true }\n",
+            "violation"
+        ));
+        assert!(!defines_rule(
+            "package x\n# violation contains\n",
+            "violation"
+        ));
+    }
+
+    #[test]
+    fn entry_module_guards_each_policy_and_skips_off() {
+        let mut p = settings(PolicyKind::Validate, "p", "p.rego", &Json::Null).unwrap();
+        p.matching.excluded_namespaces = vec!["kube-*".into()];
+        let mut off = p.clone();
+        off.name = "off".into();
+        off.enforcement = Enforcement::Off;
+        let m = entry_module(&[p, off]);
+        assert!(m.contains("validate contains {\"policy\": \"p\", \"violations\": data.validate.p.violation} if {"), "{m}");
+        assert!(
+            m.contains("input.request.operation in {\"CREATE\", \"UPDATE\"}"),
+            "{m}"
+        );
+        assert!(m.contains("not ns_match(namespace, \"kube-*\")"), "{m}");
+        assert!(!m.contains("data.validate.off"), "{m}");
+    }
+}

@@ -1,0 +1,256 @@
+//! The admission HTTP edge: `POST /validate` and `POST /mutate`. It only
+//! translates: bytes in, [`crate::review`] to parse, [`crate::decision`] to
+//! decide, bytes out. A body that is not JSON, or too large, is a 4xx; anything
+//! that parses is answered with an AdmissionReview.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, StatusCode, Uri};
+use axum::response::{IntoResponse, Response as HttpResponse};
+use axum::routing::post;
+use axum::Router;
+
+use crate::decision::{self, DecideOptions, Decision, Verdict};
+use crate::policy::Enforcement;
+use crate::review::{self, Response, Review};
+use crate::state::Live;
+
+/// Default request body limit: an object and its old version can each be up to
+/// about 1.5 MiB (etcd's limit), plus the review around them.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// What the admission router needs.
+#[derive(Debug, Clone)]
+pub struct AdmissionState {
+    /// The live bundle and metrics.
+    pub live: Arc<Live>,
+    /// Failure mode and evaluation time limit.
+    pub options: DecideOptions,
+    /// Largest accepted body.
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Webhook {
+    Validate,
+    Mutate,
+}
+
+impl Webhook {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Validate => "validate",
+            Self::Mutate => "mutate",
+        }
+    }
+}
+
+/// The admission router.
+pub fn router(state: AdmissionState) -> Router {
+    Router::new()
+        .route(
+            "/validate",
+            post(|s, u, b| handle(s, u, b, Webhook::Validate)),
+        )
+        .route("/mutate", post(|s, u, b| handle(s, u, b, Webhook::Mutate)))
+        .fallback(|uri: Uri| async move {
+            plain(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "no such endpoint {}; regent serves POST /validate and POST /mutate\n",
+                    uri.path()
+                ),
+            )
+        })
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+fn plain(code: StatusCode, text: String) -> HttpResponse {
+    (
+        code,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        text,
+    )
+        .into_response()
+}
+
+fn json(bytes: Vec<u8>) -> HttpResponse {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        bytes,
+    )
+        .into_response()
+}
+
+async fn handle(
+    State(state): State<AdmissionState>,
+    uri: Uri,
+    body: Body,
+    webhook: Webhook,
+) -> HttpResponse {
+    let metrics = state.live.metrics();
+    let bytes: Bytes = match axum::body::to_bytes(body, state.max_body_bytes).await {
+        Ok(b) => b,
+        Err(_) => {
+            metrics
+                .invalid
+                .with_label_values(&[webhook.as_str(), "too_large"])
+                .inc();
+            return plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "request body is larger than {} bytes or could not be read; regent accepts AdmissionReviews up to that size\n",
+                    state.max_body_bytes
+                ),
+            );
+        }
+    };
+    let started = Instant::now();
+    let review = match review::parse(&bytes) {
+        Ok(r) => r,
+        Err(Ok(rejected)) => {
+            metrics
+                .invalid
+                .with_label_values(&[webhook.as_str(), rejected.error.reason()])
+                .inc();
+            tracing::warn!(webhook = webhook.as_str(), uid = %rejected.uid, error = %rejected.error, "invalid AdmissionReview");
+            return json(Response::for_rejected(&rejected).to_review_bytes(rejected.version));
+        }
+        Err(Err(e)) => {
+            metrics
+                .invalid
+                .with_label_values(&[webhook.as_str(), e.reason()])
+                .inc();
+            tracing::warn!(webhook = webhook.as_str(), error = %e, "unparseable request body");
+            return plain(StatusCode::BAD_REQUEST, format!("regent: {e}\n"));
+        }
+    };
+    let mut options = state.options;
+    if let Some(limit) = query_timeout(&uri) {
+        // Answer before the API server gives up on us: keep a margin for the
+        // response to travel back.
+        let budget = limit
+            .saturating_sub(limit / 10)
+            .max(Duration::from_millis(10));
+        options.timeout = options.timeout.min(budget);
+    }
+    let decision = decide(&state, &review, webhook, &options);
+    let out = decision.response.to_review_bytes(review.version);
+    metrics.record(
+        webhook.as_str(),
+        &review.meta.kind,
+        &review.meta.operation,
+        &decision,
+        started.elapsed().as_secs_f64(),
+    );
+    log(&review, webhook, &decision, started.elapsed());
+    json(out)
+}
+
+fn decide(
+    state: &AdmissionState,
+    review: &Review,
+    webhook: Webhook,
+    options: &DecideOptions,
+) -> Decision {
+    let Some(bundle) = state.live.bundle() else {
+        return decision::no_bundle(&review.meta.uid, options);
+    };
+    match webhook {
+        Webhook::Validate => decision::validate(&bundle, review, options),
+        Webhook::Mutate => decision::mutate(&bundle, review, options),
+    }
+}
+
+fn log(review: &Review, webhook: Webhook, decision: &Decision, took: Duration) {
+    let m = &review.meta;
+    let denied_by: Vec<&str> = decision
+        .fired
+        .iter()
+        .filter(|f| f.enforcement == Enforcement::Deny)
+        .map(|f| f.policy.as_str())
+        .collect();
+    match decision.verdict {
+        Verdict::Failed => tracing::error!(
+            webhook = webhook.as_str(), uid = %m.uid, kind = %m.kind, namespace = %m.namespace, name = %m.name,
+            operation = %m.operation, error = ?decision.error.as_ref().map(ToString::to_string), "policy evaluation failed"
+        ),
+        _ => tracing::info!(
+            webhook = webhook.as_str(), uid = %m.uid, kind = %m.kind, namespace = %m.namespace, name = %m.name,
+            operation = %m.operation, decision = decision.verdict.as_str(), denied_by = ?denied_by,
+            mutated_by = ?decision.mutated_by, took_us = took.as_micros() as u64, "admission decided"
+        ),
+    }
+    for f in decision
+        .fired
+        .iter()
+        .filter(|f| f.enforcement == Enforcement::Dryrun)
+    {
+        for v in &f.violations {
+            tracing::info!(
+                uid = %m.uid, policy = %f.policy, path = ?v.path, message = %v.msg,
+                "dry-run violation (not enforced)"
+            );
+        }
+    }
+}
+
+/// The `timeout` query parameter the API server appends (`?timeout=10s`).
+pub fn query_timeout(uri: &Uri) -> Option<Duration> {
+    uri.query()?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("timeout="))
+        .and_then(parse_go_duration)
+}
+
+/// Parses a Go duration string such as `10s`, `1m30s`, `500ms` or `2.5s`.
+pub fn parse_go_duration(s: &str) -> Option<Duration> {
+    let mut total = 0f64;
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let value: f64 = rest[..num_len].parse().ok()?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "us" | "µs" => 1e-6,
+            "ns" => 1e-9,
+            _ => return None,
+        };
+        total += value * scale;
+        rest = &rest[unit_len..];
+    }
+    (total.is_finite() && total >= 0.0).then(|| Duration::from_secs_f64(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_timeouts_the_api_server_sends() {
+        assert_eq!(parse_go_duration("10s"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_go_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_go_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_go_duration("2.5s"), Some(Duration::from_millis(2500)));
+        assert_eq!(parse_go_duration("10"), None);
+        assert_eq!(parse_go_duration("abc"), None);
+        assert_eq!(parse_go_duration(""), None);
+        let uri: Uri = "/validate?timeout=3s".parse().unwrap_or_default();
+        assert_eq!(query_timeout(&uri), Some(Duration::from_secs(3)));
+    }
+}

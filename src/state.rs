@@ -1,0 +1,67 @@
+//! The live state shared by the request path and the admin port: the bundle
+//! currently served (swapped atomically, read without a lock) and readiness.
+//!
+//! Invariants: once a bundle is installed there is always one (a swap replaces,
+//! never clears); readiness is true only with a bundle installed and before
+//! shutdown begins.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
+
+use crate::engine::CompiledBundle;
+use crate::metrics::Metrics;
+
+/// The served bundle and readiness.
+#[derive(Debug)]
+pub struct Live {
+    bundle: ArcSwapOption<CompiledBundle>,
+    draining: AtomicBool,
+    metrics: Metrics,
+}
+
+impl Live {
+    /// No bundle yet, not ready.
+    pub fn new(metrics: Metrics) -> Arc<Self> {
+        Arc::new(Self {
+            bundle: ArcSwapOption::empty(),
+            draining: AtomicBool::new(false),
+            metrics,
+        })
+    }
+
+    /// The bundle to decide a request with. A request keeps the `Arc` it got
+    /// here to the end, so a swap never changes a decision in flight.
+    pub fn bundle(&self) -> Option<Arc<CompiledBundle>> {
+        self.bundle.load_full()
+    }
+
+    /// Makes `bundle` the served one.
+    pub fn install(&self, bundle: CompiledBundle) {
+        self.metrics.set_bundle(&bundle);
+        tracing::info!(
+            revision = bundle.revision(),
+            origin = bundle.origin(),
+            policies = bundle.policies().len(),
+            compile_ms = bundle.compile_time().as_secs_f64() * 1e3,
+            "policy bundle live"
+        );
+        self.bundle.store(Some(Arc::new(bundle)));
+    }
+
+    /// Ready: a bundle is live and shutdown has not begun.
+    pub fn is_ready(&self) -> bool {
+        !self.draining.load(Ordering::Acquire) && self.bundle.load().is_some()
+    }
+
+    /// Shutdown has begun: readiness turns false for good.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+}
