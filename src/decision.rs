@@ -317,8 +317,8 @@ pub fn denial_message(object: &str, lines: &[String]) -> String {
 }
 
 fn count_policies(lines: &[String]) -> usize {
-    let mut names: Vec<&str> = lines.iter().filter_map(|l| l.split(']').next()).collect();
-    names.dedup();
+    let names: std::collections::BTreeSet<&str> =
+        lines.iter().filter_map(|l| l.split(']').next()).collect();
     names.len()
 }
 

@@ -637,7 +637,7 @@ fn find_tests(module: &ModuleFile, package: &str) -> Vec<TestCase> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
 
     fn bundle(files: &[(&str, &str)]) -> Result<CompiledBundle, CompileError> {

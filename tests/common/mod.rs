@@ -60,18 +60,17 @@ impl Server {
             "--admin-addr",
             "127.0.0.1:0",
         ]);
-        let ca_pem;
-        if options.dev_cert {
+        let ca_pem = if options.dev_cert {
             cmd.args(["--tls-san", SERVICE_DNS, "--dev-cert-dir"])
                 .arg(dir.path().join("dev"));
-            ca_pem = String::new();
+            String::new()
         } else {
             let certs = regent::tls::generate_dev(&[SERVICE_DNS.to_string()]).unwrap();
             certs.write(dir.path()).unwrap();
             cmd.arg("--tls-cert").arg(dir.path().join("tls.crt"));
             cmd.arg("--tls-key").arg(dir.path().join("tls.key"));
-            ca_pem = certs.ca_pem;
-        }
+            certs.ca_pem
+        };
         if let Some(p) = &options.policies {
             cmd.arg("--policies").arg(p);
         }
