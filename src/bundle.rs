@@ -61,6 +61,24 @@ pub enum BundleError {
         /// What the parser said.
         message: String,
     },
+    /// Two sources provide the same file.
+    #[error("{path} is provided by both {first} and {second}")]
+    DuplicateFile {
+        /// The bundle path both provide.
+        path: String,
+        /// The first source.
+        first: String,
+        /// The second source.
+        second: String,
+    },
+    /// An OPA bundle archive is malformed.
+    #[error("{path}: {message}")]
+    Archive {
+        /// The archive (and entry, when known).
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
     /// Two data files write the same key.
     #[error("data conflict at data.{key}: set by both {first} and {second}")]
     DataConflict {
@@ -77,10 +95,12 @@ pub enum BundleError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModuleFile {
     /// Where it came from, as shown in errors: a path relative to the bundle
-    /// root, or `configmap/key` for other sources.
+    /// root, or `configmap/<name>/<key>` for ConfigMaps.
     pub path: String,
     /// The Rego source.
     pub source: String,
+    /// Restricted modules (from ConfigMaps) may only declare policy packages.
+    pub restricted: bool,
 }
 
 impl ModuleFile {
@@ -99,6 +119,123 @@ pub struct DataFile {
     pub mount: Vec<String>,
     /// The document.
     pub value: Json,
+}
+
+/// What a file of a bundle is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A Rego module.
+    Module,
+    /// A data document mounted at this `data` path.
+    Data(Vec<String>),
+    /// An OPA bundle `.manifest`.
+    Manifest,
+    /// Anything else (skipped).
+    Other,
+}
+
+/// One file of a bundle, before parsing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Where it came from, as shown in errors.
+    pub label: String,
+    /// What it is.
+    pub kind: EntryKind,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+    /// Modules that may only declare policy packages (ConfigMap sources).
+    pub restricted: bool,
+    /// The OPA archive it was unpacked from, if any.
+    pub archive: Option<String>,
+}
+
+impl Entry {
+    /// A file at `path` inside a bundle tree, classified as OPA does: `.rego`
+    /// modules, `data.json`/`data.yaml` mounted at their directory, `.manifest`.
+    pub fn at_path(label: String, path: &str, bytes: Vec<u8>) -> Self {
+        let name = path.rsplit('/').next().unwrap_or(path);
+        let kind = if name.ends_with(".rego") {
+            EntryKind::Module
+        } else if is_data_file(name) {
+            EntryKind::Data(mount_of(path))
+        } else if name == ".manifest" {
+            EntryKind::Manifest
+        } else {
+            EntryKind::Other
+        };
+        Self {
+            label,
+            kind,
+            bytes,
+            restricted: false,
+            archive: None,
+        }
+    }
+}
+
+/// Largest number of files unpacked from one archive.
+pub const MAX_ARCHIVE_FILES: usize = 10_000;
+
+/// Unpacks an OPA bundle archive (`.tar.gz`): `.manifest`, data files and
+/// modules, each labelled `<label>:<path inside>`. Paths that climb out
+/// (`..`), oversized contents and too many files are refused.
+pub fn unpack_archive(label: &str, bytes: &[u8]) -> Result<Vec<Entry>, BundleError> {
+    use std::io::Read;
+    let archive_err = |message: String| BundleError::Archive {
+        path: label.to_string(),
+        message,
+    };
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
+    let mut out = Vec::new();
+    let mut total = 0usize;
+    let files = archive.entries().map_err(|e| archive_err(e.to_string()))?;
+    for file in files {
+        let file = file.map_err(|e| archive_err(e.to_string()))?;
+        if !file.header().entry_type().is_file() {
+            continue;
+        }
+        let raw = file
+            .path()
+            .map_err(|e| archive_err(e.to_string()))?
+            .to_string_lossy()
+            .into_owned();
+        let path = raw
+            .trim_start_matches("./")
+            .trim_start_matches('/')
+            .to_string();
+        if path.split('/').any(|c| c == "..") {
+            return Err(archive_err(format!(
+                "entry {raw:?} climbs out of the bundle"
+            )));
+        }
+        if out.len() >= MAX_ARCHIVE_FILES {
+            return Err(archive_err(format!("more than {MAX_ARCHIVE_FILES} files")));
+        }
+        let mut data = Vec::new();
+        let limit = (MAX_FILE_BYTES + 1) as u64;
+        file.take(limit)
+            .read_to_end(&mut data)
+            .map_err(|e| archive_err(e.to_string()))?;
+        if data.len() > MAX_FILE_BYTES {
+            return Err(BundleError::TooLarge {
+                path: format!("{label}:{path}"),
+                size: data.len(),
+                limit: MAX_FILE_BYTES,
+            });
+        }
+        total += data.len();
+        if total > MAX_BUNDLE_BYTES {
+            return Err(BundleError::TooLarge {
+                path: label.to_string(),
+                size: total,
+                limit: MAX_BUNDLE_BYTES,
+            });
+        }
+        let mut entry = Entry::at_path(format!("{label}:{path}"), &path, data);
+        entry.archive = Some(label.to_string());
+        out.push(entry);
+    }
+    Ok(out)
 }
 
 /// The files of one bundle, before compilation.
@@ -122,79 +259,91 @@ impl BundleFiles {
         Self::from_files("embedded default bundle", files)
     }
 
-    /// Reads every `.rego` module and data file under `dir`. Hidden entries
-    /// (a leading `.`) are skipped, so the kubelet's `..data` and timestamped
-    /// folders of a mounted ConfigMap are read once, through the visible links.
+    /// Reads every `.rego` module and data file under `dir`.
     pub fn from_dir(dir: &Path) -> Result<Self, BundleError> {
-        let mut files = Vec::new();
-        let mut total = 0usize;
-        let walker = walkdir::WalkDir::new(dir)
-            .follow_links(true)
-            .sort_by_file_name()
-            .into_iter()
-            .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
-        for entry in walker {
-            let entry = entry.map_err(|e| BundleError::Io {
-                path: e.path().unwrap_or(dir).display().to_string(),
-                source: e
-                    .into_io_error()
-                    .unwrap_or_else(|| std::io::Error::other("filesystem loop")),
-            })?;
-            if !entry.file_type().is_file() || !is_bundle_file(entry.path()) {
-                continue;
-            }
-            let rel = relative(dir, entry.path());
-            let bytes = std::fs::read(entry.path()).map_err(|source| BundleError::Io {
-                path: rel.clone(),
-                source,
-            })?;
-            total += bytes.len();
-            if total > MAX_BUNDLE_BYTES {
-                return Err(BundleError::TooLarge {
-                    path: dir.display().to_string(),
-                    size: total,
-                    limit: MAX_BUNDLE_BYTES,
-                });
-            }
-            files.push((rel, bytes));
-        }
-        Self::from_files(&dir.display().to_string(), files)
+        Self::from_entries(&dir.display().to_string(), read_dir_entries(dir)?)
     }
 
-    /// Builds a bundle from `(relative path, contents)` pairs: the common
-    /// path of every source (directory, embedded copy, ConfigMaps).
-    pub fn from_files(
-        origin: &str,
-        mut files: Vec<(String, Vec<u8>)>,
-    ) -> Result<Self, BundleError> {
-        files.sort_by(|a, b| a.0.cmp(&b.0));
+    /// Builds a bundle from `(relative path, contents)` pairs of a bundle
+    /// tree (directory or embedded copy).
+    pub fn from_files(origin: &str, files: Vec<(String, Vec<u8>)>) -> Result<Self, BundleError> {
+        let entries = files
+            .into_iter()
+            .map(|(path, bytes)| Entry::at_path(path.clone(), &path, bytes))
+            .collect();
+        Self::from_entries(origin, entries)
+    }
+
+    /// Builds a bundle from classified entries: the common path of every
+    /// source. The revision is a content hash, or the `.manifest` revision
+    /// when the whole bundle is one OPA archive that declares one.
+    pub fn from_entries(origin: &str, mut entries: Vec<Entry>) -> Result<Self, BundleError> {
+        entries.sort_by(|a, b| a.label.cmp(&b.label));
         let mut hasher = Sha256::new();
         let mut modules = Vec::new();
         let mut data = Vec::new();
-        for (path, bytes) in files {
+        let mut manifest_revision = None;
+        let single_archive = entries.first().and_then(|e| e.archive.clone()).filter(|a| {
+            entries
+                .iter()
+                .all(|e| e.archive.as_deref() == Some(a.as_str()))
+        });
+        for entry in entries {
+            let Entry {
+                label,
+                kind,
+                bytes,
+                restricted,
+                ..
+            } = entry;
+            if kind == EntryKind::Other {
+                continue;
+            }
             if bytes.len() > MAX_FILE_BYTES {
                 return Err(BundleError::TooLarge {
-                    path,
+                    path: label,
                     size: bytes.len(),
                     limit: MAX_FILE_BYTES,
                 });
             }
-            hasher.update(path.as_bytes());
+            hasher.update(label.as_bytes());
             hasher.update([0]);
             hasher.update((bytes.len() as u64).to_le_bytes());
             hasher.update(&bytes);
-            let text = String::from_utf8(bytes)
-                .map_err(|_| BundleError::NotUtf8 { path: path.clone() })?;
-            if path.ends_with(".rego") {
-                modules.push(ModuleFile { path, source: text });
-            } else if is_data_file(&path) {
-                let value = parse_data(&path, &text)?;
-                let mount = mount_of(&path);
-                data.push(DataFile { path, mount, value });
+            let text = String::from_utf8(bytes).map_err(|_| BundleError::NotUtf8 {
+                path: label.clone(),
+            })?;
+            match kind {
+                EntryKind::Module => modules.push(ModuleFile {
+                    path: label,
+                    source: text,
+                    restricted,
+                }),
+                EntryKind::Data(mount) => {
+                    let value = parse_data(&label, &text)?;
+                    data.push(DataFile {
+                        path: label,
+                        mount,
+                        value,
+                    });
+                }
+                EntryKind::Manifest => {
+                    let manifest = parse_data(&format!("{label}.json"), &text)?;
+                    manifest_revision = manifest
+                        .get("revision")
+                        .and_then(Json::as_str)
+                        .filter(|r| !r.is_empty())
+                        .map(str::to_string);
+                }
+                EntryKind::Other => {}
             }
         }
         let digest = hasher.finalize();
-        let revision = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        let hash: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        let revision = match (single_archive, manifest_revision) {
+            (Some(_), Some(r)) => r,
+            _ => hash,
+        };
         Ok(Self {
             origin: origin.to_string(),
             modules,
@@ -258,6 +407,63 @@ fn merge(
             })
         }
     }
+}
+
+/// Everything from `other` added to `self` (the embedded default bundle
+/// layered under a source, for instance); the revision covers both.
+impl BundleFiles {
+    /// Combines two bundles; the revision hashes both revisions.
+    pub fn layered(mut self, other: BundleFiles) -> Self {
+        let mut hasher = Sha256::new();
+        hasher.update(self.revision.as_bytes());
+        hasher.update([0]);
+        hasher.update(other.revision.as_bytes());
+        let digest = hasher.finalize();
+        self.revision = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        self.origin = format!("{} + {}", self.origin, other.origin);
+        self.modules.extend(other.modules);
+        self.data.extend(other.data);
+        self
+    }
+}
+
+/// Reads the bundle files under `dir`. Hidden entries (a leading `.`) are
+/// skipped, so the kubelet's `..data` and timestamped folders of a mounted
+/// ConfigMap are read once, through the visible links.
+pub fn read_dir_entries(dir: &Path) -> Result<Vec<Entry>, BundleError> {
+    let mut entries = Vec::new();
+    let mut total = 0usize;
+    let walker = walkdir::WalkDir::new(dir)
+        .follow_links(true)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
+    for entry in walker {
+        let entry = entry.map_err(|e| BundleError::Io {
+            path: e.path().unwrap_or(dir).display().to_string(),
+            source: e
+                .into_io_error()
+                .unwrap_or_else(|| std::io::Error::other("filesystem loop")),
+        })?;
+        if !entry.file_type().is_file() || !is_bundle_file(entry.path()) {
+            continue;
+        }
+        let rel = relative(dir, entry.path());
+        let bytes = std::fs::read(entry.path()).map_err(|source| BundleError::Io {
+            path: rel.clone(),
+            source,
+        })?;
+        total += bytes.len();
+        if total > MAX_BUNDLE_BYTES {
+            return Err(BundleError::TooLarge {
+                path: dir.display().to_string(),
+                size: total,
+                limit: MAX_BUNDLE_BYTES,
+            });
+        }
+        entries.push(Entry::at_path(rel.clone(), &rel, bytes));
+    }
+    Ok(entries)
 }
 
 fn collect_embedded(dir: &Dir<'static>, out: &mut Vec<(String, Vec<u8>)>) {

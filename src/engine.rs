@@ -205,6 +205,7 @@ impl CompiledBundle {
                 &ModuleFile {
                     path: (*path).to_string(),
                     source: (*source).to_string(),
+                    restricted: false,
                 },
             )?;
         }
@@ -218,6 +219,13 @@ impl CompiledBundle {
             }
             let package = add_module(&mut engine, module)?;
             let class = policy::classify(&module.path, &package)?;
+            if module.restricted && !module.is_test() && class.is_none() {
+                return Err(PolicyError::NotAPolicy {
+                    path: module.path.clone(),
+                    package,
+                }
+                .into());
+            }
             if module.is_test() {
                 tests.extend(find_tests(module, &package));
                 continue;
@@ -266,6 +274,7 @@ impl CompiledBundle {
             &ModuleFile {
                 path: "regent/main.rego (generated)".to_string(),
                 source: policy::entry_module(&policies),
+                restricted: false,
             },
         )?;
         let mut bundle = Self {

@@ -16,6 +16,7 @@ pub mod engine;
 pub mod metrics;
 pub mod mutation;
 pub mod policy;
+pub mod reload;
 pub mod review;
 pub mod server;
 pub mod state;

@@ -34,6 +34,18 @@ pub struct Metrics {
     pub bundle_policies: IntGaugeVec,
     /// `regent_bundle_compile_duration_seconds`: compile and warm-up time of the live bundle.
     pub bundle_compile_seconds: Gauge,
+    /// `regent_bundle_reloads_total{result}`: success or failure of each new revision.
+    pub reloads: IntCounterVec,
+    /// `regent_bundle_reload_duration_seconds`: compile, warm-up and test gate of each attempt.
+    pub reload_duration: prometheus::Histogram,
+    /// `regent_bundle_last_reload_success_timestamp_seconds`
+    pub last_reload_success: Gauge,
+    /// `regent_source_errors_total{source}`: watch and read errors of bundle sources.
+    pub source_errors: IntCounterVec,
+    /// `regent_tls_reloads_total{result}`: serving certificate rotations.
+    pub tls_reloads: IntCounterVec,
+    /// `regent_status_report_errors_total`: failed Event or annotation writes.
+    pub status_errors: prometheus::IntCounter,
 }
 
 impl Metrics {
@@ -108,6 +120,54 @@ impl Metrics {
             "regent_bundle_compile_duration_seconds",
             "Compile and warm-up time of the live bundle.",
         )?;
+        let reloads = IntCounterVec::new(
+            Opts::new(
+                "regent_bundle_reloads_total",
+                "New bundle revisions tried, by result (success, failure).",
+            ),
+            &["result"],
+        )?;
+        let reload_duration = prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "regent_bundle_reload_duration_seconds",
+                "Compile, warm-up and test-gate time of each bundle reload.",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
+        )?;
+        let last_reload_success = Gauge::new(
+            "regent_bundle_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful bundle reload.",
+        )?;
+        let source_errors = IntCounterVec::new(
+            Opts::new(
+                "regent_source_errors_total",
+                "Errors watching or reading bundle sources.",
+            ),
+            &["source"],
+        )?;
+        let tls_reloads = IntCounterVec::new(
+            Opts::new(
+                "regent_tls_reloads_total",
+                "Serving certificate reloads, by result.",
+            ),
+            &["result"],
+        )?;
+        let status_errors = prometheus::IntCounter::new(
+            "regent_status_report_errors_total",
+            "Failed writes of Events or status annotations to source ConfigMaps.",
+        )?;
+        for c in [
+            Box::new(reloads.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(reload_duration.clone()),
+            Box::new(last_reload_success.clone()),
+            Box::new(source_errors.clone()),
+            Box::new(tls_reloads.clone()),
+            Box::new(status_errors.clone()),
+        ] {
+            registry.register(c)?;
+        }
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(duration.clone()),
@@ -134,6 +194,12 @@ impl Metrics {
             bundle_info,
             bundle_policies,
             bundle_compile_seconds,
+            reloads,
+            reload_duration,
+            last_reload_success,
+            source_errors,
+            tls_reloads,
+            status_errors,
         })
     }
 

@@ -54,6 +54,14 @@ pub enum PolicyError {
         /// The package it declared.
         package: String,
     },
+    /// A ConfigMap module declares something other than a policy package.
+    #[error("{path}: package {package}: modules from ConfigMaps may only declare policy packages (validate.<name> or mutate.<name>)")]
+    NotAPolicy {
+        /// The module.
+        path: String,
+        /// The package it declared.
+        package: String,
+    },
     /// A policy does not define its decision rule.
     #[error("{path}: policy {package} defines no `{rule}` rule")]
     MissingRule {

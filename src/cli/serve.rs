@@ -9,12 +9,15 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use std::sync::Arc;
+
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use super::DecideArgs;
 use crate::engine::CompileOptions;
 use crate::metrics::Metrics;
+use crate::reload::{self, configmaps, ReloadOptions, Reloader, SourceKind};
 use crate::server::{AdmissionState, DEFAULT_MAX_BODY_BYTES};
 use crate::state::Live;
 use crate::{admin, server, tls};
@@ -31,9 +34,13 @@ pub struct ServeArgs {
     /// TLS settings.
     #[command(flatten)]
     pub tls: TlsArgs,
-    /// Policy bundle directory; the embedded default bundle when omitted.
+    /// Policy bundle directory, watched for changes (the kubelet's `..data`
+    /// layout of a mounted ConfigMap included).
     #[arg(long, env = "REGENT_POLICIES")]
     pub policies: Option<PathBuf>,
+    /// Bundle sources beyond the directory, and how reloads are applied.
+    #[command(flatten)]
+    pub sources: SourceArgs,
     /// Decision settings.
     #[command(flatten)]
     pub decide: DecideArgs,
@@ -47,6 +54,35 @@ pub struct ServeArgs {
     /// Longest wait for in-flight requests after accepting stops.
     #[arg(long, env = "REGENT_SHUTDOWN_GRACE", default_value = "20s", value_parser = super::parse_duration)]
     pub shutdown_grace: Duration,
+}
+
+/// ConfigMap source and reload settings. With neither `--policies` nor
+/// `--watch-configmaps`, the embedded default bundle is served.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SourceArgs {
+    /// Load policy bundles from labelled ConfigMaps in the webhook's namespace
+    /// (kubeconfig from KUBECONFIG or the in-cluster service account).
+    #[arg(long, env = "REGENT_WATCH_CONFIGMAPS")]
+    pub watch_configmaps: bool,
+    /// Label selector of bundle ConfigMaps.
+    #[arg(
+        long,
+        env = "REGENT_BUNDLE_SELECTOR",
+        default_value = "regent.dev/bundle"
+    )]
+    pub bundle_selector: String,
+    /// The namespace to watch (default: POD_NAMESPACE, else the service account's).
+    #[arg(long, env = "REGENT_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// This replica's name in Events and status annotations (default: POD_NAME, else the host name).
+    #[arg(long, env = "POD_NAME")]
+    pub pod_name: Option<String>,
+    /// Layer the embedded default bundle under the configured sources.
+    #[arg(long, env = "REGENT_WITH_DEFAULT_BUNDLE")]
+    pub with_default_bundle: bool,
+    /// Run a new bundle's own test_* rules before it goes live; reject it if any fails.
+    #[arg(long, env = "REGENT_RELOAD_REQUIRE_TESTS")]
+    pub reload_require_tests: bool,
 }
 
 /// Where the serving certificate comes from.
@@ -75,6 +111,7 @@ impl ServeArgs {
             admin_addr,
             tls,
             policies,
+            sources,
             decide,
             max_body_bytes,
             shutdown_delay,
@@ -82,17 +119,10 @@ impl ServeArgs {
         } = self;
         let certificate = serving_certificate(&tls)?;
         let resolver = tls::CertResolver::new(certificate);
-        let tls_config = tls::server_config(resolver)?;
+        let tls_config = tls::server_config(resolver.clone())?;
 
         let metrics = Metrics::new().context("registering metrics")?;
-        let live = Live::new(metrics);
-        let bundle = match super::load_bundle(policies.as_ref(), CompileOptions::default()) {
-            Ok(b) => b,
-            Err(e) => {
-                super::print_compile_error(&e);
-                anyhow::bail!("the policy bundle does not compile; not starting");
-            }
-        };
+        let live = Live::new(metrics.clone());
 
         let listener = TcpListener::bind(addr)
             .await
@@ -102,7 +132,11 @@ impl ServeArgs {
             .with_context(|| format!("binding {admin_addr}"))?;
         tracing::info!(addr = %listener.local_addr()?, admin = %admin_listener.local_addr()?, "listening");
 
-        live.install(bundle);
+        start_sources(&live, policies, &sources).await?;
+        if let (Some(cert), Some(key)) = (&tls.tls_cert, &tls.tls_key) {
+            reload::certs::spawn(cert.clone(), key.clone(), resolver, metrics.clone())
+                .context("watching the certificate files")?;
+        }
 
         let mut signals = Signals::new()?;
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -157,6 +191,79 @@ impl ServeArgs {
         tracing::info!("stopped");
         Ok(super::EXIT_OK)
     }
+}
+
+/// Starts the bundle sources and the reloader; with no source configured,
+/// installs the embedded default bundle.
+async fn start_sources(
+    live: &Arc<Live>,
+    policies: Option<PathBuf>,
+    sources: &SourceArgs,
+) -> anyhow::Result<()> {
+    let SourceArgs {
+        watch_configmaps,
+        bundle_selector,
+        namespace,
+        pod_name,
+        with_default_bundle,
+        reload_require_tests,
+    } = sources;
+    let metrics = live.metrics().clone();
+    if policies.is_none() && !watch_configmaps {
+        let bundle = match super::load_bundle(None, CompileOptions::default()) {
+            Ok(b) => b,
+            Err(e) => {
+                super::print_compile_error(&e);
+                anyhow::bail!("the embedded bundle does not compile");
+            }
+        };
+        live.install(bundle);
+        return Ok(());
+    }
+    let (tx, rx) = mpsc::channel(16);
+    let mut expected = Vec::new();
+    let options = ReloadOptions {
+        with_default_bundle: *with_default_bundle,
+        require_tests: *reload_require_tests,
+    };
+    let mut reporter = None;
+    if let Some(dir) = policies {
+        reload::dir::spawn(dir.clone(), tx.clone(), metrics.clone())
+            .with_context(|| format!("watching {}", dir.display()))?;
+        expected.push(SourceKind::Directory);
+    }
+    if *watch_configmaps {
+        let ns = configmaps::resolve_namespace(namespace.as_deref())
+            .context("no namespace to watch: pass --namespace or set POD_NAMESPACE")?;
+        let client = kube::Client::try_default()
+            .await
+            .context("connecting to the Kubernetes API (KUBECONFIG or in-cluster config)")?;
+        let pod = pod_name
+            .clone()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| "regent".to_string());
+        tracing::info!(namespace = %ns, selector = %bundle_selector, pod = %pod, "watching bundle ConfigMaps");
+        configmaps::spawn(
+            client.clone(),
+            ns,
+            bundle_selector.clone(),
+            tx.clone(),
+            metrics.clone(),
+        );
+        reporter = Some(configmaps::StatusReporter::new(
+            client,
+            pod,
+            metrics.clone(),
+        ));
+        expected.push(SourceKind::ConfigMaps);
+    }
+    drop(tx);
+    let mut reloader = Reloader::new(live.clone(), options, expected);
+    if let Some(r) = reporter {
+        reloader = reloader.with_reporter(r);
+    }
+    tokio::spawn(reloader.run(rx));
+    Ok(())
 }
 
 /// The serving certificate: the given PEM pair, or a generated development one.

@@ -1,0 +1,62 @@
+//! Serving certificate rotation: the `--tls-cert`/`--tls-key` files are
+//! watched (cert-manager and the kubelet replace a mounted Secret through
+//! `..data` the same way as a ConfigMap), and a new pair is swapped into the
+//! TLS resolver without a restart. Handshakes already under way finish with
+//! the old pair. A pair that does not load (half-written, mismatched) is
+//! rejected, counted and logged, and the old one stays.
+
+use std::path::PathBuf;
+
+use sha2::{Digest, Sha256};
+
+use super::dir;
+use crate::metrics::Metrics;
+use crate::tls::{self, CertResolver};
+
+/// Starts watching the pair; `resolver` gets every good new pair.
+pub fn spawn(
+    cert: PathBuf,
+    key: PathBuf,
+    resolver: std::sync::Arc<CertResolver>,
+    metrics: Metrics,
+) -> Result<(), notify::Error> {
+    let mut parents: Vec<PathBuf> = [&cert, &key]
+        .iter()
+        .map(|p| {
+            p.parent()
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("."))
+        })
+        .collect();
+    parents.dedup();
+    let mut watch = dir::watch(&parents)?;
+    tokio::spawn(async move {
+        let mut current = fingerprint(&cert, &key);
+        while dir::debounced(&mut watch.events).await {
+            let seen = fingerprint(&cert, &key);
+            if seen == current {
+                continue;
+            }
+            match tls::load_pair(&cert, &key) {
+                Ok(pair) => {
+                    resolver.swap(pair);
+                    current = seen;
+                    metrics.tls_reloads.with_label_values(&["success"]).inc();
+                    tracing::info!(cert = %cert.display(), "serving certificate reloaded");
+                }
+                Err(e) => {
+                    metrics.tls_reloads.with_label_values(&["failure"]).inc();
+                    tracing::error!(error = %e, "new serving certificate rejected; keeping the current one");
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+fn fingerprint(cert: &PathBuf, key: &PathBuf) -> Option<Vec<u8>> {
+    let mut h = Sha256::new();
+    h.update(std::fs::read(cert).ok()?);
+    h.update(std::fs::read(key).ok()?);
+    Some(h.finalize().to_vec())
+}

@@ -1,0 +1,129 @@
+//! The directory source (`--policies DIR`): reads the bundle at start and
+//! again whenever the tree changes, including the kubelet's layout for a
+//! mounted ConfigMap, where visible files link through `..data` and an update
+//! is one atomic rename of `..data` to a new timestamped folder.
+//!
+//! Bursts of filesystem events are debounced, and a read during which more
+//! events arrived is thrown away and redone, so a half-written tree is never
+//! sent as a bundle.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use notify::{RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+
+use super::{SourceKind, SourceUpdate};
+use crate::bundle;
+use crate::metrics::Metrics;
+
+/// Quiet time after the last event before a directory is read.
+pub const DEBOUNCE: Duration = Duration::from_millis(100);
+/// Longest a burst of events may postpone a read.
+pub const MAX_DELAY: Duration = Duration::from_millis(600);
+
+/// A filesystem watch on some paths, delivering "something changed" signals.
+pub struct PathWatch {
+    _watcher: Box<dyn Watcher + Send>,
+    /// Signals, one per raw event (coalesce them with [`debounced`]).
+    pub events: mpsc::UnboundedReceiver<()>,
+}
+
+/// Watches `paths` (recursively). Falls back to polling once a second when
+/// the platform watcher cannot be set up (inotify limits, exotic filesystems).
+pub fn watch(paths: &[PathBuf]) -> Result<PathWatch, notify::Error> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let handler = move |_res: notify::Result<notify::Event>| {
+        // Errors also trigger a re-read: the read reports what is wrong.
+        let _ = tx.send(());
+    };
+    let mut watcher: Box<dyn Watcher + Send> = match notify::recommended_watcher(handler.clone()) {
+        Ok(w) => Box::new(w),
+        Err(e) => {
+            tracing::warn!(error = %e, "filesystem notifications unavailable; polling every second");
+            let config = notify::Config::default().with_poll_interval(Duration::from_secs(1));
+            Box::new(notify::PollWatcher::new(handler, config)?)
+        }
+    };
+    for path in paths {
+        watcher.watch(path, RecursiveMode::Recursive)?;
+    }
+    Ok(PathWatch {
+        _watcher: watcher,
+        events: rx,
+    })
+}
+
+/// Waits for the next change and the quiet time after it. Returns false when
+/// the watch has ended.
+pub async fn debounced(events: &mut mpsc::UnboundedReceiver<()>) -> bool {
+    if events.recv().await.is_none() {
+        return false;
+    }
+    let deadline = tokio::time::Instant::now() + MAX_DELAY;
+    loop {
+        let quiet = tokio::time::sleep(DEBOUNCE);
+        tokio::select! {
+            more = events.recv() => {
+                if more.is_none() { return false; }
+                if tokio::time::Instant::now() >= deadline { return true; }
+            }
+            _ = quiet => return true,
+        }
+    }
+}
+
+/// Starts the directory source: sends the bundle now and after every change.
+pub fn spawn(
+    dir: PathBuf,
+    updates: mpsc::Sender<SourceUpdate>,
+    metrics: Metrics,
+) -> Result<(), notify::Error> {
+    let mut watch = watch(std::slice::from_ref(&dir))?;
+    tokio::spawn(async move {
+        loop {
+            // Read, and read again if the tree changed while we read it.
+            let update = loop {
+                let d = dir.clone();
+                let files = tokio::task::spawn_blocking(move || bundle::read_dir_entries(&d))
+                    .await
+                    .unwrap_or_else(|e| Err(task_error(&dir, e)));
+                let mut changed = false;
+                while watch.events.try_recv().is_ok() {
+                    changed = true;
+                }
+                if changed {
+                    tokio::time::sleep(DEBOUNCE).await;
+                    continue;
+                }
+                break files;
+            };
+            if let Err(e) = &update {
+                metrics
+                    .source_errors
+                    .with_label_values(&[SourceKind::Directory.as_str()])
+                    .inc();
+                tracing::warn!(dir = %dir.display(), error = %e, "reading the bundle directory failed");
+            }
+            let sent = updates
+                .send(SourceUpdate {
+                    source: SourceKind::Directory,
+                    origin: dir.display().to_string(),
+                    files: update,
+                    configmaps: Vec::new(),
+                })
+                .await;
+            if sent.is_err() || !debounced(&mut watch.events).await {
+                return;
+            }
+        }
+    });
+    Ok(())
+}
+
+fn task_error(dir: &Path, e: tokio::task::JoinError) -> bundle::BundleError {
+    bundle::BundleError::Io {
+        path: dir.display().to_string(),
+        source: std::io::Error::other(e.to_string()),
+    }
+}

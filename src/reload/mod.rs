@@ -1,0 +1,330 @@
+//! Hot reload: bundle sources report their files, the reloader assembles one
+//! bundle, compiles and warms it off the request path, optionally runs its
+//! tests as a gate, and swaps it in atomically. A bundle that fails any step
+//! is rejected and the last good one keeps serving; nothing is ever cleared.
+//!
+//! Sources ([`dir`] for a watched directory, [`configmaps`] for labelled
+//! ConfigMaps) send [`SourceUpdate`]s on a channel; the [`Reloader`] owns the
+//! latest files of each source and is the only writer of the live bundle.
+//! Readiness stays false until every configured source has reported once and
+//! the assembled bundle is live, so a restarted replica never serves an empty
+//! or partial policy set.
+
+pub mod certs;
+pub mod configmaps;
+pub mod dir;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::mpsc;
+
+use crate::bundle::{BundleError, BundleFiles, Entry};
+use crate::engine::{CompileError, CompileOptions, CompiledBundle};
+use crate::state::Live;
+
+/// A bundle source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SourceKind {
+    /// A watched directory (`--policies`).
+    Directory,
+    /// Labelled ConfigMaps (`--watch-configmaps`).
+    ConfigMaps,
+}
+
+impl SourceKind {
+    /// A label for metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Directory => "directory",
+            Self::ConfigMaps => "configmaps",
+        }
+    }
+}
+
+/// A ConfigMap that contributed to a bundle, for status reports.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ConfigMapRef {
+    /// Its name.
+    pub name: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// Its uid (for Events).
+    pub uid: Option<String>,
+    /// Its resourceVersion when read.
+    pub resource_version: Option<String>,
+}
+
+/// The current files of one source.
+#[derive(Debug)]
+pub struct SourceUpdate {
+    /// Which source.
+    pub source: SourceKind,
+    /// Human-readable origin ("directory /etc/regent/policies", "ConfigMaps in regent-system").
+    pub origin: String,
+    /// Its files, or why they could not be read.
+    pub files: Result<Vec<Entry>, BundleError>,
+    /// The ConfigMaps behind it (ConfigMap source only).
+    pub configmaps: Vec<ConfigMapRef>,
+}
+
+/// Why a revision was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// A source could not be read.
+    #[error("{kind} source: {message}")]
+    Source {
+        /// Which source.
+        kind: &'static str,
+        /// What went wrong.
+        message: String,
+    },
+    /// The assembled files are not a bundle.
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    /// The bundle does not compile or warm up.
+    #[error(transparent)]
+    Compile(#[from] CompileError),
+    /// The bundle's own tests failed (with `--reload-require-tests`).
+    #[error("bundle tests failed: {0}")]
+    Tests(String),
+    /// The compile task died.
+    #[error("compile task failed: {0}")]
+    Task(String),
+}
+
+/// The outcome of one reload, as reported to sources.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The revision that was tried.
+    pub attempted: String,
+    /// The revision being served after the attempt (None: nothing yet).
+    pub serving: Option<String>,
+    /// The error, when the attempt was rejected.
+    pub error: Option<String>,
+}
+
+/// Something that wants to hear about each reload (ConfigMap status).
+pub trait StatusSink: Send + Sync {
+    /// Called after each attempt with the ConfigMaps behind it.
+    fn report(&self, outcome: Outcome, configmaps: Vec<ConfigMapRef>);
+}
+
+/// Reload settings.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReloadOptions {
+    /// Layer the embedded default bundle under the sources.
+    pub with_default_bundle: bool,
+    /// Run the bundle's `test_*` rules and reject it if any fails.
+    pub require_tests: bool,
+}
+
+/// Owns the latest files of each source and the live bundle's lifecycle.
+pub struct Reloader {
+    live: Arc<Live>,
+    options: ReloadOptions,
+    expected: Vec<SourceKind>,
+    latest: BTreeMap<SourceKind, SourceUpdate>,
+    last_attempted: Option<String>,
+    reporter: Option<Arc<dyn StatusSink>>,
+}
+
+impl Reloader {
+    /// A reloader that waits for every source in `expected` before its first bundle.
+    pub fn new(live: Arc<Live>, options: ReloadOptions, expected: Vec<SourceKind>) -> Self {
+        Self {
+            live,
+            options,
+            expected,
+            latest: BTreeMap::new(),
+            last_attempted: None,
+            reporter: None,
+        }
+    }
+
+    /// Adds a reporter (ConfigMap status).
+    pub fn with_reporter(mut self, reporter: Arc<dyn StatusSink>) -> Self {
+        self.reporter = Some(reporter);
+        self
+    }
+
+    /// Processes updates until every sender is gone.
+    pub async fn run(mut self, mut updates: mpsc::Receiver<SourceUpdate>) {
+        while let Some(update) = updates.recv().await {
+            self.latest.insert(update.source, update);
+            // Coalesce a burst: only the newest files of each source matter.
+            while let Ok(more) = updates.try_recv() {
+                self.latest.insert(more.source, more);
+            }
+            if self.expected.iter().all(|s| self.latest.contains_key(s)) {
+                self.apply().await;
+            }
+        }
+    }
+
+    /// Assembles, compiles and installs the current files; or rejects them.
+    pub async fn apply(&mut self) {
+        let configmaps: Vec<ConfigMapRef> = self
+            .latest
+            .values()
+            .flat_map(|u| u.configmaps.clone())
+            .collect();
+        let files = match self.assemble() {
+            Ok(f) => f,
+            Err(e) => {
+                let attempted = format!("unreadable:{}", short_hash(&e.to_string()));
+                if self.last_attempted.as_deref() == Some(attempted.as_str()) {
+                    return;
+                }
+                self.last_attempted = Some(attempted.clone());
+                self.reject(attempted, e, configmaps);
+                return;
+            }
+        };
+        if self.last_attempted.as_deref() == Some(files.revision.as_str()) {
+            // Same content as last time (an annotation or resourceVersion
+            // changed, or a directory was touched): nothing to do.
+            return;
+        }
+        let revision = files.revision.clone();
+        self.last_attempted = Some(revision.clone());
+        let started = Instant::now();
+        let options = self.options;
+        let compiled = tokio::task::spawn_blocking(move || compile_gated(&files, options))
+            .await
+            .map_err(|e| ReloadError::Task(e.to_string()))
+            .and_then(|r| r);
+        self.live
+            .metrics()
+            .reload_duration
+            .observe(started.elapsed().as_secs_f64());
+        match compiled {
+            Ok(bundle) => {
+                let metrics = self.live.metrics();
+                metrics.reloads.with_label_values(&["success"]).inc();
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_secs_f64())
+                    .unwrap_or(0.0);
+                metrics.last_reload_success.set(now);
+                self.live.install(bundle);
+                self.report(
+                    Outcome {
+                        attempted: revision.clone(),
+                        serving: Some(revision),
+                        error: None,
+                    },
+                    configmaps,
+                );
+            }
+            Err(e) => self.reject(revision, e, configmaps),
+        }
+    }
+
+    fn reject(&self, attempted: String, error: ReloadError, configmaps: Vec<ConfigMapRef>) {
+        self.live
+            .metrics()
+            .reloads
+            .with_label_values(&["failure"])
+            .inc();
+        let serving = self.live.bundle().map(|b| b.revision().to_string());
+        tracing::error!(
+            revision = %attempted,
+            serving = serving.as_deref().unwrap_or("(none)"),
+            error = %error,
+            "policy bundle rejected; the last good bundle keeps serving"
+        );
+        if let ReloadError::Compile(CompileError::Rego { detail, .. }) = &error {
+            tracing::debug!(%detail, "compile error detail");
+        }
+        self.report(
+            Outcome {
+                attempted,
+                serving,
+                error: Some(error.to_string()),
+            },
+            configmaps,
+        );
+    }
+
+    fn report(&self, outcome: Outcome, configmaps: Vec<ConfigMapRef>) {
+        if let Some(r) = &self.reporter {
+            r.report(outcome, configmaps);
+        }
+    }
+
+    fn assemble(&self) -> Result<BundleFiles, ReloadError> {
+        let mut entries = Vec::new();
+        let mut origins = Vec::new();
+        for update in self.latest.values() {
+            match &update.files {
+                Ok(files) => entries.extend(files.iter().cloned()),
+                Err(e) => {
+                    return Err(ReloadError::Source {
+                        kind: update.source.as_str(),
+                        message: e.to_string(),
+                    })
+                }
+            }
+            origins.push(update.origin.clone());
+        }
+        let files = BundleFiles::from_entries(&origins.join(" + "), entries)?;
+        if self.options.with_default_bundle {
+            Ok(files.layered(BundleFiles::embedded()?))
+        } else {
+            Ok(files)
+        }
+    }
+}
+
+/// Compiles a bundle; with `require_tests`, its tests must pass first.
+pub fn compile_gated(
+    files: &BundleFiles,
+    options: ReloadOptions,
+) -> Result<CompiledBundle, ReloadError> {
+    if options.require_tests {
+        let with_tests = CompiledBundle::compile(
+            files,
+            CompileOptions {
+                include_tests: true,
+            },
+        )?;
+        let failures: Vec<String> = with_tests
+            .tests()
+            .iter()
+            .filter_map(|case| match with_tests.run_test(case) {
+                Ok(true) => None,
+                Ok(false) => Some(format!("{} at {}:{}", case.rule, case.path, case.line)),
+                Err(e) => Some(format!(
+                    "{} at {}:{}: {}",
+                    case.rule,
+                    case.path,
+                    case.line,
+                    first_line(&e)
+                )),
+            })
+            .collect();
+        if !failures.is_empty() {
+            return Err(ReloadError::Tests(failures.join("; ")));
+        }
+    }
+    Ok(CompiledBundle::compile(files, CompileOptions::default())?)
+}
+
+fn first_line(s: &str) -> String {
+    s.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
+        .to_string()
+}
+
+fn short_hash(s: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(s.as_bytes())
+        .iter()
+        .take(4)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
