@@ -725,6 +725,7 @@ mod tests {
             path: "a_test.rego".into(),
             source: "package a\n\ntest_one if true\n\ntest_two if {\n true\n}\ntest_one if false\n"
                 .into(),
+            restricted: false,
         };
         let t = find_tests(&m, "data.a");
         assert_eq!(t.len(), 2);

@@ -29,8 +29,10 @@ pub fn spawn(
         })
         .collect();
     parents.dedup();
-    let mut watch = dir::watch(&parents)?;
+    let watch = dir::watch(&parents)?;
     tokio::spawn(async move {
+        // The whole watch moves in (see reload::dir::spawn).
+        let mut watch = watch;
         let mut current = fingerprint(&cert, &key);
         while dir::debounced(&mut watch.events).await {
             let seen = fingerprint(&cert, &key);

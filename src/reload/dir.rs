@@ -33,8 +33,14 @@ pub struct PathWatch {
 /// the platform watcher cannot be set up (inotify limits, exotic filesystems).
 pub fn watch(paths: &[PathBuf]) -> Result<PathWatch, notify::Error> {
     let (tx, rx) = mpsc::unbounded_channel();
-    let handler = move |_res: notify::Result<notify::Event>| {
-        // Errors also trigger a re-read: the read reports what is wrong.
+    let handler = move |res: notify::Result<notify::Event>| {
+        // Our own reads show up as access events: only changes count. Errors
+        // also trigger a re-read, which reports what is wrong.
+        if let Ok(event) = &res {
+            if matches!(event.kind, notify::EventKind::Access(_)) {
+                return;
+            }
+        }
         let _ = tx.send(());
     };
     let mut watcher: Box<dyn Watcher + Send> = match notify::recommended_watcher(handler.clone()) {
@@ -79,8 +85,11 @@ pub fn spawn(
     updates: mpsc::Sender<SourceUpdate>,
     metrics: Metrics,
 ) -> Result<(), notify::Error> {
-    let mut watch = watch(std::slice::from_ref(&dir))?;
+    let watch = watch(std::slice::from_ref(&dir))?;
     tokio::spawn(async move {
+        // Move the whole watch in: a closure capturing only `events` would
+        // drop the watcher, and with it every notification.
+        let mut watch = watch;
         loop {
             // Read, and read again if the tree changed while we read it.
             let update = loop {
@@ -116,6 +125,7 @@ pub fn spawn(
             if sent.is_err() || !debounced(&mut watch.events).await {
                 return;
             }
+            tracing::debug!(dir = %dir.display(), "bundle directory changed");
         }
     });
     Ok(())
@@ -125,5 +135,41 @@ fn task_error(dir: &Path, e: tokio::task::JoinError) -> bundle::BundleError {
     bundle::BundleError::Io {
         path: dir.display().to_string(),
         source: std::io::Error::other(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[tokio::test]
+    async fn a_change_is_signalled() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = watch(&[dir.path().to_path_buf()]).unwrap();
+        std::fs::write(dir.path().join("x.rego"), "package x").unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(3), debounced(&mut w.events)).await;
+        assert_eq!(got.ok(), Some(true));
+    }
+}
+
+#[cfg(test)]
+mod kubelet_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[tokio::test]
+    async fn a_data_swap_is_signalled() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("..v1/validate")).unwrap();
+        std::os::unix::fs::symlink("..v1", root.join("..data")).unwrap();
+        std::os::unix::fs::symlink("..data/validate", root.join("validate")).unwrap();
+        let mut w = watch(&[root.to_path_buf()]).unwrap();
+        std::fs::create_dir_all(root.join("..v2/validate")).unwrap();
+        std::os::unix::fs::symlink("..v2", root.join("..data_tmp")).unwrap();
+        std::fs::rename(root.join("..data_tmp"), root.join("..data")).unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(3), debounced(&mut w.events)).await;
+        assert_eq!(got.ok(), Some(true));
     }
 }

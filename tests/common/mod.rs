@@ -32,6 +32,8 @@ pub struct Server {
     _dir: tempfile::TempDir,
 }
 
+pub mod fake_api;
+
 /// Options for starting a server.
 #[derive(Default)]
 pub struct Options {
@@ -39,6 +41,12 @@ pub struct Options {
     pub extra_args: Vec<String>,
     /// Let the server generate its own development certificate.
     pub dev_cert: bool,
+    /// Serve this certificate pair; the CA PEM is what the client trusts.
+    pub tls: Option<(PathBuf, PathBuf, String)>,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
+    /// Return once listening, without waiting for readiness.
+    pub no_wait: bool,
 }
 
 impl Server {
@@ -60,7 +68,10 @@ impl Server {
             "--admin-addr",
             "127.0.0.1:0",
         ]);
-        let ca_pem = if options.dev_cert {
+        let ca_pem = if let Some((cert, key, ca)) = &options.tls {
+            cmd.arg("--tls-cert").arg(cert).arg("--tls-key").arg(key);
+            ca.clone()
+        } else if options.dev_cert {
             cmd.args(["--tls-san", SERVICE_DNS, "--dev-cert-dir"])
                 .arg(dir.path().join("dev"));
             String::new()
@@ -75,6 +86,9 @@ impl Server {
             cmd.arg("--policies").arg(p);
         }
         cmd.args(&options.extra_args);
+        for (k, v) in &options.env {
+            cmd.env(k, v);
+        }
         cmd.stdout(Stdio::null())
             .stderr(Stdio::piped())
             .stdin(Stdio::null());
@@ -104,7 +118,10 @@ impl Server {
         let v: Value = serde_json::from_str(&line).unwrap();
         let addr = v["fields"]["addr"].as_str().unwrap().parse().unwrap();
         let admin = v["fields"]["admin"].as_str().unwrap().parse().unwrap();
-        let ca_pem = if options.dev_cert {
+        let ca_pem = if let Some((cert, key, ca)) = &options.tls {
+            cmd.arg("--tls-cert").arg(cert).arg("--tls-key").arg(key);
+            ca.clone()
+        } else if options.dev_cert {
             std::fs::read_to_string(dir.path().join("dev").join("ca.crt")).unwrap()
         } else {
             ca_pem
@@ -117,7 +134,9 @@ impl Server {
             logs,
             _dir: dir,
         };
-        server.wait_ready();
+        if !options.no_wait {
+            server.wait_ready();
+        }
         server
     }
 
@@ -465,6 +484,91 @@ pub fn bundle_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
         std::fs::write(p, text).unwrap();
     }
     dir
+}
+
+/// A directory laid out as the kubelet mounts a ConfigMap or Secret: the
+/// files live in a timestamped folder, `..data` links to it, and each visible
+/// name links through `..data`. An update writes a new folder and swaps
+/// `..data` with one atomic rename.
+pub struct KubeletDir {
+    pub dir: tempfile::TempDir,
+    generation: u32,
+}
+
+impl KubeletDir {
+    pub fn new(files: &[(&str, &str)]) -> Self {
+        let mut k = Self {
+            dir: tempfile::tempdir().unwrap(),
+            generation: 0,
+        };
+        k.update(files);
+        k
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Atomically replaces the whole content.
+    pub fn update(&mut self, files: &[(&str, &str)]) {
+        self.generation += 1;
+        let root = self.dir.path();
+        let folder = format!(
+            "..2026_11_21_00_00_{:02}.{}",
+            self.generation % 60,
+            self.generation
+        );
+        for (path, text) in files {
+            let p = root.join(&folder).join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        let old = std::fs::read_link(root.join("..data")).ok();
+        std::os::unix::fs::symlink(&folder, root.join("..data_tmp")).unwrap();
+        std::fs::rename(root.join("..data_tmp"), root.join("..data")).unwrap();
+        // Visible names: one link per top-level entry, through ..data.
+        let tops: std::collections::BTreeSet<String> = files
+            .iter()
+            .map(|(p, _)| p.split('/').next().unwrap().to_string())
+            .collect();
+        for entry in std::fs::read_dir(root).unwrap() {
+            let name = entry.unwrap().file_name().to_string_lossy().to_string();
+            if !name.starts_with('.') && !tops.contains(&name) {
+                std::fs::remove_file(root.join(&name)).unwrap();
+            }
+        }
+        for top in &tops {
+            let link = root.join(top);
+            if std::fs::symlink_metadata(&link).is_err() {
+                std::os::unix::fs::symlink(format!("..data/{top}"), &link).unwrap();
+            }
+        }
+        if let Some(old) = old {
+            let _ = std::fs::remove_dir_all(root.join(old));
+        }
+    }
+}
+
+/// Polls `f` until it returns true or the deadline passes.
+pub async fn eventually(within: Duration, what: &str, mut f: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while started.elapsed() < within {
+        if f() {
+            return started.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out after {within:?} waiting for: {what}");
+}
+
+/// The value of one metric series line (exact labels), or 0.
+pub fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.trim().parse().ok())
+        })
+        .unwrap_or(0.0)
 }
 
 pub fn repo_path(rel: &str) -> PathBuf {
