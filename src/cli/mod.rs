@@ -56,7 +56,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the admission webhooks over TLS.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Decide manifests or AdmissionReviews offline, as the server would.
     Eval(EvalArgs),
     /// Run the bundle's `test_*` rules.
