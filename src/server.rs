@@ -22,6 +22,11 @@ use crate::state::Live;
 /// about 1.5 MiB (etcd's limit), plus the review around them.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
+/// The validating webhook's path (the chart's ValidatingWebhookConfiguration uses it).
+pub const VALIDATE_PATH: &str = "/validate";
+/// The mutating webhook's path.
+pub const MUTATE_PATH: &str = "/mutate";
+
 /// What the admission router needs.
 #[derive(Debug, Clone)]
 pub struct AdmissionState {
@@ -52,10 +57,13 @@ impl Webhook {
 pub fn router(state: AdmissionState) -> Router {
     Router::new()
         .route(
-            "/validate",
+            VALIDATE_PATH,
             post(|s, u, b| handle(s, u, b, Webhook::Validate)),
         )
-        .route("/mutate", post(|s, u, b| handle(s, u, b, Webhook::Mutate)))
+        .route(
+            MUTATE_PATH,
+            post(|s, u, b| handle(s, u, b, Webhook::Mutate)),
+        )
         .fallback(|uri: Uri| async move {
             plain(
                 StatusCode::NOT_FOUND,

@@ -1,0 +1,64 @@
+# Every container and init container gets CPU and memory requests and limits
+# when it lacks them. A value the user set is never replaced, and a default
+# never contradicts one: a default request is capped at the user's limit and a
+# default limit is raised to the user's request.
+package mutate.default_resources
+
+import data.regent.lib.workload
+import rego.v1
+
+defaults := data.mutate.default_resources.parameters
+
+quantity(resource, q) := units.parse_bytes(sprintf("%v", [q])) if resource == "memory"
+
+quantity(resource, q) := units.parse(sprintf("%v", [q])) if resource != "memory"
+
+# Ephemeral containers cannot carry resources.
+target_containers contains c if {
+	some c in workload.containers
+	c.field != "ephemeralContainers"
+}
+
+request_default(ctr, resource, value) := value if not ctr.resources.limits[resource]
+
+request_default(ctr, resource, value) := value if {
+	limit := ctr.resources.limits[resource]
+	quantity(resource, value) <= quantity(resource, limit)
+}
+
+request_default(ctr, resource, value) := limit if {
+	limit := ctr.resources.limits[resource]
+	quantity(resource, value) > quantity(resource, limit)
+}
+
+limit_default(ctr, resource, value) := value if not ctr.resources.requests[resource]
+
+limit_default(ctr, resource, value) := value if {
+	request := ctr.resources.requests[resource]
+	quantity(resource, value) >= quantity(resource, request)
+}
+
+limit_default(ctr, resource, value) := request if {
+	request := ctr.resources.requests[resource]
+	quantity(resource, value) < quantity(resource, request)
+}
+
+patch contains op if {
+	some c in target_containers
+	some resource, value in defaults.requests
+	not c.container.resources.requests[resource]
+	op := workload.add(
+		sprintf("%s/resources/requests/%s", [c.pointer, resource]),
+		request_default(c.container, resource, value),
+	)
+}
+
+patch contains op if {
+	some c in target_containers
+	some resource, value in defaults.limits
+	not c.container.resources.limits[resource]
+	op := workload.add(
+		sprintf("%s/resources/limits/%s", [c.pointer, resource]),
+		limit_default(c.container, resource, value),
+	)
+}

@@ -1,0 +1,21 @@
+# hostNetwork, hostPID and hostIPC let a pod see and talk to everything on the node.
+package validate.host_namespaces
+
+import data.regent.lib.workload
+import rego.v1
+
+fields := {
+	"hostNetwork": "the node's network namespace",
+	"hostPID": "the node's process namespace",
+	"hostIPC": "the node's IPC namespace",
+}
+
+violation contains v if {
+	some field, what in fields
+	workload.pod_spec[field] == true
+	v := workload.violation(
+		workload.field_path(field),
+		sprintf("the pod shares %s", [what]),
+		sprintf("remove %s or set it to false", [field]),
+	)
+}

@@ -1,0 +1,21 @@
+package validate.image_tag_test
+
+import data.test.fixtures
+import data.validate.image_tag as policy
+import rego.v1
+
+violations_for(image) := v if {
+	v := policy.violation with input as fixtures.review("Pod", fixtures.spec_with_container({"image": image}))
+}
+
+test_denies_missing_tag if count(violations_for("nginx")) == 1
+
+test_denies_missing_tag_with_registry_port if count(violations_for("localhost:5000/team/app")) == 1
+
+test_denies_latest if count(violations_for("registry.example.com/app:latest")) == 1
+
+test_allows_pinned_tag if count(violations_for("nginx:1.27.3")) == 0
+
+test_allows_registry_port_and_tag if count(violations_for("localhost:5000/team/app:2.0")) == 0
+
+test_allows_digest if count(violations_for("nginx@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")) == 0

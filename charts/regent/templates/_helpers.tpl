@@ -1,0 +1,55 @@
+{{/* The chart name. */}}
+{{- define "regent.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The release's resource name. */}}
+{{- define "regent.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else if contains (include "regent.name" .) .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name (include "regent.name" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "regent.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "regent.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "regent.labels" -}}
+{{ include "regent.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{- define "regent.image" -}}
+{{- if .Values.image.digest -}}
+{{ .Values.image.repository }}@{{ .Values.image.digest }}
+{{- else -}}
+{{ .Values.image.repository }}:{{ default .Chart.AppVersion .Values.image.tag }}
+{{- end -}}
+{{- end -}}
+
+{{/* The Secret holding the serving certificate. */}}
+{{- define "regent.tlsSecret" -}}
+{{- if eq .Values.certs.mode "existingSecret" -}}
+{{- required "certs.existingSecret is required when certs.mode=existingSecret" .Values.certs.existingSecret -}}
+{{- else -}}
+{{- printf "%s-tls" (include "regent.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The service DNS name the API server calls. */}}
+{{- define "regent.serviceDNS" -}}
+{{- printf "%s.%s.svc" (include "regent.fullname" .) .Release.Namespace -}}
+{{- end -}}
+
+{{- define "regent.validateMode" -}}
+{{- if not (has .Values.certs.mode (list "selfSigned" "certManager" "existingSecret")) -}}
+{{- fail (printf "certs.mode must be selfSigned, certManager or existingSecret, not %q" .Values.certs.mode) -}}
+{{- end -}}
+{{- end -}}
