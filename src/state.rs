@@ -45,6 +45,7 @@ impl Live {
             origin = bundle.origin(),
             policies = bundle.policies().len(),
             compile_ms = bundle.compile_time().as_secs_f64() * 1e3,
+            evaluator = bundle.evaluator().as_str(),
             "policy bundle live"
         );
         self.bundle.store(Some(Arc::new(bundle)));

@@ -724,6 +724,7 @@ fn the_charts_policies_are_identical_to_the_default_bundle() {
         &files,
         regent::engine::CompileOptions {
             include_tests: true,
+            ..Default::default()
         },
     )
     .unwrap();

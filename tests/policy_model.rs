@@ -214,3 +214,85 @@ fn a_replace_operation_is_refused() {
     assert_eq!(d.verdict, Verdict::Failed);
     assert!(d.response.status.unwrap().message.contains("only add"));
 }
+
+#[test]
+fn the_bytecode_vm_decides_exactly_as_the_interpreter() {
+    let files = BundleFiles::embedded().unwrap();
+    let vm = CompiledBundle::compile(&files, CompileOptions::default()).unwrap();
+    let interpreter = CompiledBundle::compile(
+        &files,
+        CompileOptions {
+            interpreter_only: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(vm.evaluator(), regent::engine::Evaluator::Vm);
+    assert_eq!(
+        interpreter.evaluator(),
+        regent::engine::Evaluator::Interpreter
+    );
+    // A corpus: every kind, operation and a spread of violations and mutations.
+    let mut reviews = Vec::new();
+    let variants: Vec<Value> = vec![
+        good_spec(),
+        json!({"containers": [{"name": "a", "image": "nginx"}]}),
+        json!({"hostNetwork": true, "hostIPC": true, "initContainers": [{"name": "i", "image": "busybox:latest",
+               "securityContext": {"privileged": true, "capabilities": {"add": ["NET_ADMIN"]}}}],
+               "containers": [{"name": "a", "image": "quay.io/x/a:1", "resources": {"limits": {"cpu": "8"}}}],
+               "volumes": [{"name": "h", "hostPath": {"path": "/"}}]}),
+        json!({"containers": [{"name": "a", "image": "registry.example.com/a@sha256:00", "resources": {"requests": {"memory": "2Gi"}}}],
+               "ephemeralContainers": [{"name": "d", "image": "busybox:1"}]}),
+    ];
+    for kind in common::KINDS {
+        for op in ["CREATE", "UPDATE", "DELETE"] {
+            for (i, spec) in variants.iter().enumerate() {
+                let meta = if i % 2 == 0 {
+                    pod_meta()
+                } else {
+                    json!({"annotations": {"regent.dev/inject": "otel-agent,nope"}})
+                };
+                reviews.push(review(
+                    "admission.k8s.io/v1",
+                    op,
+                    &object(kind, spec.clone(), meta),
+                ));
+            }
+        }
+    }
+    for f in [
+        "pod-review.json",
+        "deployment-review.json",
+        "deployment-unmutated-review.json",
+    ] {
+        let text =
+            std::fs::read_to_string(common::repo_path(&format!("benches/fixtures/{f}"))).unwrap();
+        reviews.push(serde_json::from_str(&text).unwrap());
+    }
+    for r in &reviews {
+        let parsed = regent::review::parse(&serde_json::to_vec(r).unwrap()).unwrap();
+        let options = DecideOptions::default();
+        let (a, b) = (
+            decision::validate(&vm, &parsed, &options),
+            decision::validate(&interpreter, &parsed, &options),
+        );
+        assert_eq!(
+            a.response,
+            b.response,
+            "validate differs for {}",
+            parsed.meta.describe()
+        );
+        let (a, b) = (
+            decision::mutate(&vm, &parsed, &options),
+            decision::mutate(&interpreter, &parsed, &options),
+        );
+        assert_eq!(
+            a.response,
+            b.response,
+            "mutate differs for {}",
+            parsed.meta.describe()
+        );
+        assert_eq!(a.mutated_object, b.mutated_object);
+    }
+    assert!(reviews.len() > 90);
+}

@@ -21,16 +21,20 @@ impl CheckArgs {
             dir.as_ref(),
             CompileOptions {
                 include_tests: true,
+                interpreter_only: false,
             },
         ) {
             Ok(bundle) => {
+                // What the server would run: compiled without the tests.
+                let serving = super::load_bundle(dir.as_ref(), CompileOptions::default()).map(|b| b.evaluator());
                 println!(
-                    "ok: {} (revision {}): {} policies, {} tests, compiled in {:.1} ms",
+                    "ok: {} (revision {}): {} policies, {} tests, compiled in {:.1} ms, evaluator {}",
                     bundle.origin(),
                     bundle.revision(),
                     bundle.policies().len(),
                     bundle.tests().len(),
-                    bundle.compile_time().as_secs_f64() * 1e3
+                    bundle.compile_time().as_secs_f64() * 1e3,
+                    serving.map(|e| e.as_str()).unwrap_or("unknown")
                 );
                 for p in bundle.policies() {
                     println!(

@@ -27,6 +27,7 @@ impl TestArgs {
             dir.as_ref(),
             CompileOptions {
                 include_tests: true,
+                interpreter_only: false,
             },
         ) {
             Ok(b) => b,

@@ -74,7 +74,9 @@ container_fields := ["containers", "initContainers", "ephemeralContainers"]
 #   {"container": {...}, "field": "initContainers", "index": 0,
 #    "path": "spec.template.spec.initContainers[0]",
 #    "pointer": "/spec/template/spec/initContainers/0"}
-containers contains c if {
+#
+# An array, not a set: a set would compare whole containers to order them.
+containers := [c |
 	some field in container_fields
 	some i, ctr in pod_spec[field]
 	c := {
@@ -84,13 +86,13 @@ containers contains c if {
 		"path": sprintf("%s.%s[%d]", [spec_path, field, i]),
 		"pointer": sprintf("%s/%s/%d", [spec_pointer, field, i]),
 	}
-}
+]
 
 # Every volume of the pod spec, with its field path.
-volumes contains v if {
+volumes := [v |
 	some i, vol in pod_spec.volumes
 	v := {"volume": vol, "index": i, "path": sprintf("%s.volumes[%d]", [spec_path, i])}
-}
+]
 
 # The field path of `field` inside the pod spec, e.g. field_path("hostNetwork").
 field_path(field) := sprintf("%s.%s", [spec_path, field])

@@ -288,6 +288,7 @@ pub fn compile_gated(
             files,
             CompileOptions {
                 include_tests: true,
+                interpreter_only: false,
             },
         )?;
         let failures: Vec<String> = with_tests

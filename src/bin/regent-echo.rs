@@ -1,0 +1,72 @@
+//! `regent-echo`: the no-op baseline of the load benchmark (`benches/load.sh`).
+//! The same TLS configuration, accept loop, body limit and AdmissionReview
+//! parse as `regent serve`, answering every review "allowed" without
+//! evaluating anything. Not for production.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::body::Body;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::post;
+use clap::Parser;
+use regent::review::{self, Response};
+use regent::server::{DEFAULT_MAX_BODY_BYTES, MUTATE_PATH, VALIDATE_PATH};
+use regent::tls;
+
+/// The benchmark's no-op admission webhook.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Listen address.
+    #[arg(long, default_value = "127.0.0.1:9443")]
+    addr: SocketAddr,
+    /// Serving certificate (PEM).
+    #[arg(long)]
+    tls_cert: PathBuf,
+    /// Serving key (PEM).
+    #[arg(long)]
+    tls_key: PathBuf,
+}
+
+async fn allow(body: Body) -> axum::response::Response {
+    let Ok(bytes) = axum::body::to_bytes(body, DEFAULT_MAX_BODY_BYTES).await else {
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    };
+    match review::parse(&bytes) {
+        Ok(r) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            Response::allow(&r.meta.uid).to_review_bytes(r.version),
+        )
+            .into_response(),
+        Err(_) => StatusCode::BAD_REQUEST.into_response(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let Args {
+        addr,
+        tls_cert,
+        tls_key,
+    } = Args::parse();
+    let resolver = tls::CertResolver::new(tls::load_pair(&tls_cert, &tls_key)?);
+    let config = tls::server_config(resolver)?;
+    let router = axum::Router::new()
+        .route(VALIDATE_PATH, post(allow))
+        .route(MUTATE_PATH, post(allow));
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    println!("listening {}", listener.local_addr()?);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        let _ = stop_tx.send(true);
+    });
+    tls::serve(listener, config, router, stop_rx, Duration::from_secs(2)).await;
+    Ok(())
+}
