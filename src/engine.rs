@@ -22,10 +22,13 @@ use crate::mutation::{self, MutationError};
 use crate::policy::{self, Policy, PolicyError, PolicyKind, MUTATE_ENTRY, VALIDATE_ENTRY};
 
 /// The built-in helper library, always loaded; its package is reserved.
-pub const LIBRARY: &[(&str, &str)] = &[(
-    "regent/lib/workload.rego",
-    include_str!("rego/workload.rego"),
-)];
+pub const LIBRARY: &[(&str, &str)] = &[
+    (
+        "regent/lib/workload.rego",
+        include_str!("rego/workload.rego"),
+    ),
+    ("regent/lib/images.rego", include_str!("rego/images.rego")),
+];
 
 /// Reviews used to warm a freshly compiled engine and to check that the
 /// bytecode VM decides exactly as the interpreter does: an ordinary Pod, and

@@ -26,7 +26,8 @@ impl CheckArgs {
         ) {
             Ok(bundle) => {
                 // What the server would run: compiled without the tests.
-                let serving = super::load_bundle(dir.as_ref(), CompileOptions::default()).map(|b| b.evaluator());
+                let serving = super::load_bundle(dir.as_ref(), CompileOptions::default())
+                    .map(|b| b.evaluator());
                 println!(
                     "ok: {} (revision {}): {} policies, {} tests, compiled in {:.1} ms, evaluator {}",
                     bundle.origin(),

@@ -8,6 +8,11 @@
 #
 #   This package is reserved: it is built into the regent binary and no bundle
 #   may define or replace it.
+#
+#   Import the rules you use (`import data.regent.lib.workload.containers`)
+#   rather than the whole package: regorus evaluates every rule of a package
+#   that is referenced through a package alias (`workload.containers`), once
+#   per request.
 package regent.lib.workload
 
 import rego.v1
@@ -18,53 +23,45 @@ object := input.request.object
 # The kind of the object under review, e.g. "Deployment".
 kind := input.request.kind.kind
 
-# Kinds whose pod spec sits at spec.template.spec.
-template_kinds := {"Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "ReplicationController"}
+# Where each kind keeps its pod spec and pod metadata.
+spec_parts := {
+	"Pod": ["spec"],
+	"Deployment": ["spec", "template", "spec"],
+	"ReplicaSet": ["spec", "template", "spec"],
+	"StatefulSet": ["spec", "template", "spec"],
+	"DaemonSet": ["spec", "template", "spec"],
+	"Job": ["spec", "template", "spec"],
+	"ReplicationController": ["spec", "template", "spec"],
+	"CronJob": ["spec", "jobTemplate", "spec", "template", "spec"],
+}
 
-# Every kind that carries a pod spec.
-pod_kinds := template_kinds | {"Pod", "CronJob"}
+metadata_parts := {
+	"Pod": ["metadata"],
+	"Deployment": ["spec", "template", "metadata"],
+	"ReplicaSet": ["spec", "template", "metadata"],
+	"StatefulSet": ["spec", "template", "metadata"],
+	"DaemonSet": ["spec", "template", "metadata"],
+	"Job": ["spec", "template", "metadata"],
+	"ReplicationController": ["spec", "template", "metadata"],
+	"CronJob": ["spec", "jobTemplate", "spec", "template", "metadata"],
+}
 
-# Where the pod spec and the pod metadata sit, as field paths and JSON pointers.
-locations := {"spec": "spec", "meta": "metadata", "spec_ptr": "/spec", "meta_ptr": "/metadata"} if kind == "Pod"
+# The pod spec of the object under review (undefined for other kinds).
+pod_spec := object.get(input.request.object, spec_parts[kind], {})
 
-locations := {
-	"spec": "spec.template.spec",
-	"meta": "spec.template.metadata",
-	"spec_ptr": "/spec/template/spec",
-	"meta_ptr": "/spec/template/metadata",
-} if kind in template_kinds
-
-locations := {
-	"spec": "spec.jobTemplate.spec.template.spec",
-	"meta": "spec.jobTemplate.spec.template.metadata",
-	"spec_ptr": "/spec/jobTemplate/spec/template/spec",
-	"meta_ptr": "/spec/jobTemplate/spec/template/metadata",
-} if kind == "CronJob"
-
-# The pod spec of the object under review.
-pod_spec := object.spec if kind == "Pod"
-
-pod_spec := object.spec.template.spec if kind in template_kinds
-
-pod_spec := object.spec.jobTemplate.spec.template.spec if kind == "CronJob"
-
-# The pod metadata (labels and annotations the pods will carry).
-pod_metadata := object_get(object, "metadata") if kind == "Pod"
-
-pod_metadata := object_get(object.spec.template, "metadata") if kind in template_kinds
-
-pod_metadata := object_get(object.spec.jobTemplate.spec.template, "metadata") if kind == "CronJob"
+# The pod metadata: the labels and annotations the pods will carry.
+pod_metadata := object.get(input.request.object, metadata_parts[kind], {})
 
 # The pod spec's field path, e.g. "spec.template.spec".
-spec_path := locations.spec
+spec_path := concat(".", spec_parts[kind])
 
 # The pod spec's JSON pointer, e.g. "/spec/template/spec".
-spec_pointer := locations.spec_ptr
+spec_pointer := concat("/", array.concat([""], spec_parts[kind]))
 
 # The pod metadata's field path and JSON pointer.
-metadata_path := locations.meta
+metadata_path := concat(".", metadata_parts[kind])
 
-metadata_pointer := locations.meta_ptr
+metadata_pointer := concat("/", array.concat([""], metadata_parts[kind]))
 
 # The three lists a pod keeps containers in. Init and ephemeral containers are
 # containers everywhere a policy looks.
@@ -74,7 +71,6 @@ container_fields := ["containers", "initContainers", "ephemeralContainers"]
 #   {"container": {...}, "field": "initContainers", "index": 0,
 #    "path": "spec.template.spec.initContainers[0]",
 #    "pointer": "/spec/template/spec/initContainers/0"}
-#
 # An array, not a set: a set would compare whole containers to order them.
 containers := [c |
 	some field in container_fields
@@ -83,86 +79,22 @@ containers := [c |
 		"container": ctr,
 		"field": field,
 		"index": i,
-		"path": sprintf("%s.%s[%d]", [spec_path, field, i]),
-		"pointer": sprintf("%s/%s/%d", [spec_pointer, field, i]),
+		"path": concat("", [spec_path, ".", field, "[", format_int(i, 10), "]"]),
+		"pointer": concat("/", [spec_pointer, field, format_int(i, 10)]),
 	}
 ]
 
 # Every volume of the pod spec, with its field path.
 volumes := [v |
 	some i, vol in pod_spec.volumes
-	v := {"volume": vol, "index": i, "path": sprintf("%s.volumes[%d]", [spec_path, i])}
+	v := {"volume": vol, "index": i, "path": concat("", [spec_path, ".volumes[", format_int(i, 10), "]"])}
 ]
 
 # The field path of `field` inside the pod spec, e.g. field_path("hostNetwork").
-field_path(field) := sprintf("%s.%s", [spec_path, field])
+field_path(field) := concat(".", [spec_path, field])
 
 # A violation as Regent reports it: the policy name is added by Regent.
 violation(path, msg, fix) := {"path": path, "msg": msg, "fix": fix}
-
-# The repository part of an image reference ("registry.example.com/team/app").
-image_repository(image) := repo if {
-	not contains(image, "@")
-	parts := split(image, "/")
-	last := parts[count(parts) - 1]
-	contains(last, ":")
-	repo := trim_suffix(image, concat("", [":", split(last, ":")[1]]))
-}
-
-image_repository(image) := split(image, "@")[0] if contains(image, "@")
-
-image_repository(image) := image if {
-	not contains(image, "@")
-	parts := split(image, "/")
-	not contains(parts[count(parts) - 1], ":")
-}
-
-# The tag of an image reference, or "" when it has none. A digest-pinned image
-# ("app@sha256:...") reports its digest as "@sha256:...".
-image_tag(image) := concat("", ["@", split(image, "@")[1]]) if contains(image, "@")
-
-image_tag(image) := tag if {
-	not contains(image, "@")
-	parts := split(image, "/")
-	last := parts[count(parts) - 1]
-	contains(last, ":")
-	tag := split(last, ":")[1]
-}
-
-image_tag(image) := "" if {
-	not contains(image, "@")
-	parts := split(image, "/")
-	not contains(parts[count(parts) - 1], ":")
-}
-
-# The registry host of an image reference; Docker Hub when the first path part
-# is not a host name (no "." or ":" and not "localhost").
-image_registry(image) := registry if {
-	parts := split(image, "/")
-	count(parts) > 1
-	is_host(parts[0])
-	registry := parts[0]
-}
-
-image_registry(image) := "docker.io" if {
-	parts := split(image, "/")
-	count(parts) == 1
-}
-
-image_registry(image) := "docker.io" if {
-	parts := split(image, "/")
-	count(parts) > 1
-	not is_host(parts[0])
-}
-
-is_host(part) if contains(part, ".")
-
-is_host(part) if contains(part, ":")
-
-is_host(part) if part == "localhost"
-
-# object.get for one key that also works when obj is undefined-safe null.
-object_get(obj, key) := object.get(obj, key, {})
 
 # A JSON pointer token for `key` (RFC 6901: "~" -> "~0", "/" -> "~1"), so a
 # label key such as "app.kubernetes.io/name" can sit in a patch path.

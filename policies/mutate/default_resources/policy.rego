@@ -4,7 +4,8 @@
 # default limit is raised to the user's request.
 package mutate.default_resources
 
-import data.regent.lib.workload
+import data.regent.lib.workload.containers
+import data.regent.lib.workload.add
 import rego.v1
 
 defaults := data.mutate.default_resources.parameters
@@ -15,7 +16,7 @@ quantity(resource, q) := units.parse(sprintf("%v", [q])) if resource != "memory"
 
 # Ephemeral containers cannot carry resources.
 target_containers contains c if {
-	some c in workload.containers
+	some c in containers
 	c.field != "ephemeralContainers"
 }
 
@@ -47,7 +48,7 @@ patch contains op if {
 	some c in target_containers
 	some resource, value in defaults.requests
 	not c.container.resources.requests[resource]
-	op := workload.add(
+	op := add(
 		sprintf("%s/resources/requests/%s", [c.pointer, resource]),
 		request_default(c.container, resource, value),
 	)
@@ -57,7 +58,7 @@ patch contains op if {
 	some c in target_containers
 	some resource, value in defaults.limits
 	not c.container.resources.limits[resource]
-	op := workload.add(
+	op := add(
 		sprintf("%s/resources/limits/%s", [c.pointer, resource]),
 		limit_default(c.container, resource, value),
 	)

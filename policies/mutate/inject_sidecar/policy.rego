@@ -3,19 +3,22 @@
 # are added together or not at all, once.
 package mutate.inject_sidecar
 
-import data.regent.lib.workload
+import data.regent.lib.workload.add
+import data.regent.lib.workload.pod_metadata
+import data.regent.lib.workload.pod_spec
+import data.regent.lib.workload.spec_pointer
 import rego.v1
 
 sidecars := data.mutate.inject_sidecar.parameters.sidecars
 
 requested contains name if {
-	some raw in split(workload.pod_metadata.annotations["regent.dev/inject"], ",")
+	some raw in split(pod_metadata.annotations["regent.dev/inject"], ",")
 	name := trim_space(raw)
 	sidecars[name]
 }
 
 present(name) if {
-	some ctr in workload.pod_spec.containers
+	some ctr in pod_spec.containers
 	ctr.name == sidecars[name].container.name
 }
 
@@ -23,7 +26,7 @@ present(name) if {
 # make the pod invalid, so nothing is injected (the validating policy
 # sidecar_annotation does not warn about this case; the pod stays as written).
 clash(name) if {
-	some vol in workload.pod_spec.volumes
+	some vol in pod_spec.volumes
 	some needed in sidecars[name].volumes
 	vol.name == needed.name
 }
@@ -36,11 +39,11 @@ inject contains name if {
 
 patch contains op if {
 	some name in inject
-	op := workload.add(sprintf("%s/containers/-", [workload.spec_pointer]), sidecars[name].container)
+	op := add(sprintf("%s/containers/-", [spec_pointer]), sidecars[name].container)
 }
 
 patch contains op if {
 	some name in inject
 	some vol in sidecars[name].volumes
-	op := workload.add(sprintf("%s/volumes/-", [workload.spec_pointer]), vol)
+	op := add(sprintf("%s/volumes/-", [spec_pointer]), vol)
 }

@@ -2,30 +2,28 @@
 # empty, which means any registry: configure parameters.registries to enforce.
 package validate.allowed_registries
 
-import data.regent.lib.workload
+import data.regent.lib.images.image_registry
+import data.regent.lib.workload.containers
 import rego.v1
 
 registries := data.validate.allowed_registries.parameters.registries
 
-allowed(image) if count(registries) == 0
-
+# A registry host ("registry.example.com") or an image prefix
+# ("registry.example.com/team/") allows the image.
 allowed(image) if {
-	some prefix in registries
-	startswith(image, prefix)
+	some entry in registries
+	startswith(image, entry)
 }
 
-allowed(image) if {
-	some prefix in registries
-	registry := workload.image_registry(image)
-	prefix == registry
-}
+allowed(image) if image_registry(image) in registries
 
 violation contains v if {
-	some c in workload.containers
+	count(registries) > 0
+	some c in containers
 	not allowed(c.container.image)
-	v := workload.violation(
-		sprintf("%s.image", [c.path]),
-		sprintf("container %q pulls %q from %s, which is not an allowed registry", [c.container.name, c.container.image, workload.image_registry(c.container.image)]),
-		sprintf("use an image from one of: %s", [concat(", ", registries)]),
-	)
+	v := {
+		"path": concat("", [c.path, ".image"]),
+		"msg": sprintf("container %q pulls %q from %s, which is not an allowed registry", [c.container.name, c.container.image, image_registry(c.container.image)]),
+		"fix": sprintf("use an image from one of: %s", [concat(", ", registries)]),
+	}
 }

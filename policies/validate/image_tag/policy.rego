@@ -2,25 +2,25 @@
 # replicas of one Deployment may run different code.
 package validate.image_tag
 
-import data.regent.lib.workload
+import data.regent.lib.images.image_tag
+import data.regent.lib.workload.containers
 import rego.v1
 
 violation contains v if {
-	some c in workload.containers
-	workload.image_tag(c.container.image) == ""
-	v := workload.violation(
-		sprintf("%s.image", [c.path]),
-		sprintf("container %q uses image %q without a tag", [c.container.name, c.container.image]),
-		"pin a version tag or a digest, e.g. image: nginx:1.27.3",
-	)
+	some c in containers
+	tag := image_tag(c.container.image)
+	tag in {"", "latest"}
+	v := {
+		"path": concat("", [c.path, ".image"]),
+		"msg": message(c.container, tag),
+		"fix": fix(tag),
+	}
 }
 
-violation contains v if {
-	some c in workload.containers
-	workload.image_tag(c.container.image) == "latest"
-	v := workload.violation(
-		sprintf("%s.image", [c.path]),
-		sprintf("container %q uses the mutable tag :latest (%q)", [c.container.name, c.container.image]),
-		"pin a version tag or a digest instead of :latest",
-	)
-}
+message(container, "") := sprintf("container %q uses image %q without a tag", [container.name, container.image])
+
+message(container, "latest") := sprintf("container %q uses the mutable tag :latest (%q)", [container.name, container.image])
+
+fix("") := "pin a version tag or a digest, e.g. image: nginx:1.27.3"
+
+fix("latest") := "pin a version tag or a digest instead of :latest"

@@ -3,15 +3,15 @@
 # "restricted" requires it to be false explicitly.
 package validate.privilege_escalation
 
-import data.regent.lib.workload
+import data.regent.lib.workload.containers
 import rego.v1
 
 violation contains v if {
-	some c in workload.containers
+	some c in containers
 	not c.container.securityContext.allowPrivilegeEscalation == false
-	v := workload.violation(
-		sprintf("%s.securityContext.allowPrivilegeEscalation", [c.path]),
-		sprintf("container %q may escalate privileges", [c.container.name]),
-		"set securityContext.allowPrivilegeEscalation: false",
-	)
+	v := {
+		"path": concat("", [c.path, ".securityContext.allowPrivilegeEscalation"]),
+		"msg": sprintf("container %q may escalate privileges", [c.container.name]),
+		"fix": "set securityContext.allowPrivilegeEscalation: false",
+	}
 }

@@ -2,15 +2,15 @@
 # a container escape becomes a node takeover.
 package validate.privileged
 
-import data.regent.lib.workload
+import data.regent.lib.workload.containers
 import rego.v1
 
 violation contains v if {
-	some c in workload.containers
+	some c in containers
 	c.container.securityContext.privileged == true
-	v := workload.violation(
-		sprintf("%s.securityContext.privileged", [c.path]),
-		sprintf("container %q runs privileged", [c.container.name]),
-		"remove securityContext.privileged or set it to false",
-	)
+	v := {
+		"path": concat("", [c.path, ".securityContext.privileged"]),
+		"msg": sprintf("container %q runs privileged", [c.container.name]),
+		"fix": "remove securityContext.privileged or set it to false",
+	}
 }

@@ -1,7 +1,8 @@
 # hostNetwork, hostPID and hostIPC let a pod see and talk to everything on the node.
 package validate.host_namespaces
 
-import data.regent.lib.workload
+import data.regent.lib.workload.pod_spec
+import data.regent.lib.workload.spec_path
 import rego.v1
 
 fields := {
@@ -12,10 +13,10 @@ fields := {
 
 violation contains v if {
 	some field, what in fields
-	workload.pod_spec[field] == true
-	v := workload.violation(
-		workload.field_path(field),
-		sprintf("the pod shares %s", [what]),
-		sprintf("remove %s or set it to false", [field]),
-	)
+	pod_spec[field] == true
+	v := {
+		"path": concat(".", [spec_path, field]),
+		"msg": sprintf("the pod shares %s", [what]),
+		"fix": sprintf("remove %s or set it to false", [field]),
+	}
 }

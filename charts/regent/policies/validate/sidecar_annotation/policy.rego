@@ -1,16 +1,20 @@
-# The regent.dev/inject annotation must name a sidecar this bundle defines,
+# The regent.dev/inject annotation must name sidecars this bundle defines,
 # otherwise nothing is injected and the author should know why.
 package validate.sidecar_annotation
 
-import data.regent.lib.workload
+import data.regent.lib.workload.metadata_path
+import data.regent.lib.workload.pod_metadata
 import rego.v1
 
+sidecars := data.mutate.inject_sidecar.parameters.sidecars
+
 violation contains v if {
-	name := workload.pod_metadata.annotations["regent.dev/inject"]
-	not data.mutate.inject_sidecar.parameters.sidecars[name]
-	v := workload.violation(
-		sprintf("%s.annotations[regent.dev/inject]", [workload.metadata_path]),
-		sprintf("no sidecar named %q is defined, so none is injected", [name]),
-		sprintf("use one of: %s", [concat(", ", sort(object.keys(data.mutate.inject_sidecar.parameters.sidecars)))]),
-	)
+	some raw in split(pod_metadata.annotations["regent.dev/inject"], ",")
+	name := trim_space(raw)
+	not sidecars[name]
+	v := {
+		"path": concat("", [metadata_path, ".annotations[regent.dev/inject]"]),
+		"msg": sprintf("no sidecar named %q is defined, so none is injected", [name]),
+		"fix": sprintf("use one of: %s", [concat(", ", sort(object.keys(sidecars)))]),
+	}
 }
