@@ -30,6 +30,15 @@ pub const LIBRARY: &[(&str, &str)] = &[
     ("regent/lib/images.rego", include_str!("rego/images.rego")),
 ];
 
+/// How many work units the evaluator runs between two looks at the clock for
+/// the time limit. Looking at every unit (interval 1) spent a tenth of the
+/// server's CPU in `clock_gettime`; a few hundred units take microseconds, so
+/// the limit is still honoured to well under a millisecond.
+const TIMER_CHECK_INTERVAL: NonZeroU32 = match NonZeroU32::new(256) {
+    Some(n) => n,
+    None => NonZeroU32::MIN,
+};
+
 /// Reviews used to warm a freshly compiled engine and to check that the
 /// bytecode VM decides exactly as the interpreter does: an ordinary Pod, and
 /// a Deployment that trips every default policy and mutation.
@@ -409,15 +418,6 @@ impl CompiledBundle {
             context: "warm-up input".to_string(),
             message: e.to_string(),
         })?;
-        self.engine.set_input(input.clone());
-        for entry in [VALIDATE_ENTRY, MUTATE_ENTRY] {
-            self.engine
-                .eval_rule(entry.to_string())
-                .map_err(|e| CompileError::Engine {
-                    context: format!("warm-up evaluation of {entry} on a sample Pod"),
-                    message: e.to_string(),
-                })?;
-        }
         self.validate(&input, None)
             .map_err(|e| CompileError::Engine {
                 context: "warm-up validation".to_string(),
@@ -511,7 +511,7 @@ impl CompiledBundle {
                 }
                 engine.set_execution_timer_config(regorus::utils::limits::ExecutionTimerConfig {
                     limit: left,
-                    check_interval: NonZeroU32::MIN,
+                    check_interval: TIMER_CHECK_INTERVAL,
                 });
                 Some(left)
             }
@@ -644,22 +644,53 @@ impl CompiledBundle {
     }
 }
 
-/// Runs one bytecode entry point on a fresh VM (creating one costs a few
-/// microseconds; it shares the compiled program and data).
-fn run_vm(
-    program: &VmEntry,
-    data: &Value,
-    entry: &str,
-    input: Value,
-    deadline: Option<Instant>,
-) -> Result<Value, EvalError> {
+thread_local! {
+    /// Prepared VMs of this thread, by program: creating one, loading the
+    /// program and checking data against it is skipped on every request but
+    /// the first. A VM resets its evaluation state on each run. A cached VM
+    /// holds its program alive, so a program address cannot be reused while
+    /// it is a key here.
+    static VMS: std::cell::RefCell<Vec<(usize, regorus::rvm::vm::RegoVM)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Prepared VMs kept per thread (two entry points of the live bundle, and of
+/// the one before it during a swap).
+const VMS_PER_THREAD: usize = 4;
+
+/// Runs one bytecode entry point on this thread's prepared VM for it.
+fn run_vm(program: &VmEntry, data: &Value, entry: &str, input: Value, deadline: Option<Instant>) -> Result<Value, EvalError> {
+    let key = std::sync::Arc::as_ptr(&program.program) as usize;
+    VMS.with(|cell| {
+        let Ok(mut vms) = cell.try_borrow_mut() else {
+            // Not reachable (no evaluation re-enters this one); stay correct anyway.
+            let mut vm = prepare_vm(program, data)?;
+            return execute_vm(&mut vm, entry, input, deadline);
+        };
+        let index = match vms.iter().position(|(k, _)| *k == key) {
+            Some(i) => i,
+            None => {
+                if vms.len() >= VMS_PER_THREAD {
+                    vms.remove(0);
+                }
+                vms.push((key, prepare_vm(program, data)?));
+                vms.len() - 1
+            }
+        };
+        execute_vm(&mut vms[index].1, entry, input, deadline)
+    })
+}
+
+fn prepare_vm(program: &VmEntry, data: &Value) -> Result<regorus::rvm::vm::RegoVM, EvalError> {
     let mut vm = regorus::rvm::vm::RegoVM::new_with_policy(program.compiled.clone());
     vm.load_program(program.program.clone());
     // The VM's default instruction budget (25,000) is far below what a large
     // object needs; the execution timer is the limit that matters.
     vm.set_max_instructions(usize::MAX);
-    vm.set_data(data.clone())
-        .map_err(|e| EvalError::Failed(e.to_string()))?;
+    vm.set_data(data.clone()).map_err(|e| EvalError::Failed(e.to_string()))?;
+    Ok(vm)
+}
+
+fn execute_vm(vm: &mut regorus::rvm::vm::RegoVM, entry: &str, input: Value, deadline: Option<Instant>) -> Result<Value, EvalError> {
     vm.set_input(input);
     let limit = match deadline {
         Some(d) => {
@@ -669,14 +700,19 @@ fn run_vm(
             }
             vm.set_execution_timer_config(Some(regorus::utils::limits::ExecutionTimerConfig {
                 limit: left,
-                check_interval: NonZeroU32::MIN,
+                check_interval: TIMER_CHECK_INTERVAL,
             }));
             Some(left)
         }
-        None => None,
+        None => {
+            vm.set_execution_timer_config(None);
+            None
+        }
     };
-    vm.execute_entry_point_by_name(entry)
-        .map_err(|e| eval_error(e.to_string(), limit))
+    let result = vm.execute_entry_point_by_name(entry).map_err(|e| eval_error(e.to_string(), limit));
+    // Do not keep this request's object alive in the cache.
+    vm.set_input(Value::Undefined);
+    result
 }
 
 fn eval_error(text: String, limit: Option<Duration>) -> EvalError {

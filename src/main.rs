@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+
 use clap::Parser;
 use regent::cli::{Cli, LogFormat};
 

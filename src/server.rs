@@ -188,6 +188,12 @@ fn log(review: &Review, webhook: Webhook, decision: &Decision, took: Duration) {
             webhook = webhook.as_str(), uid = %m.uid, kind = %m.kind, namespace = %m.namespace, name = %m.name,
             operation = %m.operation, error = ?decision.error.as_ref().map(ToString::to_string), "policy evaluation failed"
         ),
+        // A plain admission is routine: debug. Anything a policy said
+        // (denied, warned, dry-run, mutated) is worth an info line.
+        _ if decision.fired.is_empty() && decision.mutated_by.is_empty() => tracing::debug!(
+            webhook = webhook.as_str(), uid = %m.uid, kind = %m.kind, namespace = %m.namespace, name = %m.name,
+            operation = %m.operation, took_us = took.as_micros() as u64, "admitted"
+        ),
         _ => tracing::info!(
             webhook = webhook.as_str(), uid = %m.uid, kind = %m.kind, namespace = %m.namespace, name = %m.name,
             operation = %m.operation, decision = decision.verdict.as_str(), denied_by = ?denied_by,

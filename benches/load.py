@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""Side-by-side load benchmark of `regent serve` and `regent-echo` (see load.sh).
+
+Both servers run on 127.0.0.1 with the same certificate; wrk drives them
+alternately with the same 8 KB Pod AdmissionReview. Server CPU comes from
+/proc/<pid>/stat (user + system) over each run, peak RSS from VmHWM.
+"""
+import argparse, json, os, platform, re, shutil, socket, subprocess, sys, tempfile, time, urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REGENT = os.path.join(ROOT, "target/release/regent")
+ECHO = os.path.join(ROOT, "target/release/regent-echo")
+TICK = os.sysconf("SC_CLK_TCK")
+
+LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local f = io.open(os.getenv("REGENT_BODY"), "rb"); wrk.body = f:read("*a"); f:close()
+if os.getenv("REGENT_CLOSE") == "1" then wrk.headers["Connection"] = "close" end
+"""
+
+def free_port():
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+def peak_rss_mib(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+def wait_port(port, timeout=20):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close(); return
+        except OSError:
+            time.sleep(0.01)
+    raise SystemExit(f"port {port} never opened")
+
+def to_ms(text):
+    m = re.match(r"([\d.]+)(us|ms|s|m)$", text)
+    if not m:
+        raise SystemExit(f"cannot read wrk latency {text!r}")
+    v = float(m.group(1))
+    return {"us": v / 1000, "ms": v, "s": v * 1000, "m": v * 60000}[m.group(2)]
+
+def wrk(url, conns, close, duration, body):
+    env = dict(os.environ, REGENT_BODY=body, REGENT_CLOSE="1" if close else "0")
+    threads = str(min(conns, 2))
+    out = subprocess.run(["wrk", "-t", threads, "-c", str(conns), "-d", f"{duration}s", "--latency",
+                          "-s", LUA_FILE, url], env=env, capture_output=True, text=True, timeout=duration + 30).stdout
+    if "Requests/sec" not in out or "50%" not in out:
+        raise SystemExit(f"wrk produced no result for {url} ({conns} connections):\n{out}")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    p50 = to_ms(re.search(r"50%\s+(\S+)", out).group(1))
+    p99 = to_ms(re.search(r"99%\s+(\S+)", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sock = re.search(r"Socket errors: (.*)", out)
+    return {"rps": rps, "total": total, "p50": p50, "p99": p99,
+            "errors": int(errors.group(1)) if errors else 0, "socket": sock.group(1) if sock else ""}
+
+def start(cmd, port):
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port)
+    return p
+
+def synthetic_bundle(d, n, note):
+    fields = ["privileged", "allowPrivilegeEscalation", "readOnlyRootFilesystem", "runAsNonRoot"]
+    for i in range(n):
+        os.makedirs(f"{d}/validate/p{i}", exist_ok=True)
+        f = fields[i % 4]
+        open(f"{d}/validate/p{i}/policy.rego", "w").write(
+            f"# {note}\npackage validate.p{i}\n\nimport data.regent.lib.workload.containers\nimport rego.v1\n\n"
+            f"violation contains v if {{\n\tsome c in containers\n\tc.container.securityContext.{f} == {'true' if i % 2 == 0 else 'false'}\n"
+            f"\tv := {{\"path\": c.path, \"msg\": \"policy {i}\", \"fix\": \"fix {i}\"}}\n}}\n")
+
+def metric(admin, name):
+    text = urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=5).read().decode()
+    m = re.search(r"^" + re.escape(name) + r" ([\d.e+-]+)$", text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+def startup_and_reload(certs):
+    """Time to /readyz with the default bundle; a 200-policy bundle's compile, warm-up and swap."""
+    port, admin = free_port(), free_port()
+    t0 = time.perf_counter()
+    p = subprocess.Popen([REGENT, "serve", "--addr", f"127.0.0.1:{port}", "--admin-addr", f"127.0.0.1:{admin}",
+                          "--tls-cert", f"{certs}/tls.crt", "--tls-key", f"{certs}/tls.key", "--log", "warn"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ready = None
+    while time.perf_counter() - t0 < 10:
+        try:
+            if urllib.request.urlopen(f"http://127.0.0.1:{admin}/readyz", timeout=1).status == 200:
+                ready = time.perf_counter() - t0; break
+        except Exception:
+            time.sleep(0.002)
+    p.terminate(); p.wait()
+    d = tempfile.mkdtemp()
+    synthetic_bundle(d, 200, "v1")
+    port, admin = free_port(), free_port()
+    p = subprocess.Popen([REGENT, "serve", "--addr", f"127.0.0.1:{port}", "--admin-addr", f"127.0.0.1:{admin}",
+                          "--tls-cert", f"{certs}/tls.crt", "--tls-key", f"{certs}/tls.key", "--policies", d, "--log", "warn"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(admin)
+    end = time.time() + 20
+    while metric(admin, 'regent_bundle_reloads_total{result="success"}') < 1 and time.time() < end:
+        time.sleep(0.01)
+    first = metric(admin, "regent_bundle_reload_duration_seconds_sum")
+    synthetic_bundle(d, 200, "v2")
+    t_swap = time.perf_counter()
+    while metric(admin, 'regent_bundle_reloads_total{result="success"}') < 2 and time.time() < end:
+        time.sleep(0.002)
+    observed = time.perf_counter() - t_swap
+    second = metric(admin, "regent_bundle_reload_duration_seconds_sum") - first
+    p.terminate(); p.wait()
+    shutil.rmtree(d)
+    return ready, first, second, observed
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--body", default=os.path.join(ROOT, "benches/fixtures/pod-review.json"))
+    ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--regent", default=REGENT, help="the regent binary to measure (e.g. an older build)")
+    args = ap.parse_args()
+    regent_bin = args.regent
+    global LUA_FILE
+    work = tempfile.mkdtemp()
+    LUA_FILE = os.path.join(work, "post.lua"); open(LUA_FILE, "w").write(LUA)
+    certs = os.path.join(work, "certs")
+    subprocess.run([REGENT, "cert", "--out", certs, "--dns", "localhost,127.0.0.1"], check=True, capture_output=True)
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    print(f"machine: {os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}; "
+          f"wrk on the same cores; body {os.path.getsize(args.body)} bytes; {args.duration}s per run")
+    eport, rport, radmin = free_port(), free_port(), free_port()
+    echo = start([ECHO, "--addr", f"127.0.0.1:{eport}", "--tls-cert", f"{certs}/tls.crt", "--tls-key", f"{certs}/tls.key"], eport)
+    regent = start([regent_bin, "serve", "--addr", f"127.0.0.1:{rport}", "--admin-addr", f"127.0.0.1:{radmin}",
+                    "--tls-cert", f"{certs}/tls.crt", "--tls-key", f"{certs}/tls.key"], rport)
+    time.sleep(0.3)
+    rows = []
+    try:
+        for conns, close in [(1, False), (8, False), (64, False), (8, True)]:
+            pair = {}
+            for name, proc, port in [("echo", echo, eport), ("regent", regent, rport)]:
+                c0 = cpu_seconds(proc.pid)
+                r = wrk(f"https://127.0.0.1:{port}/validate", conns, close, args.duration, args.body)
+                r["cpu_us"] = (cpu_seconds(proc.pid) - c0) * 1e6 / max(r["total"], 1)
+                r["rss"] = peak_rss_mib(proc.pid)
+                pair[name] = r
+            rows.append((conns, close, pair))
+    finally:
+        echo.terminate(); regent.terminate(); echo.wait(); regent.wait()
+    print()
+    print("| connections | server | req/s | p50 ms | p99 ms | server CPU µs/req | peak RSS MiB | regent/echo req/s | regent/echo p99 |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for conns, close, pair in rows:
+        label = f"{conns}{' (no keep-alive)' if close else ''}"
+        e, r = pair["echo"], pair["regent"]
+        for name, x in [("echo", e), ("regent", r)]:
+            ratio = f"{r['rps'] / e['rps']:.2f}×" if name == "regent" else ""
+            p99r = f"{r['p99'] / e['p99']:.2f}×" if name == "regent" else ""
+            print(f"| {label} | {name} | {x['rps']:,.0f} | {x['p50']:.2f} | {x['p99']:.2f} | {x['cpu_us']:.0f} | {x['rss']:.1f} | {ratio} | {p99r} |")
+        for name, x in pair.items():
+            if x["errors"] or x["socket"]:
+                print(f"  ! {name}: {x['errors']} non-2xx, socket errors: {x['socket']}")
+    ready, first, second, observed = startup_and_reload(certs)
+    print()
+    print(f"ready after start (default bundle, spawn to /readyz 200): {ready * 1e3:.0f} ms")
+    print(f"200-policy bundle: first compile+warm-up {first * 1e3:.0f} ms; after a change: compile+warm-up+swap {second * 1e3:.0f} ms "
+          f"(file written to new bundle live, debounce included: {observed * 1e3:.0f} ms)")
+    if args.json:
+        json.dump({"rows": [{"connections": c, "no_keepalive": k, **{f"{n}_{key}": v for n, d in p.items() for key, v in d.items()}}
+                            for c, k, p in rows], "ready_ms": ready * 1e3, "reload_200_ms": second * 1e3}, open(args.json, "w"), indent=2)
+    shutil.rmtree(work)
+
+if __name__ == "__main__":
+    main()

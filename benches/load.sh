@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The load benchmark, in one command: builds the release binaries, installs
+# wrk if needed, starts `regent serve` (default bundle) and `regent-echo` (the
+# same TLS stack answering "allowed") on 127.0.0.1, drives both alternately at
+# 1, 8 and 64 keep-alive connections and 8 without keep-alive, and prints one
+# table with the ratio regent/echo. Every run is bounded in time.
+#
+#   benches/load.sh [--duration SECONDS] [--body FILE]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v wrk >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get install -y -q wrk >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q wrk >/dev/null; }
+  else
+    echo "wrk is not installed: sudo apt-get install wrk" >&2
+    exit 2
+  fi
+fi
+cargo build --release --locked --bin regent --bin regent-echo
+exec python3 benches/load.py "$@"
