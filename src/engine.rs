@@ -658,7 +658,13 @@ thread_local! {
 const VMS_PER_THREAD: usize = 4;
 
 /// Runs one bytecode entry point on this thread's prepared VM for it.
-fn run_vm(program: &VmEntry, data: &Value, entry: &str, input: Value, deadline: Option<Instant>) -> Result<Value, EvalError> {
+fn run_vm(
+    program: &VmEntry,
+    data: &Value,
+    entry: &str,
+    input: Value,
+    deadline: Option<Instant>,
+) -> Result<Value, EvalError> {
     let key = std::sync::Arc::as_ptr(&program.program) as usize;
     VMS.with(|cell| {
         let Ok(mut vms) = cell.try_borrow_mut() else {
@@ -686,11 +692,17 @@ fn prepare_vm(program: &VmEntry, data: &Value) -> Result<regorus::rvm::vm::RegoV
     // The VM's default instruction budget (25,000) is far below what a large
     // object needs; the execution timer is the limit that matters.
     vm.set_max_instructions(usize::MAX);
-    vm.set_data(data.clone()).map_err(|e| EvalError::Failed(e.to_string()))?;
+    vm.set_data(data.clone())
+        .map_err(|e| EvalError::Failed(e.to_string()))?;
     Ok(vm)
 }
 
-fn execute_vm(vm: &mut regorus::rvm::vm::RegoVM, entry: &str, input: Value, deadline: Option<Instant>) -> Result<Value, EvalError> {
+fn execute_vm(
+    vm: &mut regorus::rvm::vm::RegoVM,
+    entry: &str,
+    input: Value,
+    deadline: Option<Instant>,
+) -> Result<Value, EvalError> {
     vm.set_input(input);
     let limit = match deadline {
         Some(d) => {
@@ -709,7 +721,9 @@ fn execute_vm(vm: &mut regorus::rvm::vm::RegoVM, entry: &str, input: Value, dead
             None
         }
     };
-    let result = vm.execute_entry_point_by_name(entry).map_err(|e| eval_error(e.to_string(), limit));
+    let result = vm
+        .execute_entry_point_by_name(entry)
+        .map_err(|e| eval_error(e.to_string(), limit));
     // Do not keep this request's object alive in the cache.
     vm.set_input(Value::Undefined);
     result

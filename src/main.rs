@@ -2,7 +2,6 @@
 
 use std::process::ExitCode;
 
-
 use clap::Parser;
 use regent::cli::{Cli, LogFormat};
 

@@ -17,7 +17,6 @@ use regent::review::{self, Response};
 use regent::server::{DEFAULT_MAX_BODY_BYTES, MUTATE_PATH, VALIDATE_PATH};
 use regent::tls;
 
-
 /// The benchmark's no-op admission webhook.
 #[derive(Debug, Parser)]
 struct Args {
