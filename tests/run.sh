@@ -19,8 +19,17 @@ echo "== build"
 cargo test --all-targets --locked --no-run
 
 echo "== regent test policies (the default bundle's Rego tests)"
-./target/debug/regent test policies
+rego_log=$(mktemp)
+./target/debug/regent test policies | tee "$rego_log"
 ./target/debug/regent check policies >/dev/null
 
 echo "== cargo test"
-cargo test --all-targets --locked
+cargo_log=$(mktemp)
+cargo test --all-targets --locked 2>&1 | tee "$cargo_log"
+
+# One closing line for the whole suite: Rust tests plus Rego tests.
+rust_passed=$(grep -E '^test result:' "$cargo_log" | sed -E 's/.* ([0-9]+) passed.*/\1/' | awk '{s += $1} END {print s + 0}')
+rust_failed=$(grep -E '^test result:' "$cargo_log" | sed -E 's/.* ([0-9]+) failed.*/\1/' | awk '{s += $1} END {print s + 0}')
+rego_passed=$(sed -nE 's/^PASS: ([0-9]+)\/[0-9]+$/\1/p' "$rego_log")
+rm -f "$rego_log" "$cargo_log"
+echo "tests: $((rust_passed + rego_passed)) passed, ${rust_failed} failed"
