@@ -296,16 +296,8 @@ pub fn admin_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)>
     Ok((status, body))
 }
 
-pub const KINDS: [&str; 8] = [
-    "Pod",
-    "Deployment",
-    "ReplicaSet",
-    "StatefulSet",
-    "DaemonSet",
-    "Job",
-    "CronJob",
-    "ReplicationController",
-];
+/// Every kind that carries a pod spec (the server's own list).
+pub const KINDS: [&str; 8] = regent::policy::POD_KINDS;
 
 /// (group, resource) of a kind.
 pub fn gvr(kind: &str) -> (&'static str, &'static str) {
