@@ -2,7 +2,7 @@
 # Untested here: the machines this project is built on have no container
 # engine (see README). The build itself is the one `cargo build --release`
 # that tests/run.sh's debug build mirrors.
-FROM rust:1.89-bookworm AS build
+FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
