@@ -372,6 +372,12 @@ async fn bad_input_is_answered_clearly_and_the_server_keeps_deciding() {
     assert_eq!(code, StatusCode::NOT_FOUND);
     assert!(String::from_utf8_lossy(&out).contains("POST /validate and POST /mutate"));
 
+    // An absurd ?timeout= is ignored, not a crash.
+    let (code, _) = server
+        .post("/validate?timeout=99999999999999999999999h", serde_json::to_vec(&good).unwrap())
+        .await;
+    assert_eq!(code, StatusCode::OK);
+
     // Still deciding correctly.
     let resp = server.review("/validate", &good).await;
     assert_eq!(resp["response"]["allowed"], false);
