@@ -481,16 +481,31 @@ impl CompiledBundle {
         input: Value,
         deadline: Option<Instant>,
     ) -> Result<Json, EvalError> {
-        let value = match &self.vm {
+        // A panic inside the policy engine must not take the connection (or
+        // the answer) with it: it becomes an evaluation error, which the
+        // failure mode decides like any other.
+        let evaluated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &self.vm {
             Some(vm) => {
                 let program = if entry == VALIDATE_ENTRY {
                     &vm.validate
                 } else {
                     &vm.mutate
                 };
-                run_vm(program, &vm.data, entry, input, deadline)?
+                run_vm(program, &vm.data, entry, input, deadline)
             }
-            None => self.eval_interpreted(entry, input, deadline)?,
+            None => self.eval_interpreted(entry, input, deadline),
+        }));
+        let value = match evaluated {
+            Ok(result) => result?,
+            Err(_) => {
+                // The thread's prepared VMs may be mid-run: drop them.
+                VMS.with(|cell| {
+                    if let Ok(mut vms) = cell.try_borrow_mut() {
+                        vms.clear();
+                    }
+                });
+                return Err(EvalError::Failed("the policy engine panicked".to_string()));
+            }
         };
         serde_json::to_value(&value).map_err(|e| EvalError::Failed(e.to_string()))
     }

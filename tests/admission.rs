@@ -374,7 +374,10 @@ async fn bad_input_is_answered_clearly_and_the_server_keeps_deciding() {
 
     // An absurd ?timeout= is ignored, not a crash.
     let (code, _) = server
-        .post("/validate?timeout=99999999999999999999999h", serde_json::to_vec(&good).unwrap())
+        .post(
+            "/validate?timeout=99999999999999999999999h",
+            serde_json::to_vec(&good).unwrap(),
+        )
         .await;
     assert_eq!(code, StatusCode::OK);
 
