@@ -25,6 +25,17 @@ fn compile(files: &[(&str, &str)]) -> CompiledBundle {
     .unwrap()
 }
 
+/// The mutating decision for a plain Pod named "web".
+fn mutate_plain_pod(bundle: &CompiledBundle) -> decision::Decision {
+    let r = review(
+        "admission.k8s.io/v1",
+        "CREATE",
+        &object("Pod", good_spec(), json!({})),
+    );
+    let parsed = regent::review::parse(&serde_json::to_vec(&r).unwrap()).unwrap();
+    decision::mutate(bundle, &parsed, &DecideOptions::default())
+}
+
 fn refused(files: &[(&str, &str)]) -> String {
     let files = files
         .iter()
@@ -154,13 +165,7 @@ fn mutating_policies_run_in_order_and_see_each_others_changes() {
         ("mutate/second/policy.rego", second),
         ("mutate/second/data.yaml", "order: 2\n"),
     ]);
-    let r = review(
-        "admission.k8s.io/v1",
-        "CREATE",
-        &object("Pod", good_spec(), json!({})),
-    );
-    let parsed = regent::review::parse(&serde_json::to_vec(&r).unwrap()).unwrap();
-    let d = decision::mutate(&bundle, &parsed, &DecideOptions::default());
+    let d = mutate_plain_pod(&bundle);
     assert_eq!(d.mutated_by, vec!["first", "second"]);
     assert_eq!(
         d.mutated_object["metadata"]["labels"],
@@ -179,13 +184,7 @@ fn a_mutation_that_never_settles_is_an_error_not_a_loop() {
         "if input.request.object.metadata.name == \"web\"",
     );
     let bundle = compile(&[("mutate/grow/policy.rego", &grow)]);
-    let r = review(
-        "admission.k8s.io/v1",
-        "CREATE",
-        &object("Pod", good_spec(), json!({})),
-    );
-    let parsed = regent::review::parse(&serde_json::to_vec(&r).unwrap()).unwrap();
-    let d = decision::mutate(&bundle, &parsed, &DecideOptions::default());
+    let d = mutate_plain_pod(&bundle);
     assert_eq!(d.verdict, Verdict::Failed);
     assert!(!d.response.allowed);
     let message = d.response.status.unwrap().message;
@@ -204,13 +203,7 @@ fn a_replace_operation_is_refused() {
         "if input.request.object.metadata.name == \"web\"",
     );
     let bundle = compile(&[("mutate/bad/policy.rego", &bad)]);
-    let r = review(
-        "admission.k8s.io/v1",
-        "CREATE",
-        &object("Pod", good_spec(), json!({})),
-    );
-    let parsed = regent::review::parse(&serde_json::to_vec(&r).unwrap()).unwrap();
-    let d = decision::mutate(&bundle, &parsed, &DecideOptions::default());
+    let d = mutate_plain_pod(&bundle);
     assert_eq!(d.verdict, Verdict::Failed);
     assert!(d.response.status.unwrap().message.contains("only add"));
 }
