@@ -121,6 +121,20 @@ pub struct DataFile {
     pub value: Json,
 }
 
+/// One Kubernetes object of a bundle (a Gatekeeper ConstraintTemplate,
+/// Constraint or ExpansionTemplate), already parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectDoc {
+    /// The file it came from, as shown in errors.
+    pub path: String,
+    /// The 1-based line of the file its document starts at.
+    pub line: usize,
+    /// The document's text (to locate embedded Rego in errors).
+    pub text: String,
+    /// The object.
+    pub value: Json,
+}
+
 /// What a file of a bundle is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryKind {
@@ -128,6 +142,8 @@ pub enum EntryKind {
     Module,
     /// A data document mounted at this `data` path.
     Data(Vec<String>),
+    /// A YAML file of Kubernetes objects; the Gatekeeper ones are loaded.
+    Objects,
     /// An OPA bundle `.manifest`.
     Manifest,
     /// Anything else (skipped).
@@ -160,6 +176,8 @@ impl Entry {
             EntryKind::Data(mount_of(path))
         } else if name == ".manifest" {
             EntryKind::Manifest
+        } else if name.ends_with(".yaml") || name.ends_with(".yml") {
+            EntryKind::Objects
         } else {
             EntryKind::Other
         };
@@ -247,6 +265,8 @@ pub struct BundleFiles {
     pub modules: Vec<ModuleFile>,
     /// The data documents, sorted by path.
     pub data: Vec<DataFile>,
+    /// Gatekeeper objects, by file and position.
+    pub objects: Vec<ObjectDoc>,
     /// A content hash over every file, stable across machines.
     pub revision: String,
 }
@@ -282,6 +302,7 @@ impl BundleFiles {
         let mut hasher = Sha256::new();
         let mut modules = Vec::new();
         let mut data = Vec::new();
+        let mut objects = Vec::new();
         let mut manifest_revision = None;
         let single_archive = entries.first().and_then(|e| e.archive.clone()).filter(|a| {
             entries
@@ -298,6 +319,16 @@ impl BundleFiles {
             } = entry;
             if kind == EntryKind::Other {
                 continue;
+            }
+            if kind == EntryKind::Objects {
+                // Only files with Gatekeeper objects belong to the bundle;
+                // other YAML (a kustomization, a chart's values) is skipped.
+                let Ok(text) = std::str::from_utf8(&bytes) else {
+                    continue;
+                };
+                if !text.contains(".gatekeeper.sh/") {
+                    continue;
+                }
             }
             if bytes.len() > MAX_FILE_BYTES {
                 return Err(BundleError::TooLarge {
@@ -327,6 +358,7 @@ impl BundleFiles {
                         value,
                     });
                 }
+                EntryKind::Objects => objects.extend(parse_objects(&label, &text)?),
                 EntryKind::Manifest => {
                     let manifest = parse_data(&format!("{label}.json"), &text)?;
                     manifest_revision = manifest
@@ -348,6 +380,7 @@ impl BundleFiles {
             origin: origin.to_string(),
             modules,
             data,
+            objects,
             revision,
         })
     }
@@ -423,6 +456,7 @@ impl BundleFiles {
         self.origin = format!("{} + {}", self.origin, other.origin);
         self.modules.extend(other.modules);
         self.data.extend(other.data);
+        self.objects.extend(other.objects);
         self
     }
 }
@@ -483,7 +517,10 @@ fn is_bundle_file(path: &Path) -> bool {
         .file_name()
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
-    name.ends_with(".rego") || is_data_file(&name)
+    name.ends_with(".rego")
+        || is_data_file(&name)
+        || name.ends_with(".yaml")
+        || name.ends_with(".yml")
 }
 
 fn is_data_file(path: &str) -> bool {
@@ -543,6 +580,62 @@ pub fn parse_data(path: &str, text: &str) -> Result<Json, BundleError> {
         });
     }
     Ok(value)
+}
+
+/// Parses a YAML file of Kubernetes objects (`---`-separated documents) and
+/// keeps the Gatekeeper ones, each with the line its document starts at.
+pub fn parse_objects(path: &str, text: &str) -> Result<Vec<ObjectDoc>, BundleError> {
+    let mut out = Vec::new();
+    for (start, doc) in split_documents(text) {
+        if doc.trim().is_empty() {
+            continue;
+        }
+        let value = serde_yaml_ng::from_str::<Json>(&doc).map_err(|e| {
+            let (line, column) = e
+                .location()
+                .map(|l| (l.line() + start - 1, l.column()))
+                .unwrap_or((start, 0));
+            BundleError::Data {
+                path: path.to_string(),
+                line,
+                column,
+                message: e.to_string(),
+            }
+        })?;
+        let is_gatekeeper = value["apiVersion"]
+            .as_str()
+            .is_some_and(crate::gatekeeper::is_gatekeeper);
+        if is_gatekeeper {
+            out.push(ObjectDoc {
+                path: path.to_string(),
+                line: start,
+                text: doc,
+                value,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Splits a YAML stream at `---` lines: `(first line, text)` per document.
+pub fn split_documents(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut start = 1;
+    let mut current = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let separator = line
+            .strip_prefix("---")
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t']));
+        if separator {
+            out.push((start, std::mem::take(&mut current)));
+            start = i + 2;
+            continue;
+        }
+        current.push_str(line);
+        current.push('\n');
+    }
+    out.push((start, current));
+    out
 }
 
 #[cfg(test)]

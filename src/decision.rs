@@ -77,6 +77,20 @@ pub struct Fired {
     pub enforcement: Enforcement,
     /// Its violations.
     pub violations: Vec<Violation>,
+    /// A Gatekeeper Constraint (its messages are shown verbatim).
+    pub gatekeeper: bool,
+}
+
+impl Fired {
+    /// One violation as the user sees it: `[policy] path: problem. Fix: how.`
+    /// for native policies, `[constraint] msg` for Gatekeeper Constraints.
+    pub fn line(&self, v: &Violation) -> String {
+        if self.gatekeeper {
+            format!("[{}] {}", self.policy, v.msg)
+        } else {
+            line(&self.policy, v)
+        }
+    }
 }
 
 /// A decision and what led to it.
@@ -98,14 +112,56 @@ pub struct Decision {
     pub error: Option<EvalError>,
 }
 
-/// Decides a validating review.
+/// Decides a validating review with no referential data.
 pub fn validate(bundle: &CompiledBundle, review: &Review, options: &DecideOptions) -> Decision {
+    validate_with_inventory(bundle, review, options, &empty_inventory())
+}
+
+/// An empty `data.inventory`.
+pub fn empty_inventory() -> regorus::Value {
+    regorus::Value::from(crate::gatekeeper::inventory(std::iter::empty()))
+}
+
+/// Decides a validating review: the native policies, then the Gatekeeper
+/// Constraints (with `inventory` as their `data.inventory`), in one verdict.
+pub fn validate_with_inventory(
+    bundle: &CompiledBundle,
+    review: &Review,
+    options: &DecideOptions,
+    inventory: &regorus::Value,
+) -> Decision {
     let uid = &review.meta.uid;
+    let started = std::time::Instant::now();
     let results = match bundle.validate(&review.input, Some(options.timeout)) {
         Ok(r) => r,
         Err(e) => return failed(Some(bundle.revision()), uid, e, options),
     };
-    let evaluated = results.iter().map(|r| r.policy.name.clone()).collect();
+    let left = options.timeout.saturating_sub(started.elapsed());
+    let hits = match bundle.review_gatekeeper(&review.input, inventory, Some(left)) {
+        Ok(h) => h,
+        Err(e) => return failed(Some(bundle.revision()), uid, e, options),
+    };
+    let mut evaluated: Vec<String> = results.iter().map(|r| r.policy.name.clone()).collect();
+    evaluated.extend(hits.iter().map(|h| h.constraint.clone()));
+    let gatekeeper_fired = hits.into_iter().map(|h| {
+        let mut violations: Vec<Violation> = h
+            .messages
+            .into_iter()
+            .map(|msg| Violation {
+                path: None,
+                msg,
+                fix: None,
+            })
+            .collect();
+        violations.sort();
+        violations.dedup();
+        Fired {
+            policy: h.constraint,
+            enforcement: h.enforcement,
+            violations,
+            gatekeeper: true,
+        }
+    });
     let fired: Vec<Fired> = results
         .into_iter()
         .filter(|r| !r.violations.is_empty())
@@ -117,14 +173,16 @@ pub fn validate(bundle: &CompiledBundle, review: &Review, options: &DecideOption
                 policy: r.policy.name.clone(),
                 enforcement: r.policy.enforcement,
                 violations,
+                gatekeeper: false,
             }
         })
+        .chain(gatekeeper_fired)
         .collect();
     let lines = |enforcement: Enforcement| -> Vec<String> {
         let mut out: Vec<String> = fired
             .iter()
             .filter(|f| f.enforcement == enforcement)
-            .flat_map(|f| f.violations.iter().map(move |v| line(&f.policy, v)))
+            .flat_map(|f| f.violations.iter().map(move |v| f.line(v)))
             .collect();
         out.sort();
         out.dedup();

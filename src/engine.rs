@@ -34,7 +34,7 @@ pub const LIBRARY: &[(&str, &str)] = &[
 /// the time limit. Looking at every unit (interval 1) spent a tenth of the
 /// server's CPU in `clock_gettime`; a few hundred units take microseconds, so
 /// the limit is still honoured to well under a millisecond.
-const TIMER_CHECK_INTERVAL: NonZeroU32 = match NonZeroU32::new(256) {
+pub(crate) const TIMER_CHECK_INTERVAL: NonZeroU32 = match NonZeroU32::new(256) {
     Some(n) => n,
     None => NonZeroU32::MIN,
 };
@@ -81,6 +81,9 @@ pub enum CompileError {
         /// The second module.
         second: String,
     },
+    /// A Gatekeeper object does not load.
+    #[error(transparent)]
+    Gatekeeper(#[from] crate::gatekeeper::GatekeeperError),
     /// Loading data or warming the engine failed.
     #[error("{context}: {message}")]
     Engine {
@@ -225,6 +228,7 @@ pub struct CompiledBundle {
     revision: String,
     origin: String,
     policies: Vec<Policy>,
+    gatekeeper: crate::gatekeeper::Set,
     tests: Vec<TestCase>,
     compile_time: Duration,
 }
@@ -331,12 +335,14 @@ impl CompiledBundle {
                 restricted: false,
             },
         )?;
+        let gatekeeper = crate::gatekeeper::Set::compile(&files.objects)?;
         let mut bundle = Self {
             engine,
             vm: None,
             revision: files.revision.clone(),
             origin: files.origin.clone(),
             policies,
+            gatekeeper,
             tests,
             compile_time: Duration::ZERO,
         };
@@ -444,6 +450,35 @@ impl CompiledBundle {
     /// The policies, validating first (by name), then mutating (by order).
     pub fn policies(&self) -> &[Policy] {
         &self.policies
+    }
+
+    /// The Gatekeeper templates, Constraints and ExpansionTemplates.
+    pub fn gatekeeper(&self) -> &crate::gatekeeper::Set {
+        &self.gatekeeper
+    }
+
+    /// Reviews the request of an AdmissionReview against the Gatekeeper
+    /// Constraints, at the webhook's enforcement point. A panic inside the
+    /// engine becomes an evaluation error.
+    pub fn review_gatekeeper(
+        &self,
+        input: &Value,
+        inventory: &Value,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<crate::gatekeeper::Hit>, EvalError> {
+        if self.gatekeeper.constraints().is_empty() {
+            return Ok(Vec::new());
+        }
+        let deadline = timeout.map(|t| Instant::now() + t);
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.gatekeeper.review(
+                &input["request"],
+                inventory,
+                crate::gatekeeper::WEBHOOK_POINT,
+                deadline,
+            )
+        }))
+        .unwrap_or_else(|_| Err(EvalError::Failed("the policy engine panicked".to_string())))
     }
 
     /// The `test_*` rules found (when compiled with tests).
@@ -744,7 +779,7 @@ fn execute_vm(
     result
 }
 
-fn eval_error(text: String, limit: Option<Duration>) -> EvalError {
+pub(crate) fn eval_error(text: String, limit: Option<Duration>) -> EvalError {
     match limit {
         Some(l) if text.contains("exceeded time limit") || text.contains("time limit exceeded") => {
             EvalError::Timeout(l)

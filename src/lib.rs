@@ -13,6 +13,7 @@ pub mod bundle;
 pub mod cli;
 pub mod decision;
 pub mod engine;
+pub mod gatekeeper;
 pub mod metrics;
 pub mod mutation;
 pub mod policy;

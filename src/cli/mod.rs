@@ -7,6 +7,7 @@ mod check;
 mod eval;
 mod serve;
 mod test;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -65,6 +66,8 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Write a development CA and serving certificate.
     Cert(cert::CertArgs),
+    /// Run gator test suites (kind: Suite) against their templates and constraints.
+    Verify(verify::VerifyArgs),
 }
 
 impl Cli {
@@ -76,6 +79,7 @@ impl Cli {
             Command::Test(args) => args.run(),
             Command::Check(args) => args.run(),
             Command::Cert(args) => args.run()?,
+            Command::Verify(args) => args.run(),
         };
         Ok(ExitCode::from(code))
     }
