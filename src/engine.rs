@@ -83,7 +83,7 @@ pub enum CompileError {
     },
     /// A Gatekeeper object does not load.
     #[error(transparent)]
-    Gatekeeper(#[from] crate::gatekeeper::GatekeeperError),
+    Gatekeeper(Box<crate::gatekeeper::GatekeeperError>),
     /// Loading data or warming the engine failed.
     #[error("{context}: {message}")]
     Engine {
@@ -335,7 +335,8 @@ impl CompiledBundle {
                 restricted: false,
             },
         )?;
-        let gatekeeper = crate::gatekeeper::Set::compile(&files.objects)?;
+        let gatekeeper = crate::gatekeeper::Set::compile(&files.objects)
+            .map_err(|e| CompileError::Gatekeeper(Box::new(e)))?;
         let mut bundle = Self {
             engine,
             vm: None,

@@ -15,6 +15,10 @@
 //! - [`schema`]: a Constraint's `parameters` against its template's schema;
 //! - [`suite`]: gator's `Suite` files.
 
+// Loading errors carry the source position and are built once per bundle
+// load, never on the request path: their size does not matter.
+#![allow(clippy::result_large_err)]
+
 pub mod matching;
 pub mod schema;
 pub mod suite;
@@ -296,7 +300,7 @@ impl Set {
                             ),
                         ));
                     }
-                    set.templates.push(Arc::new(template));
+                    set.templates.push(Arc::new(*template));
                     schemas.push(schema);
                 }
                 Compiled::Unsupported { kind, why } => {
@@ -590,7 +594,7 @@ fn evaluate(
 }
 
 enum Compiled {
-    Rego(Template, Option<Json>),
+    Rego(Box<Template>, Option<Json>),
     Unsupported { kind: String, why: String },
 }
 
@@ -749,7 +753,7 @@ fn compile_template(doc: &ObjectDoc) -> Result<Compiled, GatekeeperError> {
         .map_err(|e| rego_error(main_field.clone(), &source.rego, &e))?;
     let mut template = Template { name, kind, engine };
     warm_up(&mut template);
-    Ok(Compiled::Rego(template, schema))
+    Ok(Compiled::Rego(Box::new(template), schema))
 }
 
 /// Evaluates the template once on an ordinary Pod, so the first real
