@@ -326,7 +326,7 @@ impl BundleFiles {
                 let Ok(text) = std::str::from_utf8(&bytes) else {
                     continue;
                 };
-                if !text.contains(".gatekeeper.sh/") {
+                if !holds_gatekeeper_objects(text) {
                     continue;
                 }
             }
@@ -580,6 +580,15 @@ pub fn parse_data(path: &str, text: &str) -> Result<Json, BundleError> {
         });
     }
     Ok(value)
+}
+
+/// Whether a YAML text declares a Gatekeeper object: a top-level
+/// `apiVersion:` line of a `*.gatekeeper.sh` group.
+pub fn holds_gatekeeper_objects(text: &str) -> bool {
+    text.lines().any(|l| {
+        l.strip_prefix("apiVersion:")
+            .is_some_and(|v| crate::gatekeeper::is_gatekeeper(v.trim().trim_matches(['"', '\''])))
+    })
 }
 
 /// Parses a YAML file of Kubernetes objects (`---`-separated documents) and

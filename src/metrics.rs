@@ -46,6 +46,8 @@ pub struct Metrics {
     pub tls_reloads: IntCounterVec,
     /// `regent_status_report_errors_total`: failed Event or annotation writes.
     pub status_errors: prometheus::IntCounter,
+    /// `regent_inventory_objects{kind}`: objects held for `data.inventory`.
+    pub inventory_objects: IntGaugeVec,
 }
 
 impl Metrics {
@@ -158,8 +160,16 @@ impl Metrics {
             "regent_status_report_errors_total",
             "Failed writes of Events or status annotations to source ConfigMaps.",
         )?;
+        let inventory_objects = IntGaugeVec::new(
+            Opts::new(
+                "regent_inventory_objects",
+                "Objects held as Gatekeeper referential data (data.inventory), by watched kind.",
+            ),
+            &["kind"],
+        )?;
         for c in [
-            Box::new(reloads.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(inventory_objects.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(reloads.clone()),
             Box::new(reload_duration.clone()),
             Box::new(last_reload_success.clone()),
             Box::new(source_errors.clone()),
@@ -200,6 +210,7 @@ impl Metrics {
             source_errors,
             tls_reloads,
             status_errors,
+            inventory_objects,
         })
     }
 
@@ -270,6 +281,9 @@ impl Metrics {
                 .with_label_values(&[kind.root()])
                 .set(n as i64);
         }
+        self.bundle_policies
+            .with_label_values(&["constraint"])
+            .set(bundle.gatekeeper().constraints().len() as i64);
         self.bundle_compile_seconds
             .set(bundle.compile_time().as_secs_f64());
     }

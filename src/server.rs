@@ -170,7 +170,9 @@ fn decide(
         return decision::no_bundle(&review.meta.uid, options);
     };
     match webhook {
-        Webhook::Validate => decision::validate(&bundle, review, options),
+        Webhook::Validate => {
+            decision::validate_with_inventory(&bundle, review, options, &state.live.inventory())
+        }
         Webhook::Mutate => decision::mutate(&bundle, review, options),
     }
 }

@@ -1,5 +1,7 @@
 //! The live state shared by the request path and the admin port: the bundle
-//! currently served (swapped atomically, read without a lock) and readiness.
+//! currently served (swapped atomically, read without a lock), the
+//! referential data of Gatekeeper Constraints (`data.inventory`, swapped the
+//! same way) and readiness.
 //!
 //! Invariants: once a bundle is installed there is always one (a swap replaces,
 //! never clears); readiness is true only with a bundle installed and before
@@ -8,7 +10,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use arc_swap::ArcSwapOption;
+use arc_swap::{ArcSwap, ArcSwapOption};
 
 use crate::engine::CompiledBundle;
 use crate::metrics::Metrics;
@@ -17,6 +19,7 @@ use crate::metrics::Metrics;
 #[derive(Debug)]
 pub struct Live {
     bundle: ArcSwapOption<CompiledBundle>,
+    inventory: ArcSwap<regorus::Value>,
     draining: AtomicBool,
     metrics: Metrics,
 }
@@ -26,6 +29,7 @@ impl Live {
     pub fn new(metrics: Metrics) -> Arc<Self> {
         Arc::new(Self {
             bundle: ArcSwapOption::empty(),
+            inventory: ArcSwap::from_pointee(crate::decision::empty_inventory()),
             draining: AtomicBool::new(false),
             metrics,
         })
@@ -49,6 +53,16 @@ impl Live {
             "policy bundle live"
         );
         self.bundle.store(Some(Arc::new(bundle)));
+    }
+
+    /// The current `data.inventory` (empty unless `--inventory` kinds are watched).
+    pub fn inventory(&self) -> Arc<regorus::Value> {
+        self.inventory.load_full()
+    }
+
+    /// Replaces `data.inventory`.
+    pub fn set_inventory(&self, inventory: regorus::Value) {
+        self.inventory.store(Arc::new(inventory));
     }
 
     /// Ready: a bundle is live and shutdown has not begun.

@@ -83,6 +83,11 @@ pub struct SourceArgs {
     /// Run a new bundle's own test_* rules before it goes live; reject it if any fails.
     #[arg(long, env = "REGENT_RELOAD_REQUIRE_TESTS")]
     pub reload_require_tests: bool,
+    /// Kinds to watch cluster-wide as Gatekeeper referential data
+    /// (`data.inventory`), e.g. `v1/Namespace,networking.k8s.io/v1/Ingress`;
+    /// `=plural` after a kind names its resource. Needs list/watch on each.
+    #[arg(long, env = "REGENT_INVENTORY", value_delimiter = ',')]
+    pub inventory: Vec<reload::inventory::InventoryKind>,
 }
 
 /// Where the serving certificate comes from.
@@ -207,8 +212,17 @@ async fn start_sources(
         pod_name,
         with_default_bundle,
         reload_require_tests,
+        inventory,
     } = sources;
     let metrics = live.metrics().clone();
+    let mut client: Option<kube::Client> = None;
+    if !inventory.is_empty() {
+        let c = kube::Client::try_default().await.context(
+            "connecting to the Kubernetes API for --inventory (KUBECONFIG or in-cluster config)",
+        )?;
+        reload::inventory::spawn(c.clone(), inventory.clone(), live.clone());
+        client = Some(c);
+    }
     if policies.is_none() && !watch_configmaps {
         let bundle = match super::load_bundle(None, CompileOptions::default()) {
             Ok(b) => b,
@@ -235,9 +249,12 @@ async fn start_sources(
     if *watch_configmaps {
         let ns = configmaps::resolve_namespace(namespace.as_deref())
             .context("no namespace to watch: pass --namespace or set POD_NAMESPACE")?;
-        let client = kube::Client::try_default()
-            .await
-            .context("connecting to the Kubernetes API (KUBECONFIG or in-cluster config)")?;
+        let client = match client.take() {
+            Some(c) => c,
+            None => kube::Client::try_default()
+                .await
+                .context("connecting to the Kubernetes API (KUBECONFIG or in-cluster config)")?,
+        };
         let pod = pod_name
             .clone()
             .or_else(|| std::env::var("HOSTNAME").ok())

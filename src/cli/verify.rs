@@ -58,6 +58,7 @@ impl VerifyArgs {
                         passed: false,
                         skipped: false,
                         why: Some(e.to_string()),
+                        messages: Vec::new(),
                     });
                 }
             }

@@ -737,7 +737,7 @@ fn compile_template(doc: &ObjectDoc) -> Result<Compiled, GatekeeperError> {
         .any(|s| s.contains("data.inventory"));
     let entry = if uses_inventory {
         format!(
-            "package regent.gatekeeper\n\nviolation := {package}.violation with data.inventory as input.{INVENTORY_KEY}\n"
+            "package regent.gatekeeper\n\nviolation := v if {{\n  v := {package}.violation with data.inventory as input.{INVENTORY_KEY}\n}}\n"
         )
     } else {
         format!("package regent.gatekeeper\n\nviolation := {package}.violation\n")

@@ -48,6 +48,9 @@ pub struct CaseResult {
     /// Why not, when it did not pass.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub why: Option<String>,
+    /// The violation messages the review produced.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub messages: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -222,6 +225,7 @@ pub fn run_suite(path: &Path) -> Result<Vec<CaseResult>, SuiteError> {
             passed,
             skipped,
             why,
+            messages: Vec::new(),
         };
         if test.skip {
             out.push(record("(test)", false, true, None));
@@ -266,10 +270,13 @@ pub fn run_suite(path: &Path) -> Result<Vec<CaseResult>, SuiteError> {
                 out.push(record(&case.name, false, true, None));
                 continue;
             }
-            match run_case(dir, &set, case) {
-                Ok(()) => out.push(record(&case.name, true, false, None)),
-                Err(why) => out.push(record(&case.name, false, false, Some(why))),
-            }
+            let (outcome, messages) = run_case(dir, &set, case);
+            let mut r = match outcome {
+                Ok(()) => record(&case.name, true, false, None),
+                Err(why) => record(&case.name, false, false, Some(why)),
+            };
+            r.messages = messages;
+            out.push(r);
         }
     }
     Ok(out)
@@ -318,7 +325,18 @@ fn load_test(dir: &Path, test: &Test) -> Result<Set, LoadError> {
     Set::compile(&docs).map_err(|e| LoadError::Constraint(e.to_string()))
 }
 
-fn run_case(dir: &Path, set: &Set, case: &Case) -> Result<(), String> {
+fn run_case(dir: &Path, set: &Set, case: &Case) -> (Result<(), String>, Vec<String>) {
+    let mut messages = Vec::new();
+    let outcome = check_case(dir, set, case, &mut messages);
+    (outcome, messages)
+}
+
+fn check_case(
+    dir: &Path,
+    set: &Set,
+    case: &Case,
+    messages: &mut Vec<String>,
+) -> Result<(), String> {
     let (label, objects) = read_docs(dir, &case.object)?;
     let [object] = objects.as_slice() else {
         return Err(format!(
@@ -335,10 +353,10 @@ fn run_case(dir: &Path, set: &Set, case: &Case) -> Result<(), String> {
     let hits = set
         .review(&request, &inventory, GATOR_POINT, None)
         .map_err(|e| format!("review failed: {e}"))?;
-    let messages: Vec<String> = hits.into_iter().flat_map(|h| h.messages).collect();
+    messages.extend(hits.into_iter().flat_map(|h| h.messages));
     let mut failures = Vec::new();
     for (i, assertion) in case.assertions.iter().enumerate() {
-        if let Err(e) = assertion.check(&messages) {
+        if let Err(e) = assertion.check(messages) {
             failures.push(format!("assertion {i}: {e}"));
         }
     }

@@ -6,7 +6,9 @@
 //!
 //! Each `data` key is a file: `*.rego` modules, `*.json`/`*.yaml`/`*.yml`
 //! data documents mounted at the ConfigMap's `regent.dev/bundle-path`
-//! annotation (default: the root of `data`). A `binaryData` key ending in
+//! annotation (default: the root of `data`), except YAML keys holding
+//! Gatekeeper objects (ConstraintTemplates, Constraints, ExpansionTemplates),
+//! which load as such. A `binaryData` key ending in
 //! `.tar.gz` is an OPA bundle archive. Modules from ConfigMaps may only
 //! declare policy packages.
 //!
@@ -178,6 +180,10 @@ pub fn entries(cms: &[&ConfigMap]) -> Result<Vec<Entry>, BundleError> {
             };
             let kind = if key.ends_with(".rego") {
                 EntryKind::Module
+            } else if (key.ends_with(".yaml") || key.ends_with(".yml"))
+                && bundle::holds_gatekeeper_objects(text)
+            {
+                EntryKind::Objects
             } else if key.ends_with(".json") || key.ends_with(".yaml") || key.ends_with(".yml") {
                 EntryKind::Data(mount.clone())
             } else {

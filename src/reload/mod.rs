@@ -13,6 +13,7 @@
 pub mod certs;
 pub mod configmaps;
 pub mod dir;
+pub mod inventory;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
