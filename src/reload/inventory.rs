@@ -74,7 +74,10 @@ impl InventoryKind {
     }
 }
 
-type Store = Arc<Mutex<BTreeMap<String, BTreeMap<(String, String), Json>>>>;
+/// One kind's objects by (namespace, name).
+type Objects = BTreeMap<(String, String), Json>;
+/// Every kind's objects, by kind label.
+type Store = Arc<Mutex<BTreeMap<String, Objects>>>;
 
 /// Starts one watcher per kind and the task that rebuilds `data.inventory`.
 pub fn spawn(client: Client, kinds: Vec<InventoryKind>, live: Arc<Live>) {
@@ -118,10 +121,10 @@ async fn watch_kind(
     let mut stream = watcher::watcher(api, watcher::Config::default())
         .default_backoff()
         .boxed();
-    let mut relisting: Option<BTreeMap<(String, String), Json>> = None;
+    let mut relisting: Option<Objects> = None;
     tracing::info!(kind = %label, "watching for the inventory");
     while let Some(event) = stream.next().await {
-        let update = |f: &mut dyn FnMut(&mut BTreeMap<(String, String), Json>)| {
+        let update = |f: &mut dyn FnMut(&mut Objects)| {
             let mut guard = store.lock().unwrap_or_else(|e| e.into_inner());
             let map = guard.entry(label.clone()).or_default();
             f(map);
