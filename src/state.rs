@@ -50,8 +50,12 @@ impl Live {
             policies = bundle.policies().len(),
             compile_ms = bundle.compile_time().as_secs_f64() * 1e3,
             evaluator = bundle.evaluator().as_str(),
+            constraints = bundle.gatekeeper().constraints().len(),
             "policy bundle live"
         );
+        for note in bundle.gatekeeper().notes() {
+            tracing::warn!(note = %note, "part of the bundle is not enforced");
+        }
         self.bundle.store(Some(Arc::new(bundle)));
     }
 

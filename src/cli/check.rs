@@ -46,6 +46,31 @@ impl CheckArgs {
                         p.source
                     );
                 }
+                let gk = bundle.gatekeeper();
+                if !gk.is_empty() {
+                    let n = gk.constraints().len();
+                    println!(
+                        "  {} Gatekeeper template(s), {n} Gatekeeper constraint{}:",
+                        gk.templates().len(),
+                        if n == 1 { "" } else { "s" }
+                    );
+                    for c in gk.constraints() {
+                        let action = match &c.action {
+                            crate::gatekeeper::Action::All(e) => e.as_str().to_string(),
+                            crate::gatekeeper::Action::Scoped(_) => format!(
+                                "scoped ({} at the webhook)",
+                                c.action.at(crate::gatekeeper::WEBHOOK_POINT).as_str()
+                            ),
+                        };
+                        println!(
+                            "  {:<8} {:<28} {:<7} {} ({})",
+                            "gk", c.name, action, c.path, c.kind
+                        );
+                    }
+                }
+                for note in gk.notes() {
+                    println!("note: {note}");
+                }
                 super::EXIT_OK
             }
             Err(e) => {

@@ -40,6 +40,11 @@ struct Inner {
     events: Vec<Value>,
     requests: Vec<String>,
     down: bool,
+    /// Cluster-wide lists of core kinds (`namespaces`, `serviceaccounts`, ...)
+    /// by resource, for the inventory watch.
+    cluster: BTreeMap<String, BTreeMap<String, Value>>,
+    cluster_history: Vec<(u64, String, &'static str, Value)>,
+    cluster_watchers: Vec<(String, mpsc::UnboundedSender<Bytes>)>,
 }
 
 /// The fake API server.
@@ -57,6 +62,7 @@ impl FakeApi {
         }));
         let app = Router::new()
             .route("/api/v1/namespaces/{ns}/configmaps", get(list_or_watch))
+            .route("/api/v1/{resource}", get(list_or_watch_cluster))
             .route(
                 "/api/v1/namespaces/{ns}/configmaps/{name}",
                 patch(patch_configmap),
@@ -88,6 +94,31 @@ impl FakeApi {
         );
         std::fs::write(&path, text).unwrap();
         path
+    }
+
+    /// Creates or replaces an object of a core kind, listed cluster-wide at
+    /// `/api/v1/<resource>` (ADDED or MODIFIED to watchers).
+    pub fn apply_object(&self, resource: &str, mut obj: Value) {
+        let mut s = self.inner.lock().unwrap();
+        s.rv += 1;
+        let rv = s.rv;
+        obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+        let key = format!(
+            "{}/{}",
+            obj["metadata"]["namespace"].as_str().unwrap_or(""),
+            obj["metadata"]["name"].as_str().unwrap()
+        );
+        let store = s.cluster.entry(resource.to_string()).or_default();
+        let kind = if store.insert(key, obj.clone()).is_some() {
+            "MODIFIED"
+        } else {
+            "ADDED"
+        };
+        s.cluster_history
+            .push((rv, resource.to_string(), kind, obj.clone()));
+        let line = Bytes::from(format!("{}\n", json!({"type": kind, "object": obj})));
+        s.cluster_watchers
+            .retain(|(r, tx)| r != resource || tx.send(line.clone()).is_ok());
     }
 
     /// Creates or replaces a ConfigMap (ADDED or MODIFIED).
@@ -222,6 +253,49 @@ fn json_response(code: StatusCode, v: &Value) -> Response {
         code,
         [(header::CONTENT_TYPE, "application/json")],
         v.to_string(),
+    )
+        .into_response()
+}
+
+async fn list_or_watch_cluster(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Path(resource): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let mut s = inner.lock().unwrap();
+    s.requests.push(format!("GET {resource} {q:?}"));
+    let watch = q.get("watch").is_some_and(|w| w == "true" || w == "1");
+    if !watch {
+        let items: Vec<Value> = s
+            .cluster
+            .get(&resource)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        let list = json!({"kind": "List", "apiVersion": "v1",
+                          "metadata": {"resourceVersion": s.rv.to_string()}, "items": items});
+        return json_response(StatusCode::OK, &list);
+    }
+    let from: u64 = q
+        .get("resourceVersion")
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0);
+    let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
+    for (rv, r, kind, obj) in &s.cluster_history {
+        if *rv > from && *r == resource {
+            let _ = tx.send(Bytes::from(format!(
+                "{}\n",
+                json!({"type": kind, "object": obj})
+            )));
+        }
+    }
+    s.cluster_watchers.push((resource, tx));
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
+    });
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(stream),
     )
         .into_response()
 }
