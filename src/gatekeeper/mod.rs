@@ -693,6 +693,10 @@ fn compile_template(doc: &ObjectDoc) -> Result<Compiled, GatekeeperError> {
     }
     let mut engine = Engine::new();
     engine.set_rego_v0(!source.v1);
+    if !source.v1 {
+        add_deprecated_builtins(&mut engine)
+            .map_err(|e| invalid(doc, format!("registering OPA's deprecated builtins: {e}")))?;
+    }
     let rego_error = |field: String, src: &str, e: &dyn std::fmt::Display| {
         let text = e.to_string();
         let located = crate::engine::rego_error(&field, &text);
@@ -751,27 +755,131 @@ fn compile_template(doc: &ObjectDoc) -> Result<Compiled, GatekeeperError> {
     engine
         .eval_query("true".to_string(), false)
         .map_err(|e| rego_error(main_field.clone(), &source.rego, &e))?;
-    let mut template = Template { name, kind, engine };
-    warm_up(&mut template);
+    let mut template = Template {
+        name: name.clone(),
+        kind,
+        engine,
+    };
+    // regorus resolves function names on first evaluation: a call to a
+    // function that exists nowhere is a load error, not a request failure.
+    if let Err(e) = warm_up(&mut template) {
+        if e.contains("could not find function") {
+            return Err(rego_error(main_field, &source.rego, &e));
+        }
+        tracing::debug!(template = %template.name, error = %e, "template warm-up failed on a plain Pod");
+    }
     Ok(Compiled::Rego(Box::new(template), schema))
+}
+
+/// OPA builtins that older Rego (and so much of Gatekeeper's) still calls
+/// but regorus does not provide: `re_match` (now `regex.match`), `any`,
+/// `all`, `set_diff`, `cast_array` and `cast_set`. Only v0 templates get them,
+/// as only v0 OPA has them.
+fn add_deprecated_builtins(engine: &mut Engine) -> Result<(), String> {
+    fn items(v: &Value) -> Option<Vec<Value>> {
+        match v {
+            Value::Array(a) => Some(a.iter().cloned().collect()),
+            Value::Set(s) => Some(s.iter().cloned().collect()),
+            _ => None,
+        }
+    }
+    let add = |engine: &mut Engine, name: &str, n: u8, f: Box<dyn regorus::Extension>| {
+        engine
+            .add_extension(name.to_string(), n, f)
+            .map_err(|e| e.to_string())
+    };
+    add(
+        engine,
+        "re_match",
+        2,
+        Box::new(|args: Vec<Value>| {
+            let (Some(Value::String(p)), Some(Value::String(v))) = (args.first(), args.get(1))
+            else {
+                return Ok(Value::Undefined);
+            };
+            let re = regex::Regex::new(p).map_err(|e| anyhow::anyhow!("re_match: {e}"))?;
+            Ok(Value::Bool(re.is_match(v)))
+        }),
+    )?;
+    add(
+        engine,
+        "any",
+        1,
+        Box::new(|args: Vec<Value>| {
+            Ok(match args.first().and_then(items) {
+                Some(list) => Value::Bool(list.iter().any(|x| *x == Value::Bool(true))),
+                None => Value::Undefined,
+            })
+        }),
+    )?;
+    add(
+        engine,
+        "all",
+        1,
+        Box::new(|args: Vec<Value>| {
+            Ok(match args.first().and_then(items) {
+                Some(list) => Value::Bool(list.iter().all(|x| *x == Value::Bool(true))),
+                None => Value::Undefined,
+            })
+        }),
+    )?;
+    add(
+        engine,
+        "set_diff",
+        2,
+        Box::new(|args: Vec<Value>| {
+            let (Some(Value::Set(a)), Some(Value::Set(b))) = (args.first(), args.get(1)) else {
+                return Ok(Value::Undefined);
+            };
+            let diff: std::collections::BTreeSet<Value> =
+                a.iter().filter(|x| !b.contains(*x)).cloned().collect();
+            Ok(Value::from(diff))
+        }),
+    )?;
+    add(
+        engine,
+        "cast_array",
+        1,
+        Box::new(|args: Vec<Value>| {
+            Ok(args
+                .first()
+                .and_then(items)
+                .map(Value::from)
+                .unwrap_or(Value::Undefined))
+        }),
+    )?;
+    add(
+        engine,
+        "cast_set",
+        1,
+        Box::new(|args: Vec<Value>| {
+            Ok(args
+                .first()
+                .and_then(items)
+                .map(|l| Value::from(l.into_iter().collect::<std::collections::BTreeSet<_>>()))
+                .unwrap_or(Value::Undefined))
+        }),
+    )?;
+    Ok(())
 }
 
 /// Evaluates the template once on an ordinary Pod, so the first real
 /// request pays no preparation. Errors here are not fatal: a template may
 /// legitimately fail on a Pod it was not written for.
-fn warm_up(template: &mut Template) {
-    let Ok(review) = Value::from_json_str(include_str!("../rego/warmup_review.json")) else {
-        return;
-    };
+fn warm_up(template: &mut Template) -> Result<(), String> {
+    let review = Value::from_json_str(include_str!("../rego/warmup_review.json"))
+        .map_err(|e| e.to_string())?;
     let input = object_of(&[
         ("review", review["request"].clone()),
         ("parameters", Value::new_object()),
         (INVENTORY_KEY, Value::new_object()),
     ]);
     template.engine.set_input(input);
-    if let Err(e) = template.engine.eval_rule(ENTRY.to_string()) {
-        tracing::debug!(template = %template.name, error = %e, "template warm-up failed on a plain Pod");
-    }
+    template
+        .engine
+        .eval_rule(ENTRY.to_string())
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// The line in the YAML file of line `line` of an embedded Rego source: the
@@ -1008,5 +1116,128 @@ fn insert_at(map: &mut serde_json::Map<String, Json>, path: &[&str], name: &str,
                 insert_at(next, rest, name, object);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+
+    fn template(rego: &str) -> ObjectDoc {
+        let mut text = String::from(
+            "apiVersion: templates.gatekeeper.sh/v1\nkind: ConstraintTemplate\nmetadata:\n  name: t\nspec:\n  crd:\n    spec:\n      names:\n        kind: T\n  targets:\n    - target: admission.k8s.gatekeeper.sh\n      rego: |\n",
+        );
+        for line in rego.lines() {
+            text.push_str("        ");
+            text.push_str(line);
+            text.push('\n');
+        }
+        let value = serde_yaml_ng::from_str(&text).unwrap();
+        ObjectDoc {
+            path: "t.yaml".into(),
+            line: 1,
+            text,
+            value,
+        }
+    }
+
+    fn constraint() -> ObjectDoc {
+        constraint_of("T", "c")
+    }
+
+    fn constraint_of(kind: &str, name: &str) -> ObjectDoc {
+        let text = format!(
+            "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: {kind}\nmetadata:\n  name: {name}\n"
+        );
+        ObjectDoc {
+            path: "c.yaml".into(),
+            line: 1,
+            value: serde_yaml_ng::from_str(&text).unwrap(),
+            text,
+        }
+    }
+
+    fn messages(rego: &str, object: &str) -> Vec<String> {
+        let set = Set::compile(&[template(rego), constraint()]).unwrap();
+        let request = Value::from_json_str(&format!(
+            r#"{{"kind": {{"group": "", "version": "v1", "kind": "Pod"}}, "object": {object}}}"#
+        ))
+        .unwrap();
+        let inventory = Value::from(inventory(std::iter::empty()));
+        set.review(&request, &inventory, WEBHOOK_POINT, None)
+            .unwrap()
+            .into_iter()
+            .flat_map(|h| h.messages)
+            .collect()
+    }
+
+    #[test]
+    fn older_rego_gets_opas_deprecated_builtins() {
+        let rego = "package t\nviolation[{\"msg\": m}] {\n  re_match(\"^web-\", input.review.object.metadata.name)\n  any([false, true])\n  not all([true, false])\n  d := set_diff({1, 2, 3}, {2})\n  count(d) == 2\n  count(cast_set([1, 1, 2])) == 2\n  m := \"deprecated builtins work\"\n}\n";
+        assert_eq!(
+            messages(rego, r#"{"metadata": {"name": "web-1"}}"#),
+            vec!["deprecated builtins work".to_string()]
+        );
+        assert!(messages(rego, r#"{"metadata": {"name": "db-1"}}"#).is_empty());
+    }
+
+    #[test]
+    fn an_unknown_function_is_a_load_error_with_its_position() {
+        let rego = "package t\n\nviolation[{\"msg\": m}] {\n  m := no_such_function(input.review.object)\n}\n";
+        let err = Set::compile(&[template(rego)]).err().unwrap().to_string();
+        assert!(err.contains("no_such_function"), "{err}");
+        assert!(err.contains("spec.targets[0].rego:4:"), "{err}");
+        // The Rego's line 4 is line 16 of the YAML file.
+        assert!(err.starts_with("t.yaml:16:"), "{err}");
+    }
+
+    #[test]
+    fn templates_are_isolated_from_each_other() {
+        // Two templates may declare the same lib package differently.
+        let a = "package a\nimport data.lib.x\nviolation[{\"msg\": x.v}] { true }\n";
+        let mut ta = template(a);
+        ta.value["metadata"]["name"] = "ta".into();
+        ta.value["spec"]["crd"]["spec"]["names"]["kind"] = "TA".into();
+        ta.value["spec"]["targets"][0]["libs"] =
+            serde_json::json!(["package lib.x\nv := \"from a\"\n"]);
+        let mut tb = ta.clone();
+        tb.value["metadata"]["name"] = "tb".into();
+        tb.value["spec"]["crd"]["spec"]["names"]["kind"] = "TB".into();
+        tb.value["spec"]["targets"][0]["libs"] =
+            serde_json::json!(["package lib.x\nv := \"from b\"\n"]);
+        let set =
+            Set::compile(&[ta, tb, constraint_of("TA", "ca"), constraint_of("TB", "cb")]).unwrap();
+        let request = Value::from_json_str(
+            r#"{"kind": {"group": "", "version": "v1", "kind": "Pod"}, "object": {}}"#,
+        )
+        .unwrap();
+        let inventory = Value::from(inventory(std::iter::empty()));
+        let hits = set
+            .review(&request, &inventory, WEBHOOK_POINT, None)
+            .unwrap();
+        let got: Vec<(String, Vec<String>)> = hits
+            .into_iter()
+            .map(|h| (h.constraint, h.messages))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("ca".to_string(), vec!["from a".to_string()]),
+                ("cb".to_string(), vec!["from b".to_string()])
+            ]
+        );
+    }
+
+    #[test]
+    fn scoped_actions_resolve_per_enforcement_point() {
+        let spec = serde_json::json!({"enforcementAction": "scoped", "scopedEnforcementActions": [
+            {"action": "warn", "enforcementPoints": [{"name": "*"}]},
+            {"action": "deny", "enforcementPoints": [{"name": WEBHOOK_POINT}]}]});
+        let action = Action::parse(&spec).unwrap();
+        assert_eq!(action.at(WEBHOOK_POINT), Enforcement::Deny);
+        assert_eq!(action.at(GATOR_POINT), Enforcement::Warn);
+        assert!(Action::parse(&serde_json::json!({"enforcementAction": "block"})).is_err());
+        assert!(Action::parse(&serde_json::json!({"enforcementAction": "scoped"})).is_err());
     }
 }
