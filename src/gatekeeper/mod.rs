@@ -807,7 +807,7 @@ fn add_deprecated_builtins(engine: &mut Engine) -> Result<(), String> {
         1,
         Box::new(|args: Vec<Value>| {
             Ok(match args.first().and_then(items) {
-                Some(list) => Value::Bool(list.iter().any(|x| *x == Value::Bool(true))),
+                Some(list) => Value::Bool(list.contains(&Value::Bool(true))),
                 None => Value::Undefined,
             })
         }),
@@ -832,7 +832,7 @@ fn add_deprecated_builtins(engine: &mut Engine) -> Result<(), String> {
                 return Ok(Value::Undefined);
             };
             let diff: std::collections::BTreeSet<Value> =
-                a.iter().filter(|x| !b.contains(*x)).cloned().collect();
+                a.iter().filter(|x| !b.contains(x)).cloned().collect();
             Ok(Value::from(diff))
         }),
     )?;
