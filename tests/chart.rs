@@ -130,6 +130,15 @@ fn combinations() -> Vec<(&'static str, Vec<&'static str>)> {
     out.push((
         "selfSigned",
         vec![
+            "--set-json",
+            r#"gatekeeper.inventory=[{"group":"","version":"v1","kind":"Namespace","resource":"namespaces"},{"group":"networking.k8s.io","version":"v1","kind":"Ingress","resource":"ingresses"}]"#,
+            "--set-json",
+            r#"gatekeeper.extraRules=[{"apiGroups":["networking.k8s.io"],"apiVersions":["v1"],"resources":["ingresses"],"operations":["CREATE","UPDATE"],"scope":"Namespaced"}]"#,
+        ],
+    ));
+    out.push((
+        "selfSigned",
+        vec![
             "--set",
             "policies.default.enabled=false",
             "--set",
@@ -379,11 +388,45 @@ fn rbac_is_namespaced_and_minimal() {
     for (mode, args) in combinations() {
         let objs = render(&args);
         let k = kinds(&objs);
-        assert!(
-            !k.iter()
-                .any(|k| k == "ClusterRole" || k == "ClusterRoleBinding"),
-            "{mode}: cluster-wide RBAC"
-        );
+        if args.iter().any(|a| a.starts_with("gatekeeper.inventory")) {
+            // Only the inventory is cluster-wide, and only list/watch.
+            let role = find(&objs, "ClusterRole", &format!("{FULLNAME}-inventory"));
+            assert_eq!(
+                role["rules"],
+                json!([
+                    {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
+                    {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"], "verbs": ["list", "watch"]}
+                ])
+            );
+            let binding = find(
+                &objs,
+                "ClusterRoleBinding",
+                &format!("{FULLNAME}-inventory"),
+            );
+            assert_eq!(binding["subjects"][0]["name"], FULLNAME);
+            let deploy = find(&objs, "Deployment", FULLNAME);
+            let args = deploy["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
+            assert!(
+                args.contains(
+                    "--inventory=v1/Namespace=namespaces,networking.k8s.io/v1/Ingress=ingresses"
+                ),
+                "{args}"
+            );
+            let validating = find(&objs, "ValidatingWebhookConfiguration", FULLNAME);
+            let rules = validating["webhooks"][0]["rules"].as_array().unwrap();
+            assert!(rules.iter().any(|r| r["resources"] == json!(["ingresses"])));
+            let mutating = find(&objs, "MutatingWebhookConfiguration", FULLNAME);
+            assert_eq!(
+                mutating["webhooks"][0]["rules"].as_array().unwrap().len(),
+                3
+            );
+        } else {
+            assert!(
+                !k.iter()
+                    .any(|k| k == "ClusterRole" || k == "ClusterRoleBinding"),
+                "{mode}: cluster-wide RBAC"
+            );
+        }
         let role = find(&objs, "Role", FULLNAME);
         assert_eq!(role["metadata"]["namespace"], NS);
         assert_eq!(

@@ -53,3 +53,13 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- fail (printf "certs.mode must be selfSigned, certManager or existingSecret, not %q" .Values.certs.mode) -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The --inventory value: [group/]version/Kind=resource, comma-separated. */}}
+{{- define "regent.inventoryKinds" -}}
+{{- $kinds := list -}}
+{{- range .Values.gatekeeper.inventory -}}
+{{- $gv := ternary .version (printf "%s/%s" .group .version) (eq (.group | default "") "") -}}
+{{- $kinds = append $kinds (printf "%s/%s=%s" $gv .kind .resource) -}}
+{{- end -}}
+{{- join "," $kinds -}}
+{{- end -}}
