@@ -1,6 +1,8 @@
 //! In-process benchmarks: the whole decision for a Pod and a Deployment on the
 //! default bundle (validate and mutate), each stage of it, and compiling and
-//! preparing bundles of 10, 50 and 200 policies. `cargo bench --bench decision`.
+//! preparing bundles of 10, 50 and 200 policies, and the default bundle plus
+//! Gatekeeper Constraints (the test fixtures' templates) deciding a Pod.
+//! `cargo bench --bench decision`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
@@ -130,5 +132,49 @@ fn compile(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decisions, stages, compile);
+/// The default bundle with Gatekeeper templates and Constraints from the test
+/// fixtures layered on top: the labels template (with a lib) and the
+/// match-everything template with one Constraint per action.
+fn gatekeeper(c: &mut Criterion) {
+    let root = format!("{}/tests/fixtures/gatekeeper", env!("CARGO_MANIFEST_DIR"));
+    let read = |f: &str| std::fs::read(format!("{root}/{f}")).unwrap();
+    let files = vec![
+        ("gk/labels.yaml".to_string(), read("labels/template.yaml")),
+        (
+            "gk/labels-c.yaml".to_string(),
+            read("labels/constraint.yaml"),
+        ),
+        (
+            "gk/matched.yaml".to_string(),
+            read("enforcement/template.yaml"),
+        ),
+        (
+            "gk/warn.yaml".to_string(),
+            read("enforcement/constraint_warn.yaml"),
+        ),
+        (
+            "gk/dryrun.yaml".to_string(),
+            read("enforcement/constraint_dryrun.yaml"),
+        ),
+    ];
+    let gk = BundleFiles::from_files("gatekeeper fixtures", files).unwrap();
+    let bundle = CompiledBundle::compile(
+        &BundleFiles::embedded().unwrap().layered(gk),
+        CompileOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(bundle.gatekeeper().constraints().len(), 3);
+    let options = DecideOptions::default();
+    let body = fixture("pod-review.json");
+    c.bench_function("decision/validate/pod_8k_with_3_constraints", |b| {
+        b.iter(|| {
+            let r = review::parse(black_box(&body)).unwrap();
+            decision::validate(&bundle, &r, &options)
+                .response
+                .to_review_bytes(r.version)
+        })
+    });
+}
+
+criterion_group!(benches, decisions, stages, compile, gatekeeper);
 criterion_main!(benches);
