@@ -554,20 +554,7 @@ impl CompiledBundle {
     ) -> Result<Value, EvalError> {
         let mut engine = self.engine.clone();
         engine.set_input(input);
-        let limit = match deadline {
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(EvalError::Timeout(Duration::ZERO));
-                }
-                engine.set_execution_timer_config(regorus::utils::limits::ExecutionTimerConfig {
-                    limit: left,
-                    check_interval: TIMER_CHECK_INTERVAL,
-                });
-                Some(left)
-            }
-            None => None,
-        };
+        let limit = arm_timer(&mut engine, deadline)?;
         engine
             .eval_rule(entry.to_string())
             .map_err(|e| eval_error(e.to_string(), limit))
@@ -778,6 +765,26 @@ fn execute_vm(
     // Do not keep this request's object alive in the cache.
     vm.set_input(Value::Undefined);
     result
+}
+
+/// Sets the engine's time limit to what is left before `deadline`; the
+/// limit set, or a timeout when nothing is left.
+pub(crate) fn arm_timer(
+    engine: &mut Engine,
+    deadline: Option<Instant>,
+) -> Result<Option<Duration>, EvalError> {
+    let Some(d) = deadline else {
+        return Ok(None);
+    };
+    let left = d.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(EvalError::Timeout(Duration::ZERO));
+    }
+    engine.set_execution_timer_config(regorus::utils::limits::ExecutionTimerConfig {
+        limit: left,
+        check_interval: TIMER_CHECK_INTERVAL,
+    });
+    Ok(Some(left))
 }
 
 pub(crate) fn eval_error(text: String, limit: Option<Duration>) -> EvalError {

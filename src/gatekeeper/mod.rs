@@ -31,7 +31,7 @@ use regorus::{Engine, Value};
 use serde_json::Value as Json;
 
 use crate::bundle::ObjectDoc;
-use crate::engine::{eval_error, EvalError, TIMER_CHECK_INTERVAL};
+use crate::engine::{arm_timer, eval_error, EvalError};
 use crate::policy::Enforcement;
 
 /// The API group of ConstraintTemplates.
@@ -267,6 +267,25 @@ fn describe(doc: &ObjectDoc) -> String {
             .as_str()
             .unwrap_or("(unnamed)")
     )
+}
+
+/// An object's `metadata.name`, which every Gatekeeper object needs.
+fn name_of(doc: &ObjectDoc) -> Result<String, GatekeeperError> {
+    doc.value["metadata"]["name"]
+        .as_str()
+        .filter(|n| !n.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| invalid(doc, "metadata.name is missing"))
+}
+
+/// The strings of a JSON array (others and non-arrays: none).
+fn strings(v: &Json) -> Vec<String> {
+    v.as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|s| s.as_str().map(str::to_string))
+        .collect()
 }
 
 fn invalid(doc: &ObjectDoc, message: impl Into<String>) -> GatekeeperError {
@@ -569,20 +588,7 @@ fn evaluate(
 ) -> Result<Vec<Value>, EvalError> {
     let mut engine = template.engine.clone();
     engine.set_input(input);
-    let limit = match deadline {
-        Some(d) => {
-            let left = d.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(EvalError::Timeout(std::time::Duration::ZERO));
-            }
-            engine.set_execution_timer_config(regorus::utils::limits::ExecutionTimerConfig {
-                limit: left,
-                check_interval: TIMER_CHECK_INTERVAL,
-            });
-            Some(left)
-        }
-        None => None,
-    };
+    let limit = arm_timer(&mut engine, deadline)?;
     let value = engine
         .eval_rule(ENTRY.to_string())
         .map_err(|e| eval_error(format!("template {}: {e}", template.name), limit))?;
@@ -608,11 +614,7 @@ struct RegoSource {
 
 fn compile_template(doc: &ObjectDoc) -> Result<Compiled, GatekeeperError> {
     let v = &doc.value;
-    let name = v["metadata"]["name"]
-        .as_str()
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| invalid(doc, "metadata.name is missing"))?
-        .to_string();
+    let name = name_of(doc)?;
     let kind = v["spec"]["crd"]["spec"]["names"]["kind"]
         .as_str()
         .filter(|k| !k.is_empty())
@@ -642,14 +644,6 @@ fn compile_template(doc: &ObjectDoc) -> Result<Compiled, GatekeeperError> {
             doc,
             format!("spec.targets has no entry for target {TARGET}"),
         ));
-    };
-    let strings = |v: &Json| -> Vec<String> {
-        v.as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|s| s.as_str().map(str::to_string))
-            .collect()
     };
     let code = target["code"]
         .as_array()
@@ -907,11 +901,7 @@ fn load_constraint(
     schema: &Option<Json>,
 ) -> Result<Constraint, GatekeeperError> {
     let v = &doc.value;
-    let name = v["metadata"]["name"]
-        .as_str()
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| invalid(doc, "metadata.name is missing"))?
-        .to_string();
+    let name = name_of(doc)?;
     let kind = v["kind"].as_str().unwrap_or_default().to_string();
     let mut parameters = match &v["spec"]["parameters"] {
         Json::Null => Json::Object(serde_json::Map::new()),
@@ -952,25 +942,19 @@ fn load_constraint(
 
 fn load_expansion(doc: &ObjectDoc) -> Result<Expansion, GatekeeperError> {
     let v = &doc.value;
-    let name = v["metadata"]["name"]
-        .as_str()
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| invalid(doc, "metadata.name is missing"))?
-        .to_string();
-    let list = |v: &Json| -> Vec<String> {
-        v.as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|s| s.as_str().map(str::to_string))
-            .collect()
-    };
+    let name = name_of(doc)?;
     let apply_to = v["spec"]["applyTo"]
         .as_array()
         .map(Vec::as_slice)
         .unwrap_or_default()
         .iter()
-        .map(|a| (list(&a["groups"]), list(&a["versions"]), list(&a["kinds"])))
+        .map(|a| {
+            (
+                strings(&a["groups"]),
+                strings(&a["versions"]),
+                strings(&a["kinds"]),
+            )
+        })
         .collect::<Vec<_>>();
     if apply_to.is_empty() {
         return Err(invalid(doc, "spec.applyTo is empty"));

@@ -257,6 +257,19 @@ fn json_response(code: StatusCode, v: &Value) -> Response {
         .into_response()
 }
 
+/// A chunked watch response: one JSON event per line, as sent.
+fn watch_stream(rx: mpsc::UnboundedReceiver<Bytes>) -> Response {
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
+    });
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
 async fn list_or_watch_cluster(
     State(inner): State<Arc<Mutex<Inner>>>,
     Path(resource): Path<String>,
@@ -289,15 +302,7 @@ async fn list_or_watch_cluster(
         }
     }
     s.cluster_watchers.push((resource, tx));
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
-    });
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        Body::from_stream(stream),
-    )
-        .into_response()
+    watch_stream(rx)
 }
 
 async fn list_or_watch(
@@ -357,15 +362,7 @@ async fn list_or_watch(
         }
         s.watchers.push(Watcher { selector, tx });
     }
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
-    });
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        Body::from_stream(stream),
-    )
-        .into_response()
+    watch_stream(rx)
 }
 
 async fn patch_configmap(
