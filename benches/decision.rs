@@ -9,8 +9,8 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use regent::bundle::BundleFiles;
+use regent::compiled::{CompileOptions, CompiledBundle};
 use regent::decision::{self, DecideOptions};
-use regent::engine::{CompileOptions, CompiledBundle};
 use regent::review;
 
 fn fixture(name: &str) -> Vec<u8> {

@@ -1,7 +1,7 @@
 //! Bundle files: the Rego modules and data documents of a policy bundle, read
 //! from a directory or from the default bundle embedded in the binary.
 //!
-//! Reading is all this module does; compiling is [`crate::engine`]'s job. Data
+//! Reading is all this module does; compiling is [`crate::compiled`]'s job. Data
 //! files (`data.json`, `data.yaml`, `data.yml`) are mapped into `data` by their
 //! directory path, as OPA bundles do: `validate/registries/data.yaml` becomes
 //! `data.validate.registries`. Every file is size-checked and must be UTF-8;
@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use include_dir::{include_dir, Dir};
 use serde_json::{Map, Value as Json};
 use sha2::{Digest, Sha256};
+
+use crate::objects::{self, ObjectDoc};
 
 /// The default bundle (`policies/`), embedded at build time.
 static DEFAULT_BUNDLE: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/policies");
@@ -118,20 +120,6 @@ pub struct DataFile {
     /// The `data` path it is mounted at (its directory's components).
     pub mount: Vec<String>,
     /// The document.
-    pub value: Json,
-}
-
-/// One Kubernetes object of a bundle (a Gatekeeper ConstraintTemplate,
-/// Constraint or ExpansionTemplate), already parsed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ObjectDoc {
-    /// The file it came from, as shown in errors.
-    pub path: String,
-    /// The 1-based line of the file its document starts at.
-    pub line: usize,
-    /// The document's text (to locate embedded Rego in errors).
-    pub text: String,
-    /// The object.
     pub value: Json,
 }
 
@@ -265,7 +253,8 @@ pub struct BundleFiles {
     pub modules: Vec<ModuleFile>,
     /// The data documents, sorted by path.
     pub data: Vec<DataFile>,
-    /// Gatekeeper objects, by file and position.
+    /// Policy objects (Gatekeeper's), by file and position; which YAML
+    /// documents those are is [`crate::objects`]' call.
     pub objects: Vec<ObjectDoc>,
     /// A content hash over every file, stable across machines.
     pub revision: String,
@@ -302,7 +291,7 @@ impl BundleFiles {
         let mut hasher = Sha256::new();
         let mut modules = Vec::new();
         let mut data = Vec::new();
-        let mut objects = Vec::new();
+        let mut object_docs = Vec::new();
         let mut manifest_revision = None;
         let single_archive = entries.first().and_then(|e| e.archive.clone()).filter(|a| {
             entries
@@ -326,7 +315,7 @@ impl BundleFiles {
                 let Ok(text) = std::str::from_utf8(&bytes) else {
                     continue;
                 };
-                if !holds_gatekeeper_objects(text) {
+                if !objects::holds_policy_objects(text) {
                     continue;
                 }
             }
@@ -358,7 +347,16 @@ impl BundleFiles {
                         value,
                     });
                 }
-                EntryKind::Objects => objects.extend(parse_objects(&label, &text)?),
+                EntryKind::Objects => {
+                    object_docs.extend(objects::parse_policy_objects(&label, &text).map_err(
+                        |e| BundleError::Data {
+                            path: e.path,
+                            line: e.line,
+                            column: e.column,
+                            message: e.message,
+                        },
+                    )?)
+                }
                 EntryKind::Manifest => {
                     let manifest = parse_data(&format!("{label}.json"), &text)?;
                     manifest_revision = manifest
@@ -380,7 +378,7 @@ impl BundleFiles {
             origin: origin.to_string(),
             modules,
             data,
-            objects,
+            objects: object_docs,
             revision,
         })
     }
@@ -580,71 +578,6 @@ pub fn parse_data(path: &str, text: &str) -> Result<Json, BundleError> {
         });
     }
     Ok(value)
-}
-
-/// Whether a YAML text declares a Gatekeeper object: a top-level
-/// `apiVersion:` line of a `*.gatekeeper.sh` group.
-pub fn holds_gatekeeper_objects(text: &str) -> bool {
-    text.lines().any(|l| {
-        l.strip_prefix("apiVersion:")
-            .is_some_and(|v| crate::gatekeeper::is_gatekeeper(v.trim().trim_matches(['"', '\''])))
-    })
-}
-
-/// Parses a YAML file of Kubernetes objects (`---`-separated documents) and
-/// keeps the Gatekeeper ones, each with the line its document starts at.
-pub fn parse_objects(path: &str, text: &str) -> Result<Vec<ObjectDoc>, BundleError> {
-    let mut out = Vec::new();
-    for (start, doc) in split_documents(text) {
-        if doc.trim().is_empty() {
-            continue;
-        }
-        let value = serde_yaml_ng::from_str::<Json>(&doc).map_err(|e| {
-            let (line, column) = e
-                .location()
-                .map(|l| (l.line() + start - 1, l.column()))
-                .unwrap_or((start, 0));
-            BundleError::Data {
-                path: path.to_string(),
-                line,
-                column,
-                message: e.to_string(),
-            }
-        })?;
-        let is_gatekeeper = value["apiVersion"]
-            .as_str()
-            .is_some_and(crate::gatekeeper::is_gatekeeper);
-        if is_gatekeeper {
-            out.push(ObjectDoc {
-                path: path.to_string(),
-                line: start,
-                text: doc,
-                value,
-            });
-        }
-    }
-    Ok(out)
-}
-
-/// Splits a YAML stream at `---` lines: `(first line, text)` per document.
-pub fn split_documents(text: &str) -> Vec<(usize, String)> {
-    let mut out = Vec::new();
-    let mut start = 1;
-    let mut current = String::new();
-    for (i, line) in text.lines().enumerate() {
-        let separator = line
-            .strip_prefix("---")
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t']));
-        if separator {
-            out.push((start, std::mem::take(&mut current)));
-            start = i + 2;
-            continue;
-        }
-        current.push_str(line);
-        current.push('\n');
-    }
-    out.push((start, current));
-    out
 }
 
 #[cfg(test)]

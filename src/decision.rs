@@ -9,7 +9,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::engine::{CompiledBundle, EvalError, Violation};
+use crate::compiled::CompiledBundle;
+use crate::outcome::{EvalError, Violation};
 use crate::policy::Enforcement;
 use crate::review::{Response, Review};
 

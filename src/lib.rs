@@ -1,24 +1,37 @@
 //! Regent: a policy-as-code admission webhook for Kubernetes.
 //!
-//! Where things are:
-//! - a request enters in [`server`] (HTTP) and is parsed by [`review`];
-//! - it is decided in [`decision`], which runs the compiled bundle of [`engine`];
-//! - bundles are read by [`bundle`], their policies described by [`policy`],
-//!   and mutations applied by [`mutation`];
-//! - the live bundle is swapped in [`state`]; TLS is [`tls`], metrics
-//!   [`metrics`], the admin port [`admin`], and the commands [`cli`].
+//! The crate in layers, bottom up; a lower layer never names a higher one:
+//! - the Rego runtime, [`runtime`]: regorus wrapped once (compile with
+//!   positions, time limits, the bytecode VM, errors); and the readers of
+//!   bundle files, [`bundle`], and of Kubernetes objects in YAML,
+//!   [`objects`];
+//! - the kinds of policy that run on it, as peers: native
+//!   `validate.*`/`mutate.*` packages ([`native`], described by [`policy`],
+//!   their patches applied by [`mutation`]) and Gatekeeper templates and
+//!   Constraints ([`gatekeeper`]); both answer in [`outcome`]'s words;
+//! - the compiled bundle that composes them, [`compiled`];
+//! - decisions, [`decision`]: the response the API server gets;
+//! - the callers: the admission HTTP edge [`server`] (a request enters there
+//!   and is parsed by [`review`]), the commands [`cli`], and [`reload`],
+//!   which compiles new bundles and swaps them into [`state`].
+//!
+//! Around them: TLS [`tls`], metrics [`metrics`], the admin port [`admin`].
 
 pub mod admin;
 pub mod bundle;
 pub mod cli;
+pub mod compiled;
 pub mod decision;
-pub mod engine;
 pub mod gatekeeper;
 pub mod metrics;
 pub mod mutation;
+pub mod native;
+pub mod objects;
+pub mod outcome;
 pub mod policy;
 pub mod reload;
 pub mod review;
+pub mod runtime;
 pub mod server;
 pub mod state;
 pub mod tls;

@@ -263,7 +263,7 @@ impl Metrics {
     }
 
     /// Marks `revision` as the live bundle.
-    pub fn set_bundle(&self, bundle: &crate::engine::CompiledBundle) {
+    pub fn set_bundle(&self, bundle: &crate::compiled::CompiledBundle) {
         self.bundle_info.reset();
         self.bundle_info
             .with_label_values(&[bundle.revision(), bundle.origin()])

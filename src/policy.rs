@@ -16,6 +16,8 @@ use std::fmt::Write as _;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
+pub use crate::outcome::Enforcement;
+
 /// The reserved package root: the helper library and the entry module.
 pub const RESERVED_ROOT: &str = "regent";
 /// The rule the server evaluates for validation.
@@ -107,33 +109,6 @@ impl PolicyKind {
         match self {
             Self::Validate => "violation",
             Self::Mutate => "patch",
-        }
-    }
-}
-
-/// What a validating policy's violations do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Enforcement {
-    /// Reject the request.
-    #[default]
-    Deny,
-    /// Admit it with a warning kubectl prints.
-    Warn,
-    /// Admit it silently; log and count the violation.
-    Dryrun,
-    /// Do not evaluate the policy at all.
-    Off,
-}
-
-impl Enforcement {
-    /// The lower-case name used in data, metrics and logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Deny => "deny",
-            Self::Warn => "warn",
-            Self::Dryrun => "dryrun",
-            Self::Off => "off",
         }
     }
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 
-use crate::engine::CompiledBundle;
+use crate::compiled::CompiledBundle;
 use crate::metrics::Metrics;
 
 /// The served bundle and readiness.

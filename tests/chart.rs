@@ -528,9 +528,9 @@ fn regents_own_pod_passes_the_default_policies() {
     let objs = render(&[]);
     let d = find(&objs, "Deployment", FULLNAME).clone();
     let review = common::review("admission.k8s.io/v1", "CREATE", &d);
-    let bundle = regent::engine::CompiledBundle::compile(
+    let bundle = regent::compiled::CompiledBundle::compile(
         &regent::bundle::BundleFiles::from_dir(&repo_path("policies")).unwrap(),
-        regent::engine::CompileOptions::default(),
+        regent::compiled::CompileOptions::default(),
     )
     .unwrap();
     let parsed = regent::review::parse(&serde_json::to_vec(&review).unwrap()).unwrap();
@@ -763,20 +763,20 @@ fn the_charts_policies_are_identical_to_the_default_bundle() {
     let refs: Vec<&k8s_openapi::api::core::v1::ConfigMap> = configmaps.iter().collect();
     let entries = regent::reload::configmaps::entries(&refs).unwrap();
     let files = regent::bundle::BundleFiles::from_entries("chart", entries).unwrap();
-    let bundle = regent::engine::CompiledBundle::compile(
+    let bundle = regent::compiled::CompiledBundle::compile(
         &files,
-        regent::engine::CompileOptions {
+        regent::compiled::CompileOptions {
             include_tests: true,
             ..Default::default()
         },
     )
     .unwrap();
-    let from_dir = regent::engine::CompiledBundle::compile(
+    let from_dir = regent::compiled::CompiledBundle::compile(
         &regent::bundle::BundleFiles::from_dir(&repo_path("policies")).unwrap(),
-        regent::engine::CompileOptions::default(),
+        regent::compiled::CompileOptions::default(),
     )
     .unwrap();
-    let names = |b: &regent::engine::CompiledBundle| {
+    let names = |b: &regent::compiled::CompiledBundle| {
         b.policies()
             .iter()
             .map(|p| (p.name.clone(), p.enforcement))
@@ -818,9 +818,11 @@ fn default_bundle_can_be_switched_off_and_extra_policies_added() {
         regent::reload::configmaps::entries(&[&cm]).unwrap(),
     )
     .unwrap();
-    let bundle =
-        regent::engine::CompiledBundle::compile(&files, regent::engine::CompileOptions::default())
-            .unwrap();
+    let bundle = regent::compiled::CompiledBundle::compile(
+        &files,
+        regent::compiled::CompileOptions::default(),
+    )
+    .unwrap();
     assert_eq!(
         bundle.policies()[0].enforcement,
         regent::policy::Enforcement::Warn

@@ -6,8 +6,8 @@ mod common;
 
 use common::{good_spec, object, pod_meta, review};
 use regent::bundle::BundleFiles;
+use regent::compiled::{CompileOptions, CompiledBundle};
 use regent::decision::{self, DecideOptions, Verdict};
-use regent::engine::{CompileOptions, CompiledBundle};
 use regent::policy::Enforcement;
 use serde_json::{json, Value};
 
@@ -220,10 +220,10 @@ fn the_bytecode_vm_decides_exactly_as_the_interpreter() {
         },
     )
     .unwrap();
-    assert_eq!(vm.evaluator(), regent::engine::Evaluator::Vm);
+    assert_eq!(vm.evaluator(), regent::compiled::Evaluator::Vm);
     assert_eq!(
         interpreter.evaluator(),
-        regent::engine::Evaluator::Interpreter
+        regent::compiled::Evaluator::Interpreter
     );
     // A corpus: every kind, operation and a spread of violations and mutations.
     let mut reviews = Vec::new();

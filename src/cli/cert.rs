@@ -39,6 +39,6 @@ impl CertArgs {
             "{}",
             base64::engine::general_purpose::STANDARD.encode(certs.ca_pem.as_bytes())
         );
-        Ok(super::EXIT_OK)
+        Ok(super::common::EXIT_OK)
     }
 }

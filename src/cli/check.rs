@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::engine::CompileOptions;
+use crate::compiled::CompileOptions;
 
 /// Arguments of `regent check`.
 #[derive(Debug, clap::Args)]
@@ -17,7 +17,7 @@ impl CheckArgs {
     /// Compiles and reports.
     pub fn run(self) -> u8 {
         let Self { dir } = self;
-        match super::load_bundle(
+        match super::common::load_bundle(
             dir.as_ref(),
             CompileOptions {
                 include_tests: true,
@@ -26,7 +26,7 @@ impl CheckArgs {
         ) {
             Ok(bundle) => {
                 // What the server would run: compiled without the tests.
-                let serving = super::load_bundle(dir.as_ref(), CompileOptions::default())
+                let serving = super::common::load_bundle(dir.as_ref(), CompileOptions::default())
                     .map(|b| b.evaluator());
                 println!(
                     "ok: {} (revision {}): {} policies, {} tests, compiled in {:.1} ms, evaluator {}",
@@ -71,11 +71,11 @@ impl CheckArgs {
                 for note in gk.notes() {
                     println!("note: {note}");
                 }
-                super::EXIT_OK
+                super::common::EXIT_OK
             }
             Err(e) => {
-                super::print_compile_error(&e);
-                super::EXIT_FAILED
+                super::common::print_compile_error(&e);
+                super::common::EXIT_FAILED
             }
         }
     }

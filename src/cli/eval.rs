@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::{json, Value as Json};
 
-use super::DecideArgs;
+use super::common::DecideArgs;
+use crate::compiled::CompileOptions;
 use crate::decision::{self, Verdict};
-use crate::engine::CompileOptions;
 use crate::review;
 
 /// The webhook name kubectl shows in denials (the chart registers this name).
@@ -89,23 +89,24 @@ struct Record {
 impl EvalArgs {
     /// Decides every input; exit 0 all admitted, 1 any denied, 2 usage or input error.
     pub fn run(self) -> u8 {
-        let bundle = match super::load_bundle(self.policies.as_ref(), CompileOptions::default()) {
-            Ok(b) => b,
-            Err(e) => {
-                super::print_compile_error(&e);
-                return super::EXIT_USAGE;
-            }
-        };
+        let bundle =
+            match super::common::load_bundle(self.policies.as_ref(), CompileOptions::default()) {
+                Ok(b) => b,
+                Err(e) => {
+                    super::common::print_compile_error(&e);
+                    return super::common::EXIT_USAGE;
+                }
+            };
         let docs = match self.read_inputs() {
             Ok(d) => d,
             Err(e) => {
                 eprintln!("error: {e}");
-                return super::EXIT_USAGE;
+                return super::common::EXIT_USAGE;
             }
         };
         if docs.is_empty() {
             eprintln!("error: no objects found in {}", self.files.join(", "));
-            return super::EXIT_USAGE;
+            return super::common::EXIT_USAGE;
         }
         let options = self.decide.options();
         let mut records = Vec::new();
@@ -196,11 +197,11 @@ impl EvalArgs {
             Output::Text => print_text(&records, self.mutate),
         }
         if input_error {
-            super::EXIT_USAGE
+            super::common::EXIT_USAGE
         } else if records.iter().any(|r| !r.allowed) {
-            super::EXIT_FAILED
+            super::common::EXIT_FAILED
         } else {
-            super::EXIT_OK
+            super::common::EXIT_OK
         }
     }
 

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
-use super::DecideArgs;
-use crate::engine::CompileOptions;
+use super::common::DecideArgs;
+use crate::compiled::CompileOptions;
 use crate::metrics::Metrics;
 use crate::reload::{self, configmaps, ReloadOptions, Reloader, SourceKind};
 use crate::server::{AdmissionState, DEFAULT_MAX_BODY_BYTES};
@@ -49,10 +49,10 @@ pub struct ServeArgs {
     pub max_body_bytes: usize,
     /// After SIGTERM, keep accepting (while not ready) this long so load
     /// balancers notice, then stop accepting.
-    #[arg(long, env = "REGENT_SHUTDOWN_DELAY", default_value = "0s", value_parser = super::parse_duration)]
+    #[arg(long, env = "REGENT_SHUTDOWN_DELAY", default_value = "0s", value_parser = super::common::parse_duration)]
     pub shutdown_delay: Duration,
     /// Longest wait for in-flight requests after accepting stops.
-    #[arg(long, env = "REGENT_SHUTDOWN_GRACE", default_value = "20s", value_parser = super::parse_duration)]
+    #[arg(long, env = "REGENT_SHUTDOWN_GRACE", default_value = "20s", value_parser = super::common::parse_duration)]
     pub shutdown_grace: Duration,
 }
 
@@ -181,7 +181,7 @@ impl ServeArgs {
             _ = tokio::time::sleep(shutdown_delay) => {}
             _ = signals.next() => {
                 tracing::warn!("second signal: exiting now");
-                return Ok(super::EXIT_OK);
+                return Ok(super::common::EXIT_OK);
             }
         }
         let _ = stop_tx.send(true);
@@ -189,12 +189,12 @@ impl ServeArgs {
             _ = admission => {}
             _ = signals.next() => {
                 tracing::warn!("second signal: exiting now");
-                return Ok(super::EXIT_OK);
+                return Ok(super::common::EXIT_OK);
             }
         }
         let _ = admin_server.await;
         tracing::info!("stopped");
-        Ok(super::EXIT_OK)
+        Ok(super::common::EXIT_OK)
     }
 }
 
@@ -224,10 +224,10 @@ async fn start_sources(
         client = Some(c);
     }
     if policies.is_none() && !watch_configmaps {
-        let bundle = match super::load_bundle(None, CompileOptions::default()) {
+        let bundle = match super::common::load_bundle(None, CompileOptions::default()) {
             Ok(b) => b,
             Err(e) => {
-                super::print_compile_error(&e);
+                super::common::print_compile_error(&e);
                 anyhow::bail!("the embedded bundle does not compile");
             }
         };

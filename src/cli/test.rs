@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::engine::CompileOptions;
+use crate::compiled::CompileOptions;
 
 /// Arguments of `regent test`.
 #[derive(Debug, clap::Args)]
@@ -23,7 +23,7 @@ impl TestArgs {
     /// Runs the tests; exit 1 when any fails.
     pub fn run(self) -> u8 {
         let Self { dir, verbose, run } = self;
-        let bundle = match super::load_bundle(
+        let bundle = match super::common::load_bundle(
             dir.as_ref(),
             CompileOptions {
                 include_tests: true,
@@ -32,8 +32,8 @@ impl TestArgs {
         ) {
             Ok(b) => b,
             Err(e) => {
-                super::print_compile_error(&e);
-                return super::EXIT_FAILED;
+                super::common::print_compile_error(&e);
+                return super::common::EXIT_FAILED;
             }
         };
         let (mut passed, mut failed) = (0usize, 0usize);
@@ -74,14 +74,14 @@ impl TestArgs {
         let total = passed + failed;
         if total == 0 {
             println!("no tests found in {}", bundle.origin());
-            return super::EXIT_FAILED;
+            return super::common::EXIT_FAILED;
         }
         println!("PASS: {passed}/{total}");
         if failed > 0 {
             println!("FAIL: {failed}/{total}");
-            super::EXIT_FAILED
+            super::common::EXIT_FAILED
         } else {
-            super::EXIT_OK
+            super::common::EXIT_OK
         }
     }
 }

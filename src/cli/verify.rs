@@ -37,12 +37,12 @@ impl VerifyArgs {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("error: {e}");
-                return super::EXIT_USAGE;
+                return super::common::EXIT_USAGE;
             }
         };
         if suites.is_empty() {
             eprintln!("error: no Suite files (kind: Suite, apiVersion: test.gatekeeper.sh/v1alpha1) found");
-            return super::EXIT_USAGE;
+            return super::common::EXIT_USAGE;
         }
         let mut results: Vec<CaseResult> = Vec::new();
         let mut broken = 0usize;
@@ -74,7 +74,7 @@ impl VerifyArgs {
                 Ok(text) => println!("{text}"),
                 Err(e) => {
                     eprintln!("error: {e}");
-                    return super::EXIT_USAGE;
+                    return super::common::EXIT_USAGE;
                 }
             },
             VerifyOutput::Text => {
@@ -108,9 +108,9 @@ impl VerifyArgs {
             }
         }
         if failed == 0 {
-            super::EXIT_OK
+            super::common::EXIT_OK
         } else {
-            super::EXIT_FAILED
+            super::common::EXIT_FAILED
         }
     }
 }

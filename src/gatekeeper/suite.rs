@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use super::{inventory, Set, GATOR_POINT};
-use crate::bundle::{parse_objects, split_documents, ObjectDoc};
+use crate::objects::{parse_policy_objects, split_documents, ObjectDoc};
 
 /// Errors finding or reading suites (per-case problems are case failures).
 #[derive(Debug, thiserror::Error)]
@@ -309,7 +309,7 @@ fn load_test(dir: &Path, test: &Test) -> Result<Set, LoadError> {
         let path = dir.join(file);
         let label = path.display().to_string();
         let text = std::fs::read_to_string(&path).map_err(|e| format!("{label}: {e}"))?;
-        parse_objects(&label, &text).map_err(|e| e.to_string())
+        parse_policy_objects(&label, &text).map_err(|e| e.to_string())
     };
     let mut docs = read(&test.template).map_err(LoadError::Template)?;
     if docs.is_empty() {

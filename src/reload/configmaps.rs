@@ -181,7 +181,7 @@ pub fn entries(cms: &[&ConfigMap]) -> Result<Vec<Entry>, BundleError> {
             let kind = if key.ends_with(".rego") {
                 EntryKind::Module
             } else if (key.ends_with(".yaml") || key.ends_with(".yml"))
-                && bundle::holds_gatekeeper_objects(text)
+                && crate::objects::holds_policy_objects(text)
             {
                 EntryKind::Objects
             } else if key.ends_with(".json") || key.ends_with(".yaml") || key.ends_with(".yml") {

@@ -22,7 +22,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 
 use crate::bundle::{BundleError, BundleFiles, Entry};
-use crate::engine::{CompileError, CompileOptions, CompiledBundle};
+use crate::compiled::{CompileError, CompileOptions, CompiledBundle};
 use crate::state::Live;
 
 /// A bundle source.

@@ -1,0 +1,297 @@
+//! The compiled bundle: the native policies and the Gatekeeper set of one
+//! bundle revision, compiled side by side, and the questions every caller
+//! asks of it (the server, `regent eval`, `regent verify`, reload):
+//! validate this review, mutate this review, review it against the
+//! Constraints.
+//!
+//! Compilation happens once per bundle, off the request path. Nothing here
+//! locks, does I/O or compiles on the request path; a bundle is immutable
+//! once compiled and shared through an `Arc`.
+
+use std::time::{Duration, Instant};
+
+use regorus::Value;
+
+use crate::bundle::{BundleError, BundleFiles};
+use crate::gatekeeper;
+use crate::native::{NativeError, NativeSet};
+use crate::outcome::EvalError;
+use crate::policy::{Policy, PolicyError};
+
+pub use crate::native::{CompileOptions, MutationOutcome, PolicyResult, TestCase};
+pub use crate::runtime::Evaluator;
+
+/// Errors compiling a bundle. Each names the file, and where known the line
+/// and column, it came from.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    /// Reading the bundle's files failed.
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    /// A Rego module does not parse or compile.
+    #[error("{path}:{line}:{column}: {message}")]
+    Rego {
+        /// The module (bundle path, or ConfigMap/key).
+        path: String,
+        /// 1-based line (0 when regorus gave none).
+        line: usize,
+        /// 1-based column (0 when regorus gave none).
+        column: usize,
+        /// The first line of the error.
+        message: String,
+        /// The full report, with the source excerpt.
+        detail: String,
+    },
+    /// A policy is declared or configured wrongly.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// Two modules of different files declare the same policy package.
+    #[error("policy {package} is declared by both {first} and {second}")]
+    Duplicate {
+        /// The package.
+        package: String,
+        /// The first module.
+        first: String,
+        /// The second module.
+        second: String,
+    },
+    /// A Gatekeeper object does not load.
+    #[error(transparent)]
+    Gatekeeper(Box<gatekeeper::GatekeeperError>),
+    /// Loading data or warming the engine failed.
+    #[error("{context}: {message}")]
+    Engine {
+        /// What was being done.
+        context: String,
+        /// What regorus said.
+        message: String,
+    },
+}
+
+impl From<NativeError> for CompileError {
+    fn from(e: NativeError) -> Self {
+        match e {
+            NativeError::Bundle(e) => Self::Bundle(e),
+            NativeError::Rego(e) => Self::Rego {
+                path: e.path,
+                line: e.line,
+                column: e.column,
+                message: e.message,
+                detail: e.detail,
+            },
+            NativeError::Policy(e) => Self::Policy(e),
+            NativeError::Duplicate {
+                package,
+                first,
+                second,
+            } => Self::Duplicate {
+                package,
+                first,
+                second,
+            },
+            NativeError::Engine { context, message } => Self::Engine { context, message },
+        }
+    }
+}
+
+impl From<gatekeeper::GatekeeperError> for CompileError {
+    fn from(e: gatekeeper::GatekeeperError) -> Self {
+        Self::Gatekeeper(Box::new(e))
+    }
+}
+
+/// A bundle compiled and warmed, ready to serve.
+#[derive(Clone)]
+pub struct CompiledBundle {
+    native: NativeSet,
+    gatekeeper: gatekeeper::Set,
+    revision: String,
+    origin: String,
+    compile_time: Duration,
+}
+
+impl std::fmt::Debug for CompiledBundle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompiledBundle")
+            .field("revision", &self.revision)
+            .field("origin", &self.origin)
+            .field("policies", &self.native.policies().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CompiledBundle {
+    /// Compiles and warms a bundle: native policies, then Gatekeeper objects.
+    pub fn compile(files: &BundleFiles, options: CompileOptions) -> Result<Self, CompileError> {
+        let started = Instant::now();
+        let mut native = NativeSet::load(files, options)?;
+        let gatekeeper = gatekeeper::Set::compile(&files.objects)?;
+        native.prepare(options)?;
+        Ok(Self {
+            native,
+            gatekeeper,
+            revision: files.revision.clone(),
+            origin: files.origin.clone(),
+            compile_time: started.elapsed(),
+        })
+    }
+
+    /// The content revision of the bundle.
+    pub fn revision(&self) -> &str {
+        &self.revision
+    }
+
+    /// Where the bundle came from.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The native policies, validating first (by name), then mutating (by order).
+    pub fn policies(&self) -> &[Policy] {
+        self.native.policies()
+    }
+
+    /// The Gatekeeper templates, Constraints and ExpansionTemplates.
+    pub fn gatekeeper(&self) -> &gatekeeper::Set {
+        &self.gatekeeper
+    }
+
+    /// The `test_*` rules found (when compiled with tests).
+    pub fn tests(&self) -> &[TestCase] {
+        self.native.tests()
+    }
+
+    /// How long compiling and warming took.
+    pub fn compile_time(&self) -> Duration {
+        self.compile_time
+    }
+
+    /// Which evaluator serves the native policies.
+    pub fn evaluator(&self) -> Evaluator {
+        self.native.evaluator()
+    }
+
+    /// Runs every validating native policy whose scope matches the request,
+    /// in one evaluation. `input` is the whole AdmissionReview.
+    pub fn validate(
+        &self,
+        input: &Value,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<PolicyResult<'_>>, EvalError> {
+        self.native.validate(input, timeout)
+    }
+
+    /// Runs the mutating native policies to a fixed point.
+    pub fn mutate(
+        &self,
+        input: &Value,
+        timeout: Option<Duration>,
+    ) -> Result<MutationOutcome, EvalError> {
+        self.native.mutate(input, timeout)
+    }
+
+    /// Reviews the request of an AdmissionReview against the Gatekeeper
+    /// Constraints, at the webhook's enforcement point. A panic inside the
+    /// engine becomes an evaluation error.
+    pub fn review_gatekeeper(
+        &self,
+        input: &Value,
+        inventory: &Value,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<gatekeeper::Hit>, EvalError> {
+        if self.gatekeeper.constraints().is_empty() {
+            return Ok(Vec::new());
+        }
+        let deadline = timeout.map(|t| Instant::now() + t);
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.gatekeeper.review(
+                &input["request"],
+                inventory,
+                gatekeeper::WEBHOOK_POINT,
+                deadline,
+            )
+        }))
+        .unwrap_or_else(|_| Err(EvalError::Failed("the policy engine panicked".to_string())))
+    }
+
+    /// Evaluates one test rule; `Ok(true)` when it is true.
+    pub fn run_test(&self, case: &TestCase) -> Result<bool, String> {
+        self.native.run_test(case)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+
+    fn bundle(files: &[(&str, &str)]) -> Result<CompiledBundle, CompileError> {
+        let files = files
+            .iter()
+            .map(|(p, s)| (p.to_string(), s.as_bytes().to_vec()))
+            .collect();
+        CompiledBundle::compile(
+            &BundleFiles::from_files("test", files).unwrap(),
+            CompileOptions::default(),
+        )
+    }
+
+    #[test]
+    fn rego_errors_keep_file_line_and_column() {
+        let err = bundle(&[(
+            "validate/x/policy.rego",
+            "package validate.x\nimport rego.v1\nviolation contains v if {\n  v := \n}\n",
+        )])
+        .unwrap_err();
+        match err {
+            CompileError::Rego {
+                path, line, column, ..
+            } => {
+                assert_eq!(path, "validate/x/policy.rego");
+                assert_eq!(line, 4);
+                assert!(column >= 1);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn older_rego_syntax_is_accepted() {
+        let b = bundle(&[("validate/old/policy.rego", "package validate.old\nviolation[msg] {\n  input.request.object.spec.hostPID\n  msg := \"hostPID\"\n}\n")])
+            .unwrap();
+        assert_eq!(b.policies()[0].name, "old");
+    }
+
+    #[test]
+    fn reserved_packages_are_refused() {
+        let err = bundle(&[(
+            "x.rego",
+            "package regent.lib.workload\nimport rego.v1\nx := 1\n",
+        )])
+        .unwrap_err();
+        assert!(err.to_string().contains("reserved"), "{err}");
+    }
+
+    #[test]
+    fn policy_without_its_rule_is_refused() {
+        let err = bundle(&[(
+            "validate/x/p.rego",
+            "package validate.x\nimport rego.v1\nviolations contains 1 if true\n",
+        )])
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("defines no `violation` rule"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn policy_failing_on_a_plain_pod_is_refused_at_warm_up() {
+        let err = bundle(&[(
+            "validate/x/p.rego",
+            "package validate.x\nimport rego.v1\nviolation contains v if { v := 1 / 0 }\n",
+        )])
+        .unwrap_err();
+        assert!(err.to_string().contains("warm-up"), "{err}");
+    }
+}

@@ -1,0 +1,144 @@
+//! ExpansionTemplates: a workload they name (`applyTo` groups × versions ×
+//! kinds) is reviewed again as the object at its `templateSource`, of the
+//! `generatedGVK` kind, in the parent's namespace; its `enforcementAction`
+//! overrides the Constraint's.
+
+use regorus::Value;
+
+use super::object::{invalid, name_of, strings, GatekeeperError};
+use crate::objects::ObjectDoc;
+use crate::outcome::Enforcement;
+use crate::runtime::object_of;
+
+/// Deepest chain of expansions (a CronJob makes a Job, which makes a Pod).
+pub const MAX_DEPTH: usize = 4;
+
+/// A loaded ExpansionTemplate.
+#[derive(Debug, Clone)]
+pub struct Expansion {
+    /// `metadata.name` (for the `[Implied by <name>]` prefix).
+    pub name: String,
+    apply_to: Vec<(Vec<String>, Vec<String>, Vec<String>)>,
+    source: Vec<String>,
+    generated: (String, String, String),
+    /// The enforcement action that replaces the Constraint's, if any.
+    pub action: Option<Enforcement>,
+}
+
+/// Loads an ExpansionTemplate.
+pub fn load(doc: &ObjectDoc) -> Result<Expansion, GatekeeperError> {
+    let v = &doc.value;
+    let name = name_of(doc)?;
+    let apply_to = v["spec"]["applyTo"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|a| {
+            (
+                strings(&a["groups"]),
+                strings(&a["versions"]),
+                strings(&a["kinds"]),
+            )
+        })
+        .collect::<Vec<_>>();
+    if apply_to.is_empty() {
+        return Err(invalid(doc, "spec.applyTo is empty"));
+    }
+    let source = v["spec"]["templateSource"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| invalid(doc, "spec.templateSource is missing"))?
+        .split('.')
+        .map(str::to_string)
+        .collect();
+    let gvk = &v["spec"]["generatedGVK"];
+    let kind = gvk["kind"]
+        .as_str()
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| invalid(doc, "spec.generatedGVK.kind is missing"))?;
+    let generated = (
+        gvk["group"].as_str().unwrap_or_default().to_string(),
+        gvk["version"].as_str().unwrap_or_default().to_string(),
+        kind.to_string(),
+    );
+    let action = match v["spec"]["enforcementAction"].as_str() {
+        None | Some("") => None,
+        Some("deny") => Some(Enforcement::Deny),
+        Some("warn") => Some(Enforcement::Warn),
+        Some("dryrun") => Some(Enforcement::Dryrun),
+        Some(other) => {
+            return Err(invalid(
+                doc,
+                format!("spec.enforcementAction {other:?} is not deny, warn or dryrun"),
+            ))
+        }
+    };
+    Ok(Expansion {
+        name,
+        apply_to,
+        source,
+        generated,
+        action,
+    })
+}
+
+impl Expansion {
+    /// Whether the template applies to objects of this group, version and kind.
+    pub fn applies_to(&self, group: &str, version: &str, kind: &str) -> bool {
+        let has = |list: &[String], v: &str| list.iter().any(|x| x == v || x == "*");
+        self.apply_to
+            .iter()
+            .any(|(g, v, k)| has(g, group) && has(v, version) && has(k, kind))
+    }
+
+    /// The request for the object this template makes of the request's
+    /// object: its `templateSource` as an object of the generated kind, in
+    /// the parent's namespace.
+    pub fn expand(&self, request: &Value) -> Option<Value> {
+        let mut source = &request["object"];
+        for part in &self.source {
+            source = &source[part.as_str()];
+        }
+        if !matches!(source, Value::Object(_)) {
+            return None;
+        }
+        let (group, version, kind) = &self.generated;
+        let api_version = if group.is_empty() {
+            version.clone()
+        } else {
+            format!("{group}/{version}")
+        };
+        let namespace = match request["object"]["metadata"]["namespace"].as_string() {
+            Ok(ns) if !ns.is_empty() => Value::from(ns.as_ref()),
+            _ => request["namespace"].clone(),
+        };
+        let mut object = source.clone();
+        let map = object.as_object_mut().ok()?;
+        map.insert(Value::from("apiVersion"), Value::from(api_version.as_str()));
+        map.insert(Value::from("kind"), Value::from(kind.as_str()));
+        if let Value::String(ns) = &namespace {
+            let mut metadata = match map.get(&Value::from("metadata")) {
+                Some(m @ Value::Object(_)) => m.clone(),
+                _ => Value::new_object(),
+            };
+            if let Ok(m) = metadata.as_object_mut() {
+                m.insert(Value::from("namespace"), Value::String(ns.clone()));
+            }
+            map.insert(Value::from("metadata"), metadata);
+        }
+        let mut child = request.clone();
+        let cmap = child.as_object_mut().ok()?;
+        cmap.insert(
+            Value::from("kind"),
+            object_of(&[
+                ("group", Value::from(group.as_str())),
+                ("version", Value::from(version.as_str())),
+                ("kind", Value::from(kind.as_str())),
+            ]),
+        );
+        cmap.insert(Value::from("object"), object);
+        cmap.remove(&Value::from("oldObject"));
+        Some(child)
+    }
+}

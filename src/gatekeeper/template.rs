@@ -1,0 +1,356 @@
+//! ConstraintTemplates: each compiled into a program of its own (Gatekeeper
+//! isolates templates, so two may both define `lib.helpers`), with OPA's
+//! deprecated builtins for templates in the older syntax, and evaluated for
+//! one input at a time.
+//!
+//! The Rego comes from `spec.targets[].rego` + `libs`, or from the `code[]`
+//! entry with `engine: Rego` (`source.version: v1` means Rego v1; anything
+//! else is the older syntax). A template with only CEL code is not an error:
+//! it is reported as not enforced.
+
+use std::time::Instant;
+
+use regorus::{Engine, Value};
+use serde_json::Value as Json;
+
+use super::object::{invalid, name_of, strings, GatekeeperError};
+use crate::objects::ObjectDoc;
+use crate::runtime::{self, object_of, Program, RunError, Syntax};
+
+/// The only target Regent runs: Kubernetes admission.
+pub const TARGET: &str = "admission.k8s.gatekeeper.sh";
+
+/// The rule of the generated module each template program evaluates.
+const ENTRY: &str = "data.regent.gatekeeper.violation";
+/// Where the inventory travels in `input` (it is handed to the template as
+/// `data.inventory` with a `with` modifier, so one prepared engine serves
+/// every inventory).
+pub const INVENTORY_KEY: &str = "__regent_inventory";
+
+/// A compiled ConstraintTemplate.
+#[derive(Debug, Clone)]
+pub struct Template {
+    /// `metadata.name`.
+    pub name: String,
+    /// The Constraint kind it defines.
+    pub kind: String,
+    program: Program,
+}
+
+/// What loading a template gave.
+pub enum Compiled {
+    /// A Rego template, and its parameter schema.
+    Rego(Box<Template>, Option<Json>),
+    /// A template Regent cannot run (CEL only), and why.
+    Unsupported {
+        /// The kind it defines.
+        kind: String,
+        /// Why it is not enforced.
+        why: String,
+    },
+}
+
+/// Where a template's Rego comes from.
+struct RegoSource {
+    field: String,
+    rego: String,
+    libs: Vec<String>,
+    v1: bool,
+}
+
+impl Template {
+    /// Evaluates the template's `violation` set for one input.
+    pub fn evaluate(
+        &self,
+        input: Value,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<Value>, RunError> {
+        let value = self
+            .program
+            .eval(ENTRY, input, deadline)
+            .map_err(|e| match e {
+                RunError::Failed(text) => {
+                    RunError::Failed(format!("template {}: {text}", self.name))
+                }
+                other => other,
+            })?;
+        Ok(match value {
+            Value::Set(s) => s.iter().cloned().collect(),
+            Value::Array(a) => a.iter().cloned().collect(),
+            _ => Vec::new(),
+        })
+    }
+}
+
+/// Compiles a ConstraintTemplate document.
+pub fn compile(doc: &ObjectDoc) -> Result<Compiled, GatekeeperError> {
+    let v = &doc.value;
+    let name = name_of(doc)?;
+    let kind = v["spec"]["crd"]["spec"]["names"]["kind"]
+        .as_str()
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| invalid(doc, "spec.crd.spec.names.kind is missing"))?
+        .to_string();
+    if kind.to_lowercase() != name {
+        return Err(invalid(
+            doc,
+            format!(
+                "metadata.name must be the lower-case kind ({}), as Gatekeeper requires",
+                kind.to_lowercase()
+            ),
+        ));
+    }
+    let schema = v["spec"]["crd"]["spec"]["validation"]["openAPIV3Schema"].clone();
+    let schema = schema.is_object().then_some(schema);
+    let targets = v["spec"]["targets"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let Some((ti, target)) = targets
+        .iter()
+        .enumerate()
+        .find(|(_, t)| t["target"].as_str() == Some(TARGET))
+    else {
+        return Err(invalid(
+            doc,
+            format!("spec.targets has no entry for target {TARGET}"),
+        ));
+    };
+    let code = target["code"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let source = if let Some((ci, c)) = code
+        .iter()
+        .enumerate()
+        .find(|(_, c)| c["engine"].as_str() == Some("Rego"))
+    {
+        RegoSource {
+            field: format!("spec.targets[{ti}].code[{ci}].source"),
+            rego: c["source"]["rego"].as_str().unwrap_or_default().to_string(),
+            libs: strings(&c["source"]["libs"]),
+            v1: c["source"]["version"].as_str() == Some("v1"),
+        }
+    } else if let Some(rego) = target["rego"].as_str().filter(|r| !r.trim().is_empty()) {
+        RegoSource {
+            field: format!("spec.targets[{ti}]"),
+            rego: rego.to_string(),
+            libs: strings(&target["libs"]),
+            v1: false,
+        }
+    } else if !code.is_empty() {
+        let engines: Vec<&str> = code.iter().filter_map(|c| c["engine"].as_str()).collect();
+        return Ok(Compiled::Unsupported {
+            kind,
+            why: format!(
+                "has no Rego, only {} code; Regent runs Rego only, so this template and its Constraints are not enforced",
+                engines.join(", ")
+            ),
+        });
+    } else {
+        return Err(invalid(
+            doc,
+            format!("spec.targets[{ti}] has no rego and no code"),
+        ));
+    };
+    if source.rego.trim().is_empty() {
+        return Err(invalid(doc, format!("{}.rego is empty", source.field)));
+    }
+    let mut engine = Engine::new();
+    let syntax = if source.v1 { Syntax::V1 } else { Syntax::V0 };
+    if !source.v1 {
+        add_deprecated_builtins(&mut engine)
+            .map_err(|e| invalid(doc, format!("registering OPA's deprecated builtins: {e}")))?;
+    }
+    let positioned = |e: runtime::RegoError, src: &str| GatekeeperError::Rego {
+        path: doc.path.clone(),
+        file_line: locate(doc, src, e.line),
+        template: name.clone(),
+        field: e.path,
+        line: e.line,
+        column: e.column,
+        message: e.message,
+        detail: e.detail,
+    };
+    let main_field = format!("{}.rego", source.field);
+    let package = runtime::add_module(&mut engine, &main_field, &source.rego, syntax)
+        .map_err(|e| positioned(e, &source.rego))?;
+    for (i, lib) in source.libs.iter().enumerate() {
+        let field = format!("{}.libs[{i}]", source.field);
+        runtime::add_module(&mut engine, &field, lib, syntax).map_err(|e| positioned(e, lib))?;
+    }
+    if !crate::policy::defines_rule(&source.rego, "violation") {
+        return Err(invalid(
+            doc,
+            format!("{main_field} defines no `violation` rule in {package}"),
+        ));
+    }
+    let uses_inventory = std::iter::once(&source.rego)
+        .chain(source.libs.iter())
+        .any(|s| s.contains("data.inventory"));
+    let entry = if uses_inventory {
+        format!(
+            "package regent.gatekeeper\n\nviolation := v if {{\n  v := {package}.violation with data.inventory as input.{INVENTORY_KEY}\n}}\n"
+        )
+    } else {
+        format!("package regent.gatekeeper\n\nviolation := {package}.violation\n")
+    };
+    let at_main = |text: String| positioned(runtime::rego_error(&main_field, &text), &source.rego);
+    runtime::add_module(
+        &mut engine,
+        "regent/gatekeeper.rego (generated)",
+        &entry,
+        Syntax::V1,
+    )
+    .map_err(|e| at_main(e.detail))?;
+    // Analysis (undefined functions, unsafe variables, ...) happens on the
+    // first evaluation: do it now, so a broken template fails to load.
+    engine
+        .eval_query("true".to_string(), false)
+        .map_err(|e| at_main(e.to_string()))?;
+    let mut template = Template {
+        name: name.clone(),
+        kind,
+        program: Program::new(engine),
+    };
+    // regorus resolves function names on first evaluation: a call to a
+    // function that exists nowhere is a load error, not a request failure.
+    if let Err(e) = warm_up(&mut template) {
+        if e.contains("could not find function") {
+            return Err(at_main(e));
+        }
+        tracing::debug!(template = %template.name, error = %e, "template warm-up failed on a plain Pod");
+    }
+    Ok(Compiled::Rego(Box::new(template), schema))
+}
+
+/// OPA builtins that older Rego (and so much of Gatekeeper's) still calls
+/// but regorus does not provide: `re_match` (now `regex.match`), `any`,
+/// `all`, `set_diff`, `cast_array` and `cast_set`. Only v0 templates get them,
+/// as only v0 OPA has them.
+fn add_deprecated_builtins(engine: &mut Engine) -> Result<(), String> {
+    fn items(v: &Value) -> Option<Vec<Value>> {
+        match v {
+            Value::Array(a) => Some(a.iter().cloned().collect()),
+            Value::Set(s) => Some(s.iter().cloned().collect()),
+            _ => None,
+        }
+    }
+    let add = |engine: &mut Engine, name: &str, n: u8, f: Box<dyn regorus::Extension>| {
+        engine
+            .add_extension(name.to_string(), n, f)
+            .map_err(|e| e.to_string())
+    };
+    add(
+        engine,
+        "re_match",
+        2,
+        Box::new(|args: Vec<Value>| {
+            let (Some(Value::String(p)), Some(Value::String(v))) = (args.first(), args.get(1))
+            else {
+                return Ok(Value::Undefined);
+            };
+            let re = regex::Regex::new(p).map_err(|e| anyhow::anyhow!("re_match: {e}"))?;
+            Ok(Value::Bool(re.is_match(v)))
+        }),
+    )?;
+    add(
+        engine,
+        "any",
+        1,
+        Box::new(|args: Vec<Value>| {
+            Ok(match args.first().and_then(items) {
+                Some(list) => Value::Bool(list.contains(&Value::Bool(true))),
+                None => Value::Undefined,
+            })
+        }),
+    )?;
+    add(
+        engine,
+        "all",
+        1,
+        Box::new(|args: Vec<Value>| {
+            Ok(match args.first().and_then(items) {
+                Some(list) => Value::Bool(list.iter().all(|x| *x == Value::Bool(true))),
+                None => Value::Undefined,
+            })
+        }),
+    )?;
+    add(
+        engine,
+        "set_diff",
+        2,
+        Box::new(|args: Vec<Value>| {
+            let (Some(Value::Set(a)), Some(Value::Set(b))) = (args.first(), args.get(1)) else {
+                return Ok(Value::Undefined);
+            };
+            let diff: std::collections::BTreeSet<Value> =
+                a.iter().filter(|x| !b.contains(x)).cloned().collect();
+            Ok(Value::from(diff))
+        }),
+    )?;
+    add(
+        engine,
+        "cast_array",
+        1,
+        Box::new(|args: Vec<Value>| {
+            Ok(args
+                .first()
+                .and_then(items)
+                .map(Value::from)
+                .unwrap_or(Value::Undefined))
+        }),
+    )?;
+    add(
+        engine,
+        "cast_set",
+        1,
+        Box::new(|args: Vec<Value>| {
+            Ok(args
+                .first()
+                .and_then(items)
+                .map(|l| Value::from(l.into_iter().collect::<std::collections::BTreeSet<_>>()))
+                .unwrap_or(Value::Undefined))
+        }),
+    )?;
+    Ok(())
+}
+
+/// Evaluates the template once on an ordinary Pod, so the first real
+/// request pays no preparation. Errors here are not fatal: a template may
+/// legitimately fail on a Pod it was not written for.
+fn warm_up(template: &mut Template) -> Result<(), String> {
+    let review = Value::from_json_str(include_str!("../rego/warmup_review.json"))
+        .map_err(|e| e.to_string())?;
+    let input = object_of(&[
+        ("review", review["request"].clone()),
+        ("parameters", Value::new_object()),
+        (INVENTORY_KEY, Value::new_object()),
+    ]);
+    template
+        .program
+        .warm(ENTRY, input)
+        .map(|_| ())
+        .map_err(|e| match e {
+            RunError::Failed(text) => text,
+            other => other.to_string(),
+        })
+}
+
+/// The line in the YAML file of line `line` of an embedded Rego source: the
+/// first line of the source is found in the document's text.
+fn locate(doc: &ObjectDoc, source: &str, line: usize) -> usize {
+    let Some((offset, first)) = source
+        .lines()
+        .enumerate()
+        .find(|(_, l)| !l.trim().is_empty())
+    else {
+        return 0;
+    };
+    let first = first.trim();
+    let Some(found) = doc.text.lines().position(|l| l.trim() == first) else {
+        return 0;
+    };
+    let line = line.max(1);
+    doc.line + found + line.saturating_sub(1 + offset)
+}

@@ -1,0 +1,494 @@
+//! Native policies: the `validate.<name>` and `mutate.<name>` packages of a
+//! bundle, compiled with the built-in helper library and the bundle's data
+//! into one prepared [`Program`], and the two evaluations the webhooks need.
+//!
+//! Compilation happens once per bundle, off the request path: modules are
+//! parsed (modern Rego first, then the older syntax), policies are found and
+//! configured from data ([`crate::policy`]), the generated entry module is
+//! added, and the program is warmed with a sample review so that the first
+//! real request pays no analysis. A request evaluates one entry rule that
+//! covers every applicable policy, so helper rules are computed once per
+//! request and results stay attributed per policy.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use regorus::{Engine, Value};
+use serde_json::Value as Json;
+
+use crate::bundle::{BundleError, BundleFiles, ModuleFile};
+use crate::mutation;
+use crate::outcome::{EvalError, Violation};
+use crate::policy::{self, Policy, PolicyError, PolicyKind, MUTATE_ENTRY, VALIDATE_ENTRY};
+use crate::runtime::{self, Evaluator, Program, RegoError, Syntax};
+
+/// The built-in helper library, always loaded; its package is reserved.
+pub const LIBRARY: &[(&str, &str)] = &[
+    (
+        "regent/lib/workload.rego",
+        include_str!("rego/workload.rego"),
+    ),
+    ("regent/lib/images.rego", include_str!("rego/images.rego")),
+];
+
+/// Reviews used to warm a freshly compiled program and to check that the
+/// bytecode VM decides exactly as the interpreter does: an ordinary Pod, and
+/// a Deployment that trips every default policy and mutation.
+pub const WARMUP_REVIEWS: [&str; 2] = [
+    include_str!("rego/warmup_review.json"),
+    include_str!("rego/warmup_violations.json"),
+];
+
+/// Errors compiling native policies. Each names the file, and where known
+/// the line and column, it came from.
+#[derive(Debug, thiserror::Error)]
+pub enum NativeError {
+    /// The bundle's data does not merge.
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    /// A Rego module does not parse or compile.
+    #[error(transparent)]
+    Rego(#[from] RegoError),
+    /// A policy is declared or configured wrongly.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// Two modules of different files declare the same policy package.
+    #[error("policy {package} is declared by both {first} and {second}")]
+    Duplicate {
+        /// The package.
+        package: String,
+        /// The first module.
+        first: String,
+        /// The second module.
+        second: String,
+    },
+    /// Loading data or warming the program failed.
+    #[error("{context}: {message}")]
+    Engine {
+        /// What was being done.
+        context: String,
+        /// What regorus said.
+        message: String,
+    },
+}
+
+/// What to compile.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CompileOptions {
+    /// Also compile `*_test.rego` modules and collect their `test_*` rules.
+    pub include_tests: bool,
+    /// Never use the bytecode VM (for comparing evaluators).
+    pub interpreter_only: bool,
+}
+
+/// The violations of one policy for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyResult<'a> {
+    /// The policy.
+    pub policy: &'a Policy,
+    /// Its violations (possibly none: the policy applied and found nothing).
+    pub violations: Vec<Violation>,
+}
+
+/// What the mutating policies did to one request's object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MutationOutcome {
+    /// The object as finally mutated (`Null` when the request has no object).
+    pub object: Json,
+    /// The RFC 6902 patch from the original object; `None` when unchanged.
+    pub patch: Option<json_patch::Patch>,
+    /// The policies that changed the object, in the order they were applied.
+    pub applied: Vec<String>,
+    /// The policies that applied to the request (evaluated in the first round).
+    pub evaluated: Vec<String>,
+}
+
+/// A `test_*` rule found in a test module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestCase {
+    /// The rule's full path, e.g. `data.validate.privileged.test_denies`.
+    pub rule: String,
+    /// The module it is in.
+    pub path: String,
+    /// The 1-based line of its first definition.
+    pub line: usize,
+}
+
+/// The native policies of a bundle, compiled.
+#[derive(Debug, Clone)]
+pub struct NativeSet {
+    program: Program,
+    policies: Vec<Policy>,
+    tests: Vec<TestCase>,
+    revision: String,
+}
+
+impl NativeSet {
+    /// Loads the helper library, the bundle's modules and data and the
+    /// generated entry module into one engine. The set is not warmed yet:
+    /// [`NativeSet::prepare`] does that.
+    pub fn load(files: &BundleFiles, options: CompileOptions) -> Result<Self, NativeError> {
+        let mut engine = Engine::new();
+        for (path, source) in LIBRARY {
+            runtime::add_module(&mut engine, path, source, Syntax::Detect)?;
+        }
+        let data = files.merged_data()?;
+        let mut declared: BTreeMap<(PolicyKind, String), String> = BTreeMap::new();
+        let mut sources: BTreeMap<(PolicyKind, String), String> = BTreeMap::new();
+        let mut tests = Vec::new();
+        for module in &files.modules {
+            if module.is_test() && !options.include_tests {
+                continue;
+            }
+            let package =
+                runtime::add_module(&mut engine, &module.path, &module.source, Syntax::Detect)?;
+            let class = policy::classify(&module.path, &package)?;
+            if module.restricted && !module.is_test() && class.is_none() {
+                return Err(PolicyError::NotAPolicy {
+                    path: module.path.clone(),
+                    package,
+                }
+                .into());
+            }
+            if module.is_test() {
+                tests.extend(find_tests(module, &package));
+                continue;
+            }
+            if let Some(key) = class {
+                if let Some(first) = declared.get(&key) {
+                    if dir_of(first) != dir_of(&module.path) {
+                        return Err(NativeError::Duplicate {
+                            package,
+                            first: first.clone(),
+                            second: module.path.clone(),
+                        });
+                    }
+                }
+                declared
+                    .entry(key.clone())
+                    .or_insert_with(|| module.path.clone());
+                sources.entry(key).or_default().push_str(&module.source);
+            }
+        }
+        let mut policies = Vec::new();
+        for ((kind, name), path) in &declared {
+            let source = sources
+                .get(&(*kind, name.clone()))
+                .map(String::as_str)
+                .unwrap_or("");
+            if !policy::defines_rule(source, kind.rule()) {
+                return Err(PolicyError::MissingRule {
+                    path: path.clone(),
+                    package: format!("data.{}.{name}", kind.root()),
+                    rule: kind.rule(),
+                }
+                .into());
+            }
+            policies.push(policy::settings(*kind, name, path, &data)?);
+        }
+        policies.sort_by(|a, b| (a.kind, a.order, &a.name).cmp(&(b.kind, b.order, &b.name)));
+        engine
+            .add_data(Value::from(data))
+            .map_err(|e| NativeError::Engine {
+                context: "loading data".to_string(),
+                message: e.to_string(),
+            })?;
+        runtime::add_module(
+            &mut engine,
+            "regent/main.rego (generated)",
+            &policy::entry_module(&policies),
+            Syntax::Detect,
+        )?;
+        Ok(Self {
+            program: Program::new(engine),
+            policies,
+            tests,
+            revision: files.revision.clone(),
+        })
+    }
+
+    /// Evaluates both entry points on a sample Pod, so the engine's analysis
+    /// is done before the set serves and a policy that fails on an ordinary
+    /// Pod is caught before it goes live; then, unless told not to, moves the
+    /// entry points to the bytecode VM if it decides the warm-up reviews
+    /// exactly as the interpreter does.
+    pub fn prepare(&mut self, options: CompileOptions) -> Result<(), NativeError> {
+        let input = Value::from_json_str(WARMUP_REVIEWS[0]).map_err(|e| NativeError::Engine {
+            context: "warm-up input".to_string(),
+            message: e.to_string(),
+        })?;
+        // Analyse the program itself once; errors surface in the checks below.
+        let _ = self.program.warm(VALIDATE_ENTRY, input.clone());
+        self.validate(&input, None)
+            .map_err(|e| NativeError::Engine {
+                context: "warm-up validation".to_string(),
+                message: e.to_string(),
+            })?;
+        self.mutate(&input, None).map_err(|e| NativeError::Engine {
+            context: "warm-up mutation".to_string(),
+            message: e.to_string(),
+        })?;
+        if options.include_tests || options.interpreter_only {
+            return Ok(());
+        }
+        let samples: Vec<Value> = WARMUP_REVIEWS
+            .iter()
+            .filter_map(|r| Value::from_json_str(r).ok())
+            .collect();
+        if let Err(why) = self
+            .program
+            .compile_bytecode(&[VALIDATE_ENTRY, MUTATE_ENTRY], &samples)
+        {
+            tracing::warn!(revision = %self.revision, error = %why, "serving with the interpreter");
+        }
+        Ok(())
+    }
+
+    /// The policies, validating first (by name), then mutating (by order).
+    pub fn policies(&self) -> &[Policy] {
+        &self.policies
+    }
+
+    /// The `test_*` rules found (when compiled with tests).
+    pub fn tests(&self) -> &[TestCase] {
+        &self.tests
+    }
+
+    /// Which evaluator serves the policies.
+    pub fn evaluator(&self) -> Evaluator {
+        self.program.evaluator()
+    }
+
+    fn find_policy(&self, kind: PolicyKind, name: &str) -> Option<&Policy> {
+        self.policies
+            .iter()
+            .find(|p| p.kind == kind && p.name == name)
+    }
+
+    fn could_apply(&self, kind: PolicyKind, input: &Value) -> bool {
+        let request = &input["request"];
+        let (Ok(k), Ok(op)) = (
+            request["kind"]["kind"].as_string(),
+            request["operation"].as_string(),
+        ) else {
+            return false;
+        };
+        self.policies
+            .iter()
+            .any(|p| p.kind == kind && p.matching.could_apply(k, op))
+    }
+
+    fn eval(
+        &self,
+        entry: &str,
+        input: Value,
+        deadline: Option<Instant>,
+    ) -> Result<Json, EvalError> {
+        let value = self.program.eval(entry, input, deadline)?;
+        serde_json::to_value(&value).map_err(|e| EvalError::Failed(e.to_string()))
+    }
+
+    /// Runs every validating policy whose scope matches the request, in one
+    /// evaluation. `input` is the whole AdmissionReview.
+    pub fn validate(
+        &self,
+        input: &Value,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<PolicyResult<'_>>, EvalError> {
+        if !self.could_apply(PolicyKind::Validate, input) {
+            return Ok(Vec::new());
+        }
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let result = self.eval(VALIDATE_ENTRY, input.clone(), deadline)?;
+        let mut out = Vec::new();
+        for entry in result.as_array().map(Vec::as_slice).unwrap_or_default() {
+            let name = entry["policy"].as_str().unwrap_or_default();
+            let Some(policy) = self.find_policy(PolicyKind::Validate, name) else {
+                continue;
+            };
+            let violations = match &entry["violations"] {
+                Json::Array(items) => items.iter().map(violation).collect::<Result<Vec<_>, _>>(),
+                other => Err(format!("violation must be a set, got {other}")),
+            }
+            .map_err(|message| EvalError::Malformed {
+                policy: name.to_string(),
+                message,
+            })?;
+            out.push(PolicyResult { policy, violations });
+        }
+        Ok(out)
+    }
+
+    /// Runs the mutating policies to a fixed point. Each round evaluates every
+    /// applicable policy on the current object; the first one (in order) whose
+    /// patch changes it is applied and the round starts again, so every policy
+    /// sees the object as changed by the ones before it. It ends when a round
+    /// changes nothing.
+    pub fn mutate(
+        &self,
+        input: &Value,
+        timeout: Option<Duration>,
+    ) -> Result<MutationOutcome, EvalError> {
+        let original = serde_json::to_value(&input["request"]["object"]).unwrap_or(Json::Null);
+        let mut outcome = MutationOutcome {
+            object: original.clone(),
+            patch: None,
+            applied: Vec::new(),
+            evaluated: Vec::new(),
+        };
+        if original.is_null()
+            || !original.is_object()
+            || !self.could_apply(PolicyKind::Mutate, input)
+        {
+            return Ok(outcome);
+        }
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let n = self
+            .policies
+            .iter()
+            .filter(|p| p.kind == PolicyKind::Mutate)
+            .count();
+        let max_rounds = 3 * n + 3;
+        let mut current_input = input.clone();
+        for round in 0..max_rounds {
+            let result = self.eval(MUTATE_ENTRY, current_input.clone(), deadline)?;
+            let mut entries: Vec<(&Policy, &Json)> = result
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|e| {
+                    let name = e["policy"].as_str()?;
+                    Some((self.find_policy(PolicyKind::Mutate, name)?, &e["patch"]))
+                })
+                .collect();
+            entries.sort_by(|a, b| (a.0.order, &a.0.name).cmp(&(b.0.order, &b.0.name)));
+            if round == 0 {
+                outcome.evaluated = entries.iter().map(|(p, _)| p.name.clone()).collect();
+            }
+            let mut progressed = false;
+            for (policy, patch) in entries {
+                let ops = mutation::parse_ops(&policy.name, patch)?;
+                if mutation::apply(&policy.name, &mut outcome.object, &ops)? {
+                    outcome.applied.push(policy.name.clone());
+                    progressed = true;
+                    break;
+                }
+            }
+            if !progressed {
+                outcome.patch = mutation::diff(&original, &outcome.object);
+                return Ok(outcome);
+            }
+            current_input = with_object(input, &outcome.object)?;
+        }
+        let tail = outcome
+            .applied
+            .iter()
+            .rev()
+            .take(n.max(1) * 2)
+            .cloned()
+            .collect::<Vec<_>>();
+        let mut names: Vec<String> = tail;
+        names.sort();
+        names.dedup();
+        Err(EvalError::NotConverging {
+            rounds: max_rounds,
+            policies: names.join(", "),
+        })
+    }
+
+    /// Evaluates one test rule; `Ok(true)` when it is true.
+    pub fn run_test(&self, case: &TestCase) -> Result<bool, String> {
+        let mut engine = self.program.engine().clone();
+        engine.set_input(Value::Undefined);
+        match engine.eval_rule(case.rule.clone()) {
+            Ok(Value::Bool(b)) => Ok(b),
+            Ok(Value::Undefined) => Ok(false),
+            Ok(other) => Err(format!("test rule evaluated to {other}, not true")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// The review with `request.object` replaced.
+fn with_object(input: &Value, object: &Json) -> Result<Value, EvalError> {
+    let mut review = input.clone();
+    let request = review
+        .as_object_mut()
+        .ok()
+        .and_then(|m| m.get_mut(&Value::from("request")))
+        .and_then(|r| r.as_object_mut().ok())
+        .ok_or_else(|| EvalError::Failed("review has no request object".to_string()))?;
+    request.insert(Value::from("object"), Value::from(object.clone()));
+    Ok(review)
+}
+
+/// Reads one violation: a string, or an object with `msg` and optional `path`
+/// and `fix`.
+fn violation(v: &Json) -> Result<Violation, String> {
+    match v {
+        Json::String(s) => Ok(Violation {
+            path: None,
+            msg: s.clone(),
+            fix: None,
+        }),
+        Json::Object(m) => {
+            let text = |k: &str| m.get(k).and_then(Json::as_str).map(str::to_string);
+            Ok(Violation {
+                path: text("path"),
+                msg: text("msg").ok_or_else(|| format!("violation {v} has no \"msg\" string"))?,
+                fix: text("fix"),
+            })
+        }
+        other => Err(format!(
+            "violation {other} is neither a string nor an object with \"msg\""
+        )),
+    }
+}
+
+fn dir_of(path: &str) -> &str {
+    path.rsplit_once('/').map(|(d, _)| d).unwrap_or("")
+}
+
+/// Finds the `test_*` rules a test module defines.
+fn find_tests(module: &ModuleFile, package: &str) -> Vec<TestCase> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    for (i, line) in module.source.lines().enumerate() {
+        let Some(rest) = line.strip_prefix("test_") else {
+            continue;
+        };
+        let name_len = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        let name = format!("test_{}", &rest[..name_len]);
+        if seen.insert(name.clone()) {
+            out.push(TestCase {
+                rule: format!("{package}.{name}"),
+                path: module.path.clone(),
+                line: i + 1,
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn finds_test_rules_with_lines() {
+        let m = ModuleFile {
+            path: "a_test.rego".into(),
+            source: "package a\n\ntest_one if true\n\ntest_two if {\n true\n}\ntest_one if false\n"
+                .into(),
+            restricted: false,
+        };
+        let t = find_tests(&m, "data.a");
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[0].rule, "data.a.test_one");
+        assert_eq!(t[1].line, 5);
+    }
+}
