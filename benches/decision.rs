@@ -70,7 +70,7 @@ fn stages(c: &mut Criterion) {
     group.bench_function("evaluate_validate", |b| {
         b.iter(|| {
             bundle
-                .validate(black_box(&parsed.input), Some(options.timeout))
+                .validate(black_box(&parsed.input), options.limits())
                 .unwrap()
                 .len()
         })
@@ -78,7 +78,7 @@ fn stages(c: &mut Criterion) {
     group.bench_function("evaluate_mutate", |b| {
         b.iter(|| {
             bundle
-                .mutate(black_box(&parsed.input), Some(options.timeout))
+                .mutate(black_box(&parsed.input), options.limits())
                 .unwrap()
         })
     });
@@ -87,7 +87,9 @@ fn stages(c: &mut Criterion) {
         b.iter(|| black_box(&decided.response).to_review_bytes(parsed.version))
     });
     let unmutated = review::parse(&fixture("deployment-unmutated-review.json")).unwrap();
-    let outcome = bundle.mutate(&unmutated.input, None).unwrap();
+    let outcome = bundle
+        .mutate(&unmutated.input, regent::runtime::Limits::NONE)
+        .unwrap();
     let original = serde_json::to_value(&unmutated.input["request"]["object"]).unwrap();
     group.bench_function("patch_diff", |b| {
         b.iter(|| regent::mutation::diff(black_box(&original), black_box(&outcome.object)))

@@ -1,5 +1,6 @@
 //! The admin port (plain HTTP): `/healthz` (the process answers), `/readyz`
-//! (a bundle is live and shutdown has not begun) and `/metrics`.
+//! (a bundle is live and shutdown has not begun; otherwise 503 with the
+//! reason, e.g. why the only bundle seen was rejected) and `/metrics`.
 
 use std::sync::Arc;
 
@@ -21,10 +22,12 @@ pub fn router(live: Arc<Live>) -> Router {
 }
 
 async fn readyz(State(live): State<Arc<Live>>) -> impl IntoResponse {
-    if live.is_ready() {
-        (StatusCode::OK, "ready\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+    match live.readiness() {
+        Ok(()) => (StatusCode::OK, "ready\n".to_string()),
+        Err(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        ),
     }
 }
 

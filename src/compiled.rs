@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use regorus::Value;
 
+use crate::runtime::{Limits, RunError};
+
 use crate::bundle::{BundleError, BundleFiles};
 use crate::gatekeeper;
 use crate::native::{NativeError, NativeSet};
@@ -58,6 +60,18 @@ pub enum CompileError {
     /// A Gatekeeper object does not load.
     #[error(transparent)]
     Gatekeeper(Box<gatekeeper::GatekeeperError>),
+    /// A policy does not decide an ordinary Pod within the evaluation limits.
+    #[error("{path}: policy {policy}: on an ordinary Pod ({context}), {error}; a policy must decide one well within the evaluation limits (--eval-timeout, --eval-memory-limit)")]
+    Limit {
+        /// The module that declares the policy.
+        path: String,
+        /// The policy (`data.validate.<name>`).
+        policy: String,
+        /// What was being done.
+        context: String,
+        /// The limit it hit.
+        error: RunError,
+    },
     /// Loading data or warming the engine failed.
     #[error("{context}: {message}")]
     Engine {
@@ -88,6 +102,17 @@ impl From<NativeError> for CompileError {
                 package,
                 first,
                 second,
+            },
+            NativeError::Limit {
+                path,
+                policy,
+                context,
+                error,
+            } => Self::Limit {
+                path,
+                policy,
+                context,
+                error,
             },
             NativeError::Engine { context, message } => Self::Engine { context, message },
         }
@@ -125,7 +150,7 @@ impl CompiledBundle {
     pub fn compile(files: &BundleFiles, options: CompileOptions) -> Result<Self, CompileError> {
         let started = Instant::now();
         let mut native = NativeSet::load(files, options)?;
-        let gatekeeper = gatekeeper::Set::compile(&files.objects)?;
+        let gatekeeper = gatekeeper::Set::compile(&files.objects, options.limits)?;
         native.prepare(options)?;
         Ok(Self {
             native,
@@ -176,18 +201,15 @@ impl CompiledBundle {
     pub fn validate(
         &self,
         input: &Value,
-        timeout: Option<Duration>,
+        limits: Limits,
     ) -> Result<Vec<PolicyResult<'_>>, EvalError> {
-        self.native.validate(input, timeout)
+        self.native.validate(input, limits)
     }
 
-    /// Runs the mutating native policies to a fixed point.
-    pub fn mutate(
-        &self,
-        input: &Value,
-        timeout: Option<Duration>,
-    ) -> Result<MutationOutcome, EvalError> {
-        self.native.mutate(input, timeout)
+    /// Runs the mutating native policies to a fixed point, within one
+    /// deadline.
+    pub fn mutate(&self, input: &Value, limits: Limits) -> Result<MutationOutcome, EvalError> {
+        self.native.mutate(input, limits)
     }
 
     /// Reviews the request of an AdmissionReview against the Gatekeeper
@@ -197,26 +219,32 @@ impl CompiledBundle {
         &self,
         input: &Value,
         inventory: &Value,
-        timeout: Option<Duration>,
+        limits: Limits,
     ) -> Result<Vec<gatekeeper::Hit>, EvalError> {
         if self.gatekeeper.constraints().is_empty() {
             return Ok(Vec::new());
         }
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let budget = limits.start();
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             self.gatekeeper.review(
                 &input["request"],
                 inventory,
                 gatekeeper::WEBHOOK_POINT,
-                deadline,
+                budget,
             )
         }))
         .unwrap_or_else(|_| Err(EvalError::Failed("the policy engine panicked".to_string())))
     }
 
-    /// Evaluates one test rule; `Ok(true)` when it is true.
+    /// Evaluates one test rule within the default limits; `Ok(true)` when
+    /// it is true.
     pub fn run_test(&self, case: &TestCase) -> Result<bool, String> {
-        self.native.run_test(case)
+        self.native.run_test(case, Limits::default())
+    }
+
+    /// Evaluates one test rule within `limits`.
+    pub fn run_test_within(&self, case: &TestCase, limits: Limits) -> Result<bool, String> {
+        self.native.run_test(case, limits)
     }
 }
 

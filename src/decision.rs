@@ -13,6 +13,7 @@ use crate::compiled::CompiledBundle;
 use crate::outcome::{EvalError, Violation};
 use crate::policy::Enforcement;
 use crate::review::{Response, Review};
+use crate::runtime::Limits;
 
 /// Most violation lines in one denial before "... and N more".
 pub const MAX_DENIAL_LINES: usize = 20;
@@ -32,17 +33,30 @@ pub enum FailureMode {
 /// Settings every decision uses.
 #[derive(Debug, Clone, Copy)]
 pub struct DecideOptions {
-    /// What an evaluation error or timeout does.
+    /// What an evaluation error, timeout or memory limit does.
     pub failure_mode: FailureMode,
     /// The evaluation time limit.
     pub timeout: Duration,
+    /// The memory budget of each evaluation, in bytes (`None`: none).
+    pub memory_limit: Option<u64>,
 }
 
 impl Default for DecideOptions {
     fn default() -> Self {
         Self {
             failure_mode: FailureMode::Deny,
-            timeout: Duration::from_secs(2),
+            timeout: crate::runtime::limits::DEFAULT_TIME_LIMIT,
+            memory_limit: Some(crate::runtime::limits::DEFAULT_MEMORY_LIMIT),
+        }
+    }
+}
+
+impl DecideOptions {
+    /// The evaluation limits these options set.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            time: Some(self.timeout),
+            memory: self.memory_limit,
         }
     }
 }
@@ -133,12 +147,16 @@ pub fn validate_with_inventory(
 ) -> Decision {
     let uid = &review.meta.uid;
     let started = std::time::Instant::now();
-    let results = match bundle.validate(&review.input, Some(options.timeout)) {
+    let results = match bundle.validate(&review.input, options.limits()) {
         Ok(r) => r,
         Err(e) => return failed(Some(bundle.revision()), uid, e, options),
     };
     let left = options.timeout.saturating_sub(started.elapsed());
-    let hits = match bundle.review_gatekeeper(&review.input, inventory, Some(left)) {
+    let hits = match bundle.review_gatekeeper(
+        &review.input,
+        inventory,
+        options.limits().with_time(Some(left)),
+    ) {
         Ok(h) => h,
         Err(e) => return failed(Some(bundle.revision()), uid, e, options),
     };
@@ -224,7 +242,7 @@ pub fn validate_with_inventory(
 /// Decides a mutating review: the patch of every applicable mutating policy.
 pub fn mutate(bundle: &CompiledBundle, review: &Review, options: &DecideOptions) -> Decision {
     let uid = &review.meta.uid;
-    let outcome = match bundle.mutate(&review.input, Some(options.timeout)) {
+    let outcome = match bundle.mutate(&review.input, options.limits()) {
         Ok(o) => o,
         Err(e) => return failed(Some(bundle.revision()), uid, e, options),
     };

@@ -15,12 +15,15 @@
 //!   and is parsed by [`review`]), the commands [`cli`], and [`reload`],
 //!   which compiles new bundles and swaps them into [`state`].
 //!
-//! Around them: TLS [`tls`], metrics [`metrics`], the admin port [`admin`].
+//! Around them: TLS [`tls`], the admission port's accept loop and its
+//! connection limits [`connections`], metrics [`metrics`], the admin port
+//! [`admin`].
 
 pub mod admin;
 pub mod bundle;
 pub mod cli;
 pub mod compiled;
+pub mod connections;
 pub mod decision;
 pub mod gatekeeper;
 pub mod metrics;

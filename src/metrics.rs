@@ -48,6 +48,12 @@ pub struct Metrics {
     pub status_errors: prometheus::IntCounter,
     /// `regent_inventory_objects{kind}`: objects held for `data.inventory`.
     pub inventory_objects: IntGaugeVec,
+    /// `regent_connections_open`: admission connections open now.
+    pub connections_open: prometheus::IntGauge,
+    /// `regent_connections_closed_total{reason}`: admission connections closed
+    /// by a limit (handshake_timeout, handshake_failed, header_timeout,
+    /// idle_timeout).
+    pub connections_closed: IntCounterVec,
 }
 
 impl Metrics {
@@ -167,8 +173,21 @@ impl Metrics {
             ),
             &["kind"],
         )?;
+        let connections_open = prometheus::IntGauge::new(
+            "regent_connections_open",
+            "Admission (TLS) connections open now.",
+        )?;
+        let connections_closed = IntCounterVec::new(
+            Opts::new(
+                "regent_connections_closed_total",
+                "Admission connections closed by a limit, by reason (handshake_timeout, handshake_failed, header_timeout, idle_timeout).",
+            ),
+            &["reason"],
+        )?;
         for c in [
-            Box::new(inventory_objects.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(connections_open.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(connections_closed.clone()),
+            Box::new(inventory_objects.clone()),
             Box::new(reloads.clone()),
             Box::new(reload_duration.clone()),
             Box::new(last_reload_success.clone()),
@@ -211,6 +230,8 @@ impl Metrics {
             tls_reloads,
             status_errors,
             inventory_objects,
+            connections_open,
+            connections_closed,
         })
     }
 

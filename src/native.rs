@@ -11,7 +11,6 @@
 //! request and results stay attributed per policy.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
 
 use regorus::{Engine, Value};
 use serde_json::Value as Json;
@@ -20,7 +19,7 @@ use crate::bundle::{BundleError, BundleFiles, ModuleFile};
 use crate::mutation;
 use crate::outcome::{EvalError, Violation};
 use crate::policy::{self, Policy, PolicyError, PolicyKind, MUTATE_ENTRY, VALIDATE_ENTRY};
-use crate::runtime::{self, Evaluator, Program, RegoError, Syntax};
+use crate::runtime::{self, Budget, Evaluator, Limits, Program, RegoError, RunError, Syntax};
 
 /// The built-in helper library, always loaded; its package is reserved.
 pub const LIBRARY: &[(&str, &str)] = &[
@@ -62,6 +61,19 @@ pub enum NativeError {
         /// The second module.
         second: String,
     },
+    /// A policy does not decide an ordinary Pod within the evaluation
+    /// limits: it would fail every request.
+    #[error("{path}: policy {policy}: on an ordinary Pod ({context}), {error}; a policy must decide one well within the evaluation limits (--eval-timeout, --eval-memory-limit)")]
+    Limit {
+        /// The module that declares the policy.
+        path: String,
+        /// The policy (`data.validate.<name>`).
+        policy: String,
+        /// What was being done (`warm-up validation`).
+        context: String,
+        /// The limit it hit.
+        error: RunError,
+    },
     /// Loading data or warming the program failed.
     #[error("{context}: {message}")]
     Engine {
@@ -72,13 +84,17 @@ pub enum NativeError {
     },
 }
 
-/// What to compile.
+/// What to compile, and within which limits its warm-up evaluations run.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CompileOptions {
     /// Also compile `*_test.rego` modules and collect their `test_*` rules.
     pub include_tests: bool,
     /// Never use the bytecode VM (for comparing evaluators).
     pub interpreter_only: bool,
+    /// The limits of every evaluation at load time (warm-up, the bytecode
+    /// check); the same as at request time, so a bundle that cannot decide
+    /// an ordinary Pod within them never goes live.
+    pub limits: Limits,
 }
 
 /// The violations of one policy for one request.
@@ -213,21 +229,43 @@ impl NativeSet {
     /// entry points to the bytecode VM if it decides the warm-up reviews
     /// exactly as the interpreter does.
     pub fn prepare(&mut self, options: CompileOptions) -> Result<(), NativeError> {
+        let limits = options.limits;
         let input = Value::from_json_str(WARMUP_REVIEWS[0]).map_err(|e| NativeError::Engine {
             context: "warm-up input".to_string(),
             message: e.to_string(),
         })?;
-        // Analyse the program itself once; errors surface in the checks below.
-        let _ = self.program.warm(VALIDATE_ENTRY, input.clone());
-        self.validate(&input, None)
-            .map_err(|e| NativeError::Engine {
-                context: "warm-up validation".to_string(),
-                message: e.to_string(),
-            })?;
-        self.mutate(&input, None).map_err(|e| NativeError::Engine {
-            context: "warm-up mutation".to_string(),
-            message: e.to_string(),
-        })?;
+        // Analyse the program itself once. A limit hit here is reported at
+        // once (the checks below would only hit it again); other errors
+        // surface in them with their proper context.
+        if let Err(e) = self.program.warm(VALIDATE_ENTRY, input.clone(), limits) {
+            if e.is_limit() {
+                return Err(self.warm_up_error(
+                    PolicyKind::Validate,
+                    "warm-up validation",
+                    e.into(),
+                    &input,
+                    limits,
+                ));
+            }
+        }
+        if let Err(e) = self.validate(&input, limits) {
+            return Err(self.warm_up_error(
+                PolicyKind::Validate,
+                "warm-up validation",
+                e,
+                &input,
+                limits,
+            ));
+        }
+        if let Err(e) = self.mutate(&input, limits) {
+            return Err(self.warm_up_error(
+                PolicyKind::Mutate,
+                "warm-up mutation",
+                e,
+                &input,
+                limits,
+            ));
+        }
         if options.include_tests || options.interpreter_only {
             return Ok(());
         }
@@ -235,13 +273,77 @@ impl NativeSet {
             .iter()
             .filter_map(|r| Value::from_json_str(r).ok())
             .collect();
-        if let Err(why) = self
-            .program
-            .compile_bytecode(&[VALIDATE_ENTRY, MUTATE_ENTRY], &samples)
+        if let Err(why) =
+            self.program
+                .compile_bytecode(&[VALIDATE_ENTRY, MUTATE_ENTRY], &samples, limits)
         {
             tracing::warn!(revision = %self.revision, error = %why, "serving with the interpreter");
         }
         Ok(())
+    }
+
+    /// The error for a failed warm-up. When a limit stopped it, the policy
+    /// at fault is found by evaluating each one alone, within the same
+    /// limits, and named with its file.
+    fn warm_up_error(
+        &self,
+        kind: PolicyKind,
+        context: &str,
+        error: EvalError,
+        input: &Value,
+        limits: Limits,
+    ) -> NativeError {
+        let limited = match &error {
+            EvalError::Timeout(d) => Some(RunError::Timeout(*d)),
+            EvalError::MemoryLimit(n) => Some(RunError::MemoryLimit(*n)),
+            _ => None,
+        };
+        if let Some(limited) = limited {
+            let request = &input["request"];
+            let (Ok(k), Ok(op)) = (
+                request["kind"]["kind"].as_string(),
+                request["operation"].as_string(),
+            ) else {
+                return NativeError::Engine {
+                    context: context.to_string(),
+                    message: limited.to_string(),
+                };
+            };
+            let applicable = self
+                .policies
+                .iter()
+                .filter(|p| p.kind == kind && p.matching.could_apply(k, op));
+            for policy in applicable {
+                let rule = format!("{}.{}", policy.package(), kind.rule());
+                match self.program.eval_rule(&rule, input.clone(), limits.start()) {
+                    Err(RunError::Timeout(d)) => {
+                        return NativeError::Limit {
+                            path: policy.source.clone(),
+                            policy: policy.package(),
+                            context: context.to_string(),
+                            error: RunError::Timeout(limits.time.unwrap_or(d)),
+                        };
+                    }
+                    Err(e @ RunError::MemoryLimit(_)) => {
+                        return NativeError::Limit {
+                            path: policy.source.clone(),
+                            policy: policy.package(),
+                            context: context.to_string(),
+                            error: e,
+                        };
+                    }
+                    _ => {}
+                }
+            }
+            return NativeError::Engine {
+                context: context.to_string(),
+                message: limited.to_string(),
+            };
+        }
+        NativeError::Engine {
+            context: context.to_string(),
+            message: error.to_string(),
+        }
     }
 
     /// The policies, validating first (by name), then mutating (by order).
@@ -278,13 +380,8 @@ impl NativeSet {
             .any(|p| p.kind == kind && p.matching.could_apply(k, op))
     }
 
-    fn eval(
-        &self,
-        entry: &str,
-        input: Value,
-        deadline: Option<Instant>,
-    ) -> Result<Json, EvalError> {
-        let value = self.program.eval(entry, input, deadline)?;
+    fn eval(&self, entry: &str, input: Value, budget: Budget) -> Result<Json, EvalError> {
+        let value = self.program.eval(entry, input, budget)?;
         serde_json::to_value(&value).map_err(|e| EvalError::Failed(e.to_string()))
     }
 
@@ -293,13 +390,12 @@ impl NativeSet {
     pub fn validate(
         &self,
         input: &Value,
-        timeout: Option<Duration>,
+        limits: Limits,
     ) -> Result<Vec<PolicyResult<'_>>, EvalError> {
         if !self.could_apply(PolicyKind::Validate, input) {
             return Ok(Vec::new());
         }
-        let deadline = timeout.map(|t| Instant::now() + t);
-        let result = self.eval(VALIDATE_ENTRY, input.clone(), deadline)?;
+        let result = self.eval(VALIDATE_ENTRY, input.clone(), limits.start())?;
         let mut out = Vec::new();
         for entry in result.as_array().map(Vec::as_slice).unwrap_or_default() {
             let name = entry["policy"].as_str().unwrap_or_default();
@@ -324,11 +420,7 @@ impl NativeSet {
     /// patch changes it is applied and the round starts again, so every policy
     /// sees the object as changed by the ones before it. It ends when a round
     /// changes nothing.
-    pub fn mutate(
-        &self,
-        input: &Value,
-        timeout: Option<Duration>,
-    ) -> Result<MutationOutcome, EvalError> {
+    pub fn mutate(&self, input: &Value, limits: Limits) -> Result<MutationOutcome, EvalError> {
         let original = serde_json::to_value(&input["request"]["object"]).unwrap_or(Json::Null);
         let mut outcome = MutationOutcome {
             object: original.clone(),
@@ -342,7 +434,8 @@ impl NativeSet {
         {
             return Ok(outcome);
         }
-        let deadline = timeout.map(|t| Instant::now() + t);
+        // One deadline for every round; each round has its own memory budget.
+        let budget = limits.start();
         let n = self
             .policies
             .iter()
@@ -351,7 +444,7 @@ impl NativeSet {
         let max_rounds = 3 * n + 3;
         let mut current_input = input.clone();
         for round in 0..max_rounds {
-            let result = self.eval(MUTATE_ENTRY, current_input.clone(), deadline)?;
+            let result = self.eval(MUTATE_ENTRY, current_input.clone(), budget)?;
             let mut entries: Vec<(&Policy, &Json)> = result
                 .as_array()
                 .map(Vec::as_slice)
@@ -397,14 +490,16 @@ impl NativeSet {
         })
     }
 
-    /// Evaluates one test rule; `Ok(true)` when it is true.
-    pub fn run_test(&self, case: &TestCase) -> Result<bool, String> {
-        let mut engine = self.program.engine().clone();
-        engine.set_input(Value::Undefined);
-        match engine.eval_rule(case.rule.clone()) {
+    /// Evaluates one test rule within `limits`; `Ok(true)` when it is true.
+    pub fn run_test(&self, case: &TestCase, limits: Limits) -> Result<bool, String> {
+        match self
+            .program
+            .eval_rule(&case.rule, Value::Undefined, limits.start())
+        {
             Ok(Value::Bool(b)) => Ok(b),
             Ok(Value::Undefined) => Ok(false),
             Ok(other) => Err(format!("test rule evaluated to {other}, not true")),
+            Err(RunError::Failed(text)) => Err(text),
             Err(e) => Err(e.to_string()),
         }
     }

@@ -60,6 +60,9 @@ pub enum EvalError {
     /// The evaluation ran out of time.
     #[error("policy evaluation exceeded its time limit of {0:?}")]
     Timeout(Duration),
+    /// The evaluation allocated more than its memory budget (bytes).
+    #[error("policy evaluation exceeded its memory limit of {}", crate::runtime::limits::bytes(*.0))]
+    MemoryLimit(u64),
     /// regorus reported an error (a builtin failed, a conflict, ...).
     #[error("policy evaluation failed: {0}")]
     Failed(String),
@@ -90,6 +93,7 @@ impl From<RunError> for EvalError {
     fn from(e: RunError) -> Self {
         match e {
             RunError::Timeout(d) => Self::Timeout(d),
+            RunError::MemoryLimit(n) => Self::MemoryLimit(n),
             RunError::Failed(text) => Self::Failed(text),
         }
     }
@@ -100,6 +104,7 @@ impl EvalError {
     pub fn reason(&self) -> &'static str {
         match self {
             Self::Timeout(_) => "timeout",
+            Self::MemoryLimit(_) => "memory",
             Self::Failed(_) => "error",
             Self::Malformed { .. } => "malformed",
             Self::Mutation(_) => "patch",

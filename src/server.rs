@@ -36,6 +36,8 @@ pub struct AdmissionState {
     pub options: DecideOptions,
     /// Largest accepted body.
     pub max_body_bytes: usize,
+    /// Longest a request body may take to arrive once its header has.
+    pub body_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -102,9 +104,27 @@ async fn handle(
     webhook: Webhook,
 ) -> HttpResponse {
     let metrics = state.live.metrics();
-    let bytes: Bytes = match axum::body::to_bytes(body, state.max_body_bytes).await {
-        Ok(b) => b,
+    let read = tokio::time::timeout(
+        state.body_timeout,
+        axum::body::to_bytes(body, state.max_body_bytes),
+    )
+    .await;
+    let bytes: Bytes = match read {
+        Ok(Ok(b)) => b,
         Err(_) => {
+            metrics
+                .invalid
+                .with_label_values(&[webhook.as_str(), "body_timeout"])
+                .inc();
+            return plain(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body did not arrive within {:?}\n",
+                    state.body_timeout
+                ),
+            );
+        }
+        Ok(Err(_)) => {
             metrics
                 .invalid
                 .with_label_values(&[webhook.as_str(), "too_large"])

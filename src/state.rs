@@ -21,6 +21,8 @@ pub struct Live {
     bundle: ArcSwapOption<CompiledBundle>,
     inventory: ArcSwap<regorus::Value>,
     draining: AtomicBool,
+    /// Why no bundle is live yet (shown by `/readyz`).
+    waiting: ArcSwap<String>,
     metrics: Metrics,
 }
 
@@ -31,6 +33,7 @@ impl Live {
             bundle: ArcSwapOption::empty(),
             inventory: ArcSwap::from_pointee(crate::decision::empty_inventory()),
             draining: AtomicBool::new(false),
+            waiting: ArcSwap::from_pointee("waiting for the first policy bundle".to_string()),
             metrics,
         })
     }
@@ -71,7 +74,24 @@ impl Live {
 
     /// Ready: a bundle is live and shutdown has not begun.
     pub fn is_ready(&self) -> bool {
-        !self.draining.load(Ordering::Acquire) && self.bundle.load().is_some()
+        self.readiness().is_ok()
+    }
+
+    /// Ready, or why not.
+    pub fn readiness(&self) -> Result<(), String> {
+        if self.draining.load(Ordering::Acquire) {
+            return Err("shutting down".to_string());
+        }
+        if self.bundle.load().is_none() {
+            return Err(self.waiting.load().as_ref().clone());
+        }
+        Ok(())
+    }
+
+    /// Records why no bundle could be made live (the last rejection), for
+    /// `/readyz` while none is.
+    pub fn set_waiting_reason(&self, reason: String) {
+        self.waiting.store(std::sync::Arc::new(reason));
     }
 
     /// Shutdown has begun: readiness turns false for good.

@@ -1,28 +1,26 @@
 //! TLS: the serving certificate (from PEM files or generated for development),
-//! the rustls configuration (TLS 1.2+, ALPN h2 and http/1.1, ring provider),
-//! and the accept loop that serves the admission router over it with a
-//! graceful drain.
+//! the optional client certificate check of the admission port
+//! (`--client-ca`, `--client-cn`), and the rustls configuration (TLS 1.2+,
+//! ALPN h2 and http/1.1, ring provider). The accept loop that serves over it
+//! is [`crate::connections`].
 //!
-//! The certificate sits behind an [`ArcSwap`] in [`CertResolver`], so a new
-//! pair can be swapped in without a restart: handshakes in progress keep the
-//! pair they started with, new ones get the new pair.
+//! The certificate sits behind an [`ArcSwap`] in [`CertResolver`], and the
+//! client CA behind one in [`ClientVerifier`], so either can be swapped in
+//! without a restart: handshakes in progress keep what they started with,
+//! new ones get the new one.
 
-use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::ring;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
-use rustls::ServerConfig;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
-
-/// How long a client may take to finish the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+use rustls::{DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme};
 
 /// Errors setting up TLS. Reported before the port is bound.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +57,14 @@ pub enum TlsError {
     /// rustls refused the configuration.
     #[error("TLS configuration: {0}")]
     Config(#[from] rustls::Error),
+    /// The client CA file holds no usable CA certificate.
+    #[error("{path}: no usable CA certificate for client authentication: {message}")]
+    ClientCa {
+        /// The CA file.
+        path: String,
+        /// What was wrong.
+        message: String,
+    },
     /// Writing generated files failed.
     #[error("{path}: {source}")]
     Write {
@@ -133,17 +139,165 @@ impl ResolvesServerCert for CertResolver {
     }
 }
 
-/// The rustls server configuration: TLS 1.2 and 1.3, ALPN h2 and http/1.1.
-pub fn server_config(resolver: Arc<CertResolver>) -> Result<Arc<ServerConfig>, TlsError> {
-    let mut config = ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-        .with_no_client_auth()
-        .with_cert_resolver(resolver);
+/// The rustls server configuration: TLS 1.2 and 1.3, ALPN h2 and http/1.1;
+/// with `client`, a client certificate that it accepts is required.
+pub fn server_config(
+    resolver: Arc<CertResolver>,
+    client: Option<Arc<ClientVerifier>>,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let builder = ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
+    let mut config = match client {
+        Some(verifier) => builder
+            .with_client_cert_verifier(verifier)
+            .with_cert_resolver(resolver),
+        None => builder.with_no_client_auth().with_cert_resolver(resolver),
+    };
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 
-/// A development CA and a serving certificate it signed.
+/// The client certificate check of the admission port: a certificate
+/// signed by the CA in `--client-ca` is required, and with `--client-cn` its
+/// subject common name (or one of its DNS names) must be that name. The CA
+/// can be swapped without a restart ([`ClientVerifier::reload`]).
+#[derive(Debug)]
+pub struct ClientVerifier {
+    ca: PathBuf,
+    name: Option<String>,
+    current: ArcSwap<WebPkiHolder>,
+}
+
+#[derive(Debug)]
+struct WebPkiHolder(Arc<dyn ClientCertVerifier>);
+
+impl ClientVerifier {
+    /// Loads the CA bundle at `ca`; `name` pins the client's name.
+    pub fn new(ca: &Path, name: Option<String>) -> Result<Arc<Self>, TlsError> {
+        let verifier = webpki_verifier(ca)?;
+        Ok(Arc::new(Self {
+            ca: ca.to_path_buf(),
+            name,
+            current: ArcSwap::from_pointee(WebPkiHolder(verifier)),
+        }))
+    }
+
+    /// The CA file.
+    pub fn ca_path(&self) -> &Path {
+        &self.ca
+    }
+
+    /// Reads the CA file again and swaps it in; on error the current CA stays.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let verifier = webpki_verifier(&self.ca)?;
+        self.current.store(Arc::new(WebPkiHolder(verifier)));
+        Ok(())
+    }
+
+    fn inner(&self) -> Arc<dyn ClientCertVerifier> {
+        self.current.load().0.clone()
+    }
+}
+
+fn webpki_verifier(ca: &Path) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
+    let pem = std::fs::read(ca).map_err(|source| TlsError::Read {
+        path: ca.display().to_string(),
+        source,
+    })?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&pem).filter_map(Result::ok) {
+        roots.add(cert).map_err(|e| TlsError::ClientCa {
+            path: ca.display().to_string(),
+            message: e.to_string(),
+        })?;
+    }
+    if roots.is_empty() {
+        return Err(TlsError::ClientCa {
+            path: ca.display().to_string(),
+            message: "no CERTIFICATE block found".to_string(),
+        });
+    }
+    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::new(ring::default_provider()))
+        .build()
+        .map_err(|e| TlsError::ClientCa {
+            path: ca.display().to_string(),
+            message: e.to_string(),
+        })
+}
+
+/// Whether a DER certificate's subject common name, or one of its DNS
+/// names, is `name`.
+pub fn certificate_names(der: &[u8]) -> Vec<String> {
+    use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+    let Ok((_, cert)) = X509Certificate::from_der(der) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = cert
+        .subject()
+        .iter_common_name()
+        .filter_map(|cn| cn.as_str().ok().map(str::to_string))
+        .collect();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for n in &san.value.general_names {
+            if let GeneralName::DNSName(d) = n {
+                names.push((*d).to_string());
+            }
+        }
+    }
+    names
+}
+
+impl ClientCertVerifier for ClientVerifier {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        // No hints: a client sends its certificate whatever the server's
+        // CA list says (Go's TLS client does when the list is empty), and
+        // the hint list would otherwise have to outlive a CA swap.
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verified = self
+            .inner()
+            .verify_client_cert(end_entity, intermediates, now)?;
+        if let Some(name) = &self.name {
+            if !certificate_names(end_entity).iter().any(|n| n == name) {
+                return Err(rustls::Error::General(format!(
+                    "client certificate is not for {name:?} (--client-cn)"
+                )));
+            }
+        }
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner().verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner().verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner().supported_verify_schemes()
+    }
+}
+
+/// A development CA and a certificate it signed.
 #[derive(Debug, Clone)]
 pub struct DevCertificates {
     /// The CA certificate (what a webhook configuration's caBundle holds).
@@ -156,9 +310,24 @@ pub struct DevCertificates {
 
 /// Generates a CA and a serving certificate for `sans` (DNS names or IPs).
 pub fn generate_dev(sans: &[String]) -> Result<DevCertificates, TlsError> {
+    generate_with_usage(sans, rcgen::ExtendedKeyUsagePurpose::ServerAuth)
+}
+
+/// Generates a CA and a client certificate whose common name is `name`
+/// (for `--client-ca` set-ups and tests).
+pub fn generate_client(name: &str) -> Result<DevCertificates, TlsError> {
+    generate_with_usage(
+        &[name.to_string()],
+        rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+    )
+}
+
+fn generate_with_usage(
+    sans: &[String],
+    usage: rcgen::ExtendedKeyUsagePurpose,
+) -> Result<DevCertificates, TlsError> {
     use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-        KeyPair, KeyUsagePurpose,
+        BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
     };
     let ca_key = KeyPair::generate()?;
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
@@ -181,7 +350,7 @@ pub fn generate_dev(sans: &[String]) -> Result<DevCertificates, TlsError> {
             .cloned()
             .unwrap_or_else(|| "regent".to_string()),
     );
-    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    leaf.extended_key_usages = vec![usage];
     leaf.key_usages = vec![
         KeyUsagePurpose::DigitalSignature,
         KeyUsagePurpose::KeyEncipherment,
@@ -226,73 +395,6 @@ impl DevCertificates {
     }
 }
 
-/// Serves `router` over TLS on `listener` until `shutdown` turns true, then
-/// stops accepting and lets open connections finish for up to `grace`.
-pub async fn serve(
-    listener: TcpListener,
-    config: Arc<ServerConfig>,
-    router: axum::Router,
-    mut shutdown: watch::Receiver<bool>,
-    grace: Duration,
-) {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    use hyper_util::server::conn::auto::Builder;
-    use hyper_util::server::graceful::GracefulShutdown;
-    use hyper_util::service::TowerToHyperService;
-
-    let acceptor = tokio_rustls::TlsAcceptor::from(config);
-    let builder = Builder::new(TokioExecutor::new());
-    let graceful = GracefulShutdown::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (tcp, peer): (tokio::net::TcpStream, SocketAddr) = match accepted {
-                    Ok(pair) => pair,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off briefly, keep serving.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        continue;
-                    }
-                };
-                let _ = tcp.set_nodelay(true);
-                let acceptor = acceptor.clone();
-                let service = TowerToHyperService::new(router.clone());
-                let builder = builder.clone();
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                        Ok(Ok(stream)) => stream,
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%peer, "TLS handshake timed out");
-                            return;
-                        }
-                    };
-                    let conn = builder.serve_connection(TokioIo::new(tls), service).into_owned();
-                    if let Err(e) = watcher.watch(conn).await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                });
-            }
-            _ = stopped(&mut shutdown) => break,
-        }
-    }
-    drop(listener);
-    tokio::select! {
-        _ = graceful.shutdown() => tracing::info!("all connections drained"),
-        _ = tokio::time::sleep(grace) => tracing::warn!(?grace, "grace period over; closing remaining connections"),
-    }
-}
-
-async fn stopped(rx: &mut watch::Receiver<bool>) {
-    // A closed channel also means stop.
-    let _ = rx.wait_for(|stop| *stop).await;
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -319,6 +421,31 @@ mod tests {
         assert!(matches!(
             certified_key(a.cert_pem.as_bytes(), b"junk", "x"),
             Err(TlsError::NoKey(_))
+        ));
+    }
+}
+
+#[cfg(test)]
+mod client_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn client_certificate_names_are_read() {
+        let c = generate_client("kube-apiserver").unwrap();
+        let der = CertificateDer::from_pem_slice(c.cert_pem.as_bytes()).unwrap();
+        assert!(certificate_names(&der).contains(&"kube-apiserver".to_string()));
+        assert!(certificate_names(b"not a certificate").is_empty());
+    }
+
+    #[test]
+    fn a_ca_file_without_certificates_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.crt");
+        std::fs::write(&path, "junk").unwrap();
+        assert!(matches!(
+            ClientVerifier::new(&path, None),
+            Err(TlsError::ClientCa { .. })
         ));
     }
 }

@@ -577,7 +577,7 @@ fn self_signed_mode_serves_a_certificate_for_the_service_name_signed_by_the_ca_b
     // A real handshake: our TLS stack serving the chart's pair, a client
     // trusting only the caBundle and asking for the service DNS name.
     let pair = regent::tls::certified_key(&crt, &key, "chart").unwrap();
-    let config = regent::tls::server_config(regent::tls::CertResolver::new(pair)).unwrap();
+    let config = regent::tls::server_config(regent::tls::CertResolver::new(pair), None).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -54,7 +54,7 @@ async fn main() -> anyhow::Result<()> {
         tls_key,
     } = Args::parse();
     let resolver = tls::CertResolver::new(tls::load_pair(&tls_cert, &tls_key)?);
-    let config = tls::server_config(resolver)?;
+    let config = tls::server_config(resolver, None)?;
     let router = axum::Router::new()
         .route(VALIDATE_PATH, post(allow))
         .route(MUTATE_PATH, post(allow));
@@ -67,6 +67,15 @@ async fn main() -> anyhow::Result<()> {
         let _ = tokio::signal::ctrl_c().await;
         let _ = stop_tx.send(true);
     });
-    tls::serve(listener, config, router, stop_rx, Duration::from_secs(2)).await;
+    regent::connections::serve(
+        listener,
+        config,
+        router,
+        regent::connections::ConnectionLimits::default(),
+        None,
+        stop_rx,
+        Duration::from_secs(2),
+    )
+    .await;
     Ok(())
 }

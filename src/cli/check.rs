@@ -11,23 +11,34 @@ pub struct CheckArgs {
     /// The bundle directory; the embedded default bundle when omitted.
     #[arg(env = "REGENT_POLICIES")]
     pub dir: Option<PathBuf>,
+    /// The limits the bundle's warm-up runs under, as at the server.
+    #[command(flatten)]
+    pub limits: super::common::LimitArgs,
 }
 
 impl CheckArgs {
     /// Compiles and reports.
     pub fn run(self) -> u8 {
-        let Self { dir } = self;
+        let Self { dir, limits } = self;
+        let limits = limits.limits();
         match super::common::load_bundle(
             dir.as_ref(),
             CompileOptions {
                 include_tests: true,
                 interpreter_only: false,
+                limits,
             },
         ) {
             Ok(bundle) => {
                 // What the server would run: compiled without the tests.
-                let serving = super::common::load_bundle(dir.as_ref(), CompileOptions::default())
-                    .map(|b| b.evaluator());
+                let serving = super::common::load_bundle(
+                    dir.as_ref(),
+                    CompileOptions {
+                        limits,
+                        ..Default::default()
+                    },
+                )
+                .map(|b| b.evaluator());
                 println!(
                     "ok: {} (revision {}): {} policies, {} tests, compiled in {:.1} ms, evaluator {}",
                     bundle.origin(),

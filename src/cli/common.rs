@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::bundle::BundleFiles;
 use crate::compiled::{CompileError, CompileOptions, CompiledBundle};
 use crate::decision::{DecideOptions, FailureMode};
+use crate::runtime::Limits;
 
 /// Exit code: everything admitted / passed.
 pub const EXIT_OK: u8 = 0;
@@ -15,16 +16,46 @@ pub const EXIT_FAILED: u8 = 1;
 /// Exit code: bad usage or unreadable input.
 pub const EXIT_USAGE: u8 = 2;
 
+/// The limits every evaluation runs under; shared by every command that
+/// evaluates (at request time, at load time, in tests and in audit).
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct LimitArgs {
+    /// Evaluation time limit (Go duration: 2s, 500ms). At admission the API
+    /// server's own ?timeout= lowers it further; a bundle whose warm-up
+    /// evaluation exceeds it is rejected.
+    #[arg(long, env = "REGENT_EVAL_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    pub eval_timeout: Duration,
+    /// Memory an evaluation may allocate (32Mi, 64MiB, 1Gi or bytes; 0 for
+    /// no limit). An evaluation over it is stopped like a timeout; a bundle
+    /// whose warm-up exceeds it is rejected.
+    #[arg(long, env = "REGENT_EVAL_MEMORY_LIMIT", default_value = "32Mi", value_parser = parse_bytes)]
+    pub eval_memory_limit: u64,
+}
+
+impl LimitArgs {
+    /// The limits.
+    pub fn limits(&self) -> Limits {
+        let Self {
+            eval_timeout,
+            eval_memory_limit,
+        } = self;
+        Limits {
+            time: Some(*eval_timeout),
+            memory: (*eval_memory_limit > 0).then_some(*eval_memory_limit),
+        }
+    }
+}
+
 /// How decisions are made; shared by `serve` and `eval`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DecideArgs {
-    /// What an evaluation error or timeout does: deny (fail closed) or allow (fail open).
+    /// What an evaluation error, timeout or memory limit does: deny (fail
+    /// closed) or allow (fail open).
     #[arg(long, env = "REGENT_FAILURE_MODE", value_enum, default_value_t = FailureMode::Deny)]
     pub failure_mode: FailureMode,
-    /// Evaluation time limit per request (Go duration: 2s, 500ms). The API
-    /// server's own ?timeout= lowers it further.
-    #[arg(long, env = "REGENT_EVAL_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
-    pub eval_timeout: Duration,
+    /// Evaluation limits.
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 impl DecideArgs {
@@ -32,13 +63,45 @@ impl DecideArgs {
     pub fn options(&self) -> DecideOptions {
         let Self {
             failure_mode,
-            eval_timeout,
+            limits,
         } = self;
+        let limits = limits.limits();
         DecideOptions {
             failure_mode: *failure_mode,
-            timeout: *eval_timeout,
+            timeout: limits
+                .time
+                .unwrap_or(crate::runtime::limits::DEFAULT_TIME_LIMIT),
+            memory_limit: limits.memory,
         }
     }
+}
+
+/// Parses a byte count: a plain number, or one with a Kubernetes-style
+/// suffix (Ki, Mi, Gi, with or without a trailing B; K, M, G are powers of
+/// ten).
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(digits);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (examples: 32Mi, 64MiB, 1Gi, 1048576)"))?;
+    let scale: u64 = match unit.trim().trim_end_matches('B') {
+        "" => 1,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "K" | "k" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        other => {
+            return Err(format!(
+                "{s:?}: unknown unit {other:?} (Ki, Mi, Gi, K, M, G)"
+            ))
+        }
+    };
+    n.checked_mul(scale)
+        .ok_or_else(|| format!("{s:?} is too large"))
 }
 
 /// Parses a Go-style duration flag.
@@ -66,5 +129,23 @@ pub fn print_compile_error(e: &CompileError) {
         for line in detail.lines() {
             eprintln!("  {line}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_like_kubernetes_quantities() {
+        assert_eq!(parse_bytes("32Mi"), Ok(32 << 20));
+        assert_eq!(parse_bytes("32MiB"), Ok(32 << 20));
+        assert_eq!(parse_bytes("1Gi"), Ok(1 << 30));
+        assert_eq!(parse_bytes("500K"), Ok(500_000));
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert_eq!(parse_bytes("0"), Ok(0));
+        assert!(parse_bytes("lots").is_err());
+        assert!(parse_bytes("3Ti").is_err());
+        assert!(parse_bytes("99999999999999999999Gi").is_err());
     }
 }

@@ -89,14 +89,19 @@ struct Record {
 impl EvalArgs {
     /// Decides every input; exit 0 all admitted, 1 any denied, 2 usage or input error.
     pub fn run(self) -> u8 {
-        let bundle =
-            match super::common::load_bundle(self.policies.as_ref(), CompileOptions::default()) {
-                Ok(b) => b,
-                Err(e) => {
-                    super::common::print_compile_error(&e);
-                    return super::common::EXIT_USAGE;
-                }
-            };
+        let bundle = match super::common::load_bundle(
+            self.policies.as_ref(),
+            CompileOptions {
+                limits: self.decide.limits.limits(),
+                ..Default::default()
+            },
+        ) {
+            Ok(b) => b,
+            Err(e) => {
+                super::common::print_compile_error(&e);
+                return super::common::EXIT_USAGE;
+            }
+        };
         let docs = match self.read_inputs() {
             Ok(d) => d,
             Err(e) => {

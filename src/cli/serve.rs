@@ -16,8 +16,10 @@ use tokio::sync::{mpsc, watch};
 
 use super::common::DecideArgs;
 use crate::compiled::CompileOptions;
+use crate::connections::ConnectionLimits;
 use crate::metrics::Metrics;
 use crate::reload::{self, configmaps, ReloadOptions, Reloader, SourceKind};
+use crate::runtime::Limits;
 use crate::server::{AdmissionState, DEFAULT_MAX_BODY_BYTES};
 use crate::state::Live;
 use crate::{admin, server, tls};
@@ -47,6 +49,9 @@ pub struct ServeArgs {
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "REGENT_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
+    /// Connection limits of the admission port.
+    #[command(flatten)]
+    pub connections: ConnectionArgs,
     /// After SIGTERM, keep accepting (while not ready) this long so load
     /// balancers notice, then stop accepting.
     #[arg(long, env = "REGENT_SHUTDOWN_DELAY", default_value = "0s", value_parser = super::common::parse_duration)]
@@ -90,6 +95,49 @@ pub struct SourceArgs {
     pub inventory: Vec<reload::inventory::InventoryKind>,
 }
 
+/// Limits on the admission port's connections. The defaults suit an API
+/// server as the only client.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct ConnectionArgs {
+    /// Most admission connections open at once; more wait to be accepted.
+    #[arg(long, env = "REGENT_MAX_CONNECTIONS", default_value_t = 512)]
+    pub max_connections: usize,
+    /// Longest TLS handshake.
+    #[arg(long, env = "REGENT_TLS_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = super::common::parse_duration)]
+    pub tls_handshake_timeout: Duration,
+    /// Longest time from a request's first byte to its whole header, and
+    /// then to its whole body (slow clients are closed).
+    #[arg(long, env = "REGENT_HEADER_TIMEOUT", default_value = "10s", value_parser = super::common::parse_duration)]
+    pub header_timeout: Duration,
+    /// A connection with no request in flight is closed after this long
+    /// (longer than the API server's own 90 s, so the client closes first).
+    #[arg(long, env = "REGENT_IDLE_TIMEOUT", default_value = "120s", value_parser = super::common::parse_duration)]
+    pub idle_timeout: Duration,
+    /// HTTP/2: most concurrent streams per connection.
+    #[arg(long, env = "REGENT_MAX_CONCURRENT_STREAMS", default_value_t = 100)]
+    pub max_concurrent_streams: u32,
+}
+
+impl ConnectionArgs {
+    /// The limits.
+    pub fn limits(&self) -> ConnectionLimits {
+        let Self {
+            max_connections,
+            tls_handshake_timeout,
+            header_timeout,
+            idle_timeout,
+            max_concurrent_streams,
+        } = *self;
+        ConnectionLimits {
+            max_connections: max_connections.max(1),
+            handshake_timeout: tls_handshake_timeout,
+            header_timeout,
+            idle_timeout,
+            max_concurrent_streams: max_concurrent_streams.max(1),
+        }
+    }
+}
+
 /// Where the serving certificate comes from.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TlsArgs {
@@ -106,6 +154,14 @@ pub struct TlsArgs {
     /// Where a generated CA and certificate are written.
     #[arg(long, env = "REGENT_DEV_CERT_DIR")]
     pub dev_cert_dir: Option<PathBuf>,
+    /// Require a client certificate signed by this CA (PEM) on the admission
+    /// port; the file is watched and reloaded like the serving pair.
+    #[arg(long, env = "REGENT_CLIENT_CA")]
+    pub client_ca: Option<PathBuf>,
+    /// With --client-ca: the client certificate's common name (or one of its
+    /// DNS names) must be this.
+    #[arg(long, env = "REGENT_CLIENT_CN", requires = "client_ca")]
+    pub client_cn: Option<String>,
 }
 
 impl ServeArgs {
@@ -119,12 +175,17 @@ impl ServeArgs {
             sources,
             decide,
             max_body_bytes,
+            connections,
             shutdown_delay,
             shutdown_grace,
         } = self;
         let certificate = serving_certificate(&tls)?;
         let resolver = tls::CertResolver::new(certificate);
-        let tls_config = tls::server_config(resolver.clone())?;
+        let client = match &tls.client_ca {
+            Some(ca) => Some(tls::ClientVerifier::new(ca, tls.client_cn.clone())?),
+            None => None,
+        };
+        let tls_config = tls::server_config(resolver.clone(), client.clone())?;
 
         let metrics = Metrics::new().context("registering metrics")?;
         let live = Live::new(metrics.clone());
@@ -137,23 +198,31 @@ impl ServeArgs {
             .with_context(|| format!("binding {admin_addr}"))?;
         tracing::info!(addr = %listener.local_addr()?, admin = %admin_listener.local_addr()?, "listening");
 
-        start_sources(&live, policies, &sources).await?;
+        start_sources(&live, policies, &sources, decide.limits.limits()).await?;
         if let (Some(cert), Some(key)) = (&tls.tls_cert, &tls.tls_key) {
             reload::certs::spawn(cert.clone(), key.clone(), resolver, metrics.clone())
                 .context("watching the certificate files")?;
         }
+        if let Some(client) = client {
+            reload::certs::spawn_client_ca(client, metrics.clone())
+                .context("watching the client CA file")?;
+        }
 
         let mut signals = Signals::new()?;
         let (stop_tx, stop_rx) = watch::channel(false);
+        let limits = connections.limits();
         let router = server::router(AdmissionState {
             live: live.clone(),
             options: decide.options(),
             max_body_bytes,
+            body_timeout: limits.header_timeout,
         });
-        let admission = tokio::spawn(tls::serve(
+        let admission = tokio::spawn(crate::connections::serve(
             listener,
             tls_config,
             router,
+            limits,
+            Some(metrics.clone()),
             stop_rx.clone(),
             shutdown_grace,
         ));
@@ -204,6 +273,7 @@ async fn start_sources(
     live: &Arc<Live>,
     policies: Option<PathBuf>,
     sources: &SourceArgs,
+    limits: Limits,
 ) -> anyhow::Result<()> {
     let SourceArgs {
         watch_configmaps,
@@ -224,7 +294,11 @@ async fn start_sources(
         client = Some(c);
     }
     if policies.is_none() && !watch_configmaps {
-        let bundle = match super::common::load_bundle(None, CompileOptions::default()) {
+        let compile = CompileOptions {
+            limits,
+            ..Default::default()
+        };
+        let bundle = match super::common::load_bundle(None, compile) {
             Ok(b) => b,
             Err(e) => {
                 super::common::print_compile_error(&e);
@@ -239,6 +313,7 @@ async fn start_sources(
     let options = ReloadOptions {
         with_default_bundle: *with_default_bundle,
         require_tests: *reload_require_tests,
+        limits,
     };
     let mut reporter = None;
     if let Some(dir) = policies {

@@ -17,17 +17,27 @@ pub struct TestArgs {
     /// Only run tests whose rule path contains this text.
     #[arg(long)]
     pub run: Option<String>,
+    /// The limits each test rule (and the bundle's warm-up) runs under.
+    #[command(flatten)]
+    pub limits: super::common::LimitArgs,
 }
 
 impl TestArgs {
     /// Runs the tests; exit 1 when any fails.
     pub fn run(self) -> u8 {
-        let Self { dir, verbose, run } = self;
+        let Self {
+            dir,
+            verbose,
+            run,
+            limits,
+        } = self;
+        let limits = limits.limits();
         let bundle = match super::common::load_bundle(
             dir.as_ref(),
             CompileOptions {
                 include_tests: true,
                 interpreter_only: false,
+                limits,
             },
         ) {
             Ok(b) => b,
@@ -42,7 +52,7 @@ impl TestArgs {
                 continue;
             }
             let started = Instant::now();
-            let result = bundle.run_test(case);
+            let result = bundle.run_test_within(case, limits);
             let took = started.elapsed();
             match result {
                 Ok(true) => {

@@ -35,14 +35,13 @@ pub mod template;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use regorus::Value;
 use serde_json::Value as Json;
 
 use crate::objects::{ObjectClass, ObjectDoc};
 use crate::outcome::{Enforcement, EvalError};
-use crate::runtime::object_of;
+use crate::runtime::{object_of, Budget, Limits};
 
 pub use constraint::{Action, Constraint, GATOR_POINT, WEBHOOK_POINT};
 pub use expansion::Expansion;
@@ -89,14 +88,14 @@ impl Set {
     /// template's schema), then ExpansionTemplates. A template with only CEL
     /// code is not an error: it and its Constraints are reported in
     /// [`Set::notes`] and not enforced.
-    pub fn compile(docs: &[ObjectDoc]) -> Result<Self, GatekeeperError> {
+    pub fn compile(docs: &[ObjectDoc], limits: Limits) -> Result<Self, GatekeeperError> {
         let mut set = Self::default();
         let mut schemas: Vec<Option<Json>> = Vec::new();
         let mut unsupported: BTreeMap<String, String> = BTreeMap::new();
         let kind_of = |d: &ObjectDoc| d.value["kind"].as_str().unwrap_or_default().to_string();
         let of_class = |class: ObjectClass| docs.iter().filter(move |d| d.class() == Some(class));
         for doc in of_class(ObjectClass::ConstraintTemplate) {
-            match template::compile(doc)? {
+            match template::compile(doc, limits)? {
                 Compiled::Rego(template, schema) => {
                     if let Some(first) = set.templates.iter().find(|t| t.kind == template.kind) {
                         return Err(invalid(
@@ -188,14 +187,14 @@ impl Set {
         request: &Value,
         inventory: &Value,
         point: &str,
-        deadline: Option<Instant>,
+        budget: Budget,
     ) -> Result<Vec<Hit>, EvalError> {
         let mut hits: Vec<Hit> = Vec::new();
         if self.constraints.is_empty() {
             return Ok(hits);
         }
         let request = prepare_request(request, inventory);
-        self.review_one(&request, inventory, point, deadline, None, 0, &mut hits)?;
+        self.review_one(&request, inventory, point, budget, None, 0, &mut hits)?;
         Ok(hits)
     }
 
@@ -205,7 +204,7 @@ impl Set {
         request: &Value,
         inventory: &Value,
         point: &str,
-        deadline: Option<Instant>,
+        budget: Budget,
         implied: Option<(&str, Option<Enforcement>)>,
         depth: usize,
         hits: &mut Vec<Hit>,
@@ -255,7 +254,7 @@ impl Set {
             if let Ok(map) = this_input.as_object_mut() {
                 map.insert(Value::from("parameters"), c.parameters.clone());
             }
-            let results = template.evaluate(this_input, deadline)?;
+            let results = template.evaluate(this_input, budget)?;
             let mut messages = Vec::new();
             for r in results {
                 let msg = match &r["msg"] {
@@ -308,7 +307,7 @@ impl Set {
                 &child,
                 inventory,
                 point,
-                deadline,
+                budget,
                 Some((&e.name, override_action)),
                 depth + 1,
                 hits,
@@ -390,13 +389,13 @@ mod tests {
     }
 
     fn messages(rego: &str, object: &str) -> Vec<String> {
-        let set = Set::compile(&[template(rego), constraint()]).unwrap();
+        let set = Set::compile(&[template(rego), constraint()], Limits::default()).unwrap();
         let request = Value::from_json_str(&format!(
             r#"{{"kind": {{"group": "", "version": "v1", "kind": "Pod"}}, "object": {object}}}"#
         ))
         .unwrap();
         let inventory = Value::from(inventory(std::iter::empty()));
-        set.review(&request, &inventory, WEBHOOK_POINT, None)
+        set.review(&request, &inventory, WEBHOOK_POINT, Budget::UNLIMITED)
             .unwrap()
             .into_iter()
             .flat_map(|h| h.messages)
@@ -416,7 +415,10 @@ mod tests {
     #[test]
     fn an_unknown_function_is_a_load_error_with_its_position() {
         let rego = "package t\n\nviolation[{\"msg\": m}] {\n  m := no_such_function(input.review.object)\n}\n";
-        let err = Set::compile(&[template(rego)]).err().unwrap().to_string();
+        let err = Set::compile(&[template(rego)], Limits::default())
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("no_such_function"), "{err}");
         assert!(err.contains("spec.targets[0].rego:4:"), "{err}");
         // The Rego's line 4 is line 16 of the YAML file.
@@ -437,15 +439,18 @@ mod tests {
         tb.value["spec"]["crd"]["spec"]["names"]["kind"] = "TB".into();
         tb.value["spec"]["targets"][0]["libs"] =
             serde_json::json!(["package lib.x\nv := \"from b\"\n"]);
-        let set =
-            Set::compile(&[ta, tb, constraint_of("TA", "ca"), constraint_of("TB", "cb")]).unwrap();
+        let set = Set::compile(
+            &[ta, tb, constraint_of("TA", "ca"), constraint_of("TB", "cb")],
+            Limits::default(),
+        )
+        .unwrap();
         let request = Value::from_json_str(
             r#"{"kind": {"group": "", "version": "v1", "kind": "Pod"}, "object": {}}"#,
         )
         .unwrap();
         let inventory = Value::from(inventory(std::iter::empty()));
         let hits = set
-            .review(&request, &inventory, WEBHOOK_POINT, None)
+            .review(&request, &inventory, WEBHOOK_POINT, Budget::UNLIMITED)
             .unwrap();
         let got: Vec<(String, Vec<String>)> = hits
             .into_iter()

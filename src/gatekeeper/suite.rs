@@ -17,6 +17,7 @@ use serde_json::Value as Json;
 
 use super::{inventory, Set, GATOR_POINT};
 use crate::objects::{parse_policy_objects, split_documents, ObjectDoc};
+use crate::runtime::Limits;
 
 /// Errors finding or reading suites (per-case problems are case failures).
 #[derive(Debug, thiserror::Error)]
@@ -318,11 +319,11 @@ fn load_test(dir: &Path, test: &Test) -> Result<Set, LoadError> {
             dir.join(&test.template).display()
         )));
     }
-    Set::compile(&docs).map_err(|e| LoadError::Template(e.to_string()))?;
+    Set::compile(&docs, Limits::default()).map_err(|e| LoadError::Template(e.to_string()))?;
     if !test.constraint.is_empty() {
         docs.extend(read(&test.constraint).map_err(LoadError::Constraint)?);
     }
-    Set::compile(&docs).map_err(|e| LoadError::Constraint(e.to_string()))
+    Set::compile(&docs, Limits::default()).map_err(|e| LoadError::Constraint(e.to_string()))
 }
 
 fn run_case(dir: &Path, set: &Set, case: &Case) -> (Result<(), String>, Vec<String>) {
@@ -351,7 +352,7 @@ fn check_case(
     let inventory = Value::from(inventory(&inventory_objects));
     let request = request_for(object).map_err(|e| format!("{label}: {e}"))?;
     let hits = set
-        .review(&request, &inventory, GATOR_POINT, None)
+        .review(&request, &inventory, GATOR_POINT, Limits::default().start())
         .map_err(|e| format!("review failed: {e}"))?;
     messages.extend(hits.into_iter().flat_map(|h| h.messages));
     let mut failures = Vec::new();

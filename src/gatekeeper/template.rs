@@ -8,14 +8,12 @@
 //! else is the older syntax). A template with only CEL code is not an error:
 //! it is reported as not enforced.
 
-use std::time::Instant;
-
 use regorus::{Engine, Value};
 use serde_json::Value as Json;
 
 use super::object::{invalid, name_of, strings, GatekeeperError};
 use crate::objects::ObjectDoc;
-use crate::runtime::{self, object_of, Program, RunError, Syntax};
+use crate::runtime::{self, object_of, Budget, Limits, Program, RunError, Syntax};
 
 /// The only target Regent runs: Kubernetes admission.
 pub const TARGET: &str = "admission.k8s.gatekeeper.sh";
@@ -60,14 +58,10 @@ struct RegoSource {
 
 impl Template {
     /// Evaluates the template's `violation` set for one input.
-    pub fn evaluate(
-        &self,
-        input: Value,
-        deadline: Option<Instant>,
-    ) -> Result<Vec<Value>, RunError> {
+    pub fn evaluate(&self, input: Value, budget: Budget) -> Result<Vec<Value>, RunError> {
         let value = self
             .program
-            .eval(ENTRY, input, deadline)
+            .eval(ENTRY, input, budget)
             .map_err(|e| match e {
                 RunError::Failed(text) => {
                     RunError::Failed(format!("template {}: {text}", self.name))
@@ -82,8 +76,9 @@ impl Template {
     }
 }
 
-/// Compiles a ConstraintTemplate document.
-pub fn compile(doc: &ObjectDoc) -> Result<Compiled, GatekeeperError> {
+/// Compiles a ConstraintTemplate document; its warm-up evaluation runs
+/// within `limits`.
+pub fn compile(doc: &ObjectDoc, limits: Limits) -> Result<Compiled, GatekeeperError> {
     let v = &doc.value;
     let name = name_of(doc)?;
     let kind = v["spec"]["crd"]["spec"]["names"]["kind"]
@@ -215,11 +210,22 @@ pub fn compile(doc: &ObjectDoc) -> Result<Compiled, GatekeeperError> {
     };
     // regorus resolves function names on first evaluation: a call to a
     // function that exists nowhere is a load error, not a request failure.
-    if let Err(e) = warm_up(&mut template) {
-        if e.contains("could not find function") {
+    match warm_up(&mut template, limits) {
+        Ok(()) => {}
+        // A template that cannot decide an ordinary Pod within the limits
+        // would fail (or stall) every request it sees.
+        Err(e) if e.is_limit() => {
+            return Err(invalid(
+                doc,
+                format!("evaluating the template on an ordinary Pod: {e}; a template must decide it well within the evaluation limits (--eval-timeout, --eval-memory-limit)"),
+            ))
+        }
+        Err(RunError::Failed(e)) if e.contains("could not find function") => {
             return Err(at_main(e));
         }
-        tracing::debug!(template = %template.name, error = %e, "template warm-up failed on a plain Pod");
+        Err(e) => {
+            tracing::debug!(template = %template.name, error = %e, "template warm-up failed on a plain Pod");
+        }
     }
     Ok(Compiled::Rego(Box::new(template), schema))
 }
@@ -319,22 +325,15 @@ fn add_deprecated_builtins(engine: &mut Engine) -> Result<(), String> {
 /// Evaluates the template once on an ordinary Pod, so the first real
 /// request pays no preparation. Errors here are not fatal: a template may
 /// legitimately fail on a Pod it was not written for.
-fn warm_up(template: &mut Template) -> Result<(), String> {
+fn warm_up(template: &mut Template, limits: Limits) -> Result<(), RunError> {
     let review = Value::from_json_str(include_str!("../rego/warmup_review.json"))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| RunError::Failed(e.to_string()))?;
     let input = object_of(&[
         ("review", review["request"].clone()),
         ("parameters", Value::new_object()),
         (INVENTORY_KEY, Value::new_object()),
     ]);
-    template
-        .program
-        .warm(ENTRY, input)
-        .map(|_| ())
-        .map_err(|e| match e {
-            RunError::Failed(text) => text,
-            other => other.to_string(),
-        })
+    template.program.warm(ENTRY, input, limits).map(|_| ())
 }
 
 /// The line in the YAML file of line `line` of an embedded Rego source: the

@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 
 use crate::bundle::{BundleError, BundleFiles, Entry};
 use crate::compiled::{CompileError, CompileOptions, CompiledBundle};
+use crate::runtime::Limits;
 use crate::state::Live;
 
 /// A bundle source.
@@ -119,6 +120,9 @@ pub struct ReloadOptions {
     pub with_default_bundle: bool,
     /// Run the bundle's `test_*` rules and reject it if any fails.
     pub require_tests: bool,
+    /// The limits of every evaluation while a bundle is compiled, warmed and
+    /// tested: those of the request path.
+    pub limits: Limits,
 }
 
 /// Owns the latest files of each source and the live bundle's lifecycle.
@@ -230,6 +234,11 @@ impl Reloader {
             .with_label_values(&["failure"])
             .inc();
         let serving = self.live.bundle().map(|b| b.revision().to_string());
+        if serving.is_none() {
+            self.live.set_waiting_reason(format!(
+                "no policy bundle is live: revision {attempted} was rejected: {error}"
+            ));
+        }
         tracing::error!(
             revision = %attempted,
             serving = serving.as_deref().unwrap_or("(none)"),
@@ -290,28 +299,37 @@ pub fn compile_gated(
             CompileOptions {
                 include_tests: true,
                 interpreter_only: false,
+                limits: options.limits,
             },
         )?;
         let failures: Vec<String> = with_tests
             .tests()
             .iter()
-            .filter_map(|case| match with_tests.run_test(case) {
-                Ok(true) => None,
-                Ok(false) => Some(format!("{} at {}:{}", case.rule, case.path, case.line)),
-                Err(e) => Some(format!(
-                    "{} at {}:{}: {}",
-                    case.rule,
-                    case.path,
-                    case.line,
-                    first_line(&e)
-                )),
-            })
+            .filter_map(
+                |case| match with_tests.run_test_within(case, options.limits) {
+                    Ok(true) => None,
+                    Ok(false) => Some(format!("{} at {}:{}", case.rule, case.path, case.line)),
+                    Err(e) => Some(format!(
+                        "{} at {}:{}: {}",
+                        case.rule,
+                        case.path,
+                        case.line,
+                        first_line(&e)
+                    )),
+                },
+            )
             .collect();
         if !failures.is_empty() {
             return Err(ReloadError::Tests(failures.join("; ")));
         }
     }
-    Ok(CompiledBundle::compile(files, CompileOptions::default())?)
+    Ok(CompiledBundle::compile(
+        files,
+        CompileOptions {
+            limits: options.limits,
+            ..Default::default()
+        },
+    )?)
 }
 
 fn first_line(s: &str) -> String {

@@ -4,7 +4,7 @@
 //! is (native `validate.*`/`mutate.*` packages, Gatekeeper templates):
 //! - compiling a module with its positions kept, in modern Rego or the older
 //!   syntax ([`add_module`], [`RegoError`]);
-//! - the evaluation time limit, armed from a deadline on every evaluation;
+//! - the limits every evaluation runs under, time and memory ([`limits`]);
 //! - a [`Program`]: a prepared engine plus, when it decides sample inputs
 //!   exactly as the interpreter does, the same entry rules compiled for
 //!   regorus's bytecode VM ([`vm`]);
@@ -16,10 +16,9 @@
 pub mod limits;
 pub mod vm;
 
-pub use limits::{arm_timer, run_error, RunError, TIMER_CHECK_INTERVAL};
+pub use limits::{arm_timer, run_error, Budget, Limits, RunError, TIMER_CHECK_INTERVAL};
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use regorus::{Engine, Value};
 
@@ -195,31 +194,38 @@ impl Program {
         }
     }
 
-    /// Evaluates `entry` on the engine itself (not a clone), so that its
-    /// analysis is done once, before the program serves.
-    pub fn warm(&mut self, entry: &str, input: Value) -> Result<Value, RunError> {
+    /// Evaluates `entry` on the engine itself (not a clone), within
+    /// `limits`, so that its analysis is done once, before the program serves.
+    pub fn warm(&mut self, entry: &str, input: Value, limits: Limits) -> Result<Value, RunError> {
+        let budget = limits.start();
         self.engine.set_input(input);
-        let result = self
-            .engine
-            .eval_rule(entry.to_string())
-            .map_err(|e| RunError::Failed(e.to_string()));
+        let result = arm_timer(&mut self.engine, budget.deadline).and_then(|limit| {
+            budget.run(|| {
+                self.engine
+                    .eval_rule(entry.to_string())
+                    .map_err(|e| run_error(e.to_string(), limit, budget.memory))
+            })
+        });
         self.engine.set_input(Value::Undefined);
+        self.engine.clear_execution_timer_config();
         result
     }
 
     /// Compiles `entries` to bytecode and keeps them only if the VM decides
-    /// every sample input exactly as the interpreter does.
+    /// every sample input exactly as the interpreter does; each of those
+    /// evaluations runs within `limits`.
     pub fn compile_bytecode(
         &mut self,
         entries: &[&str],
         samples: &[Value],
+        limits: Limits,
     ) -> Result<(), BytecodeRefused> {
         let bytecode =
             vm::Bytecode::compile(&self.engine, entries).map_err(BytecodeRefused::Compile)?;
         for sample in samples {
             for entry in entries {
-                let interpreted = self.eval_interpreted(entry, sample.clone(), None);
-                let compiled = bytecode.run(entry, sample.clone(), None);
+                let interpreted = self.eval_interpreted(entry, sample.clone(), limits.start());
+                let compiled = bytecode.run(entry, sample.clone(), limits.start());
                 if interpreted.as_ref().ok() != compiled.as_ref().ok() {
                     return Err(BytecodeRefused::Disagree {
                         entry: (*entry).to_string(),
@@ -231,19 +237,14 @@ impl Program {
         Ok(())
     }
 
-    /// Evaluates an entry rule for `input` before `deadline`: on the VM when
+    /// Evaluates an entry rule for `input` within `budget`: on the VM when
     /// the entry is in bytecode, else on a clone of the prepared engine. A
     /// panic inside regorus is an error, not a lost thread.
-    pub fn eval(
-        &self,
-        entry: &str,
-        input: Value,
-        deadline: Option<Instant>,
-    ) -> Result<Value, RunError> {
+    pub fn eval(&self, entry: &str, input: Value, budget: Budget) -> Result<Value, RunError> {
         let evaluated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             match self.bytecode.as_ref().filter(|b| b.has(entry)) {
-                Some(bytecode) => bytecode.run(entry, input, deadline),
-                None => self.eval_interpreted(entry, input, deadline),
+                Some(bytecode) => bytecode.run(entry, input, budget),
+                None => self.eval_interpreted(entry, input, budget),
             }
         }));
         match evaluated {
@@ -261,14 +262,22 @@ impl Program {
         &self,
         entry: &str,
         input: Value,
-        deadline: Option<Instant>,
+        budget: Budget,
     ) -> Result<Value, RunError> {
         let mut engine = self.engine.clone();
         engine.set_input(input);
-        let limit = arm_timer(&mut engine, deadline)?;
-        engine
-            .eval_rule(entry.to_string())
-            .map_err(|e| run_error(e.to_string(), limit))
+        let limit = arm_timer(&mut engine, budget.deadline)?;
+        budget.run(|| {
+            engine
+                .eval_rule(entry.to_string())
+                .map_err(|e| run_error(e.to_string(), limit, budget.memory))
+        })
+    }
+
+    /// Evaluates any rule of the program (a test rule, one policy's rule) on
+    /// the interpreter, within `budget`.
+    pub fn eval_rule(&self, rule: &str, input: Value, budget: Budget) -> Result<Value, RunError> {
+        self.eval_interpreted(rule, input, budget)
     }
 }
 
@@ -318,7 +327,7 @@ mod tests {
     }
 
     #[test]
-    fn the_vm_is_kept_only_when_it_agrees_and_a_deadline_is_honoured() {
+    fn the_vm_is_kept_only_when_it_agrees_and_limits_are_honoured() {
         let mut engine = Engine::new();
         add_module(
             &mut engine,
@@ -329,20 +338,46 @@ mod tests {
         .unwrap();
         let mut program = Program::new(engine);
         let sample = Value::from_json_str(r#"{"n": 3}"#).unwrap();
-        program.warm("data.p.out", sample.clone()).unwrap();
         program
-            .compile_bytecode(&["data.p.out"], std::slice::from_ref(&sample))
+            .warm("data.p.out", sample.clone(), Limits::default())
+            .unwrap();
+        program
+            .compile_bytecode(
+                &["data.p.out"],
+                std::slice::from_ref(&sample),
+                Limits::default(),
+            )
             .unwrap();
         assert_eq!(program.evaluator(), Evaluator::Vm);
         assert_eq!(
-            program.eval("data.p.out", sample, None).unwrap(),
+            program
+                .eval("data.p.out", sample, Budget::UNLIMITED)
+                .unwrap(),
             Value::from(3u64)
         );
-        let past = Instant::now() - Duration::from_millis(1);
+        let past = Budget {
+            deadline: Some(std::time::Instant::now() - Duration::from_millis(1)),
+            memory: None,
+        };
         let big = Value::from_json_str(r#"{"n": 100000000}"#).unwrap();
         assert!(matches!(
-            program.eval("data.p.out", big, Some(past)),
+            program.eval("data.p.out", big.clone(), past),
             Err(RunError::Timeout(_))
         ));
+        // A builtin asked for a range of a hundred million numbers is stopped
+        // by the memory budget while it allocates, on the VM and on the
+        // interpreter, long before it holds them all.
+        let small = Budget {
+            deadline: None,
+            memory: Some(8 * 1024 * 1024),
+        };
+        assert_eq!(
+            program.eval("data.p.out", big.clone(), small),
+            Err(RunError::MemoryLimit(8 * 1024 * 1024))
+        );
+        assert_eq!(
+            program.eval_interpreted("data.p.out", big, small),
+            Err(RunError::MemoryLimit(8 * 1024 * 1024))
+        );
     }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use regorus::{Engine, Value};
 
-use super::limits::{run_error, RunError, TIMER_CHECK_INTERVAL};
+use super::limits::{run_error, Budget, RunError, TIMER_CHECK_INTERVAL};
 
 /// Entry rules of one engine compiled to bytecode, and the data they read.
 #[derive(Clone)]
@@ -52,12 +52,7 @@ impl Bytecode {
     }
 
     /// Runs one entry rule on this thread's prepared VM for it.
-    pub fn run(
-        &self,
-        entry: &str,
-        input: Value,
-        deadline: Option<Instant>,
-    ) -> Result<Value, RunError> {
+    pub fn run(&self, entry: &str, input: Value, budget: Budget) -> Result<Value, RunError> {
         let Some((_, program)) = self.entries.iter().find(|(e, _)| e == entry) else {
             return Err(RunError::Failed(format!(
                 "{entry} is not compiled to bytecode"
@@ -68,7 +63,7 @@ impl Bytecode {
             let Ok(mut vms) = cell.try_borrow_mut() else {
                 // Not reachable (no evaluation re-enters this one); stay correct anyway.
                 let mut vm = prepare(program, &self.data)?;
-                return execute(&mut vm, entry, input, deadline);
+                return execute(&mut vm, entry, input, budget);
             };
             let index = match vms.iter().position(|(k, _)| *k == key) {
                 Some(i) => i,
@@ -80,7 +75,7 @@ impl Bytecode {
                     vms.len() - 1
                 }
             };
-            execute(&mut vms[index].1, entry, input, deadline)
+            execute(&mut vms[index].1, entry, input, budget)
         })
     }
 }
@@ -122,10 +117,10 @@ fn execute(
     vm: &mut regorus::rvm::vm::RegoVM,
     entry: &str,
     input: Value,
-    deadline: Option<Instant>,
+    budget: Budget,
 ) -> Result<Value, RunError> {
     vm.set_input(input);
-    let limit = match deadline {
+    let limit = match budget.deadline {
         Some(d) => {
             let left = d.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -143,9 +138,10 @@ fn execute(
             None
         }
     };
-    let result = vm
-        .execute_entry_point_by_name(entry)
-        .map_err(|e| run_error(e.to_string(), limit));
+    let result = budget.run(|| {
+        vm.execute_entry_point_by_name(entry)
+            .map_err(|e| run_error(e.to_string(), limit, budget.memory))
+    });
     // Do not keep this request's object alive in the cache.
     vm.set_input(Value::Undefined);
     result
