@@ -91,6 +91,8 @@ struct Activity {
     /// HTTP/2 connections have no "header being read" phase of their own:
     /// frames (pings, settings) arrive while idle.
     h2: bool,
+    /// Wakes the watchdog when the phase changes.
+    changed: tokio::sync::Notify,
 }
 
 const IDLE: u8 = 0;
@@ -105,6 +107,7 @@ impl Activity {
             since_ms: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             h2,
+            changed: tokio::sync::Notify::new(),
         })
     }
 
@@ -115,6 +118,7 @@ impl Activity {
     fn set(&self, phase: u8) {
         self.since_ms.store(self.now_ms(), Ordering::Relaxed);
         self.phase.store(phase, Ordering::Release);
+        self.changed.notify_one();
     }
 
     /// Bytes arrived: on an idle HTTP/1.1 connection, a request has begun.
@@ -163,10 +167,15 @@ async fn watchdog(activity: &Activity, limits: &ConnectionLimits) -> Expiry {
     loop {
         let before = activity.since_ms.load(Ordering::Relaxed);
         let (at, why) = activity.deadline(limits);
-        tokio::time::sleep_until(at.into()).await;
-        let unchanged = activity.since_ms.load(Ordering::Relaxed) == before;
-        if unchanged && why != Expiry::None {
-            return why;
+        tokio::select! {
+            _ = tokio::time::sleep_until(at.into()) => {
+                let unchanged = activity.since_ms.load(Ordering::Relaxed) == before;
+                if unchanged && why != Expiry::None {
+                    return why;
+                }
+            }
+            // A new phase: a new deadline.
+            _ = activity.changed.notified() => {}
         }
     }
 }

@@ -140,6 +140,32 @@ fn combinations() -> Vec<(&'static str, Vec<&'static str>)> {
         "selfSigned",
         vec![
             "--set",
+            "clientAuth.enabled=true",
+            "--set",
+            "clientAuth.caConfigMap=apiserver-client-ca",
+            "--set",
+            "clientAuth.commonName=kube-apiserver-webhook-client",
+        ],
+    ));
+    out.push((
+        "existingSecret",
+        vec![
+            "--set",
+            "certs.mode=existingSecret",
+            "--set",
+            "certs.existingSecret=regent-tls",
+            "--set-string",
+            "certs.caBundle=LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg==",
+            "--set",
+            "clientAuth.enabled=true",
+            "--set",
+            "clientAuth.caSecret=apiserver-client-ca",
+        ],
+    ));
+    out.push((
+        "selfSigned",
+        vec![
+            "--set",
             "policies.default.enabled=false",
             "--set",
             "pdb.enabled=false",
@@ -521,6 +547,59 @@ fn deployment_has_probes_restricted_security_and_limits() {
         .map(|e| e["name"].as_str().unwrap())
         .collect();
     assert_eq!(env, ["POD_NAMESPACE", "POD_NAME"]);
+}
+
+#[test]
+fn client_certificate_mode_mounts_the_ca_and_passes_the_flags() {
+    let objs = render(&[
+        "--set",
+        "clientAuth.enabled=true",
+        "--set",
+        "clientAuth.caConfigMap=apiserver-client-ca",
+        "--set",
+        "clientAuth.commonName=kube-apiserver-webhook-client",
+    ]);
+    let d = find(&objs, "Deployment", FULLNAME);
+    let pod = &d["spec"]["template"]["spec"];
+    let args: Vec<&str> = pod["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(
+        args.contains(&"--client-ca=/etc/regent/client-ca/ca.crt"),
+        "{args:?}"
+    );
+    assert!(
+        args.contains(&"--client-cn=kube-apiserver-webhook-client"),
+        "{args:?}"
+    );
+    let volume = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "client-ca")
+        .unwrap();
+    assert_eq!(volume["configMap"]["name"], "apiserver-client-ca");
+    let mount = pod["containers"][0]["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "client-ca")
+        .unwrap();
+    assert_eq!(mount["mountPath"], "/etc/regent/client-ca");
+    // Off by default; on without a CA source is a rendering error.
+    let plain = render(&[]);
+    let args = find(&plain, "Deployment", FULLNAME)["spec"]["template"]["spec"]["containers"][0]
+        ["args"]
+        .clone();
+    assert!(!args.to_string().contains("--client-ca"));
+    let err = template(&["--set", "clientAuth.enabled=true"]).unwrap_err();
+    assert!(
+        err.contains("clientAuth.caConfigMap or clientAuth.caSecret"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -52,6 +52,12 @@ pub struct ServeArgs {
     /// Connection limits of the admission port.
     #[command(flatten)]
     pub connections: ConnectionArgs,
+    /// Heap ceiling of the whole process: evaluations fail (failure mode)
+    /// rather than the container being OOM-killed. `auto`: three quarters of
+    /// the container's cgroup memory limit (none outside one); `0`: none; or
+    /// a size (96Mi, 1Gi).
+    #[arg(long, env = "REGENT_HEAP_LIMIT", default_value = "auto")]
+    pub heap_limit: String,
     /// After SIGTERM, keep accepting (while not ready) this long so load
     /// balancers notice, then stop accepting.
     #[arg(long, env = "REGENT_SHUTDOWN_DELAY", default_value = "0s", value_parser = super::common::parse_duration)]
@@ -176,9 +182,25 @@ impl ServeArgs {
             decide,
             max_body_bytes,
             connections,
+            heap_limit,
             shutdown_delay,
             shutdown_grace,
         } = self;
+        let heap = match heap_limit.as_str() {
+            "auto" => crate::runtime::limits::heap_limit_for_container(),
+            other => match super::common::parse_bytes(other) {
+                Ok(0) => None,
+                Ok(n) => Some(n),
+                Err(e) => anyhow::bail!("--heap-limit: {e}"),
+            },
+        };
+        crate::runtime::limits::set_heap_limit(heap);
+        if let Some(h) = heap {
+            tracing::info!(
+                heap_limit = %crate::runtime::limits::bytes(h),
+                "evaluations fail rather than grow the heap past this"
+            );
+        }
         let certificate = serving_certificate(&tls)?;
         let resolver = tls::CertResolver::new(certificate);
         let client = match &tls.client_ca {

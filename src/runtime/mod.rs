@@ -97,6 +97,7 @@ pub fn add_module(
 pub fn rego_error(path: &str, text: &str) -> RegoError {
     let mut line = 0;
     let mut column = 0;
+    let mut message = None;
     if let Some(loc) = text.lines().find_map(|l| l.trim().strip_prefix("--> ")) {
         let mut parts = loc.rsplitn(3, ':');
         column = parts
@@ -107,13 +108,24 @@ pub fn rego_error(path: &str, text: &str) -> RegoError {
             .next()
             .and_then(|l| l.trim().parse().ok())
             .unwrap_or(0);
+    } else if let Some((at, rest)) = text.lines().find_map(|l| l.split_once(" error: ")) {
+        // The short form: "file:line:col error: message".
+        let mut parts = at.trim().rsplitn(3, ':');
+        let col = parts.next().and_then(|c| c.parse().ok());
+        let ln = parts.next().and_then(|l| l.parse().ok());
+        if let (Some(ln), Some(col)) = (ln, col) {
+            line = ln;
+            column = col;
+            message = Some(rest.trim().to_string());
+        }
     }
-    let message = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("error: "))
-        .unwrap_or_else(|| text.lines().find(|l| !l.trim().is_empty()).unwrap_or(text))
-        .trim()
-        .to_string();
+    let message = message.unwrap_or_else(|| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix("error: "))
+            .unwrap_or_else(|| text.lines().find(|l| !l.trim().is_empty()).unwrap_or(text))
+            .trim()
+            .to_string()
+    });
     RegoError {
         path: path.to_string(),
         line,
@@ -311,6 +323,16 @@ mod tests {
         assert_eq!(err.path, "p.rego");
         assert_eq!(err.line, 4);
         assert!(err.to_string().starts_with("p.rego:4:"), "{err}");
+    }
+
+    #[test]
+    fn short_form_reports_keep_their_position() {
+        let e = rego_error(
+            "p.rego",
+            "p.rego:6:11 error: encountered `split` while expecting identifier",
+        );
+        assert_eq!((e.line, e.column), (6, 11));
+        assert_eq!(e.message, "encountered `split` while expecting identifier");
     }
 
     #[test]
