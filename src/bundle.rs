@@ -662,6 +662,31 @@ mod tests {
     }
 
     #[test]
+    fn oversized_files_and_archives_that_climb_out_are_refused() {
+        let big = vec![b'#'; MAX_FILE_BYTES + 1];
+        let err = BundleFiles::from_files("t", vec![("big.rego".into(), big)]).unwrap_err();
+        assert!(
+            matches!(&err, BundleError::TooLarge { path, .. } if path == "big.rego"),
+            "{err}"
+        );
+        let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+            Vec::new(),
+            flate2::Compression::fast(),
+        ));
+        let text = b"package validate.x";
+        let mut header = tar::Header::new_gnu();
+        header.set_size(text.len() as u64);
+        header.set_mode(0o644);
+        // `set_path` refuses `..`; write the name the way a hostile archive would.
+        header.as_gnu_mut().unwrap().name[..13].copy_from_slice(b"../escape.reg");
+        header.set_cksum();
+        builder.append(&header, &text[..]).unwrap();
+        let gz = builder.into_inner().unwrap().finish().unwrap();
+        let err = unpack_archive("cm/b.tar.gz", &gz).unwrap_err().to_string();
+        assert!(err.contains("climbs out of the bundle"), "{err}");
+    }
+
+    #[test]
     fn non_utf8_file_is_named() {
         let err =
             BundleFiles::from_files("t", vec![("p.rego".into(), vec![0xff, 0xfe])]).unwrap_err();

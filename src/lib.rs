@@ -15,11 +15,12 @@
 //!   and is parsed by [`review`]), the commands [`cli`], and [`reload`],
 //!   which compiles new bundles and swaps them into [`state`].
 //!
-//! Around them: TLS [`tls`], the admission port's accept loop and its
+//! Around them: the process allocator's options [`allocator`], TLS [`tls`], the admission port's accept loop and its
 //! connection limits [`connections`], metrics [`metrics`], the admin port
 //! [`admin`].
 
 pub mod admin;
+pub mod allocator;
 pub mod bundle;
 pub mod cli;
 pub mod compiled;

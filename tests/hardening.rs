@@ -54,6 +54,10 @@ violation contains msg if {
 	msg := sprintf("%d", [n])
 }
 
+violation contains 42 if {
+	input.request.object.metadata.labels.trigger == "error"
+}
+
 violation contains msg if {
 	input.request.object.metadata.labels.trigger == "slow"
 	some i in numbers.range(1, 400)
@@ -257,6 +261,7 @@ async fn an_evaluation_over_its_limits_follows_the_failure_mode_and_the_next_req
         for (trigger, why) in [
             ("bomb", "exceeded its memory limit of 32 MiB"),
             ("slow", "exceeded its time limit"),
+            ("error", "policy triggered returned a malformed result"),
         ] {
             let started = Instant::now();
             let r = review(
@@ -559,4 +564,14 @@ async fn with_a_client_ca_only_the_right_client_certificate_gets_through() {
     }
     assert!(swapped, "the new client CA was not picked up");
     assert_eq!(post_as(&server, Some((&a_cert, &a_key))).await, None);
+    // A broken CA file is refused; the CA in use stays.
+    let seen = server.logs.lock().unwrap().len();
+    std::fs::write(&ca, "not a certificate").unwrap();
+    eventually(Duration::from_secs(10), "the broken CA is refused", || {
+        server.logs.lock().unwrap()[seen..]
+            .iter()
+            .any(|l| l.contains("new client CA rejected"))
+    })
+    .await;
+    assert_eq!(post_as(&server, Some((&i_cert, &i_key))).await, Some(200));
 }

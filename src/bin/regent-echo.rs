@@ -46,8 +46,16 @@ async fn allow(body: Body) -> axum::response::Response {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // The same allocator options as `regent` (see regent::allocator).
+    regent::allocator::reexec_with_lean_allocator();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(serve())
+}
+
+async fn serve() -> anyhow::Result<()> {
     let Args {
         addr,
         tls_cert,
