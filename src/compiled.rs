@@ -16,8 +16,9 @@ use crate::runtime::{Limits, RunError};
 
 use crate::bundle::{BundleError, BundleFiles};
 use crate::gatekeeper;
+use crate::native::Audited;
 use crate::native::{NativeError, NativeSet};
-use crate::outcome::EvalError;
+use crate::outcome::{AuditOutcome, AuditResult, EvalError};
 use crate::policy::{Policy, PolicyError};
 
 pub use crate::native::{CompileOptions, MutationOutcome, PolicyResult, TestCase};
@@ -135,6 +136,40 @@ pub struct CompiledBundle {
     compile_time: Duration,
 }
 
+/// What a violation is in an audit report: `warn` for a policy that warns,
+/// `fail` for one that denies, or would (`dryrun`).
+fn failing(enforcement: crate::outcome::Enforcement) -> AuditOutcome {
+    match enforcement {
+        crate::outcome::Enforcement::Warn => AuditOutcome::Warn,
+        _ => AuditOutcome::Fail,
+    }
+}
+
+/// The AdmissionReview audit evaluates native policies with: the object as
+/// it is, as if it were being created, by nobody in particular.
+pub fn audit_review(object: &serde_json::Value) -> Value {
+    let api_version = object["apiVersion"].as_str().unwrap_or("v1");
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let kind = object["kind"].as_str().unwrap_or_default();
+    let review = serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": object["metadata"]["uid"].as_str().unwrap_or_default(),
+            "kind": {"group": group, "version": version, "kind": kind},
+            "resource": {"group": group, "version": version, "resource": ""},
+            "name": object["metadata"]["name"].as_str().unwrap_or_default(),
+            "namespace": object["metadata"]["namespace"].as_str().unwrap_or_default(),
+            "operation": "CREATE",
+            "userInfo": {},
+            "object": object,
+            "oldObject": null,
+            "dryRun": true
+        }
+    });
+    Value::from(review)
+}
+
 impl std::fmt::Debug for CompiledBundle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CompiledBundle")
@@ -234,6 +269,125 @@ impl CompiledBundle {
             )
         }))
         .unwrap_or_else(|_| Err(EvalError::Failed("the policy engine panicked".to_string())))
+    }
+
+    /// Reviews an object as audit does: as it is (no mutation), with every
+    /// applicable validating policy and Constraint whatever its enforcement
+    /// (`off` aside), without the `userInfo`, `oldObject` and operation only
+    /// an admission request has (policies that need them are skipped), and
+    /// with each evaluation error confined to the policy that caused it.
+    /// `object` is the object (with `apiVersion` and `kind`); `inventory`
+    /// is `data.inventory`.
+    pub fn audit(
+        &self,
+        object: &serde_json::Value,
+        inventory: &Value,
+        limits: Limits,
+    ) -> Vec<AuditResult> {
+        let mut out = Vec::new();
+        let json = object;
+        let review = audit_review(json);
+        for audited in self.native.audit(&review, limits) {
+            let (policy, found) = match audited {
+                Audited::Checked(p, v) => (p, Ok(v)),
+                Audited::Skipped(p, why) => (p, Err((AuditOutcome::Skip, why))),
+                Audited::Failed(p, e) => (p, Err((AuditOutcome::Error, e.to_string()))),
+            };
+            let result = |outcome, message: String, path: Option<String>| AuditResult {
+                policy: policy.name.clone(),
+                rule: "violation".to_string(),
+                result: outcome,
+                enforcement: policy.enforcement,
+                message,
+                path,
+                severity: policy.severity,
+                category: policy.category.clone(),
+            };
+            match found {
+                Ok(violations) if violations.is_empty() => {
+                    out.push(result(AuditOutcome::Pass, String::new(), None))
+                }
+                Ok(mut violations) => {
+                    violations.sort();
+                    violations.dedup();
+                    let outcome = failing(policy.enforcement);
+                    for v in violations {
+                        out.push(result(outcome, v.line(&policy.name), v.path.clone()));
+                    }
+                }
+                Err((outcome, why)) => out.push(result(outcome, why, None)),
+            }
+        }
+        if self.gatekeeper.constraints().is_empty() {
+            return out;
+        }
+        let request = match gatekeeper::request_for_object(json) {
+            Ok(r) => r,
+            Err(_) => return out,
+        };
+        let reviewed = self.gatekeeper.review_all(
+            &request,
+            inventory,
+            gatekeeper::AUDIT_POINT,
+            limits.start(),
+            true,
+        );
+        let Ok(reviewed) = reviewed else {
+            return out;
+        };
+        let meta = |name: &str, kind: &str| {
+            self.gatekeeper
+                .constraints()
+                .iter()
+                .find(|c| c.name == name && c.kind == kind)
+                .map(|c| (c.severity, c.category.clone()))
+                .unwrap_or((None, None))
+        };
+        let result = |r: &gatekeeper::ConstraintRef, outcome, message: String| {
+            let (severity, category) = meta(&r.constraint, &r.kind);
+            AuditResult {
+                policy: r.constraint.clone(),
+                rule: r.kind.clone(),
+                result: outcome,
+                enforcement: r.enforcement,
+                message,
+                path: None,
+                severity,
+                category,
+            }
+        };
+        for c in &reviewed.checked {
+            let hits: Vec<&gatekeeper::Hit> = reviewed
+                .hits
+                .iter()
+                .filter(|h| {
+                    h.constraint == c.constraint
+                        && h.kind == c.kind
+                        && h.enforcement == c.enforcement
+                })
+                .collect();
+            if hits.is_empty() {
+                out.push(result(c, AuditOutcome::Pass, String::new()));
+                continue;
+            }
+            let mut messages: Vec<&String> = hits.iter().flat_map(|h| h.messages.iter()).collect();
+            messages.sort();
+            messages.dedup();
+            for m in messages {
+                out.push(result(
+                    c,
+                    failing(c.enforcement),
+                    format!("[{}] {m}", c.constraint),
+                ));
+            }
+        }
+        for (c, why) in &reviewed.skipped {
+            out.push(result(c, AuditOutcome::Skip, why.clone()));
+        }
+        for (c, e) in &reviewed.errors {
+            out.push(result(c, AuditOutcome::Error, e.to_string()));
+        }
+        out
     }
 
     /// Evaluates one test rule within the default limits; `Ok(true)` when

@@ -354,18 +354,7 @@ fn audit(bundle: &CompiledBundle, fired: &[Fired]) -> BTreeMap<String, String> {
 
 /// One violation as a line: `[policy] path: what is wrong. Fix: how.`
 pub fn line(policy: &str, v: &Violation) -> String {
-    let mut s = format!("[{policy}] ");
-    if let Some(path) = &v.path {
-        s.push_str(path);
-        s.push_str(": ");
-    }
-    s.push_str(v.msg.trim_end_matches('.'));
-    if let Some(fix) = &v.fix {
-        s.push_str(". Fix: ");
-        s.push_str(fix.trim_end_matches('.'));
-    }
-    s.push('.');
-    s
+    v.line(policy)
 }
 
 /// The denial text kubectl prints after "denied the request: ".

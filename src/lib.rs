@@ -12,8 +12,8 @@
 //! - the compiled bundle that composes them, [`compiled`];
 //! - decisions, [`decision`]: the response the API server gets;
 //! - the callers: the admission HTTP edge [`server`] (a request enters there
-//!   and is parsed by [`review`]), the commands [`cli`], and [`reload`],
-//!   which compiles new bundles and swaps them into [`state`].
+//!   and is parsed by [`review`]), the commands [`cli`], [`reload`], which
+//!   compiles new bundles and swaps them into [`state`], and [`audit`].
 //!
 //! Around them: the process allocator's options [`allocator`], TLS [`tls`], the admission port's accept loop and its
 //! connection limits [`connections`], metrics [`metrics`], the admin port
@@ -21,6 +21,7 @@
 
 pub mod admin;
 pub mod allocator;
+pub mod audit;
 pub mod bundle;
 pub mod cli;
 pub mod compiled;
@@ -39,3 +40,4 @@ pub mod runtime;
 pub mod server;
 pub mod state;
 pub mod tls;
+pub mod units;

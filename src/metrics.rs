@@ -54,6 +54,126 @@ pub struct Metrics {
     /// by a limit (handshake_timeout, handshake_failed, header_timeout,
     /// idle_timeout).
     pub connections_closed: IntCounterVec,
+    /// The audit process's metrics.
+    pub audit: AuditMetrics,
+}
+
+/// Metrics of `regent audit --cluster`.
+#[derive(Debug, Clone)]
+pub struct AuditMetrics {
+    /// `regent_audit_evaluations_total{kind}`: objects evaluated.
+    pub evaluations: IntCounterVec,
+    /// `regent_audit_objects{kind}`: objects currently audited.
+    pub objects: IntGaugeVec,
+    /// `regent_audit_results{policy,result}`: current results (pass, fail,
+    /// warn, skip, error) over every audited object.
+    pub results: IntGaugeVec,
+    /// `regent_audit_namespace_results{policy,namespace,result}`: current
+    /// non-pass results by namespace ("" for cluster-scoped objects).
+    pub namespace_results: IntGaugeVec,
+    /// `regent_audit_last_scan_start_timestamp_seconds`
+    pub scan_start: Gauge,
+    /// `regent_audit_last_scan_end_timestamp_seconds`
+    pub scan_end: Gauge,
+    /// `regent_audit_last_scan_duration_seconds`: the last full scan.
+    pub scan_duration: Gauge,
+    /// `regent_audit_scans_total`: full scans completed.
+    pub scans: prometheus::IntCounter,
+    /// `regent_audit_report_writes_total{op,result}`: report creates,
+    /// updates and deletes.
+    pub writes: IntCounterVec,
+    /// `regent_audit_report_backlog`: reports waiting to be written.
+    pub backlog: prometheus::IntGauge,
+    /// `regent_audit_kind_unavailable{kind,reason}`: 1 for each kind that
+    /// could not be listed (not served, forbidden, ...).
+    pub unavailable: IntGaugeVec,
+    /// `regent_audit_leader`: 1 while this process holds the audit Lease.
+    pub leader: prometheus::IntGauge,
+}
+
+impl AuditMetrics {
+    fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let gauge = |name: &str, help: &str| Gauge::new(name, help);
+        let m = Self {
+            evaluations: IntCounterVec::new(
+                Opts::new("regent_audit_evaluations_total", "Objects the audit evaluated, by kind."),
+                &["kind"],
+            )?,
+            objects: IntGaugeVec::new(
+                Opts::new("regent_audit_objects", "Objects currently audited, by kind."),
+                &["kind"],
+            )?,
+            results: IntGaugeVec::new(
+                Opts::new(
+                    "regent_audit_results",
+                    "Current audit results over every audited object, by policy and result (pass, fail, warn, skip, error).",
+                ),
+                &["policy", "result"],
+            )?,
+            namespace_results: IntGaugeVec::new(
+                Opts::new(
+                    "regent_audit_namespace_results",
+                    "Current non-pass audit results by policy, namespace and result.",
+                ),
+                &["policy", "namespace", "result"],
+            )?,
+            scan_start: gauge(
+                "regent_audit_last_scan_start_timestamp_seconds",
+                "Unix time the last full audit scan started.",
+            )?,
+            scan_end: gauge(
+                "regent_audit_last_scan_end_timestamp_seconds",
+                "Unix time the last full audit scan ended.",
+            )?,
+            scan_duration: gauge(
+                "regent_audit_last_scan_duration_seconds",
+                "Duration of the last full audit scan.",
+            )?,
+            scans: prometheus::IntCounter::new(
+                "regent_audit_scans_total",
+                "Full audit scans completed.",
+            )?,
+            writes: IntCounterVec::new(
+                Opts::new(
+                    "regent_audit_report_writes_total",
+                    "Report writes by operation (create, update, delete) and result (success, failure).",
+                ),
+                &["op", "result"],
+            )?,
+            backlog: prometheus::IntGauge::new(
+                "regent_audit_report_backlog",
+                "Reports waiting to be written (bounded by --report-qps).",
+            )?,
+            unavailable: IntGaugeVec::new(
+                Opts::new(
+                    "regent_audit_kind_unavailable",
+                    "1 for each kind a policy matches that could not be listed, with the reason.",
+                ),
+                &["kind", "reason"],
+            )?,
+            leader: prometheus::IntGauge::new(
+                "regent_audit_leader",
+                "1 while this audit process holds the audit Lease and writes reports.",
+            )?,
+        };
+        for c in [
+            Box::new(m.evaluations.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(m.objects.clone()),
+            Box::new(m.results.clone()),
+            Box::new(m.namespace_results.clone()),
+            Box::new(m.scan_start.clone()),
+            Box::new(m.scan_end.clone()),
+            Box::new(m.scan_duration.clone()),
+            Box::new(m.scans.clone()),
+            Box::new(m.writes.clone()),
+            Box::new(m.backlog.clone()),
+            Box::new(m.unavailable.clone()),
+            Box::new(m.leader.clone()),
+        ] {
+            registry.register(c)?;
+        }
+        Ok(m)
+    }
 }
 
 impl Metrics {
@@ -212,7 +332,6 @@ impl Metrics {
             registry.register(c)?;
         }
         Ok(Self {
-            registry,
             requests,
             duration,
             invalid,
@@ -232,6 +351,8 @@ impl Metrics {
             inventory_objects,
             connections_open,
             connections_closed,
+            audit: AuditMetrics::new(&registry)?,
+            registry,
         })
     }
 

@@ -119,6 +119,17 @@ pub struct MutationOutcome {
     pub evaluated: Vec<String>,
 }
 
+/// What audit found for one native validating policy on one object.
+#[derive(Debug)]
+pub enum Audited<'a> {
+    /// Evaluated: its violations (none: it passed).
+    Checked(&'a Policy, Vec<Violation>),
+    /// Applicable, but not judged on an object at rest, and why.
+    Skipped(&'a Policy, String),
+    /// Its evaluation failed.
+    Failed(&'a Policy, EvalError),
+}
+
 /// A `test_*` rule found in a test module.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TestCase {
@@ -151,6 +162,9 @@ impl NativeSet {
         let data = files.merged_data()?;
         let mut declared: BTreeMap<(PolicyKind, String), String> = BTreeMap::new();
         let mut sources: BTreeMap<(PolicyKind, String), String> = BTreeMap::new();
+        // Helper packages (neither policies nor tests), for audit's reading
+        // of what a policy reaches.
+        let mut helpers: Vec<(String, String)> = Vec::new();
         let mut tests = Vec::new();
         for module in &files.modules {
             if module.is_test() && !options.include_tests {
@@ -169,6 +183,9 @@ impl NativeSet {
             if module.is_test() {
                 tests.extend(find_tests(module, &package));
                 continue;
+            }
+            if class.is_none() {
+                helpers.push((package.clone(), module.source.clone()));
             }
             if let Some(key) = class {
                 if let Some(first) = declared.get(&key) {
@@ -200,7 +217,18 @@ impl NativeSet {
                 }
                 .into());
             }
-            policies.push(policy::settings(*kind, name, path, &data)?);
+            let mut policy = policy::settings(*kind, name, path, &data)?;
+            // What the policy reads: its own modules and the helper packages
+            // they name.
+            let mut reach = source.to_string();
+            for (package, helper) in &helpers {
+                if source.contains(package.as_str()) {
+                    reach.push('\n');
+                    reach.push_str(helper);
+                }
+            }
+            policy.audit_skip = policy::audit_skip_reason(&reach);
+            policies.push(policy);
         }
         policies.sort_by(|a, b| (a.kind, a.order, &a.name).cmp(&(b.kind, b.order, &b.name)));
         engine
@@ -413,6 +441,86 @@ impl NativeSet {
             out.push(PolicyResult { policy, violations });
         }
         Ok(out)
+    }
+
+    /// Audits the object of `review` (an AdmissionReview built for an
+    /// object at rest, operation CREATE): every validating policy that is
+    /// not `off` and applies to its kind and namespace, whatever its
+    /// enforcement. Policies that read what only an admission request has,
+    /// or that look only at UPDATE or DELETE, are skipped with the reason.
+    /// An evaluation error is attributed to the policies that cause it (each
+    /// is evaluated alone), and the others still report.
+    pub fn audit(&self, review: &Value, limits: Limits) -> Vec<Audited<'_>> {
+        let request = &review["request"];
+        let text = |v: &Value| v.as_string().map(|s| s.to_string()).unwrap_or_default();
+        let (kind, namespace) = (text(&request["kind"]["kind"]), text(&request["namespace"]));
+        let mut out = Vec::new();
+        let mut checked: Vec<&Policy> = Vec::new();
+        for p in self.policies.iter().filter(|p| {
+            p.kind == PolicyKind::Validate
+                && p.enforcement != crate::outcome::Enforcement::Off
+                && p.matching.matches_kind(&kind)
+                && p.matching.matches_namespace(&namespace)
+        }) {
+            if let Some(reason) = &p.audit_skip {
+                out.push(Audited::Skipped(p, reason.clone()));
+            } else if !p.matching.matches_create() {
+                out.push(Audited::Skipped(
+                    p,
+                    format!(
+                        "looks only at {} requests, which an object at rest is not",
+                        p.matching.operations.join(", ")
+                    ),
+                ));
+            } else {
+                checked.push(p);
+            }
+        }
+        if checked.is_empty() {
+            return out;
+        }
+        match self.validate(review, limits) {
+            Ok(results) => {
+                for r in results {
+                    if checked.iter().any(|p| std::ptr::eq(*p, r.policy)) {
+                        out.push(Audited::Checked(r.policy, r.violations));
+                    }
+                }
+            }
+            Err(_) => {
+                for p in checked {
+                    let rule = format!("{}.{}", p.package(), p.kind.rule());
+                    let evaluated = self
+                        .program
+                        .eval_rule(&rule, review.clone(), limits.start())
+                        .map_err(EvalError::from)
+                        .and_then(|v| {
+                            let json = serde_json::to_value(&v)
+                                .map_err(|e| EvalError::Failed(e.to_string()))?;
+                            match json {
+                                Json::Array(items) => items
+                                    .iter()
+                                    .map(violation)
+                                    .collect::<Result<Vec<_>, _>>()
+                                    .map_err(|message| EvalError::Malformed {
+                                        policy: p.name.clone(),
+                                        message,
+                                    }),
+                                Json::Null => Ok(Vec::new()),
+                                other => Err(EvalError::Malformed {
+                                    policy: p.name.clone(),
+                                    message: format!("violation must be a set, got {other}"),
+                                }),
+                            }
+                        });
+                    out.push(match evaluated {
+                        Ok(v) => Audited::Checked(p, v),
+                        Err(e) => Audited::Failed(p, e),
+                    });
+                }
+            }
+        }
+        out
     }
 
     /// Runs the mutating policies to a fixed point. Each round evaluates every

@@ -53,6 +53,128 @@ pub struct Violation {
     pub fix: Option<String>,
 }
 
+impl Violation {
+    /// The violation as the user sees it: `[policy] path: what is wrong. Fix: how.`
+    pub fn line(&self, policy: &str) -> String {
+        let mut s = format!("[{policy}] ");
+        if let Some(path) = &self.path {
+            s.push_str(path);
+            s.push_str(": ");
+        }
+        s.push_str(self.msg.trim_end_matches('.'));
+        if let Some(fix) = &self.fix {
+            s.push_str(". Fix: ");
+            s.push_str(fix.trim_end_matches('.'));
+        }
+        s.push('.');
+        s
+    }
+}
+
+/// How serious a policy's violation is, in PolicyReport words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// `critical`
+    Critical,
+    /// `high`
+    High,
+    /// `medium`
+    Medium,
+    /// `low`
+    Low,
+    /// `info`
+    Info,
+}
+
+impl Severity {
+    /// The lower-case name reports use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Critical => "critical",
+            Self::High => "high",
+            Self::Medium => "medium",
+            Self::Low => "low",
+            Self::Info => "info",
+        }
+    }
+
+    /// Reads a name (`high`, `Medium`, ...).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "critical" => Some(Self::Critical),
+            "high" => Some(Self::High),
+            "medium" => Some(Self::Medium),
+            "low" => Some(Self::Low),
+            "info" => Some(Self::Info),
+            _ => None,
+        }
+    }
+}
+
+/// What audit says of one policy (or one of its violations) for one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditOutcome {
+    /// The policy applies and finds nothing wrong.
+    Pass,
+    /// A violation of a policy that denies (or would, from `dryrun`).
+    Fail,
+    /// A violation of a policy that warns.
+    Warn,
+    /// The policy applies but cannot be judged on an object at rest.
+    Skip,
+    /// The evaluation failed.
+    Error,
+}
+
+impl AuditOutcome {
+    /// The PolicyReport name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pass => "pass",
+            Self::Fail => "fail",
+            Self::Warn => "warn",
+            Self::Skip => "skip",
+            Self::Error => "error",
+        }
+    }
+
+    /// Every outcome, in report order.
+    pub const ALL: [Self; 5] = [Self::Pass, Self::Fail, Self::Warn, Self::Skip, Self::Error];
+}
+
+/// One result of auditing one object: a policy that passed, one of its
+/// violations, a skip or an error.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AuditResult {
+    /// The native policy's name, or the Constraint's.
+    pub policy: String,
+    /// `violation` for native policies, the Constraint kind for Gatekeeper.
+    pub rule: String,
+    /// What audit says.
+    pub result: AuditOutcome,
+    /// The policy's enforcement (`deny`, `warn`, `dryrun`) at this point.
+    #[serde(serialize_with = "enforcement_name")]
+    pub enforcement: Enforcement,
+    /// The line a developer sees at admission (`[policy] path: what. Fix:
+    /// how.`), the reason of a skip or an error; empty for a pass.
+    pub message: String,
+    /// The field path of a violation, when the policy gave one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// How serious a violation is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub severity: Option<Severity>,
+    /// What the policy is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+}
+
+fn enforcement_name<S: serde::Serializer>(e: &Enforcement, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(e.as_str())
+}
+
 /// Errors evaluating a request. These are webhook failures, not verdicts on
 /// the object; the configured failure mode decides what the user sees.
 #[derive(Debug, thiserror::Error)]

@@ -241,37 +241,7 @@ pub fn query_timeout(uri: &Uri) -> Option<Duration> {
     uri.query()?
         .split('&')
         .find_map(|kv| kv.strip_prefix("timeout="))
-        .and_then(parse_go_duration)
-}
-
-/// Parses a Go duration string such as `10s`, `1m30s`, `500ms` or `2.5s`.
-pub fn parse_go_duration(s: &str) -> Option<Duration> {
-    let mut total = 0f64;
-    let mut rest = s.trim();
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-        let value: f64 = rest[..num_len].parse().ok()?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 1e-3,
-            "us" | "µs" => 1e-6,
-            "ns" => 1e-9,
-            _ => return None,
-        };
-        total += value * scale;
-        rest = &rest[unit_len..];
-    }
-    // try_from: a huge value from a request must be an error, not a panic.
-    Duration::try_from_secs_f64(total).ok()
+        .and_then(crate::units::parse_go_duration)
 }
 
 #[cfg(test)]
@@ -279,17 +249,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_the_timeouts_the_api_server_sends() {
-        assert_eq!(parse_go_duration("10s"), Some(Duration::from_secs(10)));
-        assert_eq!(parse_go_duration("1m30s"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_go_duration("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_go_duration("2.5s"), Some(Duration::from_millis(2500)));
-        assert_eq!(parse_go_duration("10"), None);
-        assert_eq!(parse_go_duration("99999999999999999999999h"), None);
-        assert_eq!(parse_go_duration("1e400s"), None);
-        assert_eq!(parse_go_duration("abc"), None);
-        assert_eq!(parse_go_duration(""), None);
+    fn reads_the_timeout_the_api_server_appends() {
         let uri: Uri = "/validate?timeout=3s".parse().unwrap_or_default();
         assert_eq!(query_timeout(&uri), Some(Duration::from_secs(3)));
+        let uri: Uri = "/validate".parse().unwrap_or_default();
+        assert_eq!(query_timeout(&uri), None);
     }
 }

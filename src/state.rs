@@ -23,6 +23,11 @@ pub struct Live {
     draining: AtomicBool,
     /// Why no bundle is live yet (shown by `/readyz`).
     waiting: ArcSwap<String>,
+    /// What else readiness waits for (the audit's first full scan), if
+    /// anything.
+    gate: ArcSwapOption<String>,
+    /// The live revision, for tasks that act when it changes.
+    revision: tokio::sync::watch::Sender<Option<String>>,
     metrics: Metrics,
 }
 
@@ -34,6 +39,8 @@ impl Live {
             inventory: ArcSwap::from_pointee(crate::decision::empty_inventory()),
             draining: AtomicBool::new(false),
             waiting: ArcSwap::from_pointee("waiting for the first policy bundle".to_string()),
+            gate: ArcSwapOption::empty(),
+            revision: tokio::sync::watch::Sender::new(None),
             metrics,
         })
     }
@@ -59,7 +66,19 @@ impl Live {
         for note in bundle.gatekeeper().notes() {
             tracing::warn!(note = %note, "part of the bundle is not enforced");
         }
+        let revision = bundle.revision().to_string();
         self.bundle.store(Some(Arc::new(bundle)));
+        self.revision.send_replace(Some(revision));
+    }
+
+    /// The live revision as it changes (`None` until a bundle is live).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<Option<String>> {
+        self.revision.subscribe()
+    }
+
+    /// Holds readiness back for `reason` (`None` lifts it).
+    pub fn set_gate(&self, reason: Option<String>) {
+        self.gate.store(reason.map(Arc::new));
     }
 
     /// The current `data.inventory` (empty unless `--inventory` kinds are watched).
@@ -84,6 +103,9 @@ impl Live {
         }
         if self.bundle.load().is_none() {
             return Err(self.waiting.load().as_ref().clone());
+        }
+        if let Some(reason) = self.gate.load().as_ref() {
+            return Err(reason.as_ref().clone());
         }
         Ok(())
     }

@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use crate::units::{parse_bytes, parse_duration};
+
 use crate::bundle::BundleFiles;
 use crate::compiled::{CompileError, CompileOptions, CompiledBundle};
 use crate::decision::{DecideOptions, FailureMode};
@@ -76,40 +78,6 @@ impl DecideArgs {
     }
 }
 
-/// Parses a byte count: a plain number, or one with a Kubernetes-style
-/// suffix (Ki, Mi, Gi, with or without a trailing B; K, M, G are powers of
-/// ten).
-pub fn parse_bytes(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (number, unit) = t.split_at(digits);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size (examples: 32Mi, 64MiB, 1Gi, 1048576)"))?;
-    let scale: u64 = match unit.trim().trim_end_matches('B') {
-        "" => 1,
-        "Ki" => 1 << 10,
-        "Mi" => 1 << 20,
-        "Gi" => 1 << 30,
-        "K" | "k" => 1_000,
-        "M" => 1_000_000,
-        "G" => 1_000_000_000,
-        other => {
-            return Err(format!(
-                "{s:?}: unknown unit {other:?} (Ki, Mi, Gi, K, M, G)"
-            ))
-        }
-    };
-    n.checked_mul(scale)
-        .ok_or_else(|| format!("{s:?} is too large"))
-}
-
-/// Parses a Go-style duration flag.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    crate::server::parse_go_duration(s)
-        .ok_or_else(|| format!("{s:?} is not a duration (examples: 2s, 500ms, 1m30s)"))
-}
-
 /// Reads and compiles a bundle: `dir`, or the embedded default bundle.
 pub fn load_bundle(
     dir: Option<&PathBuf>,
@@ -129,23 +97,5 @@ pub fn print_compile_error(e: &CompileError) {
         for line in detail.lines() {
             eprintln!("  {line}");
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_parse_like_kubernetes_quantities() {
-        assert_eq!(parse_bytes("32Mi"), Ok(32 << 20));
-        assert_eq!(parse_bytes("32MiB"), Ok(32 << 20));
-        assert_eq!(parse_bytes("1Gi"), Ok(1 << 30));
-        assert_eq!(parse_bytes("500K"), Ok(500_000));
-        assert_eq!(parse_bytes("4096"), Ok(4096));
-        assert_eq!(parse_bytes("0"), Ok(0));
-        assert!(parse_bytes("lots").is_err());
-        assert!(parse_bytes("3Ti").is_err());
-        assert!(parse_bytes("99999999999999999999Gi").is_err());
     }
 }

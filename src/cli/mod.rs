@@ -2,10 +2,12 @@
 //! from a `REGENT_*` variable) and one module per command. `main` parses
 //! [`Cli`] and calls [`Cli::run`]; everything else lives here and below.
 
+mod audit;
 mod cert;
 mod check;
 mod common;
 mod eval;
+mod inputs;
 mod serve;
 mod test;
 mod verify;
@@ -60,6 +62,8 @@ pub enum Command {
     Cert(cert::CertArgs),
     /// Run gator test suites (kind: Suite) against their templates and constraints.
     Verify(verify::VerifyArgs),
+    /// Audit objects as they are (files, or the cluster with --cluster) and report what fails.
+    Audit(Box<audit::AuditArgs>),
 }
 
 impl Cli {
@@ -72,6 +76,7 @@ impl Cli {
             Command::Check(args) => args.run(),
             Command::Cert(args) => args.run()?,
             Command::Verify(args) => args.run(),
+            Command::Audit(args) => args.run().await?,
         };
         Ok(ExitCode::from(code))
     }

@@ -9,17 +9,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use super::common::DecideArgs;
-use crate::compiled::CompileOptions;
 use crate::connections::ConnectionLimits;
 use crate::metrics::Metrics;
-use crate::reload::{self, configmaps, ReloadOptions, Reloader, SourceKind};
-use crate::runtime::Limits;
+use crate::reload::{self, sources::SourceArgs};
 use crate::server::{AdmissionState, DEFAULT_MAX_BODY_BYTES};
 use crate::state::Live;
 use crate::{admin, server, tls};
@@ -65,40 +62,6 @@ pub struct ServeArgs {
     /// Longest wait for in-flight requests after accepting stops.
     #[arg(long, env = "REGENT_SHUTDOWN_GRACE", default_value = "20s", value_parser = super::common::parse_duration)]
     pub shutdown_grace: Duration,
-}
-
-/// ConfigMap source and reload settings. With neither `--policies` nor
-/// `--watch-configmaps`, the embedded default bundle is served.
-#[derive(Debug, Clone, clap::Args)]
-pub struct SourceArgs {
-    /// Load policy bundles from labelled ConfigMaps in the webhook's namespace
-    /// (kubeconfig from KUBECONFIG or the in-cluster service account).
-    #[arg(long, env = "REGENT_WATCH_CONFIGMAPS")]
-    pub watch_configmaps: bool,
-    /// Label selector of bundle ConfigMaps.
-    #[arg(
-        long,
-        env = "REGENT_BUNDLE_SELECTOR",
-        default_value = "regent.dev/bundle"
-    )]
-    pub bundle_selector: String,
-    /// The namespace to watch (default: POD_NAMESPACE, else the service account's).
-    #[arg(long, env = "REGENT_NAMESPACE")]
-    pub namespace: Option<String>,
-    /// This replica's name in Events and status annotations (default: POD_NAME, else the host name).
-    #[arg(long, env = "POD_NAME")]
-    pub pod_name: Option<String>,
-    /// Layer the embedded default bundle under the configured sources.
-    #[arg(long, env = "REGENT_WITH_DEFAULT_BUNDLE")]
-    pub with_default_bundle: bool,
-    /// Run a new bundle's own test_* rules before it goes live; reject it if any fails.
-    #[arg(long, env = "REGENT_RELOAD_REQUIRE_TESTS")]
-    pub reload_require_tests: bool,
-    /// Kinds to watch cluster-wide as Gatekeeper referential data
-    /// (`data.inventory`), e.g. `v1/Namespace,networking.k8s.io/v1/Ingress`;
-    /// `=plural` after a kind names its resource. Needs list/watch on each.
-    #[arg(long, env = "REGENT_INVENTORY", value_delimiter = ',')]
-    pub inventory: Vec<reload::inventory::InventoryKind>,
 }
 
 /// Limits on the admission port's connections. The defaults suit an API
@@ -220,7 +183,7 @@ impl ServeArgs {
             .with_context(|| format!("binding {admin_addr}"))?;
         tracing::info!(addr = %listener.local_addr()?, admin = %admin_listener.local_addr()?, "listening");
 
-        start_sources(&live, policies, &sources, decide.limits.limits()).await?;
+        reload::sources::start(&live, policies, &sources, decide.limits.limits()).await?;
         if let (Some(cert), Some(key)) = (&tls.tls_cert, &tls.tls_key) {
             reload::certs::spawn(cert.clone(), key.clone(), resolver, metrics.clone())
                 .context("watching the certificate files")?;
@@ -287,97 +250,6 @@ impl ServeArgs {
         tracing::info!("stopped");
         Ok(super::common::EXIT_OK)
     }
-}
-
-/// Starts the bundle sources and the reloader; with no source configured,
-/// installs the embedded default bundle.
-async fn start_sources(
-    live: &Arc<Live>,
-    policies: Option<PathBuf>,
-    sources: &SourceArgs,
-    limits: Limits,
-) -> anyhow::Result<()> {
-    let SourceArgs {
-        watch_configmaps,
-        bundle_selector,
-        namespace,
-        pod_name,
-        with_default_bundle,
-        reload_require_tests,
-        inventory,
-    } = sources;
-    let metrics = live.metrics().clone();
-    let mut client: Option<kube::Client> = None;
-    if !inventory.is_empty() {
-        let c = kube::Client::try_default().await.context(
-            "connecting to the Kubernetes API for --inventory (KUBECONFIG or in-cluster config)",
-        )?;
-        reload::inventory::spawn(c.clone(), inventory.clone(), live.clone());
-        client = Some(c);
-    }
-    if policies.is_none() && !watch_configmaps {
-        let compile = CompileOptions {
-            limits,
-            ..Default::default()
-        };
-        let bundle = match super::common::load_bundle(None, compile) {
-            Ok(b) => b,
-            Err(e) => {
-                super::common::print_compile_error(&e);
-                anyhow::bail!("the embedded bundle does not compile");
-            }
-        };
-        live.install(bundle);
-        return Ok(());
-    }
-    let (tx, rx) = mpsc::channel(16);
-    let mut expected = Vec::new();
-    let options = ReloadOptions {
-        with_default_bundle: *with_default_bundle,
-        require_tests: *reload_require_tests,
-        limits,
-    };
-    let mut reporter = None;
-    if let Some(dir) = policies {
-        reload::dir::spawn(dir.clone(), tx.clone(), metrics.clone())
-            .with_context(|| format!("watching {}", dir.display()))?;
-        expected.push(SourceKind::Directory);
-    }
-    if *watch_configmaps {
-        let ns = configmaps::resolve_namespace(namespace.as_deref())
-            .context("no namespace to watch: pass --namespace or set POD_NAMESPACE")?;
-        let client = match client.take() {
-            Some(c) => c,
-            None => kube::Client::try_default()
-                .await
-                .context("connecting to the Kubernetes API (KUBECONFIG or in-cluster config)")?,
-        };
-        let pod = pod_name
-            .clone()
-            .or_else(|| std::env::var("HOSTNAME").ok())
-            .unwrap_or_else(|| "regent".to_string());
-        tracing::info!(namespace = %ns, selector = %bundle_selector, pod = %pod, "watching bundle ConfigMaps");
-        configmaps::spawn(
-            client.clone(),
-            ns,
-            bundle_selector.clone(),
-            tx.clone(),
-            metrics.clone(),
-        );
-        reporter = Some(configmaps::StatusReporter::new(
-            client,
-            pod,
-            metrics.clone(),
-        ));
-        expected.push(SourceKind::ConfigMaps);
-    }
-    drop(tx);
-    let mut reloader = Reloader::new(live.clone(), options, expected);
-    if let Some(r) = reporter {
-        reloader = reloader.with_reporter(r);
-    }
-    tokio::spawn(reloader.run(rx));
-    Ok(())
 }
 
 /// The serving certificate: the given PEM pair, or a generated development one.

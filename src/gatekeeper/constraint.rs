@@ -15,6 +15,13 @@ use crate::outcome::Enforcement;
 pub const WEBHOOK_POINT: &str = "validation.gatekeeper.sh";
 /// The enforcement point of `gator` (and `regent verify`).
 pub const GATOR_POINT: &str = "gator.gatekeeper.sh";
+/// The enforcement point of audit (`regent audit`).
+pub const AUDIT_POINT: &str = "audit.gatekeeper.sh";
+
+/// The annotation that gives a Constraint's severity in audit reports.
+pub const SEVERITY_ANNOTATION: &str = "regent.dev/severity";
+/// The annotation that gives a Constraint's category in audit reports.
+pub const CATEGORY_ANNOTATION: &str = "regent.dev/category";
 
 /// What a Constraint does with its violations at one enforcement point.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,12 +107,24 @@ pub struct Constraint {
     pub path: String,
     /// What it does with violations.
     pub action: Action,
+    /// How serious a violation is (reports): the `regent.dev/severity`
+    /// annotation.
+    pub severity: Option<crate::outcome::Severity>,
+    /// What it is about (reports): the `regent.dev/category` annotation.
+    pub category: Option<String>,
     /// The index of its template in the set.
     pub(super) template: usize,
     /// `spec.parameters`, as `input.parameters`.
     pub(super) parameters: Value,
     /// `spec.match`.
     pub(super) matching: matching::Match,
+}
+
+impl Constraint {
+    /// The `spec.match.kinds` entries (apiGroups × kinds); empty: any kind.
+    pub fn kinds(&self) -> &[matching::Kinds] {
+        &self.matching.kinds
+    }
 }
 
 /// Loads a Constraint of the template at `index`, checking its parameters
@@ -145,11 +164,27 @@ pub fn load(
         .check()
         .map_err(|e| invalid(doc, format!("spec.match.{e}")))?;
     let action = Action::parse(&v["spec"]).map_err(|e| invalid(doc, format!("spec.{e}")))?;
+    let annotation = |key: &str| {
+        v["metadata"]["annotations"][key]
+            .as_str()
+            .map(str::to_string)
+    };
+    let severity = match annotation(SEVERITY_ANNOTATION) {
+        None => None,
+        Some(s) => Some(crate::outcome::Severity::parse(&s).ok_or_else(|| {
+            invalid(
+                doc,
+                format!("metadata.annotations.{SEVERITY_ANNOTATION}: {s:?} is not critical, high, medium, low or info"),
+            )
+        })?),
+    };
     Ok(Constraint {
         name,
         kind,
         path: doc.path.clone(),
         action,
+        severity,
+        category: annotation(CATEGORY_ANNOTATION),
         template: index,
         parameters: Value::from(parameters),
         matching,

@@ -84,6 +84,11 @@ pub fn load(doc: &ObjectDoc) -> Result<Expansion, GatekeeperError> {
 }
 
 impl Expansion {
+    /// The `applyTo` entries: (groups, versions, kinds).
+    pub fn apply_to(&self) -> &[(Vec<String>, Vec<String>, Vec<String>)] {
+        &self.apply_to
+    }
+
     /// Whether the template applies to objects of this group, version and kind.
     pub fn applies_to(&self, group: &str, version: &str, kind: &str) -> bool {
         let has = |list: &[String], v: &str| list.iter().any(|x| x == v || x == "*");

@@ -43,7 +43,7 @@ use crate::objects::{ObjectClass, ObjectDoc};
 use crate::outcome::{Enforcement, EvalError};
 use crate::runtime::{object_of, Budget, Limits};
 
-pub use constraint::{Action, Constraint, GATOR_POINT, WEBHOOK_POINT};
+pub use constraint::{Action, Constraint, AUDIT_POINT, GATOR_POINT, WEBHOOK_POINT};
 pub use expansion::Expansion;
 pub use inventory::inventory;
 use object::invalid;
@@ -166,6 +166,11 @@ impl Set {
         &self.constraints
     }
 
+    /// The loaded ExpansionTemplates.
+    pub fn expansions(&self) -> &[Expansion] {
+        &self.expansions
+    }
+
     /// `(template name, kind)` of each compiled template.
     pub fn templates(&self) -> Vec<(String, String)> {
         self.templates
@@ -181,7 +186,8 @@ impl Set {
 
     /// Reviews one AdmissionRequest (`input.review`) at an enforcement
     /// point: every matching Constraint, then the objects ExpansionTemplates
-    /// make of it. `inventory` is `data.inventory`.
+    /// make of it. `inventory` is `data.inventory`. The first evaluation
+    /// error fails the whole review.
     pub fn review(
         &self,
         request: &Value,
@@ -189,25 +195,46 @@ impl Set {
         point: &str,
         budget: Budget,
     ) -> Result<Vec<Hit>, EvalError> {
-        let mut hits: Vec<Hit> = Vec::new();
-        if self.constraints.is_empty() {
-            return Ok(hits);
-        }
-        let request = prepare_request(request, inventory);
-        self.review_one(&request, inventory, point, budget, None, 0, &mut hits)?;
-        Ok(hits)
+        let reviewed = self.review_all(request, inventory, point, budget, false)?;
+        Ok(reviewed.hits)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn review_one(
+    /// Reviews one AdmissionRequest and says, besides the violations, which
+    /// Constraints were checked, which were skipped (at the audit point, a
+    /// Constraint whose template reads what only an admission request has)
+    /// and, with `isolate`, which failed to evaluate: each failure is that
+    /// Constraint's result, and the others still decide. Without `isolate`
+    /// the first failure fails the review.
+    pub fn review_all(
         &self,
         request: &Value,
         inventory: &Value,
         point: &str,
         budget: Budget,
+        isolate: bool,
+    ) -> Result<Reviewed, EvalError> {
+        let mut out = Reviewed::default();
+        if self.constraints.is_empty() {
+            return Ok(out);
+        }
+        let request = prepare_request(request, inventory);
+        let pass = Pass {
+            inventory,
+            point,
+            budget,
+            isolate,
+        };
+        self.review_one(&request, &pass, None, 0, &mut out)?;
+        Ok(out)
+    }
+
+    fn review_one(
+        &self,
+        request: &Value,
+        pass: &Pass<'_>,
         implied: Option<(&str, Option<Enforcement>)>,
         depth: usize,
-        hits: &mut Vec<Hit>,
+        out: &mut Reviewed,
     ) -> Result<(), EvalError> {
         let text = |v: &Value| v.as_string().map(|s| s.to_string()).unwrap_or_default();
         let group = text(&request["kind"]["group"]);
@@ -228,23 +255,41 @@ impl Set {
         };
         let mut input: Option<Value> = None;
         for c in &self.constraints {
-            let mut enforcement = c.action.at(point);
+            let mut enforcement = c.action.at(pass.point);
             if enforcement == Enforcement::Off {
                 continue;
             }
-            let matched = c.matching.matches(&target).map_err(|e| {
-                EvalError::Failed(format!("constraint {} ({}): {e}", c.name, c.kind))
-            })?;
+            if let Some((_, Some(action))) = implied {
+                enforcement = action;
+            }
+            let matched = match c.matching.matches(&target) {
+                Ok(m) => m,
+                Err(e) => {
+                    let error =
+                        EvalError::Failed(format!("constraint {} ({}): {e}", c.name, c.kind));
+                    if !pass.isolate {
+                        return Err(error);
+                    }
+                    out.push_error(c, enforcement, error);
+                    continue;
+                }
+            };
             if !matched {
                 continue;
             }
             let template = &self.templates[c.template];
+            if pass.point == AUDIT_POINT {
+                if let Some(reason) = &template.audit_skip {
+                    out.push_skipped(c, reason);
+                    continue;
+                }
+            }
             let base = match &input {
                 Some(v) => v.clone(),
                 None => {
                     let v = object_of(&[
                         ("review", request.clone()),
-                        (INVENTORY_KEY, inventory.clone()),
+                        (INVENTORY_KEY, pass.inventory.clone()),
                     ]);
                     input = Some(v.clone());
                     v
@@ -254,37 +299,29 @@ impl Set {
             if let Ok(map) = this_input.as_object_mut() {
                 map.insert(Value::from("parameters"), c.parameters.clone());
             }
-            let results = template.evaluate(this_input, budget)?;
-            let mut messages = Vec::new();
-            for r in results {
-                let msg = match &r["msg"] {
-                    Value::String(s) => s.to_string(),
-                    other => {
-                        return Err(EvalError::Malformed {
-                            policy: c.name.clone(),
-                            message: format!(
-                                "a violation needs a string `msg`, got {}",
-                                serde_json::to_string(other).unwrap_or_default()
-                            ),
-                        })
+            let messages = template
+                .evaluate(this_input, pass.budget)
+                .map_err(EvalError::from)
+                .and_then(|results| messages_of(c, results, implied));
+            let messages = match messages {
+                Ok(m) => m,
+                Err(error) => {
+                    if !pass.isolate {
+                        return Err(error);
                     }
-                };
-                messages.push(match implied {
-                    Some((name, _)) => format!("[Implied by {name}] {msg}"),
-                    None => msg,
-                });
-            }
-            if let Some((_, Some(action))) = implied {
-                enforcement = action;
-            }
+                    out.push_error(c, enforcement, error);
+                    continue;
+                }
+            };
+            out.push_checked(c, enforcement);
             if messages.is_empty() {
                 continue;
             }
-            match hits.iter_mut().find(|h| {
+            match out.hits.iter_mut().find(|h| {
                 h.constraint == c.name && h.kind == c.kind && h.enforcement == enforcement
             }) {
                 Some(h) => h.messages.extend(messages),
-                None => hits.push(Hit {
+                None => out.hits.push(Hit {
                     constraint: c.name.clone(),
                     kind: c.kind.clone(),
                     enforcement,
@@ -305,16 +342,139 @@ impl Set {
             let override_action = e.action.or(implied.and_then(|(_, a)| a));
             self.review_one(
                 &child,
-                inventory,
-                point,
-                budget,
+                pass,
                 Some((&e.name, override_action)),
                 depth + 1,
-                hits,
+                out,
             )?;
         }
         Ok(())
     }
+}
+
+/// The settings of one review, shared by its expansions.
+struct Pass<'a> {
+    inventory: &'a Value,
+    point: &'a str,
+    budget: Budget,
+    isolate: bool,
+}
+
+/// The messages of a template's results, in Gatekeeper's words.
+fn messages_of(
+    c: &Constraint,
+    results: Vec<Value>,
+    implied: Option<(&str, Option<Enforcement>)>,
+) -> Result<Vec<String>, EvalError> {
+    let mut messages = Vec::new();
+    for r in results {
+        let msg = match &r["msg"] {
+            Value::String(s) => s.to_string(),
+            other => {
+                return Err(EvalError::Malformed {
+                    policy: c.name.clone(),
+                    message: format!(
+                        "a violation needs a string `msg`, got {}",
+                        serde_json::to_string(other).unwrap_or_default()
+                    ),
+                })
+            }
+        };
+        messages.push(match implied {
+            Some((name, _)) => format!("[Implied by {name}] {msg}"),
+            None => msg,
+        });
+    }
+    Ok(messages)
+}
+
+/// One Constraint as a review saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConstraintRef {
+    /// The Constraint's name.
+    pub constraint: String,
+    /// Its kind.
+    pub kind: String,
+    /// What its violations do at this point.
+    pub enforcement: Enforcement,
+}
+
+/// Everything one review found.
+#[derive(Debug, Default)]
+pub struct Reviewed {
+    /// Constraints with violations, and the messages.
+    pub hits: Vec<Hit>,
+    /// Constraints that matched and were evaluated (with or without hits).
+    pub checked: Vec<ConstraintRef>,
+    /// Constraints that matched but were not evaluated, and why.
+    pub skipped: Vec<(ConstraintRef, String)>,
+    /// Constraints whose evaluation failed (with `isolate`), and why.
+    pub errors: Vec<(ConstraintRef, EvalError)>,
+}
+
+impl Reviewed {
+    fn reference(c: &Constraint, enforcement: Enforcement) -> ConstraintRef {
+        ConstraintRef {
+            constraint: c.name.clone(),
+            kind: c.kind.clone(),
+            enforcement,
+        }
+    }
+
+    fn push_checked(&mut self, c: &Constraint, enforcement: Enforcement) {
+        let r = Self::reference(c, enforcement);
+        if !self.checked.contains(&r) {
+            self.checked.push(r);
+        }
+    }
+
+    fn push_skipped(&mut self, c: &Constraint, reason: &str) {
+        let r = Self::reference(c, c.action.at(AUDIT_POINT));
+        if !self.skipped.iter().any(|(x, _)| *x == r) {
+            self.skipped.push((r, reason.to_string()));
+        }
+    }
+
+    fn push_error(&mut self, c: &Constraint, enforcement: Enforcement, error: EvalError) {
+        let r = Self::reference(c, enforcement);
+        if !self.errors.iter().any(|(x, _)| *x == r) {
+            self.errors.push((r, error));
+        }
+    }
+}
+
+/// The `input.review` gator (and Gatekeeper's audit) builds for an object
+/// at rest: an AdmissionReview's request as it is, or for any other object
+/// an AdmissionRequest with only `kind`, `name`, `namespace` and `object`
+/// set.
+pub fn request_for_object(object: &Json) -> Result<Value, String> {
+    let api_version = object["apiVersion"].as_str().unwrap_or_default();
+    let kind = object["kind"].as_str().unwrap_or_default();
+    if kind == "AdmissionReview" && api_version.starts_with("admission.k8s.io/") {
+        let request = &object["request"];
+        if !request.is_object() {
+            return Err("an AdmissionReview without a request".to_string());
+        }
+        return Ok(Value::from(request.clone()));
+    }
+    if kind.is_empty() || api_version.is_empty() {
+        return Err("the object has no apiVersion or kind".to_string());
+    }
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let mut request = serde_json::json!({
+        "uid": "",
+        "kind": {"group": group, "version": version, "kind": kind},
+        "resource": {"group": "", "version": "", "resource": ""},
+        "operation": "",
+        "userInfo": {},
+        "object": object,
+    });
+    for field in ["name", "namespace"] {
+        if let Some(v) = object["metadata"][field].as_str().filter(|v| !v.is_empty()) {
+            request[field] = Json::String(v.to_string());
+        }
+    }
+    Ok(Value::from(request))
 }
 
 /// The request as Gatekeeper hands it to templates: on DELETE the object

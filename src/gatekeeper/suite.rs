@@ -368,37 +368,10 @@ fn check_case(
     }
 }
 
-/// The `input.review` gator builds for an object under test: an
-/// AdmissionReview's request as it is, or for any other object an
-/// AdmissionRequest with only `kind`, `name`, `namespace` and `object` set.
+/// The `input.review` gator builds for an object under test (see
+/// [`super::request_for_object`]).
 pub fn request_for(object: &Json) -> Result<Value, String> {
-    let api_version = object["apiVersion"].as_str().unwrap_or_default();
-    let kind = object["kind"].as_str().unwrap_or_default();
-    if kind == "AdmissionReview" && api_version.starts_with("admission.k8s.io/") {
-        let request = &object["request"];
-        if !request.is_object() {
-            return Err("an AdmissionReview without a request".to_string());
-        }
-        return Ok(Value::from(request.clone()));
-    }
-    if kind.is_empty() || api_version.is_empty() {
-        return Err("the object has no apiVersion or kind".to_string());
-    }
-    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-    let mut request = serde_json::json!({
-        "uid": "",
-        "kind": {"group": group, "version": version, "kind": kind},
-        "resource": {"group": "", "version": "", "resource": ""},
-        "operation": "",
-        "userInfo": {},
-        "object": object,
-    });
-    for field in ["name", "namespace"] {
-        if let Some(v) = object["metadata"][field].as_str().filter(|v| !v.is_empty()) {
-            request[field] = Json::String(v.to_string());
-        }
-    }
-    Ok(Value::from(request))
+    super::request_for_object(object)
 }
 
 #[cfg(test)]

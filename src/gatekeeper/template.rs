@@ -32,6 +32,9 @@ pub struct Template {
     pub name: String,
     /// The Constraint kind it defines.
     pub kind: String,
+    /// Why audit cannot judge objects at rest with it, if it cannot (its
+    /// Rego reads `userInfo` or `oldObject`).
+    pub audit_skip: Option<String>,
     program: Program,
 }
 
@@ -203,9 +206,14 @@ pub fn compile(doc: &ObjectDoc, limits: Limits) -> Result<Compiled, GatekeeperEr
     engine
         .eval_query("true".to_string(), false)
         .map_err(|e| at_main(e.to_string()))?;
+    let reach: String = std::iter::once(source.rego.as_str())
+        .chain(source.libs.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join("\n");
     let mut template = Template {
         name: name.clone(),
         kind,
+        audit_skip: crate::policy::audit_skip_reason(&reach),
         program: Program::new(engine),
     };
     // regorus resolves function names on first evaluation: a call to a

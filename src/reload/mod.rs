@@ -14,6 +14,7 @@ pub mod certs;
 pub mod configmaps;
 pub mod dir;
 pub mod inventory;
+pub mod sources;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

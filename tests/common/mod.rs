@@ -597,3 +597,102 @@ pub fn peak_rss(pid: u32) -> u64 {
 pub fn repo_path(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
+
+/// A running `regent audit --cluster`.
+pub struct AuditProcess {
+    child: Child,
+    pub admin: SocketAddr,
+    pub logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl AuditProcess {
+    /// Starts `regent audit --cluster` against the fake API server `kubeconfig`.
+    pub fn start(kubeconfig: &Path, pod: &str, extra: &[&str]) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_regent"));
+        cmd.args([
+            "--log-format",
+            "json",
+            "--log",
+            "info",
+            "audit",
+            "--cluster",
+            "--admin-addr",
+            "127.0.0.1:0",
+            "--namespace",
+            fake_api::NAMESPACE,
+            "--pod-name",
+            pod,
+        ]);
+        cmd.args(extra);
+        cmd.env("KUBECONFIG", kubeconfig);
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .stdin(Stdio::null());
+        let mut child = cmd.spawn().expect("spawn regent audit");
+        let stderr = child.stderr.take().unwrap();
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("\"audit listening\"") {
+                    let _ = tx.send(line.clone());
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) else {
+            let _ = child.kill();
+            panic!(
+                "regent audit did not start; logs:\n{}",
+                logs.lock().unwrap().join("\n")
+            );
+        };
+        let v: Value = serde_json::from_str(&line).unwrap();
+        let admin = v["fields"]["admin"].as_str().unwrap().parse().unwrap();
+        Self { child, admin, logs }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn metrics(&self) -> String {
+        admin_get(self.admin, "/metrics")
+            .map(|r| r.1)
+            .unwrap_or_default()
+    }
+
+    pub fn status(&self) -> Value {
+        let body = admin_get(self.admin, "/status").unwrap().1;
+        serde_json::from_str(&body).unwrap()
+    }
+
+    pub fn ready(&self) -> bool {
+        matches!(admin_get(self.admin, "/readyz"), Ok((200, _)))
+    }
+
+    pub fn log_text(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+
+    /// Kills the process at once (no Lease release).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+    }
+}
+
+impl Drop for AuditProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,771 @@
+//! `regent audit --cluster`: the audit process. A Deployment of its own, so
+//! audit load never competes with admission for CPU.
+//!
+//! It takes its bundle from the same sources as `regent serve` (hot reload,
+//! last known good, `--inventory`). One replica writes: the holder of a
+//! `coordination.k8s.io/v1` Lease (kube-lease-manager); the others stand by
+//! and take over when the Lease expires. The holder:
+//! - finds out which report resources the cluster serves, and reads the
+//!   reports already written (their content hashes) so a restart rewrites
+//!   nothing that has not changed;
+//! - watches, with paginated lists and kube-runtime watchers, only the kinds
+//!   the bundle's policies and Constraints can match ([`super::kinds`]); a
+//!   kind that cannot be listed is reported and the rest are audited;
+//! - evaluates each object with [`CompiledBundle::audit`] on every watch
+//!   event, on as many threads as the machine has cores, and again for every
+//!   object when the bundle revision changes and every `--audit-interval`;
+//! - keeps a small record per object ([`super::store`]), never the object;
+//! - writes a report only when its content changed, at most `--report-qps`
+//!   writes a second; the backlog is a metric.
+//!
+//! `/readyz` turns true on the holder after its first full scan, on a
+//! standby once its bundle is live; `/status` says what it audits.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use futures::StreamExt;
+use kube::api::{
+    ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
+};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use kube::{Api, Client};
+use serde_json::{json, Value as Json};
+use tokio::sync::Semaphore;
+
+use super::kinds::{self, AuditKind};
+use super::report::{self, ReportOptions, Subject};
+use super::store::{Pending, Store};
+use crate::compiled::CompiledBundle;
+use crate::metrics::Metrics;
+use crate::reload::configmaps;
+use crate::reload::sources::SourceArgs;
+use crate::runtime::Limits;
+use crate::state::Live;
+
+/// Settings of the in-cluster audit.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClusterArgs {
+    /// Admin (plain HTTP) listen address: /healthz, /readyz, /metrics, /status.
+    #[arg(
+        long = "admin-addr",
+        env = "REGENT_ADMIN_ADDR",
+        default_value = "0.0.0.0:8080"
+    )]
+    pub admin_addr: SocketAddr,
+    /// Bundle sources, as for `regent serve`.
+    #[command(flatten)]
+    pub sources: SourceArgs,
+    /// Audit every object again this often (besides every watch event and
+    /// every bundle change); 0 for never.
+    #[arg(long, env = "REGENT_AUDIT_INTERVAL", default_value = "1h", value_parser = crate::units::parse_duration)]
+    pub audit_interval: Duration,
+    /// Most report writes per second.
+    #[arg(long, env = "REGENT_REPORT_QPS", default_value_t = 20.0)]
+    pub report_qps: f64,
+    /// Threads evaluating objects (default: the machine's cores).
+    #[arg(long, env = "REGENT_AUDIT_WORKERS")]
+    pub workers: Option<usize>,
+    /// Elect one writer among replicas with a Lease.
+    #[arg(long, env = "REGENT_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+    /// The Lease's name (in the audit's own namespace).
+    #[arg(long, env = "REGENT_LEASE_NAME", default_value = "regent-audit")]
+    pub lease_name: String,
+    /// How long the Lease holds without renewal; a standby takes over within it.
+    #[arg(long, env = "REGENT_LEASE_DURATION", default_value = "15s", value_parser = crate::units::parse_duration)]
+    pub lease_duration: Duration,
+}
+
+/// What `/status` shows.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Status {
+    leader: bool,
+    revision: Option<String>,
+    report_format: String,
+    writes_enabled: bool,
+    why_not_writing: Option<String>,
+    kinds: Vec<String>,
+    unavailable: Vec<(String, String)>,
+    scans: u64,
+    last_scan_seconds: Option<f64>,
+    objects: usize,
+    backlog: usize,
+}
+
+/// Everything the audit tasks share.
+struct Ctx {
+    client: Client,
+    live: Arc<Live>,
+    metrics: Metrics,
+    limits: Limits,
+    reports: ReportOptions,
+    args: ClusterArgs,
+    workers: usize,
+    store: Mutex<Store>,
+    status: Mutex<Status>,
+    writes_enabled: AtomicBool,
+}
+
+/// Runs the audit process until SIGTERM or SIGINT.
+pub async fn run(
+    args: ClusterArgs,
+    policies: Option<PathBuf>,
+    limits: Limits,
+    reports: ReportOptions,
+) -> anyhow::Result<u8> {
+    let metrics = Metrics::new().context("registering metrics")?;
+    let live = Live::new(metrics.clone());
+    live.set_gate(Some(
+        "the first full audit scan has not finished".to_string(),
+    ));
+    let admin = tokio::net::TcpListener::bind(args.admin_addr)
+        .await
+        .with_context(|| format!("binding {}", args.admin_addr))?;
+    tracing::info!(admin = %admin.local_addr()?, "audit listening");
+    let client = Client::try_default()
+        .await
+        .context("connecting to the Kubernetes API (KUBECONFIG or in-cluster config)")?;
+    let workers = args
+        .workers
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        })
+        .max(1);
+    let ctx = Arc::new(Ctx {
+        client: client.clone(),
+        live: live.clone(),
+        metrics: metrics.clone(),
+        limits,
+        reports,
+        args: args.clone(),
+        workers,
+        store: Mutex::new(Store::new(metrics.audit.clone())),
+        status: Mutex::new(Status {
+            report_format: reports.format.api_version(),
+            ..Status::default()
+        }),
+        writes_enabled: AtomicBool::new(false),
+    });
+    let status_ctx = ctx.clone();
+    let router = crate::admin::router(live.clone()).route(
+        "/status",
+        axum::routing::get(move || {
+            let ctx = status_ctx.clone();
+            async move {
+                let body = serde_json::to_string_pretty(&ctx.snapshot()).unwrap_or_default();
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    body,
+                )
+            }
+        }),
+    );
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(admin, router).await {
+            tracing::error!(error = %e, "admin server failed");
+        }
+    });
+    crate::reload::sources::start(&live, policies, &args.sources, limits).await?;
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("installing the SIGINT handler")?;
+
+    if !args.leader_election {
+        let task = tokio::spawn(lead(ctx.clone()));
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        task.abort();
+        return Ok(0);
+    }
+    let namespace = configmaps::resolve_namespace(args.sources.namespace.as_deref())
+        .context("no namespace for the audit Lease: pass --namespace or set POD_NAMESPACE")?;
+    let identity = args
+        .sources
+        .pod_name
+        .clone()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "regent-audit".to_string());
+    let seconds = args.lease_duration.as_secs().max(2);
+    let manager = kube_lease_manager::LeaseManagerBuilder::new(client, &args.lease_name)
+        .with_namespace(&namespace)
+        .with_identity(&identity)
+        .with_duration(seconds)
+        .with_grace((seconds / 3).max(1))
+        .build()
+        .await
+        .context("setting up the audit Lease")?;
+    let (mut leading, lease_task) = manager.watch().await;
+    tracing::info!(lease = %args.lease_name, %namespace, %identity, "waiting for the audit Lease");
+    let mut task: Option<tokio::task::JoinHandle<()>> = None;
+    let mut standby_ready = tokio::time::interval(Duration::from_secs(1));
+    let started = Instant::now();
+    loop {
+        tokio::select! {
+            changed = leading.changed() => {
+                if changed.is_err() {
+                    tracing::error!("the Lease watch ended; stepping down");
+                    if let Some(t) = task.take() { t.abort(); }
+                    break;
+                }
+                let now_leading = *leading.borrow_and_update();
+                ctx.metrics.audit.leader.set(i64::from(now_leading));
+                ctx.status.lock().unwrap_or_else(|e| e.into_inner()).leader = now_leading;
+                if now_leading && task.is_none() {
+                    tracing::info!(%identity, "holding the audit Lease: auditing");
+                    live.set_gate(Some("the first full audit scan has not finished".to_string()));
+                    task = Some(tokio::spawn(lead(ctx.clone())));
+                } else if !now_leading {
+                    if let Some(t) = task.take() {
+                        tracing::warn!(%identity, "lost the audit Lease: standing by");
+                        t.abort();
+                    }
+                }
+            }
+            _ = standby_ready.tick(), if task.is_none() => {
+                // A standby is ready once its bundle is live and someone else
+                // has held the Lease for a whole Lease duration: it can take
+                // over.
+                if started.elapsed() > args.lease_duration {
+                    live.set_gate(None);
+                }
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    if let Some(t) = task.take() {
+        t.abort();
+    }
+    // Dropping the receiver makes the Lease manager release the Lease, so
+    // a standby takes over at once rather than after it expires.
+    drop(leading);
+    let _ = tokio::time::timeout(Duration::from_secs(5), lease_task).await;
+    Ok(0)
+}
+
+impl Ctx {
+    fn snapshot(&self) -> Status {
+        let mut s = self
+            .status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+        s.objects = store.len();
+        s.backlog = store.backlog();
+        s.writes_enabled = self.writes_enabled.load(Ordering::Relaxed);
+        s
+    }
+
+    fn store(&self) -> std::sync::MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn status(&self) -> std::sync::MutexGuard<'_, Status> {
+        self.status.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn report_resource(&self, namespaced: bool) -> ApiResource {
+        let f = self.reports.format;
+        ApiResource {
+            group: f.group().to_string(),
+            version: f.version().to_string(),
+            api_version: f.api_version(),
+            kind: f.kind(namespaced).to_string(),
+            plural: f.plural(namespaced).to_string(),
+        }
+    }
+}
+
+/// The work of the Lease holder: scan, watch, write; scan again when the
+/// bundle changes or the interval passes.
+async fn lead(ctx: Arc<Ctx>) {
+    let writer = tokio::spawn(write_reports(ctx.clone()));
+    let mut revisions = ctx.live.subscribe();
+    let mut first = true;
+    loop {
+        let bundle = loop {
+            if let Some(b) = ctx.live.bundle() {
+                break b;
+            }
+            if revisions.changed().await.is_err() {
+                return;
+            }
+        };
+        revisions.borrow_and_update();
+        let discovery = loop {
+            match kube::discovery::Discovery::new(ctx.client.clone())
+                .run()
+                .await
+            {
+                Ok(d) => break d,
+                Err(e) => {
+                    tracing::warn!(error = %e, "API discovery failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+            }
+        };
+        check_report_format(&ctx, &discovery, first).await;
+        first = false;
+        let (audited, missing) = kinds::resolve(&kinds::wanted(&bundle), &discovery);
+        ctx.metrics.audit.unavailable.reset();
+        for (kind, reason) in &missing {
+            tracing::warn!(%kind, %reason, "a kind the policies match cannot be audited");
+            ctx.metrics
+                .audit
+                .unavailable
+                .with_label_values(&[kind.as_str(), reason.as_str()])
+                .set(1);
+        }
+        {
+            let mut s = ctx.status();
+            s.revision = Some(bundle.revision().to_string());
+            s.kinds = audited.iter().map(AuditKind::label).collect();
+            s.unavailable = missing.clone();
+        }
+        tracing::info!(revision = bundle.revision(), kinds = ?audited.iter().map(AuditKind::label).collect::<Vec<_>>(), "audit scan starting");
+        let mut scan = Scan::start(ctx.clone(), bundle.clone(), audited);
+        let interval = ctx.args.audit_interval;
+        let again = async {
+            if interval.is_zero() {
+                std::future::pending::<()>().await
+            } else {
+                tokio::time::sleep(interval).await
+            }
+        };
+        tokio::select! {
+            changed = revisions.changed() => {
+                if changed.is_err() { break; }
+                tracing::info!("bundle changed: auditing every object again");
+            }
+            _ = again => tracing::info!("audit interval passed: auditing every object again"),
+            _ = scan.failed_all() => {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+            }
+        }
+        scan.stop();
+    }
+    writer.abort();
+}
+
+/// Whether the cluster serves the chosen report resources; writing is off
+/// (and said clearly) when it does not. At the first check, the reports
+/// already written are read, so nothing unchanged is written again.
+async fn check_report_format(ctx: &Ctx, discovery: &kube::discovery::Discovery, first: bool) {
+    let format = ctx.reports.format;
+    let served = discovery.groups().any(|g| {
+        g.name() == format.group()
+            && g.versions().any(|v| v == format.version())
+            && g.recommended_resources()
+                .iter()
+                .any(|(r, _)| r.plural == format.plural(true))
+    });
+    let was = ctx.writes_enabled.swap(served, Ordering::Relaxed);
+    if !served {
+        let why = format!(
+            "the cluster does not serve {} {}: install its CRDs (chart value audit.installCRDs) or choose the other --report-format; auditing without writing reports",
+            format.api_version(),
+            format.kind(true)
+        );
+        if was || first {
+            tracing::error!("{why}");
+        }
+        ctx.status().why_not_writing = Some(why);
+        ctx.store().clear_queue();
+        return;
+    }
+    ctx.status().why_not_writing = None;
+    if !was {
+        let found = read_existing_reports(ctx).await;
+        tracing::info!(reports = found, format = %format.api_version(), "existing reports read");
+    }
+}
+
+/// Reads the reports Regent wrote before (label `managed-by: regent`) into
+/// the store: their names (the resource UIDs) and content hashes.
+async fn read_existing_reports(ctx: &Ctx) -> usize {
+    let mut found = 0;
+    let selector = format!("{}={}", report::MANAGED_BY.0, report::MANAGED_BY.1);
+    for namespaced in [true, false] {
+        let api: Api<DynamicObject> =
+            Api::all_with(ctx.client.clone(), &ctx.report_resource(namespaced));
+        let mut params = ListParams::default().labels(&selector).limit(500);
+        loop {
+            let page = match api.list_metadata(&params).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(error = %e, "listing existing reports failed; they will be rewritten as needed");
+                    break;
+                }
+            };
+            {
+                let mut store = ctx.store();
+                for item in &page.items {
+                    let (Some(name), Some(hash)) = (
+                        item.metadata.name.as_deref(),
+                        item.metadata
+                            .labels
+                            .as_ref()
+                            .and_then(|l| l.get(report::HASH_LABEL)),
+                    ) else {
+                        continue;
+                    };
+                    store.found_report(name, hash, item.metadata.namespace.clone());
+                    found += 1;
+                }
+            }
+            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(token) => params = params.continue_token(&token),
+                None => break,
+            }
+        }
+    }
+    found
+}
+
+/// One full scan: a watcher per kind, evaluation on `workers` threads.
+struct Scan {
+    tasks: tokio::task::JoinSet<()>,
+    all_failed: Arc<tokio::sync::Notify>,
+}
+
+/// What the tasks of one scan share.
+struct ScanState {
+    ctx: Arc<Ctx>,
+    bundle: Arc<CompiledBundle>,
+    generation: u32,
+    started: Instant,
+    started_unix: f64,
+    /// Kinds whose initial list has not finished (or failed).
+    listing: AtomicUsize,
+    /// Evaluation batches in flight.
+    in_flight: AtomicUsize,
+    /// Kinds that failed their initial list.
+    failed: AtomicUsize,
+    kinds: usize,
+    done: AtomicBool,
+    slots: Arc<Semaphore>,
+    all_failed: Arc<tokio::sync::Notify>,
+}
+
+impl Scan {
+    fn start(ctx: Arc<Ctx>, bundle: Arc<CompiledBundle>, kinds: Vec<AuditKind>) -> Self {
+        let generation = ctx.store().begin_scan();
+        let all_failed = Arc::new(tokio::sync::Notify::new());
+        let state = Arc::new(ScanState {
+            slots: Arc::new(Semaphore::new(ctx.workers)),
+            ctx: ctx.clone(),
+            bundle,
+            generation,
+            started: Instant::now(),
+            started_unix: unix_now(),
+            listing: AtomicUsize::new(kinds.len()),
+            in_flight: AtomicUsize::new(0),
+            failed: AtomicUsize::new(0),
+            kinds: kinds.len(),
+            done: AtomicBool::new(false),
+            all_failed: all_failed.clone(),
+        });
+        ctx.metrics.audit.scan_start.set(state.started_unix);
+        let mut tasks = tokio::task::JoinSet::new();
+        if kinds.is_empty() {
+            state.finish_if_done();
+        }
+        for kind in kinds {
+            tasks.spawn(watch_kind(state.clone(), kind));
+        }
+        Self { tasks, all_failed }
+    }
+
+    async fn failed_all(&self) {
+        self.all_failed.notified().await;
+    }
+
+    fn stop(&mut self) {
+        self.tasks.abort_all();
+    }
+}
+
+impl ScanState {
+    /// Marks the scan complete once every kind is listed and every batch
+    /// evaluated.
+    fn finish_if_done(&self) {
+        if self.listing.load(Ordering::Acquire) != 0 || self.in_flight.load(Ordering::Acquire) != 0
+        {
+            return;
+        }
+        if self.done.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let forgotten = self.ctx.store().end_scan(self.generation);
+        let took = self.started.elapsed().as_secs_f64();
+        let m = &self.ctx.metrics.audit;
+        m.scan_end.set(unix_now());
+        m.scan_duration.set(took);
+        m.scans.inc();
+        let objects = self.ctx.store().len();
+        {
+            let mut s = self.ctx.status();
+            s.scans += 1;
+            s.last_scan_seconds = Some(took);
+        }
+        self.ctx.live.set_gate(None);
+        tracing::info!(
+            objects,
+            forgotten,
+            seconds = took,
+            backlog = self.ctx.store().backlog(),
+            "full audit scan done"
+        );
+        if self.kinds > 0 && self.failed.load(Ordering::Acquire) == self.kinds {
+            self.all_failed.notify_one();
+        }
+    }
+
+    /// A kind's initial list ended (listed, or failed).
+    fn listed(&self) {
+        self.listing.fetch_sub(1, Ordering::AcqRel);
+        self.finish_if_done();
+    }
+}
+
+/// One kind: list (paginated) and watch; every object to an evaluation batch.
+async fn watch_kind(state: Arc<ScanState>, kind: AuditKind) {
+    let ctx = state.ctx.clone();
+    let label = kind.label();
+    let api: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &kind.resource);
+    let stream = watcher::watcher(api, watcher::Config::default())
+        .default_backoff()
+        .ready_chunks(64);
+    futures::pin_mut!(stream);
+    let mut listed = false;
+    let mut reported_error = false;
+    while let Some(chunk) = stream.next().await {
+        let mut batch = Vec::with_capacity(chunk.len());
+        let mut list_done = false;
+        for event in chunk {
+            match event {
+                Ok(Event::Init) => {}
+                Ok(Event::InitApply(o)) | Ok(Event::Apply(o)) => batch.push((o, false)),
+                Ok(Event::Delete(o)) => batch.push((o, true)),
+                Ok(Event::InitDone) => list_done = true,
+                Err(e) => {
+                    if !reported_error {
+                        let reason = reason_of(&e);
+                        tracing::warn!(kind = %label, error = %e, "cannot list or watch this kind; the others are still audited");
+                        ctx.metrics
+                            .audit
+                            .unavailable
+                            .with_label_values(&[label.as_str(), reason.as_str()])
+                            .set(1);
+                        ctx.status().unavailable.push((label.clone(), reason));
+                        reported_error = true;
+                    }
+                    if !listed {
+                        listed = true;
+                        state.failed.fetch_add(1, Ordering::AcqRel);
+                        state.listed();
+                    }
+                }
+            }
+        }
+        if !batch.is_empty() {
+            let Ok(permit) = state.slots.clone().acquire_owned().await else {
+                return;
+            };
+            state.in_flight.fetch_add(1, Ordering::AcqRel);
+            let s = state.clone();
+            let k = kind.clone();
+            tokio::task::spawn_blocking(move || {
+                evaluate(&s, &k, batch);
+                drop(permit);
+                s.in_flight.fetch_sub(1, Ordering::AcqRel);
+                s.finish_if_done();
+            });
+        }
+        if list_done && !listed {
+            listed = true;
+            state.listed();
+        }
+    }
+}
+
+fn reason_of(e: &watcher::Error) -> String {
+    let text = e.to_string();
+    if text.contains("403") || text.to_lowercase().contains("forbidden") {
+        "forbidden".to_string()
+    } else if text.contains("404") {
+        "not served".to_string()
+    } else {
+        "error".to_string()
+    }
+}
+
+/// Evaluates a batch of objects of one kind and records what their reports need.
+fn evaluate(state: &ScanState, kind: &AuditKind, batch: Vec<(DynamicObject, bool)>) {
+    let ctx = &state.ctx;
+    let label = kind.label();
+    let inventory = ctx.live.inventory();
+    let revision = state.bundle.revision().to_string();
+    let now = unix_now() as i64;
+    for (object, deleted) in batch {
+        let Some(uid) = object.metadata.uid.clone() else {
+            continue;
+        };
+        if deleted {
+            ctx.store().forget(&uid);
+            continue;
+        }
+        let mut json = match serde_json::to_value(&object) {
+            Ok(j) => j,
+            Err(_) => continue,
+        };
+        // Items of a list carry no apiVersion and kind.
+        if let Json::Object(map) = &mut json {
+            map.insert("apiVersion".into(), json!(kind.resource.api_version));
+            map.insert("kind".into(), json!(kind.resource.kind));
+        }
+        let Some(subject) = Subject::of(&json) else {
+            continue;
+        };
+        let mut results = state.bundle.audit(&json, &inventory, ctx.limits);
+        report::sort(&mut results);
+        let built = report::build(&subject, &results, ctx.reports, &revision, now);
+        ctx.metrics
+            .audit
+            .evaluations
+            .with_label_values(&[label.as_str()])
+            .inc();
+        let mut store = ctx.store();
+        store.observe(
+            &uid,
+            &label,
+            subject.namespace.as_deref(),
+            &results,
+            built.as_ref(),
+        );
+        if !ctx.writes_enabled.load(Ordering::Relaxed) {
+            store.clear_queue();
+        }
+    }
+}
+
+/// Writes queued reports, at most `--report-qps` a second.
+async fn write_reports(ctx: Arc<Ctx>) {
+    let qps = ctx.args.report_qps.max(0.01);
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / qps));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let next = ctx.store().next_write();
+        let Some((uid, pending)) = next else {
+            continue;
+        };
+        if !ctx.writes_enabled.load(Ordering::Relaxed) {
+            continue;
+        }
+        match write(&ctx, &pending).await {
+            Ok(op) => {
+                ctx.metrics
+                    .audit
+                    .writes
+                    .with_label_values(&[op, "success"])
+                    .inc();
+                let hash = match &pending {
+                    Pending::Put { hash, .. } => Some(*hash),
+                    Pending::Delete { .. } => None,
+                };
+                ctx.store().written(&uid, hash);
+            }
+            Err((op, e)) => {
+                ctx.metrics
+                    .audit
+                    .writes
+                    .with_label_values(&[op, "failure"])
+                    .inc();
+                tracing::warn!(report = pending.name(), error = %e, "writing a report failed; retrying later");
+                ctx.store().retry(uid, pending);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// Makes one write: create (or, if it exists, merge-patch) a report, or
+/// delete one. Returns the operation made.
+async fn write(ctx: &Ctx, pending: &Pending) -> Result<&'static str, (&'static str, kube::Error)> {
+    match pending {
+        Pending::Put {
+            name,
+            namespace,
+            body,
+            exists,
+            ..
+        } => {
+            let api = report_api(ctx, namespace.as_deref());
+            let update = || async {
+                let patch: Json = serde_json::from_slice(body)
+                    .map_err(|e| ("update", kube::Error::SerdeError(e)))?;
+                api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                    .map(|_| "update")
+                    .map_err(|e| ("update", e))
+            };
+            let create = || async {
+                let object: DynamicObject = serde_json::from_slice(body)
+                    .map_err(|e| ("create", kube::Error::SerdeError(e)))?;
+                api.create(&PostParams::default(), &object)
+                    .await
+                    .map(|_| "create")
+                    .map_err(|e| ("create", e))
+            };
+            // One call when the store knows; the other when it was wrong.
+            if *exists {
+                match update().await {
+                    Err((_, kube::Error::Api(s))) if s.code == 404 => create().await,
+                    other => other,
+                }
+            } else {
+                match create().await {
+                    Err((_, kube::Error::Api(s))) if s.code == 409 => update().await,
+                    other => other,
+                }
+            }
+        }
+        Pending::Delete { name, namespace } => {
+            let api = report_api(ctx, namespace.as_deref());
+            match api.delete(name, &DeleteParams::default()).await {
+                Ok(_) => Ok("delete"),
+                Err(kube::Error::Api(status)) if status.code == 404 => Ok("delete"),
+                Err(e) => Err(("delete", e)),
+            }
+        }
+    }
+}
+
+fn report_api(ctx: &Ctx, namespace: Option<&str>) -> Api<DynamicObject> {
+    match namespace {
+        Some(ns) => Api::namespaced_with(ctx.client.clone(), ns, &ctx.report_resource(true)),
+        None => Api::all_with(ctx.client.clone(), &ctx.report_resource(false)),
+    }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}

@@ -1,0 +1,17 @@
+//! Audit: what already runs in the cluster, judged by the same policies as
+//! admission and reported as PolicyReports.
+//!
+//! The evaluation itself is the compiled bundle's
+//! ([`crate::compiled::CompiledBundle::audit`]): one engine, many callers.
+//! Around it:
+//! - [`report`]: the report objects (one per resource), pure;
+//! - [`kinds`]: which kinds the bundle can match, resolved by discovery;
+//! - [`store`]: the small record kept per object, and the write queue;
+//! - [`cluster`]: the in-cluster audit process (`regent audit --cluster`).
+//!
+//! The offline `regent audit -f` is [`crate::cli`]'s.
+
+pub mod cluster;
+pub mod kinds;
+pub mod report;
+pub mod store;

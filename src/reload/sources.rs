@@ -1,0 +1,137 @@
+//! Starting the bundle sources of a process (`regent serve`, and the audit
+//! process, which takes its bundle from the same sources): the watched
+//! directory, the labelled ConfigMaps, the embedded default bundle, the
+//! `--inventory` watch, and the [`Reloader`] that swaps bundles into
+//! [`Live`].
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::sync::mpsc;
+
+use super::{configmaps, ReloadOptions, Reloader, SourceKind};
+use crate::compiled::CompileOptions;
+use crate::runtime::Limits;
+use crate::state::Live;
+
+/// ConfigMap source and reload settings. With neither `--policies` nor
+/// `--watch-configmaps`, the embedded default bundle is served.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SourceArgs {
+    /// Load policy bundles from labelled ConfigMaps in the webhook's namespace
+    /// (kubeconfig from KUBECONFIG or the in-cluster service account).
+    #[arg(long, env = "REGENT_WATCH_CONFIGMAPS")]
+    pub watch_configmaps: bool,
+    /// Label selector of bundle ConfigMaps.
+    #[arg(
+        long,
+        env = "REGENT_BUNDLE_SELECTOR",
+        default_value = "regent.dev/bundle"
+    )]
+    pub bundle_selector: String,
+    /// The namespace to watch (default: POD_NAMESPACE, else the service account's).
+    #[arg(long, env = "REGENT_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// This replica's name in Events and status annotations (default: POD_NAME, else the host name).
+    #[arg(long, env = "POD_NAME")]
+    pub pod_name: Option<String>,
+    /// Layer the embedded default bundle under the configured sources.
+    #[arg(long, env = "REGENT_WITH_DEFAULT_BUNDLE")]
+    pub with_default_bundle: bool,
+    /// Run a new bundle's own test_* rules before it goes live; reject it if any fails.
+    #[arg(long, env = "REGENT_RELOAD_REQUIRE_TESTS")]
+    pub reload_require_tests: bool,
+    /// Kinds to watch cluster-wide as Gatekeeper referential data
+    /// (`data.inventory`), e.g. `v1/Namespace,networking.k8s.io/v1/Ingress`;
+    /// `=plural` after a kind names its resource. Needs list/watch on each.
+    #[arg(long, env = "REGENT_INVENTORY", value_delimiter = ',')]
+    pub inventory: Vec<super::inventory::InventoryKind>,
+}
+
+/// Starts the bundle sources and the reloader; with no source configured,
+/// installs the embedded default bundle.
+pub async fn start(
+    live: &Arc<Live>,
+    policies: Option<PathBuf>,
+    sources: &SourceArgs,
+    limits: Limits,
+) -> anyhow::Result<()> {
+    let SourceArgs {
+        watch_configmaps,
+        bundle_selector,
+        namespace,
+        pod_name,
+        with_default_bundle,
+        reload_require_tests,
+        inventory,
+    } = sources;
+    let metrics = live.metrics().clone();
+    let mut client: Option<kube::Client> = None;
+    if !inventory.is_empty() {
+        let c = kube::Client::try_default().await.context(
+            "connecting to the Kubernetes API for --inventory (KUBECONFIG or in-cluster config)",
+        )?;
+        super::inventory::spawn(c.clone(), inventory.clone(), live.clone());
+        client = Some(c);
+    }
+    if policies.is_none() && !watch_configmaps {
+        let compile = CompileOptions {
+            limits,
+            ..Default::default()
+        };
+        let files = crate::bundle::BundleFiles::embedded()?;
+        let bundle = crate::compiled::CompiledBundle::compile(&files, compile)
+            .context("the embedded bundle does not compile")?;
+        live.install(bundle);
+        return Ok(());
+    }
+    let (tx, rx) = mpsc::channel(16);
+    let mut expected = Vec::new();
+    let options = ReloadOptions {
+        with_default_bundle: *with_default_bundle,
+        require_tests: *reload_require_tests,
+        limits,
+    };
+    let mut reporter = None;
+    if let Some(dir) = policies {
+        super::dir::spawn(dir.clone(), tx.clone(), metrics.clone())
+            .with_context(|| format!("watching {}", dir.display()))?;
+        expected.push(SourceKind::Directory);
+    }
+    if *watch_configmaps {
+        let ns = configmaps::resolve_namespace(namespace.as_deref())
+            .context("no namespace to watch: pass --namespace or set POD_NAMESPACE")?;
+        let client = match client.take() {
+            Some(c) => c,
+            None => kube::Client::try_default()
+                .await
+                .context("connecting to the Kubernetes API (KUBECONFIG or in-cluster config)")?,
+        };
+        let pod = pod_name
+            .clone()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| "regent".to_string());
+        tracing::info!(namespace = %ns, selector = %bundle_selector, pod = %pod, "watching bundle ConfigMaps");
+        configmaps::spawn(
+            client.clone(),
+            ns,
+            bundle_selector.clone(),
+            tx.clone(),
+            metrics.clone(),
+        );
+        reporter = Some(configmaps::StatusReporter::new(
+            client,
+            pod,
+            metrics.clone(),
+        ));
+        expected.push(SourceKind::ConfigMaps);
+    }
+    drop(tx);
+    let mut reloader = Reloader::new(live.clone(), options, expected);
+    if let Some(r) = reporter {
+        reloader = reloader.with_reporter(r);
+    }
+    tokio::spawn(reloader.run(rx));
+    Ok(())
+}
