@@ -29,9 +29,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use futures::StreamExt;
-use kube::api::{
-    ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
-};
+use kube::api::DynamicObject;
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Client};
@@ -40,7 +38,8 @@ use tokio::sync::Semaphore;
 
 use super::kinds::{self, AuditKind};
 use super::report::{self, ReportOptions, Subject};
-use super::store::{Pending, Store};
+use super::store::Store;
+use super::writer::Writer;
 use crate::compiled::CompiledBundle;
 use crate::metrics::Metrics;
 use crate::reload::configmaps;
@@ -108,9 +107,8 @@ struct Ctx {
     reports: ReportOptions,
     args: ClusterArgs,
     workers: usize,
-    store: Mutex<Store>,
+    writer: Arc<Writer>,
     status: Mutex<Status>,
-    writes_enabled: AtomicBool,
 }
 
 /// Runs the audit process until SIGTERM or SIGINT.
@@ -148,12 +146,17 @@ pub async fn run(
         reports,
         args: args.clone(),
         workers,
-        store: Mutex::new(Store::new(metrics.audit.clone())),
+        writer: Writer::new(
+            client.clone(),
+            reports,
+            Store::new(metrics.audit.clone()),
+            metrics.audit.clone(),
+            args.report_qps,
+        ),
         status: Mutex::new(Status {
             report_format: reports.format.api_version(),
             ..Status::default()
         }),
-        writes_enabled: AtomicBool::new(false),
     });
     let status_ctx = ctx.clone();
     let router = crate::admin::router(live.clone()).route(
@@ -263,37 +266,26 @@ impl Ctx {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        let store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+        let store = self.store();
         s.objects = store.len();
         s.backlog = store.backlog();
-        s.writes_enabled = self.writes_enabled.load(Ordering::Relaxed);
+        s.writes_enabled = self.writer.enabled();
         s
     }
 
     fn store(&self) -> std::sync::MutexGuard<'_, Store> {
-        self.store.lock().unwrap_or_else(|e| e.into_inner())
+        self.writer.store()
     }
 
     fn status(&self) -> std::sync::MutexGuard<'_, Status> {
         self.status.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn report_resource(&self, namespaced: bool) -> ApiResource {
-        let f = self.reports.format;
-        ApiResource {
-            group: f.group().to_string(),
-            version: f.version().to_string(),
-            api_version: f.api_version(),
-            kind: f.kind(namespaced).to_string(),
-            plural: f.plural(namespaced).to_string(),
-        }
     }
 }
 
 /// The work of the Lease holder: scan, watch, write; scan again when the
 /// bundle changes or the interval passes.
 async fn lead(ctx: Arc<Ctx>) {
-    let writer = tokio::spawn(write_reports(ctx.clone()));
+    let writer = tokio::spawn(ctx.writer.clone().run());
     let mut revisions = ctx.live.subscribe();
     let mut first = true;
     loop {
@@ -373,7 +365,7 @@ async fn check_report_format(ctx: &Ctx, discovery: &kube::discovery::Discovery, 
                 .iter()
                 .any(|(r, _)| r.plural == format.plural(true))
     });
-    let was = ctx.writes_enabled.swap(served, Ordering::Relaxed);
+    let was = ctx.writer.set_enabled(served);
     if !served {
         let why = format!(
             "the cluster does not serve {} {}: install its CRDs (chart value audit.installCRDs) or choose the other --report-format; auditing without writing reports",
@@ -389,51 +381,9 @@ async fn check_report_format(ctx: &Ctx, discovery: &kube::discovery::Discovery, 
     }
     ctx.status().why_not_writing = None;
     if !was {
-        let found = read_existing_reports(ctx).await;
+        let found = ctx.writer.read_existing().await;
         tracing::info!(reports = found, format = %format.api_version(), "existing reports read");
     }
-}
-
-/// Reads the reports Regent wrote before (label `managed-by: regent`) into
-/// the store: their names (the resource UIDs) and content hashes.
-async fn read_existing_reports(ctx: &Ctx) -> usize {
-    let mut found = 0;
-    let selector = format!("{}={}", report::MANAGED_BY.0, report::MANAGED_BY.1);
-    for namespaced in [true, false] {
-        let api: Api<DynamicObject> =
-            Api::all_with(ctx.client.clone(), &ctx.report_resource(namespaced));
-        let mut params = ListParams::default().labels(&selector).limit(500);
-        loop {
-            let page = match api.list_metadata(&params).await {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::warn!(error = %e, "listing existing reports failed; they will be rewritten as needed");
-                    break;
-                }
-            };
-            {
-                let mut store = ctx.store();
-                for item in &page.items {
-                    let (Some(name), Some(hash)) = (
-                        item.metadata.name.as_deref(),
-                        item.metadata
-                            .labels
-                            .as_ref()
-                            .and_then(|l| l.get(report::HASH_LABEL)),
-                    ) else {
-                        continue;
-                    };
-                    store.found_report(name, hash, item.metadata.namespace.clone());
-                    found += 1;
-                }
-            }
-            match page.metadata.continue_.filter(|c| !c.is_empty()) {
-                Some(token) => params = params.continue_token(&token),
-                None => break,
-            }
-        }
-    }
-    found
 }
 
 /// One full scan: a watcher per kind, evaluation on `workers` threads.
@@ -657,109 +607,9 @@ fn evaluate(state: &ScanState, kind: &AuditKind, batch: Vec<(DynamicObject, bool
             &results,
             built.as_ref(),
         );
-        if !ctx.writes_enabled.load(Ordering::Relaxed) {
+        if !ctx.writer.enabled() {
             store.clear_queue();
         }
-    }
-}
-
-/// Writes queued reports, at most `--report-qps` a second.
-async fn write_reports(ctx: Arc<Ctx>) {
-    let qps = ctx.args.report_qps.max(0.01);
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / qps));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let next = ctx.store().next_write();
-        let Some((uid, pending)) = next else {
-            continue;
-        };
-        if !ctx.writes_enabled.load(Ordering::Relaxed) {
-            continue;
-        }
-        match write(&ctx, &pending).await {
-            Ok(op) => {
-                ctx.metrics
-                    .audit
-                    .writes
-                    .with_label_values(&[op, "success"])
-                    .inc();
-                let hash = match &pending {
-                    Pending::Put { hash, .. } => Some(*hash),
-                    Pending::Delete { .. } => None,
-                };
-                ctx.store().written(&uid, hash);
-            }
-            Err((op, e)) => {
-                ctx.metrics
-                    .audit
-                    .writes
-                    .with_label_values(&[op, "failure"])
-                    .inc();
-                tracing::warn!(report = pending.name(), error = %e, "writing a report failed; retrying later");
-                ctx.store().retry(uid, pending);
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
-    }
-}
-
-/// Makes one write: create (or, if it exists, merge-patch) a report, or
-/// delete one. Returns the operation made.
-async fn write(ctx: &Ctx, pending: &Pending) -> Result<&'static str, (&'static str, kube::Error)> {
-    match pending {
-        Pending::Put {
-            name,
-            namespace,
-            body,
-            exists,
-            ..
-        } => {
-            let api = report_api(ctx, namespace.as_deref());
-            let update = || async {
-                let patch: Json = serde_json::from_slice(body)
-                    .map_err(|e| ("update", kube::Error::SerdeError(e)))?;
-                api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await
-                    .map(|_| "update")
-                    .map_err(|e| ("update", e))
-            };
-            let create = || async {
-                let object: DynamicObject = serde_json::from_slice(body)
-                    .map_err(|e| ("create", kube::Error::SerdeError(e)))?;
-                api.create(&PostParams::default(), &object)
-                    .await
-                    .map(|_| "create")
-                    .map_err(|e| ("create", e))
-            };
-            // One call when the store knows; the other when it was wrong.
-            if *exists {
-                match update().await {
-                    Err((_, kube::Error::Api(s))) if s.code == 404 => create().await,
-                    other => other,
-                }
-            } else {
-                match create().await {
-                    Err((_, kube::Error::Api(s))) if s.code == 409 => update().await,
-                    other => other,
-                }
-            }
-        }
-        Pending::Delete { name, namespace } => {
-            let api = report_api(ctx, namespace.as_deref());
-            match api.delete(name, &DeleteParams::default()).await {
-                Ok(_) => Ok("delete"),
-                Err(kube::Error::Api(status)) if status.code == 404 => Ok("delete"),
-                Err(e) => Err(("delete", e)),
-            }
-        }
-    }
-}
-
-fn report_api(ctx: &Ctx, namespace: Option<&str>) -> Api<DynamicObject> {
-    match namespace {
-        Some(ns) => Api::namespaced_with(ctx.client.clone(), ns, &ctx.report_resource(true)),
-        None => Api::all_with(ctx.client.clone(), &ctx.report_resource(false)),
     }
 }
 

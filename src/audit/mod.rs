@@ -7,6 +7,7 @@
 //! - [`report`]: the report objects (one per resource), pure;
 //! - [`kinds`]: which kinds the bundle can match, resolved by discovery;
 //! - [`store`]: the small record kept per object, and the write queue;
+//! - [`writer`]: writing reports at a bounded rate;
 //! - [`cluster`]: the in-cluster audit process (`regent audit --cluster`).
 //!
 //! The offline `regent audit -f` is [`crate::cli`]'s.
@@ -15,3 +16,4 @@ pub mod cluster;
 pub mod kinds;
 pub mod report;
 pub mod store;
+pub mod writer;
