@@ -140,6 +140,34 @@ fn combinations() -> Vec<(&'static str, Vec<&'static str>)> {
         "selfSigned",
         vec![
             "--set",
+            "audit.enabled=true",
+            "--set",
+            "audit.installCRDs=true",
+            "--set",
+            "audit.replicas=2",
+            "--set",
+            "monitoring.serviceMonitor.enabled=true",
+            "--set",
+            "grafana.dashboard.enabled=true",
+        ],
+    ));
+    out.push((
+        "selfSigned",
+        vec![
+            "--set",
+            "audit.enabled=true",
+            "--set",
+            "audit.installCRDs=true",
+            "--set",
+            "audit.reportFormat=openreports",
+            "--set",
+            "audit.reportResults=all",
+        ],
+    ));
+    out.push((
+        "selfSigned",
+        vec![
+            "--set",
             "clientAuth.enabled=true",
             "--set",
             "clientAuth.caConfigMap=apiserver-client-ca",
@@ -446,6 +474,24 @@ fn rbac_is_namespaced_and_minimal() {
                 mutating["webhooks"][0]["rules"].as_array().unwrap().len(),
                 3
             );
+        } else if args.iter().any(|a| a.starts_with("audit.enabled=true")) {
+            // Only the audit is cluster-wide: list/watch of the audited
+            // kinds, and the reports.
+            let role = find(&objs, "ClusterRole", &format!("{FULLNAME}-audit"));
+            let rules = role["rules"].as_array().unwrap();
+            let (reads, writes): (Vec<&Value>, Vec<&Value>) = rules
+                .iter()
+                .partition(|r| r["verbs"] == json!(["list", "watch"]));
+            assert_eq!(reads.len(), 8, "{rules:?}");
+            assert!(reads.iter().any(|r| r["resources"] == json!(["pods"])));
+            assert_eq!(writes.len(), 1, "{rules:?}");
+            assert!(["wgpolicyk8s.io", "openreports.io"]
+                .contains(&writes[0]["apiGroups"][0].as_str().unwrap()));
+            assert_eq!(
+                k.iter().filter(|k| *k == "ClusterRole").count(),
+                1,
+                "{mode}: cluster-wide RBAC beyond the audit's"
+            );
         } else {
             assert!(
                 !k.iter()
@@ -600,6 +646,145 @@ fn client_certificate_mode_mounts_the_ca_and_passes_the_flags() {
         err.contains("clientAuth.caConfigMap or clientAuth.caSecret"),
         "{err}"
     );
+}
+
+#[test]
+fn the_audit_runs_apart_with_its_own_selector_lease_rbac_and_flags() {
+    let objs = render(&[
+        "--set",
+        "audit.enabled=true",
+        "--set",
+        "audit.installCRDs=true",
+        "--set",
+        "monitoring.serviceMonitor.enabled=true",
+    ]);
+    let audit = find(&objs, "Deployment", &format!("{FULLNAME}-audit"));
+    let webhook_service = find(&objs, "Service", FULLNAME);
+    let pod_labels = &audit["spec"]["template"]["metadata"]["labels"];
+    // The webhook's Service (and PDB) must not select audit pods.
+    let selects = |selector: &Value| {
+        selector
+            .as_object()
+            .unwrap()
+            .iter()
+            .all(|(k, v)| pod_labels[k] == *v)
+    };
+    assert!(!selects(&webhook_service["spec"]["selector"]));
+    assert!(!selects(
+        &find(&objs, "PodDisruptionBudget", FULLNAME)["spec"]["selector"]["matchLabels"]
+    ));
+    assert!(selects(&audit["spec"]["selector"]["matchLabels"]));
+    let args: Vec<&str> = audit["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(&args[..2], ["audit", "--cluster"]);
+    let help = Command::new(env!("CARGO_BIN_EXE_regent"))
+        .args(["audit", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    for arg in args.iter().filter(|a| a.starts_with("--")) {
+        let flag = arg.split('=').next().unwrap();
+        assert!(
+            help.contains(&format!("{flag} ")) || help.contains(&format!("{flag}\n")),
+            "regent audit has no {flag}"
+        );
+    }
+    let role = find(&objs, "Role", &format!("{FULLNAME}-audit"));
+    assert!(role["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["apiGroups"] == json!(["coordination.k8s.io"])
+            && r["resources"] == json!(["leases"])));
+    let crds: Vec<&str> = objs
+        .iter()
+        .filter(|o| o["kind"] == "CustomResourceDefinition")
+        .map(|o| o["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        crds,
+        [
+            "policyreports.wgpolicyk8s.io",
+            "clusterpolicyreports.wgpolicyk8s.io"
+        ]
+    );
+    let sm = find(&objs, "ServiceMonitor", &format!("{FULLNAME}-audit"));
+    assert!(selects(&sm["spec"]["selector"]["matchLabels"]));
+    // Off by default: no audit objects at all.
+    let plain = render(&[]);
+    assert!(!plain.iter().any(|o| o["metadata"]["name"]
+        .as_str()
+        .unwrap_or("")
+        .ends_with("-audit")));
+    let err = template(&[
+        "--set",
+        "audit.enabled=true",
+        "--set",
+        "audit.reportFormat=sarif",
+    ])
+    .unwrap_err();
+    assert!(err.contains("audit.reportFormat must be"), "{err}");
+}
+
+#[test]
+fn the_grafana_dashboard_is_valid_and_queries_only_exported_metrics() {
+    let objs = render(&["--set", "grafana.dashboard.enabled=true"]);
+    let cm = find(&objs, "ConfigMap", &format!("{FULLNAME}-dashboard"));
+    assert_eq!(cm["metadata"]["labels"]["grafana_dashboard"], "1");
+    let dashboard: Value =
+        serde_json::from_str(cm["data"]["regent.json"].as_str().unwrap()).unwrap();
+    assert_eq!(dashboard["uid"], "regent-overview");
+    let exported: Vec<String> = regent::metrics::Metrics::new()
+        .unwrap()
+        .registry()
+        .gather()
+        .iter()
+        .map(|f| f.name().to_string())
+        .collect();
+    let mut queries = 0;
+    let mut titles = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        titles.push(panel["title"].as_str().unwrap().to_string());
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            let mut named = 0;
+            for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if let Some(base) = word.strip_prefix("regent_") {
+                    let name = format!("regent_{base}");
+                    let family = name.trim_end_matches("_bucket").to_string();
+                    assert!(
+                        exported.contains(&family) || declared_metric(&family),
+                        "panel {:?} queries {name}, which regent does not export",
+                        panel["title"]
+                    );
+                    named += 1;
+                }
+            }
+            assert!(named > 0, "{expr} names no regent metric");
+            queries += 1;
+        }
+    }
+    assert!(queries >= 14, "{queries}");
+    for what in [
+        "Admission requests",
+        "latency",
+        "Denials per policy",
+        "bundle revision",
+        "reloads",
+        "per namespace",
+        "scan duration",
+    ] {
+        assert!(
+            titles
+                .iter()
+                .any(|t| t.to_lowercase().contains(&what.to_lowercase())),
+            "no panel about {what}: {titles:?}"
+        );
+    }
 }
 
 #[test]

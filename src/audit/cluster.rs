@@ -331,8 +331,14 @@ async fn lead(ctx: Arc<Ctx>) {
         tracing::info!(revision = bundle.revision(), kinds = ?audited.iter().map(AuditKind::label).collect::<Vec<_>>(), "audit scan starting");
         let mut scan = Scan::start(ctx.clone(), bundle.clone(), audited);
         let interval = ctx.args.audit_interval;
+        // The interval runs from the end of a full scan: a scan slower than
+        // the interval is never cut short by the next one.
         let again = async {
-            if interval.is_zero() {
+            scan.finished().await;
+            if scan.all_failed() {
+                // Nothing could be listed: try again soon, not in an hour.
+                tokio::time::sleep(Duration::from_secs(30)).await
+            } else if interval.is_zero() {
                 std::future::pending::<()>().await
             } else {
                 tokio::time::sleep(interval).await
@@ -343,10 +349,7 @@ async fn lead(ctx: Arc<Ctx>) {
                 if changed.is_err() { break; }
                 tracing::info!("bundle changed: auditing every object again");
             }
-            _ = again => tracing::info!("audit interval passed: auditing every object again"),
-            _ = scan.failed_all() => {
-                tokio::time::sleep(Duration::from_secs(30)).await;
-            }
+            _ = again => tracing::info!("auditing every object again"),
         }
         scan.stop();
     }
@@ -389,7 +392,7 @@ async fn check_report_format(ctx: &Ctx, discovery: &kube::discovery::Discovery, 
 /// One full scan: a watcher per kind, evaluation on `workers` threads.
 struct Scan {
     tasks: tokio::task::JoinSet<()>,
-    all_failed: Arc<tokio::sync::Notify>,
+    state: Arc<ScanState>,
 }
 
 /// What the tasks of one scan share.
@@ -408,13 +411,13 @@ struct ScanState {
     kinds: usize,
     done: AtomicBool,
     slots: Arc<Semaphore>,
-    all_failed: Arc<tokio::sync::Notify>,
+    /// Notified once, when the scan is complete.
+    finished: tokio::sync::Notify,
 }
 
 impl Scan {
     fn start(ctx: Arc<Ctx>, bundle: Arc<CompiledBundle>, kinds: Vec<AuditKind>) -> Self {
         let generation = ctx.store().begin_scan();
-        let all_failed = Arc::new(tokio::sync::Notify::new());
         let state = Arc::new(ScanState {
             slots: Arc::new(Semaphore::new(ctx.workers)),
             ctx: ctx.clone(),
@@ -427,7 +430,7 @@ impl Scan {
             failed: AtomicUsize::new(0),
             kinds: kinds.len(),
             done: AtomicBool::new(false),
-            all_failed: all_failed.clone(),
+            finished: tokio::sync::Notify::new(),
         });
         ctx.metrics.audit.scan_start.set(state.started_unix);
         let mut tasks = tokio::task::JoinSet::new();
@@ -437,11 +440,19 @@ impl Scan {
         for kind in kinds {
             tasks.spawn(watch_kind(state.clone(), kind));
         }
-        Self { tasks, all_failed }
+        Self { tasks, state }
     }
 
-    async fn failed_all(&self) {
-        self.all_failed.notified().await;
+    /// Waits for the scan to be complete.
+    async fn finished(&self) {
+        if !self.state.done.load(Ordering::Acquire) {
+            self.state.finished.notified().await;
+        }
+    }
+
+    /// Whether every kind failed its list.
+    fn all_failed(&self) -> bool {
+        self.state.kinds > 0 && self.state.failed.load(Ordering::Acquire) == self.state.kinds
     }
 
     fn stop(&mut self) {
@@ -480,9 +491,8 @@ impl ScanState {
             backlog = self.ctx.store().backlog(),
             "full audit scan done"
         );
-        if self.kinds > 0 && self.failed.load(Ordering::Acquire) == self.kinds {
-            self.all_failed.notify_one();
-        }
+        // notify_one keeps a permit when nobody waits yet.
+        self.finished.notify_one();
     }
 
     /// A kind's initial list ended (listed, or failed).

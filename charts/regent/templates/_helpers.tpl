@@ -63,3 +63,36 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 {{- join "," $kinds -}}
 {{- end -}}
+
+{{/* The audit's name and selector: distinct from the webhook's, so neither
+the Service nor the PodDisruptionBudget of the webhook selects audit pods. */}}
+{{- define "regent.auditName" -}}
+{{- printf "%s-audit" (include "regent.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "regent.auditSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "regent.name" . }}-audit
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "regent.auditLabels" -}}
+{{ include "regent.auditSelectorLabels" . }}
+app.kubernetes.io/component: audit
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{/* The report resources of the chosen format: group, namespaced, cluster. */}}
+{{- define "regent.reportGroup" -}}
+{{- if eq .Values.audit.reportFormat "openreports" -}}openreports.io{{- else -}}wgpolicyk8s.io{{- end -}}
+{{- end -}}
+
+{{- define "regent.validateAudit" -}}
+{{- if not (has .Values.audit.reportFormat (list "wgpolicyk8s" "openreports")) -}}
+{{- fail (printf "audit.reportFormat must be wgpolicyk8s or openreports, not %q" .Values.audit.reportFormat) -}}
+{{- end -}}
+{{- if not (has .Values.audit.reportResults (list "failing" "all")) -}}
+{{- fail (printf "audit.reportResults must be failing or all, not %q" .Values.audit.reportResults) -}}
+{{- end -}}
+{{- end -}}
