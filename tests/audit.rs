@@ -205,6 +205,41 @@ async fn first_scan_writes_a_report_per_failing_resource_and_follows_changes() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn lists_are_read_page_by_page_and_every_object_is_audited() {
+    let api = FakeApi::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    // 1,203 Pods: three pages of 500 and a short one.
+    let pods: Vec<Value> = (0..1203)
+        .map(|i| pod(&format!("p{i:04}"), &format!("ns{}", i % 7), i % 10 == 0))
+        .collect();
+    api.seed_objects("", "pods", pods);
+    let audit = AuditProcess::start(
+        &api.kubeconfig(tmp.path()),
+        "audit-0",
+        &["--report-qps", "1000"],
+    );
+    ready(&audit).await;
+    assert_eq!(
+        metric(&audit.metrics(), "regent_audit_objects{kind=\"v1/Pod\"}"),
+        1203.0
+    );
+    let pages = api
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("GET pods") && r.contains("\"limit\": \"500\""))
+        .count();
+    assert!(pages >= 3, "{pages} list pages");
+    assert!(api
+        .requests()
+        .iter()
+        .any(|r| r.starts_with("GET pods") && r.contains("continue")));
+    eventually(Duration::from_secs(10), "121 reports", || {
+        reports(&api).len() == 121
+    })
+    .await;
+}
+
 const PRIVILEGED: &str = r#"package validate.privileged
 
 import rego.v1

@@ -57,6 +57,19 @@ fn object(i: usize, bad: bool) -> (bool, Value) {
     }
 }
 
+/// CPU seconds (user + system) a process has used.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
 fn peak_rss_mib(pid: u32) -> f64 {
     peak_rss(pid) as f64 / 1048576.0
 }
@@ -109,6 +122,7 @@ async fn audit_scale() {
         let first_wall = started.elapsed().as_secs_f64();
         let metrics = audit.metrics();
         let scan = metric(&metrics, "regent_audit_last_scan_duration_seconds");
+        let cores = cpu_seconds(audit.pid()) / first_wall;
         let rss_scan = peak_rss_mib(audit.pid());
         eventually(
             Duration::from_secs(600),
@@ -132,15 +146,15 @@ async fn audit_scale() {
         let writes_second = api.writes_to("policyreports") - writes_first;
         let rss_end = peak_rss_mib(audit.pid());
         let row = format!(
-            "| {n} ({np} Pods, {nd} Deployments) | {violating} | {scan:.1} s | {:.0} | {second:.1} s | {rss_scan:.1} MiB | {rss_end:.1} MiB | {writes_first} ({reports} reports) | {writes_second} | {first_wall:.1} s |",
+            "| {n} ({np} Pods, {nd} Deployments) | {violating} | {scan:.1} s | {:.0} | {cores:.2} | {second:.1} s | {rss_scan:.1} MiB | {rss_end:.1} MiB | {writes_first} ({reports} reports) | {writes_second} | {first_wall:.1} s |",
             n as f64 / scan
         );
         println!("{row}");
         rows.push(row);
         drop(audit);
     }
-    println!("\n| objects | violating | first full scan | objects/s | second scan | peak RSS after the first scan | peak RSS at the end | report writes | writes in the second scan | start to first scan done |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("\n| objects | violating | first full scan | objects/s | cores used (CPU s / wall s, to the first scan's end) | second scan | peak RSS after the first scan | peak RSS at the end | report writes | writes in the second scan | start to first scan done |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for r in rows {
         println!("{r}");
     }
