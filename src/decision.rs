@@ -277,6 +277,76 @@ pub fn mutate(bundle: &CompiledBundle, review: &Review, options: &DecideOptions)
     }
 }
 
+/// One review taken through both webhooks, as the API server runs an
+/// apply: the mutating webhook first, then the validating webhook on the
+/// object it produced. `regent eval` prints it; `regent diff` compares two.
+#[derive(Debug)]
+pub struct Admission {
+    /// The mutating webhook's decision.
+    pub mutation: Decision,
+    /// The validating webhook's decision, on the mutated object.
+    pub validation: Decision,
+    /// Whether the request is admitted (a failed mutation refuses it, as
+    /// its failure mode says).
+    pub allowed: bool,
+    /// The refusal's message, when refused.
+    pub message: Option<String>,
+    /// Every warning, mutation's first.
+    pub warnings: Vec<String>,
+    /// The RFC 6902 patch from the object as sent to the mutated one.
+    pub patch: Option<json_patch::Patch>,
+}
+
+/// Takes a review through both webhooks (see [`Admission`]).
+pub fn admit(
+    bundle: &CompiledBundle,
+    review: &Review,
+    options: &DecideOptions,
+    inventory: &regorus::Value,
+) -> Admission {
+    let mutation = mutate(bundle, review, options);
+    let mutated_review =
+        if mutation.verdict != Verdict::Failed && !mutation.mutated_object.is_null() {
+            review.with_object(&mutation.mutated_object)
+        } else {
+            None
+        };
+    let validation = validate_with_inventory(
+        bundle,
+        mutated_review.as_ref().unwrap_or(review),
+        options,
+        inventory,
+    );
+    let mut warnings = mutation.response.warnings.clone();
+    warnings.extend(validation.response.warnings.iter().cloned());
+    let (allowed, message) = if !mutation.response.allowed {
+        (
+            false,
+            mutation.response.status.as_ref().map(|s| s.message.clone()),
+        )
+    } else {
+        (
+            validation.response.allowed,
+            validation
+                .response
+                .status
+                .as_ref()
+                .map(|s| s.message.clone()),
+        )
+    };
+    let original =
+        serde_json::to_value(&review.input["request"]["object"]).unwrap_or(serde_json::Value::Null);
+    let patch = crate::mutation::diff(&original, &mutation.mutated_object);
+    Admission {
+        mutation,
+        validation,
+        allowed,
+        message,
+        warnings,
+        patch,
+    }
+}
+
 /// The decision when no bundle is live yet (a request that arrives before
 /// readiness): the failure mode decides.
 pub fn no_bundle(uid: &str, options: &DecideOptions) -> Decision {

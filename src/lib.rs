@@ -10,7 +10,8 @@
 //!   their patches applied by [`mutation`]) and Gatekeeper templates and
 //!   Constraints ([`gatekeeper`]); both answer in [`outcome`]'s words;
 //! - the compiled bundle that composes them, [`compiled`];
-//! - decisions, [`decision`]: the response the API server gets;
+//! - decisions, [`decision`]: the response the API server gets; and what
+//!   changes between two bundles' decisions, [`diff`];
 //! - the callers: the admission HTTP edge [`server`] (a request enters there
 //!   and is parsed by [`review`]), the commands [`cli`], [`reload`], which
 //!   compiles new bundles and swaps them into [`state`], and [`audit`].
@@ -27,6 +28,7 @@ pub mod cli;
 pub mod compiled;
 pub mod connections;
 pub mod decision;
+pub mod diff;
 pub mod gatekeeper;
 pub mod metrics;
 pub mod mutation;

@@ -121,6 +121,26 @@ pub struct Review {
     pub input: Value,
 }
 
+impl Review {
+    /// The same review with `request.object` replaced (the object a
+    /// mutation produced); `None` if the review has no request object.
+    pub fn with_object(&self, object: &serde_json::Value) -> Option<Self> {
+        let mut input = self.input.clone();
+        let request = input
+            .as_object_mut()
+            .ok()?
+            .get_mut(&Value::from("request"))?
+            .as_object_mut()
+            .ok()?;
+        request.insert(Value::from("object"), Value::from(object.clone()));
+        Some(Self {
+            version: self.version,
+            meta: self.meta.clone(),
+            input,
+        })
+    }
+}
+
 /// A body that parsed as JSON but is not a usable review: answered with an
 /// AdmissionReview that carries the uid when there was one.
 #[derive(Debug)]

@@ -12,8 +12,9 @@ use serde::Serialize;
 use serde_json::{json, Value as Json};
 
 use super::common::DecideArgs;
+pub use super::inputs::Operation;
 use crate::compiled::CompileOptions;
-use crate::decision::{self, Verdict};
+use crate::decision::{self, empty_inventory};
 use crate::review;
 
 /// The webhook name kubectl shows in denials (the chart registers this name).
@@ -43,18 +44,6 @@ pub struct EvalArgs {
     /// Failure mode and time limit, as for `serve`.
     #[command(flatten)]
     pub decide: DecideArgs,
-}
-
-/// Operations a manifest can be reviewed as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-#[clap(rename_all = "UPPER")]
-pub enum Operation {
-    /// A new object.
-    Create,
-    /// A change (the manifest is both old and new object).
-    Update,
-    /// A deletion.
-    Delete,
 }
 
 /// Output formats.
@@ -116,7 +105,7 @@ impl EvalArgs {
         let mut records = Vec::new();
         let mut input_error = false;
         for (i, (source, doc)) in docs.into_iter().enumerate() {
-            let review_json = self.to_review(doc, i);
+            let review_json = super::inputs::review_for(doc, i, self.operation, &self.namespace);
             let bytes = serde_json::to_vec(&review_json).unwrap_or_default();
             let parsed = match review::parse(&bytes) {
                 Ok(r) => r,
@@ -132,35 +121,9 @@ impl EvalArgs {
                 }
             };
             // Mutate first, then validate what the mutation produced, as the API server does.
-            let mutated = decision::mutate(&bundle, &parsed, &options);
-            let mut validated_review = parsed.clone();
-            if mutated.verdict != Verdict::Failed && !mutated.mutated_object.is_null() {
-                let mut r = review_json.clone();
-                r["request"]["object"] = mutated.mutated_object.clone();
-                if let Ok(Ok(p)) = serde_json::to_vec(&r).map(|b| review::parse(&b).map_err(|_| ()))
-                {
-                    validated_review = p;
-                }
-            }
-            let validated = decision::validate(&bundle, &validated_review, &options);
-            let mut warnings = mutated.response.warnings.clone();
-            warnings.extend(validated.response.warnings.iter().cloned());
-            let (allowed, message) = if !mutated.response.allowed {
-                (
-                    false,
-                    mutated.response.status.as_ref().map(|s| s.message.clone()),
-                )
-            } else {
-                (
-                    validated.response.allowed,
-                    validated
-                        .response
-                        .status
-                        .as_ref()
-                        .map(|s| s.message.clone()),
-                )
-            };
-            let violations = validated
+            let admission = decision::admit(&bundle, &parsed, &options, &empty_inventory());
+            let violations = admission
+                .validation
                 .fired
                 .iter()
                 .flat_map(|f| {
@@ -177,20 +140,20 @@ impl EvalArgs {
                 namespace: m.namespace.clone(),
                 name: m.name.clone(),
                 operation: m.operation.clone(),
-                allowed,
-                message,
-                warnings,
+                allowed: admission.allowed,
+                message: admission.message.clone(),
+                warnings: admission.warnings.clone(),
                 violations,
                 patch: if self.mutate {
-                    let original = serde_json::to_value(&parsed.input["request"]["object"])
-                        .unwrap_or(Json::Null);
-                    crate::mutation::diff(&original, &mutated.mutated_object)
+                    admission
+                        .patch
+                        .as_ref()
                         .and_then(|p| serde_json::to_value(p).ok())
                 } else {
                     None
                 },
-                mutated: (self.mutate && !mutated.mutated_by.is_empty())
-                    .then(|| mutated.mutated_object.clone()),
+                mutated: (self.mutate && !admission.mutation.mutated_by.is_empty())
+                    .then(|| admission.mutation.mutated_object.clone()),
             });
         }
         match self.output {
@@ -207,49 +170,6 @@ impl EvalArgs {
         } else {
             super::common::EXIT_OK
         }
-    }
-
-    /// Wraps a manifest in a review; a review is returned as it is.
-    fn to_review(&self, doc: Json, index: usize) -> Json {
-        if doc["kind"] == "AdmissionReview" {
-            return doc;
-        }
-        let api_version = doc["apiVersion"].as_str().unwrap_or("v1").to_string();
-        let (group, version) = api_version.split_once('/').unwrap_or(("", &api_version));
-        let (group, version) = (group.to_string(), version.to_string());
-        let kind = doc["kind"].as_str().unwrap_or("").to_string();
-        let name = doc["metadata"]["name"].as_str().unwrap_or("").to_string();
-        let namespace = doc["metadata"]["namespace"]
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| self.namespace.clone());
-        let resource = format!("{}s", kind.to_lowercase());
-        let op = match self.operation {
-            Operation::Create => "CREATE",
-            Operation::Update => "UPDATE",
-            Operation::Delete => "DELETE",
-        };
-        let (object, old) = match self.operation {
-            Operation::Create => (doc, Json::Null),
-            Operation::Update => (doc.clone(), doc),
-            Operation::Delete => (Json::Null, doc),
-        };
-        json!({
-            "apiVersion": "admission.k8s.io/v1",
-            "kind": "AdmissionReview",
-            "request": {
-                "uid": format!("regent-eval-{index}"),
-                "kind": {"group": group, "version": version, "kind": kind},
-                "resource": {"group": group, "version": version, "resource": resource},
-                "name": name,
-                "namespace": namespace,
-                "operation": op,
-                "userInfo": {"username": "regent-eval", "groups": ["system:authenticated"]},
-                "object": object,
-                "oldObject": old,
-                "dryRun": true
-            }
-        })
     }
 }
 

@@ -6,7 +6,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use serde_json::Value as Json;
+use serde_json::{json, Value as Json};
 
 /// Reads every object in `files` (paths, directories or `-`).
 pub fn read_inputs(files: &[String]) -> Result<Vec<(String, Json)>, String> {
@@ -80,6 +80,63 @@ pub fn parse_documents(source: &str, text: &str) -> Result<Vec<(String, Json)>, 
         }
     }
     Ok(out)
+}
+
+/// Operations a manifest can be reviewed as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[clap(rename_all = "UPPER")]
+pub enum Operation {
+    /// A new object.
+    Create,
+    /// A change (the manifest is both old and new object).
+    Update,
+    /// A deletion.
+    Delete,
+}
+
+/// Wraps a manifest in a v1 AdmissionReview as `regent eval` and `regent
+/// diff` review it (operation `operation`, user `regent-eval`, namespace
+/// `namespace` when the manifest names none); a review is returned as it is.
+pub fn review_for(doc: Json, index: usize, operation: Operation, namespace: &str) -> Json {
+    if doc["kind"] == "AdmissionReview" {
+        return doc;
+    }
+    let api_version = doc["apiVersion"].as_str().unwrap_or("v1").to_string();
+    let (group, version) = api_version.split_once('/').unwrap_or(("", &api_version));
+    let (group, version) = (group.to_string(), version.to_string());
+    let kind = doc["kind"].as_str().unwrap_or("").to_string();
+    let name = doc["metadata"]["name"].as_str().unwrap_or("").to_string();
+    let namespace = doc["metadata"]["namespace"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| namespace.to_string());
+    let resource = format!("{}s", kind.to_lowercase());
+    let op = match operation {
+        Operation::Create => "CREATE",
+        Operation::Update => "UPDATE",
+        Operation::Delete => "DELETE",
+    };
+    let (object, old) = match operation {
+        Operation::Create => (doc, Json::Null),
+        Operation::Update => (doc.clone(), doc),
+        Operation::Delete => (Json::Null, doc),
+    };
+    json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": format!("regent-eval-{index}"),
+            "kind": {"group": group, "version": version, "kind": kind},
+            "resource": {"group": group, "version": version, "resource": resource},
+            "name": name,
+            "namespace": namespace,
+            "operation": op,
+            "userInfo": {"username": "regent-eval", "groups": ["system:authenticated"]},
+            "object": object,
+            "oldObject": old,
+            "dryRun": true
+        }
+    })
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ mod audit;
 mod cert;
 mod check;
 mod common;
+mod diff;
 mod eval;
 mod inputs;
 mod serve;
@@ -62,6 +63,8 @@ pub enum Command {
     Cert(cert::CertArgs),
     /// Run gator test suites (kind: Suite) against their templates and constraints.
     Verify(verify::VerifyArgs),
+    /// What changes for the same objects if one bundle replaces another.
+    Diff(Box<diff::DiffArgs>),
     /// Audit objects as they are (files, or the cluster with --cluster) and report what fails.
     Audit(Box<audit::AuditArgs>),
 }
@@ -77,6 +80,7 @@ impl Cli {
             Command::Cert(args) => args.run()?,
             Command::Verify(args) => args.run(),
             Command::Audit(args) => args.run().await?,
+            Command::Diff(args) => args.run(),
         };
         Ok(ExitCode::from(code))
     }
