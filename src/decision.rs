@@ -61,6 +61,25 @@ impl DecideOptions {
     }
 }
 
+/// Which webhook a review came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Webhook {
+    /// `POST /validate`.
+    Validate,
+    /// `POST /mutate`.
+    Mutate,
+}
+
+impl Webhook {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Validate => "validate",
+            Self::Mutate => "mutate",
+        }
+    }
+}
+
 /// The verdict, for metrics and logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -334,9 +353,7 @@ pub fn admit(
                 .map(|s| s.message.clone()),
         )
     };
-    let original =
-        serde_json::to_value(&review.input["request"]["object"]).unwrap_or(serde_json::Value::Null);
-    let patch = crate::mutation::diff(&original, &mutation.mutated_object);
+    let patch = patch_of(review, &mutation);
     Admission {
         mutation,
         validation,
@@ -345,6 +362,17 @@ pub fn admit(
         warnings,
         patch,
     }
+}
+
+/// The RFC 6902 patch a mutating decision makes to the review's object
+/// (`None` when it changes nothing, or failed).
+pub fn patch_of(review: &Review, mutation: &Decision) -> Option<json_patch::Patch> {
+    if mutation.verdict == Verdict::Failed || mutation.mutated_object.is_null() {
+        return None;
+    }
+    let original =
+        serde_json::to_value(&review.input["request"]["object"]).unwrap_or(serde_json::Value::Null);
+    crate::mutation::diff(&original, &mutation.mutated_object)
 }
 
 /// The decision when no bundle is live yet (a request that arrives before

@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::Value as Json;
 
 use crate::decision::{Admission, Decision};
-use crate::outcome::Enforcement;
+use crate::outcome::{AuditOutcome, AuditResult, Enforcement};
 
 /// A kind of change between two decisions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -117,6 +117,35 @@ impl Side {
         side.warnings.dedup();
         side.denials.sort();
         side.denials.dedup();
+        side
+    }
+
+    /// An audit of an object as it is: its denying violations (and
+    /// evaluation errors, which refuse at admission under the default
+    /// failure mode) are denials, its warning ones warnings. Audit does not
+    /// mutate; dry-run violations deny nothing.
+    pub fn of_audit(results: &[AuditResult]) -> Self {
+        let mut side = Self::default();
+        for r in results {
+            match (r.result, r.enforcement) {
+                (AuditOutcome::Fail, Enforcement::Deny) => {
+                    side.denials.push(r.message.clone());
+                    side.denied_by.insert(r.policy.clone());
+                }
+                (AuditOutcome::Error, Enforcement::Deny) => {
+                    side.denials
+                        .push(format!("[{}] evaluation failed: {}", r.policy, r.message));
+                    side.denied_by.insert(r.policy.clone());
+                }
+                (AuditOutcome::Warn, _) => side.warnings.push(r.message.clone()),
+                _ => {}
+            }
+        }
+        side.allowed = side.denials.is_empty();
+        side.denials.sort();
+        side.denials.dedup();
+        side.warnings.sort();
+        side.warnings.dedup();
         side
     }
 

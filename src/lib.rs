@@ -40,6 +40,7 @@ pub mod reload;
 pub mod review;
 pub mod runtime;
 pub mod server;
+pub mod shadow;
 pub mod state;
 pub mod tls;
 pub mod units;

@@ -56,6 +56,91 @@ pub struct Metrics {
     pub connections_closed: IntCounterVec,
     /// The audit process's metrics.
     pub audit: AuditMetrics,
+    /// The candidate bundle's metrics (shadow evaluation).
+    pub candidate: CandidateMetrics,
+}
+
+/// Metrics of the candidate bundle: its reloads and what its shadow
+/// evaluation on live traffic finds.
+#[derive(Debug, Clone)]
+pub struct CandidateMetrics {
+    /// `regent_candidate_info{revision,origin}`: 1 for the candidate being
+    /// shadow-evaluated; absent when there is none.
+    pub info: IntGaugeVec,
+    /// `regent_candidate_reloads_total{result}`: candidate revisions
+    /// compiled (success) or rejected (failure).
+    pub reloads: IntCounterVec,
+    /// `regent_candidate_evaluations_total{result}`: shadow evaluations of
+    /// admission requests: `same`, `diverged`, `failed`, or `dropped` (the
+    /// server was saturated, or no candidate was live any more).
+    pub evaluations: IntCounterVec,
+    /// `regent_candidate_divergence_total{policy,change}`: what the
+    /// candidate would have decided differently (`newly_denied`,
+    /// `no_longer_denied`, `denial_changed`, `new_warning`,
+    /// `removed_warning`, `patch_differs`), by the policy behind it.
+    pub divergence: IntCounterVec,
+    /// `regent_audit_candidate_objects{policy,change}`: audited objects the
+    /// candidate currently judges differently (audit process).
+    pub audit_objects: IntGaugeVec,
+}
+
+impl CandidateMetrics {
+    fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let m = Self {
+            info: IntGaugeVec::new(
+                Opts::new(
+                    "regent_candidate_info",
+                    "The candidate bundle being shadow-evaluated (value 1).",
+                ),
+                &["revision", "origin"],
+            )?,
+            reloads: IntCounterVec::new(
+                Opts::new(
+                    "regent_candidate_reloads_total",
+                    "Candidate bundle revisions compiled (success) or rejected (failure).",
+                ),
+                &["result"],
+            )?,
+            evaluations: IntCounterVec::new(
+                Opts::new(
+                    "regent_candidate_evaluations_total",
+                    "Shadow evaluations of admission requests under the candidate bundle, by result (same, diverged, failed, dropped).",
+                ),
+                &["result"],
+            )?,
+            divergence: IntCounterVec::new(
+                Opts::new(
+                    "regent_candidate_divergence_total",
+                    "Admission requests the candidate bundle would have decided differently, by policy and change.",
+                ),
+                &["policy", "change"],
+            )?,
+            audit_objects: IntGaugeVec::new(
+                Opts::new(
+                    "regent_audit_candidate_objects",
+                    "Audited objects the candidate bundle currently judges differently, by policy and change.",
+                ),
+                &["policy", "change"],
+            )?,
+        };
+        for c in [
+            Box::new(m.info.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(m.reloads.clone()),
+            Box::new(m.evaluations.clone()),
+            Box::new(m.divergence.clone()),
+            Box::new(m.audit_objects.clone()),
+        ] {
+            registry.register(c)?;
+        }
+        // Present from the start, so rate() works from the first event.
+        for result in ["same", "diverged", "failed", "dropped"] {
+            m.evaluations.with_label_values(&[result]);
+        }
+        for result in ["success", "failure"] {
+            m.reloads.with_label_values(&[result]);
+        }
+        Ok(m)
+    }
 }
 
 /// Metrics of `regent audit --cluster`.
@@ -352,6 +437,7 @@ impl Metrics {
             connections_open,
             connections_closed,
             audit: AuditMetrics::new(&registry)?,
+            candidate: CandidateMetrics::new(&registry)?,
             registry,
         })
     }
@@ -428,6 +514,17 @@ impl Metrics {
             .set(bundle.gatekeeper().constraints().len() as i64);
         self.bundle_compile_seconds
             .set(bundle.compile_time().as_secs_f64());
+    }
+
+    /// Marks `bundle` as the candidate (`None`: there is none).
+    pub fn set_candidate(&self, bundle: Option<&crate::compiled::CompiledBundle>) {
+        self.candidate.info.reset();
+        if let Some(b) = bundle {
+            self.candidate
+                .info
+                .with_label_values(&[b.revision(), b.origin()])
+                .set(1);
+        }
     }
 
     /// The text exposition of every metric.

@@ -1,7 +1,8 @@
 //! The admission HTTP edge: `POST /validate` and `POST /mutate`. It only
 //! translates: bytes in, [`crate::review`] to parse, [`crate::decision`] to
 //! decide, bytes out. A body that is not JSON, or too large, is a 4xx; anything
-//! that parses is answered with an AdmissionReview.
+//! that parses is answered with an AdmissionReview. While a candidate bundle
+//! is installed, each decided request is also handed to [`crate::shadow`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,9 +14,10 @@ use axum::response::{IntoResponse, Response as HttpResponse};
 use axum::routing::post;
 use axum::Router;
 
-use crate::decision::{self, DecideOptions, Decision, Verdict};
+use crate::decision::{self, DecideOptions, Decision, Verdict, Webhook};
 use crate::policy::Enforcement;
 use crate::review::{self, Response, Review};
+use crate::shadow::{Job, Shadow};
 use crate::state::Live;
 
 /// Default request body limit: an object and its old version can each be up to
@@ -38,21 +40,9 @@ pub struct AdmissionState {
     pub max_body_bytes: usize,
     /// Longest a request body may take to arrive once its header has.
     pub body_timeout: Duration,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Webhook {
-    Validate,
-    Mutate,
-}
-
-impl Webhook {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Validate => "validate",
-            Self::Mutate => "mutate",
-        }
-    }
+    /// Where decided requests go for shadow evaluation under a candidate
+    /// bundle (`None`: never).
+    pub shadow: Option<Arc<Shadow>>,
 }
 
 /// The admission router.
@@ -177,6 +167,16 @@ async fn handle(
         started.elapsed().as_secs_f64(),
     );
     log(&review, webhook, &decision, started.elapsed());
+    if let Some(shadow) = state.shadow.as_ref().filter(|s| s.active()) {
+        // Off the response path: a non-blocking hand-over; the candidate is
+        // evaluated on the shadow threads while this response goes out.
+        shadow.offer(Job {
+            webhook,
+            review,
+            decision,
+            options: state.options,
+        });
+    }
     json(out)
 }
 

@@ -1,11 +1,12 @@
 //! The live state shared by the request path and the admin port: the bundle
-//! currently served (swapped atomically, read without a lock), the
-//! referential data of Gatekeeper Constraints (`data.inventory`, swapped the
-//! same way) and readiness.
+//! currently served (swapped atomically, read without a lock), the candidate
+//! bundle shadow-evaluated next to it, the referential data of Gatekeeper
+//! Constraints (`data.inventory`, swapped the same way) and readiness.
 //!
 //! Invariants: once a bundle is installed there is always one (a swap replaces,
 //! never clears); readiness is true only with a bundle installed and before
-//! shutdown begins.
+//! shutdown begins. The candidate never decides a request and never affects
+//! readiness; it comes and goes with its source.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -15,10 +16,36 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 use crate::compiled::CompiledBundle;
 use crate::metrics::Metrics;
 
+/// A ConfigMap that contributed to a bundle, for status reports and Events.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ConfigMapRef {
+    /// Its name.
+    pub name: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// Its uid (for Events).
+    pub uid: Option<String>,
+    /// Its resourceVersion when read.
+    pub resource_version: Option<String>,
+}
+
+/// The candidate bundle: compiled and validated like the live one, evaluated
+/// in the shadow of live traffic and by the audit, never deciding.
+#[derive(Debug)]
+pub struct Candidate {
+    /// The compiled candidate.
+    pub bundle: Arc<CompiledBundle>,
+    /// The candidate ConfigMaps (empty for `--candidate-policies`), where the
+    /// audit's summary of its impact goes.
+    pub configmaps: Vec<ConfigMapRef>,
+}
+
 /// The served bundle and readiness.
 #[derive(Debug)]
 pub struct Live {
     bundle: ArcSwapOption<CompiledBundle>,
+    candidate: ArcSwapOption<Candidate>,
+    candidate_revision: tokio::sync::watch::Sender<Option<String>>,
     inventory: ArcSwap<regorus::Value>,
     draining: AtomicBool,
     /// Why no bundle is live yet (shown by `/readyz`).
@@ -36,6 +63,8 @@ impl Live {
     pub fn new(metrics: Metrics) -> Arc<Self> {
         Arc::new(Self {
             bundle: ArcSwapOption::empty(),
+            candidate: ArcSwapOption::empty(),
+            candidate_revision: tokio::sync::watch::Sender::new(None),
             inventory: ArcSwap::from_pointee(crate::decision::empty_inventory()),
             draining: AtomicBool::new(false),
             waiting: ArcSwap::from_pointee("waiting for the first policy bundle".to_string()),
@@ -69,6 +98,48 @@ impl Live {
         let revision = bundle.revision().to_string();
         self.bundle.store(Some(Arc::new(bundle)));
         self.revision.send_replace(Some(revision));
+    }
+
+    /// The candidate bundle, if one is shadow-evaluated.
+    pub fn candidate(&self) -> Option<Arc<Candidate>> {
+        self.candidate.load_full()
+    }
+
+    /// Whether a candidate is installed (cheaper than [`Self::candidate`]).
+    pub fn has_candidate(&self) -> bool {
+        self.candidate.load().is_some()
+    }
+
+    /// Makes `bundle` the candidate.
+    pub fn install_candidate(&self, bundle: CompiledBundle, configmaps: Vec<ConfigMapRef>) {
+        self.metrics.set_candidate(Some(&bundle));
+        tracing::info!(
+            revision = bundle.revision(),
+            origin = bundle.origin(),
+            policies = bundle.policies().len(),
+            constraints = bundle.gatekeeper().constraints().len(),
+            "candidate bundle ready: shadow evaluation on"
+        );
+        let revision = bundle.revision().to_string();
+        self.candidate.store(Some(Arc::new(Candidate {
+            bundle: Arc::new(bundle),
+            configmaps,
+        })));
+        self.candidate_revision.send_replace(Some(revision));
+    }
+
+    /// Drops the candidate (its source is gone): shadow evaluation stops.
+    pub fn clear_candidate(&self) {
+        if self.candidate.swap(None).is_some() {
+            tracing::info!("candidate bundle removed: shadow evaluation off");
+        }
+        self.metrics.set_candidate(None);
+        self.candidate_revision.send_replace(None);
+    }
+
+    /// The candidate's revision as it changes (`None` while there is none).
+    pub fn subscribe_candidate(&self) -> tokio::sync::watch::Receiver<Option<String>> {
+        self.candidate_revision.subscribe()
     }
 
     /// The live revision as it changes (`None` until a bundle is live).

@@ -11,14 +11,6 @@ use common::fake_api::FakeApi;
 use common::*;
 use serde_json::{json, Value};
 
-/// A policy that denies pods whose spec sets `field: true`.
-fn deny_field(field: &str, note: &str) -> String {
-    format!(
-        "# {note}\npackage validate.deny_{lower}\n\nimport rego.v1\n\nviolation contains {{\"msg\": \"{field} is set\", \"path\": \"spec.{field}\"}} if input.request.object.spec.{field} == true\n",
-        lower = field.to_lowercase()
-    )
-}
-
 const BROKEN: &str = "package validate.broken\n\nimport rego.v1\n\nviolation contains msg if {\n  msg := sprintf(\"%v\", [input.x]\n}\n";
 
 fn pod_with(field: &str) -> Value {
@@ -160,40 +152,6 @@ async fn reload_can_require_the_bundle_tests_to_pass() {
         "the old bundle keeps serving"
     );
     assert!(server.log_text().contains("bundle tests failed: data.validate.deny_hostpid_test.test_denies at validate/a/policy_test.rego:4"));
-}
-
-fn configmap(name: &str, path: &str, data: &[(&str, &str)]) -> Value {
-    let data: serde_json::Map<String, Value> = data
-        .iter()
-        .map(|(k, v)| (k.to_string(), json!(v)))
-        .collect();
-    json!({"metadata": {"name": name, "labels": {"regent.dev/bundle": "true"},
-           "annotations": {"regent.dev/bundle-path": path}}, "data": data})
-}
-
-fn status_of(api: &FakeApi, cm: &str, pod: &str) -> Option<Value> {
-    let cm = api.configmap(cm)?;
-    let text = cm["metadata"]["annotations"][format!("status.regent.dev/{pod}")]
-        .as_str()?
-        .to_string();
-    serde_json::from_str(&text).ok()
-}
-
-fn configmap_server(api: &FakeApi, dir: &std::path::Path, pod: &str) -> Server {
-    Server::start_with(Options {
-        extra_args: vec![
-            "--watch-configmaps".into(),
-            "--namespace".into(),
-            fake_api::NAMESPACE.into(),
-            "--pod-name".into(),
-            pod.into(),
-        ],
-        env: vec![(
-            "KUBECONFIG".into(),
-            api.kubeconfig(dir).display().to_string(),
-        )],
-        ..Options::default()
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

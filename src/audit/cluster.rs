@@ -20,6 +20,14 @@
 //!
 //! `/readyz` turns true on the holder after its first full scan, on a
 //! standby once its bundle is live; `/status` says what it audits.
+//!
+//! With a candidate bundle installed, every object is judged by the
+//! candidate too ([`super::candidate`]): a new or changed difference is
+//! logged with the object's kind, namespace and name, and after each full
+//! scan (then at most once a minute while it changes) the sum goes to the
+//! candidate's ConfigMaps (an Event and an annotation) and to
+//! `regent_audit_candidate_objects`. A new candidate revision starts a full
+//! scan.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -36,13 +44,15 @@ use kube::{Api, Client};
 use serde_json::{json, Value as Json};
 use tokio::sync::Semaphore;
 
+use super::candidate::Tracker;
 use super::kinds::{self, AuditKind};
 use super::report::{self, ReportOptions, Subject};
 use super::store::Store;
 use super::writer::Writer;
 use crate::compiled::CompiledBundle;
+use crate::diff::{self, Side};
 use crate::metrics::Metrics;
-use crate::reload::configmaps;
+use crate::reload::configmaps::{self, StatusReporter};
 use crate::reload::sources::SourceArgs;
 use crate::runtime::Limits;
 use crate::state::Live;
@@ -109,6 +119,10 @@ struct Ctx {
     workers: usize,
     writer: Arc<Writer>,
     status: Mutex<Status>,
+    /// What the candidate bundle judges differently, per object.
+    candidate: Mutex<Tracker>,
+    /// Writes the candidate's impact to its ConfigMaps.
+    reporter: Arc<StatusReporter>,
 }
 
 /// Runs the audit process until SIGTERM or SIGINT.
@@ -130,6 +144,12 @@ pub async fn run(
     let client = Client::try_default()
         .await
         .context("connecting to the Kubernetes API (KUBECONFIG or in-cluster config)")?;
+    let pod = args
+        .sources
+        .pod_name
+        .clone()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "regent-audit".to_string());
     let workers = args
         .workers
         .unwrap_or_else(|| {
@@ -157,6 +177,8 @@ pub async fn run(
             report_format: reports.format.api_version(),
             ..Status::default()
         }),
+        candidate: Mutex::new(Tracker::default()),
+        reporter: StatusReporter::new(client.clone(), pod, metrics.clone()),
     });
     let status_ctx = ctx.clone();
     let router = crate::admin::router(live.clone()).route(
@@ -280,13 +302,82 @@ impl Ctx {
     fn status(&self) -> std::sync::MutexGuard<'_, Status> {
         self.status.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    fn tracker(&self) -> std::sync::MutexGuard<'_, Tracker> {
+        self.candidate.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// How often a changing candidate summary is published between scans.
+const CANDIDATE_REFRESH: Duration = Duration::from_secs(60);
+
+/// Publishes what the candidate would judge differently: metrics, a log
+/// line, an Event and annotation on its ConfigMaps. `always`: after a full
+/// scan; otherwise only when something changed since the last time.
+async fn publish_candidate(ctx: &Ctx, always: bool) {
+    let gauges = &ctx.metrics.candidate.audit_objects;
+    let Some(candidate) = ctx.live.candidate() else {
+        gauges.reset();
+        return;
+    };
+    let summary = {
+        let mut t = ctx.tracker();
+        if t.revision() != Some(candidate.bundle.revision()) {
+            // Not one object evaluated under this revision yet.
+            return;
+        }
+        if !t.take_dirty() && !always {
+            return;
+        }
+        t.summary()
+    };
+    gauges.reset();
+    for (change, c) in &summary.changes {
+        for (policy, n) in &c.policies {
+            gauges
+                .with_label_values(&[policy.as_str(), change.as_str()])
+                .set(*n as i64);
+        }
+    }
+    let text = summary.text();
+    tracing::info!(candidate = %summary.revision, objects = summary.objects, "{text}");
+    if candidate.configmaps.is_empty() {
+        return;
+    }
+    let annotation = json!({
+        "revision": summary.revision,
+        "objects": summary.objects,
+        "changes": summary.changes,
+        "summary": text,
+        "time": k8s_openapi::jiff::Timestamp::now().to_string(),
+    });
+    ctx.reporter
+        .candidate_impact(
+            &candidate.configmaps,
+            &text,
+            summary.stricter(),
+            &annotation,
+        )
+        .await;
 }
 
 /// The work of the Lease holder: scan, watch, write; scan again when the
 /// bundle changes or the interval passes.
 async fn lead(ctx: Arc<Ctx>) {
     let writer = tokio::spawn(ctx.writer.clone().run());
+    let refresher = {
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(CANDIDATE_REFRESH);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                publish_candidate(&ctx, false).await;
+            }
+        })
+    };
     let mut revisions = ctx.live.subscribe();
+    let mut candidates = ctx.live.subscribe_candidate();
     let mut first = true;
     loop {
         let bundle = loop {
@@ -312,7 +403,13 @@ async fn lead(ctx: Arc<Ctx>) {
         };
         check_report_format(&ctx, &discovery, first).await;
         first = false;
-        let (audited, missing) = kinds::resolve(&kinds::wanted(&bundle), &discovery);
+        // The kinds either bundle can match: a candidate may reach kinds the
+        // live bundle does not.
+        let mut wanted = kinds::wanted(&bundle);
+        if let Some(c) = ctx.live.candidate() {
+            wanted.extend(kinds::wanted(&c.bundle));
+        }
+        let (audited, missing) = kinds::resolve(&wanted, &discovery);
         ctx.metrics.audit.unavailable.reset();
         for (kind, reason) in &missing {
             tracing::warn!(%kind, %reason, "a kind the policies match cannot be audited");
@@ -335,6 +432,7 @@ async fn lead(ctx: Arc<Ctx>) {
         // the interval is never cut short by the next one.
         let again = async {
             scan.finished().await;
+            publish_candidate(&ctx, true).await;
             if scan.all_failed() {
                 // Nothing could be listed: try again soon, not in an hour.
                 tokio::time::sleep(Duration::from_secs(30)).await
@@ -349,11 +447,23 @@ async fn lead(ctx: Arc<Ctx>) {
                 if changed.is_err() { break; }
                 tracing::info!("bundle changed: auditing every object again");
             }
+            changed = candidates.changed() => {
+                if changed.is_err() { break; }
+                let revision = candidates.borrow_and_update().clone();
+                if revision.is_none() {
+                    ctx.tracker().reset(None);
+                    ctx.metrics.candidate.audit_objects.reset();
+                    tracing::info!("candidate bundle gone: auditing every object again without it");
+                } else {
+                    tracing::info!(candidate = ?revision, "candidate bundle changed: auditing every object again");
+                }
+            }
             _ = again => tracing::info!("auditing every object again"),
         }
         scan.stop();
     }
     writer.abort();
+    refresher.abort();
 }
 
 /// Whether the cluster serves the chosen report resources; writing is off
@@ -580,6 +690,13 @@ fn evaluate(state: &ScanState, kind: &AuditKind, batch: Vec<(DynamicObject, bool
     let label = kind.label();
     let inventory = ctx.live.inventory();
     let revision = state.bundle.revision().to_string();
+    let candidate = ctx.live.candidate();
+    if let Some(c) = &candidate {
+        let mut t = ctx.tracker();
+        if t.revision() != Some(c.bundle.revision()) {
+            t.reset(Some(c.bundle.revision().to_string()));
+        }
+    }
     let now = unix_now() as i64;
     for (object, deleted) in batch {
         let Some(uid) = object.metadata.uid.clone() else {
@@ -587,6 +704,7 @@ fn evaluate(state: &ScanState, kind: &AuditKind, batch: Vec<(DynamicObject, bool
         };
         if deleted {
             ctx.store().forget(&uid);
+            ctx.tracker().forget(&uid);
             continue;
         }
         let mut json = match serde_json::to_value(&object) {
@@ -603,6 +721,33 @@ fn evaluate(state: &ScanState, kind: &AuditKind, batch: Vec<(DynamicObject, bool
         };
         let mut results = state.bundle.audit(&json, &inventory, ctx.limits);
         report::sort(&mut results);
+        if let Some(c) = &candidate {
+            let theirs = c.bundle.audit(&json, &inventory, ctx.limits);
+            let diff = diff::compare(&Side::of_audit(&results), &Side::of_audit(&theirs));
+            let news = ctx
+                .tracker()
+                .observe(&uid, subject.namespace.as_deref(), &diff);
+            if news {
+                let changes: Vec<String> = diff
+                    .changes
+                    .iter()
+                    .map(|c| {
+                        let policies: Vec<&str> = diff
+                            .policies
+                            .get(c)
+                            .map(|p| p.iter().map(String::as_str).collect())
+                            .unwrap_or_default();
+                        format!("{}: {}", c.as_str(), policies.join(","))
+                    })
+                    .collect();
+                tracing::info!(
+                    candidate = c.bundle.revision(), kind = %label,
+                    namespace = subject.namespace.as_deref().unwrap_or(""),
+                    name = %subject.name, changes = ?changes,
+                    "candidate bundle judges this object differently"
+                );
+            }
+        }
         let built = report::build(&subject, &results, ctx.reports, &revision, now);
         ctx.metrics
             .audit

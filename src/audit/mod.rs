@@ -8,10 +8,12 @@
 //! - [`kinds`]: which kinds the bundle can match, resolved by discovery;
 //! - [`store`]: the small record kept per object, and the write queue;
 //! - [`writer`]: writing reports at a bounded rate;
+//! - [`candidate`]: what a candidate bundle would judge differently;
 //! - [`cluster`]: the in-cluster audit process (`regent audit --cluster`).
 //!
 //! The offline `regent audit -f` is [`crate::cli`]'s.
 
+pub mod candidate;
 pub mod cluster;
 pub mod kinds;
 pub mod report;

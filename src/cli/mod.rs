@@ -9,6 +9,7 @@ mod common;
 mod diff;
 mod eval;
 mod inputs;
+mod promote;
 mod serve;
 mod test;
 mod verify;
@@ -67,6 +68,8 @@ pub enum Command {
     Diff(Box<diff::DiffArgs>),
     /// Audit objects as they are (files, or the cluster with --cluster) and report what fails.
     Audit(Box<audit::AuditArgs>),
+    /// Make the candidate bundle live: relabel its ConfigMaps (after compiling it).
+    Promote(Box<promote::PromoteArgs>),
 }
 
 impl Cli {
@@ -81,6 +84,7 @@ impl Cli {
             Command::Verify(args) => args.run(),
             Command::Audit(args) => args.run().await?,
             Command::Diff(args) => args.run(),
+            Command::Promote(args) => args.run().await?,
         };
         Ok(ExitCode::from(code))
     }

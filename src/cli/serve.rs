@@ -46,6 +46,14 @@ pub struct ServeArgs {
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "REGENT_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
+    /// Threads evaluating a candidate bundle in the shadow of admission
+    /// traffic (at the lowest scheduling priority).
+    #[arg(long, env = "REGENT_SHADOW_WORKERS", default_value_t = 1)]
+    pub shadow_workers: usize,
+    /// Requests waiting for shadow evaluation at most; beyond it they are
+    /// dropped and counted (`regent_candidate_evaluations_total{result="dropped"}`).
+    #[arg(long, env = "REGENT_SHADOW_QUEUE", default_value_t = 256)]
+    pub shadow_queue: usize,
     /// Connection limits of the admission port.
     #[command(flatten)]
     pub connections: ConnectionArgs,
@@ -144,6 +152,8 @@ impl ServeArgs {
             sources,
             decide,
             max_body_bytes,
+            shadow_workers,
+            shadow_queue,
             connections,
             heap_limit,
             shutdown_delay,
@@ -196,11 +206,20 @@ impl ServeArgs {
         let mut signals = Signals::new()?;
         let (stop_tx, stop_rx) = watch::channel(false);
         let limits = connections.limits();
+        let shadow = crate::shadow::Shadow::start(
+            live.clone(),
+            crate::shadow::ShadowOptions {
+                workers: shadow_workers,
+                queue: shadow_queue,
+            },
+        )
+        .context("starting the shadow-evaluation threads")?;
         let router = server::router(AdmissionState {
             live: live.clone(),
             options: decide.options(),
             max_body_bytes,
             body_timeout: limits.header_timeout,
+            shadow: Some(shadow),
         });
         let admission = tokio::spawn(crate::connections::serve(
             listener,

@@ -12,6 +12,17 @@
 //! `.tar.gz` is an OPA bundle archive. Modules from ConfigMaps may only
 //! declare policy packages.
 //!
+//! A ConfigMap's `regent.dev/stage` label says which bundle it belongs to:
+//! none or `live` the live bundle, `candidate` the candidate bundle (shadow
+//! evaluation), `retired` neither (kept for the record, or for a rollback).
+//! The candidate bundle is what the live one would be after promotion: the
+//! live ConfigMaps, less those a candidate names in its `regent.dev/replaces`
+//! annotation, plus the candidates. A live ConfigMap may name others in
+//! `regent.dev/replaces` too, and they leave the live bundle, so promotion
+//! (relabelling a candidate `live`) is one atomic step; retiring the old
+//! ConfigMaps afterwards is housekeeping ([`crate::cli`]'s `regent promote`
+//! does both).
+//!
 //! After every reload attempt each source ConfigMap gets an Event
 //! (`BundleLoaded`/`BundleRejected`, reporting instance = this pod) and a
 //! status annotation keyed by this pod's name, so replicas never overwrite
@@ -30,12 +41,18 @@ use kube::{Api, Client};
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::{ConfigMapRef, Outcome, SourceKind, SourceUpdate, StatusSink};
+use super::{ConfigMapRef, Outcome, Slot, SourceKind, SourceUpdate, StatusSink, View};
 use crate::bundle::{self, BundleError, Entry, EntryKind};
 use crate::metrics::Metrics;
 
 /// The annotation giving the directory a ConfigMap's files sit in.
 pub const BUNDLE_PATH_ANNOTATION: &str = "regent.dev/bundle-path";
+/// The label giving a bundle ConfigMap's stage (`live`, `candidate`, `retired`).
+pub const STAGE_LABEL: &str = "regent.dev/stage";
+/// The annotation naming the ConfigMaps a ConfigMap replaces (comma-separated).
+pub const REPLACES_ANNOTATION: &str = "regent.dev/replaces";
+/// The annotation where the audit sums up a candidate's impact.
+pub const CANDIDATE_IMPACT_ANNOTATION: &str = "audit.regent.dev/candidate";
 /// The prefix of each replica's status annotation (`status.regent.dev/<pod>`).
 pub const STATUS_ANNOTATION_PREFIX: &str = "status.regent.dev/";
 
@@ -106,11 +123,22 @@ pub fn spawn(
                 continue;
             }
             let cms: Vec<&ConfigMap> = store.values().collect();
+            let staged = stages(&cms);
+            for (name, stage) in &staged.unknown {
+                tracing::warn!(configmap = %name, stage = %stage, "unknown {STAGE_LABEL}; this ConfigMap is in no bundle (use live, candidate or retired)");
+            }
+            let refs = |set: &[&ConfigMap]| -> Vec<ConfigMapRef> {
+                set.iter().map(|cm| reference(cm, &namespace)).collect()
+            };
             let update = SourceUpdate {
                 source: SourceKind::ConfigMaps,
                 origin: origin.clone(),
-                files: entries(&cms),
-                configmaps: cms.iter().map(|cm| reference(cm, &namespace)).collect(),
+                files: entries(&staged.live),
+                configmaps: refs(&staged.live),
+                candidate: staged.candidate.as_ref().map(|c| View {
+                    files: entries(&c.bundle),
+                    configmaps: refs(&c.candidates),
+                }),
             };
             if updates.send(update).await.is_err() {
                 return;
@@ -133,6 +161,115 @@ fn reference(cm: &ConfigMap, namespace: &str) -> ConfigMapRef {
             .unwrap_or_else(|| namespace.to_string()),
         uid: cm.metadata.uid.clone(),
         resource_version: cm.metadata.resource_version.clone(),
+    }
+}
+
+/// A bundle ConfigMap's stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// In the live bundle (no stage label, or `live`).
+    Live,
+    /// In the candidate bundle.
+    Candidate,
+    /// In neither.
+    Retired,
+}
+
+/// The stage of a ConfigMap; `Err` with the label's value when it is none of
+/// `live`, `candidate`, `retired`.
+pub fn stage_of(cm: &ConfigMap) -> Result<Stage, String> {
+    match cm
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(STAGE_LABEL))
+        .map(String::as_str)
+    {
+        None | Some("live") | Some("") => Ok(Stage::Live),
+        Some("candidate") => Ok(Stage::Candidate),
+        Some("retired") => Ok(Stage::Retired),
+        Some(other) => Err(other.to_string()),
+    }
+}
+
+/// The ConfigMaps a ConfigMap names in `regent.dev/replaces`.
+pub fn replaces(cm: &ConfigMap) -> Vec<String> {
+    cm.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(REPLACES_ANNOTATION))
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The ConfigMaps of the candidate bundle.
+#[derive(Debug)]
+pub struct CandidateSet<'a> {
+    /// Every ConfigMap of the candidate bundle (live ones it keeps, and the
+    /// candidates).
+    pub bundle: Vec<&'a ConfigMap>,
+    /// The candidate-labelled ones.
+    pub candidates: Vec<&'a ConfigMap>,
+    /// Live ConfigMaps the candidates replace.
+    pub replaced: Vec<&'a ConfigMap>,
+}
+
+/// Bundle ConfigMaps sorted by stage.
+#[derive(Debug)]
+pub struct Stages<'a> {
+    /// The live bundle's ConfigMaps.
+    pub live: Vec<&'a ConfigMap>,
+    /// The candidate bundle, when a candidate ConfigMap exists.
+    pub candidate: Option<CandidateSet<'a>>,
+    /// ConfigMaps with a stage label of no known value (name, value).
+    pub unknown: Vec<(String, String)>,
+}
+
+/// Sorts bundle ConfigMaps into the live and the candidate bundle.
+pub fn stages<'a>(cms: &[&'a ConfigMap]) -> Stages<'a> {
+    let mut live = Vec::new();
+    let mut candidates = Vec::new();
+    let mut unknown = Vec::new();
+    for cm in cms {
+        match stage_of(cm) {
+            Ok(Stage::Live) => live.push(*cm),
+            Ok(Stage::Candidate) => candidates.push(*cm),
+            Ok(Stage::Retired) => {}
+            Err(value) => unknown.push((name_of(cm), value)),
+        }
+    }
+    let replaced_by = |set: &[&ConfigMap]| -> Vec<String> {
+        set.iter()
+            .flat_map(|cm| {
+                let own = name_of(cm);
+                replaces(cm).into_iter().filter(move |n| *n != own)
+            })
+            .collect()
+    };
+    let gone = replaced_by(&live);
+    live.retain(|cm| !gone.contains(&name_of(cm)));
+    let candidate = (!candidates.is_empty()).then(|| {
+        let gone = replaced_by(&candidates);
+        let (replaced, kept): (Vec<&ConfigMap>, Vec<&ConfigMap>) =
+            live.iter().partition(|cm| gone.contains(&name_of(cm)));
+        let mut bundle = kept;
+        bundle.extend(candidates.iter().copied());
+        CandidateSet {
+            bundle,
+            candidates,
+            replaced,
+        }
+    });
+    Stages {
+        live,
+        candidate,
+        unknown,
     }
 }
 
@@ -245,8 +382,8 @@ impl StatusReporter {
     }
 
     async fn write(&self, outcome: &Outcome, cm: &ConfigMapRef) -> Result<(), kube::Error> {
-        let (type_, reason, note) = match &outcome.error {
-            None => (
+        let (type_, reason, note) = match (outcome.slot, &outcome.error) {
+            (Slot::Live, None) => (
                 EventType::Normal,
                 "BundleLoaded",
                 format!(
@@ -254,7 +391,7 @@ impl StatusReporter {
                     outcome.attempted, self.pod
                 ),
             ),
-            Some(e) => (
+            (Slot::Live, Some(e)) => (
                 EventType::Warning,
                 "BundleRejected",
                 format!(
@@ -264,7 +401,58 @@ impl StatusReporter {
                     outcome.serving.as_deref().unwrap_or("nothing")
                 ),
             ),
+            (Slot::Candidate, None) => (
+                EventType::Normal,
+                "CandidateLoaded",
+                format!(
+                    "candidate bundle revision {} is shadow-evaluated on {} (it decides nothing until promoted)",
+                    outcome.attempted, self.pod
+                ),
+            ),
+            (Slot::Candidate, Some(e)) => (
+                EventType::Warning,
+                "CandidateRejected",
+                format!(
+                    "candidate bundle revision {} rejected on {} (the live bundle is unaffected; shadowing {}): {e}",
+                    outcome.attempted,
+                    self.pod,
+                    outcome.serving.as_deref().unwrap_or("nothing")
+                ),
+            ),
         };
+        let status = json!({
+            "stage": outcome.slot.as_str(),
+            "serving": outcome.serving,
+            "latest": outcome.attempted,
+            "result": if outcome.error.is_none() { "loaded" } else { "rejected" },
+            "error": outcome.error.as_deref().map(|e| truncate(e, 2000)),
+            "time": now_rfc3339(),
+        });
+        self.post(
+            cm,
+            type_,
+            reason,
+            "Reload",
+            &note,
+            &self.annotation_key(),
+            &status,
+        )
+        .await
+    }
+
+    /// Publishes an Event on `cm` and sets one annotation on it (merge
+    /// patch).
+    #[allow(clippy::too_many_arguments)]
+    async fn post(
+        &self,
+        cm: &ConfigMapRef,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: &str,
+        key: &str,
+        value: &serde_json::Value,
+    ) -> Result<(), kube::Error> {
         let reference = ObjectReference {
             api_version: Some("v1".to_string()),
             kind: Some("ConfigMap".to_string()),
@@ -279,26 +467,52 @@ impl StatusReporter {
                 &KubeEvent {
                     type_,
                     reason: reason.to_string(),
-                    note: Some(truncate(&note, 1000)),
-                    action: "Reload".to_string(),
+                    note: Some(truncate(note, 1000)),
+                    action: action.to_string(),
                     secondary: None,
                 },
                 &reference,
             )
             .await?;
-        let status = json!({
-            "serving": outcome.serving,
-            "latest": outcome.attempted,
-            "result": if outcome.error.is_none() { "loaded" } else { "rejected" },
-            "error": outcome.error.as_deref().map(|e| truncate(e, 2000)),
-            "time": now_rfc3339(),
-        });
-        let patch =
-            json!({"metadata": {"annotations": {self.annotation_key(): status.to_string()}}});
+        let patch = json!({"metadata": {"annotations": {key: value.to_string()}}});
         let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &cm.namespace);
         api.patch(&cm.name, &PatchParams::default(), &Patch::Merge(&patch))
             .await?;
         Ok(())
+    }
+
+    /// Reports what the audit found a candidate bundle would change: an
+    /// Event on each candidate ConfigMap (a warning when the candidate would
+    /// newly deny something) and the [`CANDIDATE_IMPACT_ANNOTATION`].
+    pub async fn candidate_impact(
+        &self,
+        configmaps: &[ConfigMapRef],
+        note: &str,
+        stricter: bool,
+        summary: &serde_json::Value,
+    ) {
+        let type_ = if stricter {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        };
+        for cm in configmaps {
+            if let Err(e) = self
+                .post(
+                    cm,
+                    type_,
+                    "CandidateImpact",
+                    "Audit",
+                    note,
+                    CANDIDATE_IMPACT_ANNOTATION,
+                    summary,
+                )
+                .await
+            {
+                self.metrics.status_errors.inc();
+                tracing::warn!(configmap = %cm.name, error = %e, "writing the candidate's impact failed");
+            }
+        }
     }
 }
 
@@ -421,6 +635,53 @@ mod tests {
             "configmap/arch/bundle.tar.gz:validate/t/policy.rego"
         );
         assert!(files.modules[0].restricted);
+    }
+
+    fn staged(name: &str, stage: Option<&str>, replaces: Option<&str>) -> ConfigMap {
+        let mut c = cm(name, None, &[]);
+        if let Some(s) = stage {
+            c.metadata.labels = Some([(STAGE_LABEL.to_string(), s.to_string())].into());
+        }
+        if let Some(r) = replaces {
+            c.metadata.annotations =
+                Some([(REPLACES_ANNOTATION.to_string(), r.to_string())].into());
+        }
+        c
+    }
+
+    fn names(set: &[&ConfigMap]) -> Vec<String> {
+        set.iter().map(|c| name_of(c)).collect()
+    }
+
+    #[test]
+    fn stages_split_live_candidate_and_retired() {
+        let a = staged("a", None, None);
+        let b = staged("b", Some("live"), None);
+        let old = staged("old", Some("retired"), None);
+        let odd = staged("odd", Some("canary"), None);
+        let all = [&a, &b, &old, &odd];
+        let s = stages(&all);
+        assert_eq!(names(&s.live), ["a", "b"]);
+        assert!(s.candidate.is_none());
+        assert_eq!(s.unknown, [("odd".to_string(), "canary".to_string())]);
+
+        // A candidate replacing `b`: the candidate bundle keeps `a`.
+        let b2 = staged("b2", Some("candidate"), Some("b, missing"));
+        let all = [&a, &b, &b2];
+        let s = stages(&all);
+        assert_eq!(names(&s.live), ["a", "b"]);
+        let c = s.candidate.unwrap();
+        assert_eq!(names(&c.bundle), ["a", "b2"]);
+        assert_eq!(names(&c.candidates), ["b2"]);
+        assert_eq!(names(&c.replaced), ["b"]);
+
+        // Promoted (relabelled live) before `b` is retired: `b` has left
+        // the live bundle already, so the promotion is one step.
+        let b2_live = staged("b2", Some("live"), Some("b"));
+        let all = [&a, &b, &b2_live];
+        let s = stages(&all);
+        assert_eq!(names(&s.live), ["a", "b2"]);
+        assert!(s.candidate.is_none());
     }
 
     #[test]

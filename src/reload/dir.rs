@@ -80,8 +80,11 @@ pub async fn debounced(events: &mut mpsc::UnboundedReceiver<()>) -> bool {
 }
 
 /// Starts the directory source: sends the bundle now and after every change.
+/// `source` is [`SourceKind::Directory`], or
+/// [`SourceKind::CandidateDirectory`] for `--candidate-policies`.
 pub fn spawn(
     dir: PathBuf,
+    source: SourceKind,
     updates: mpsc::Sender<SourceUpdate>,
     metrics: Metrics,
 ) -> Result<(), notify::Error> {
@@ -110,16 +113,17 @@ pub fn spawn(
             if let Err(e) = &update {
                 metrics
                     .source_errors
-                    .with_label_values(&[SourceKind::Directory.as_str()])
+                    .with_label_values(&[source.as_str()])
                     .inc();
                 tracing::warn!(dir = %dir.display(), error = %e, "reading the bundle directory failed");
             }
             let sent = updates
                 .send(SourceUpdate {
-                    source: SourceKind::Directory,
+                    source,
                     origin: dir.display().to_string(),
                     files: update,
                     configmaps: Vec::new(),
+                    candidate: None,
                 })
                 .await;
             if sent.is_err() || !debounced(&mut watch.events).await {

@@ -9,6 +9,13 @@
 //! Readiness stays false until every configured source has reported once and
 //! the assembled bundle is live, so a restarted replica never serves an empty
 //! or partial policy set.
+//!
+//! The same reloader keeps a second, **candidate** bundle when a source has
+//! one (`--candidate-policies`, or ConfigMaps labelled
+//! `regent.dev/stage=candidate`): the bundle the live one would become after
+//! promotion, compiled, warmed and gated the same way, installed with
+//! [`Live::install_candidate`] for shadow evaluation, rejected on the same
+//! errors (the live bundle untouched) and dropped when its source is gone.
 
 pub mod certs;
 pub mod configmaps;
@@ -27,11 +34,15 @@ use crate::compiled::{CompileError, CompileOptions, CompiledBundle};
 use crate::runtime::Limits;
 use crate::state::Live;
 
+pub use crate::state::ConfigMapRef;
+
 /// A bundle source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SourceKind {
     /// A watched directory (`--policies`).
     Directory,
+    /// A watched directory holding the candidate bundle (`--candidate-policies`).
+    CandidateDirectory,
     /// Labelled ConfigMaps (`--watch-configmaps`).
     ConfigMaps,
 }
@@ -41,22 +52,38 @@ impl SourceKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Directory => "directory",
+            Self::CandidateDirectory => "candidate-directory",
             Self::ConfigMaps => "configmaps",
         }
     }
 }
 
-/// A ConfigMap that contributed to a bundle, for status reports.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct ConfigMapRef {
-    /// Its name.
-    pub name: String,
-    /// Its namespace.
-    pub namespace: String,
-    /// Its uid (for Events).
-    pub uid: Option<String>,
-    /// Its resourceVersion when read.
-    pub resource_version: Option<String>,
+/// Which bundle a reload is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    /// The bundle that decides requests.
+    Live,
+    /// The candidate: compiled the same way, shadow-evaluated, never deciding.
+    Candidate,
+}
+
+impl Slot {
+    /// A label for logs and status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Live => "live",
+            Self::Candidate => "candidate",
+        }
+    }
+}
+
+/// What one source gives one bundle.
+#[derive(Debug)]
+pub struct View {
+    /// Its files, or why they could not be read.
+    pub files: Result<Vec<Entry>, BundleError>,
+    /// The ConfigMaps behind them whose status this bundle reports.
+    pub configmaps: Vec<ConfigMapRef>,
 }
 
 /// The current files of one source.
@@ -70,6 +97,10 @@ pub struct SourceUpdate {
     pub files: Result<Vec<Entry>, BundleError>,
     /// The ConfigMaps behind it (ConfigMap source only).
     pub configmaps: Vec<ConfigMapRef>,
+    /// Its part of the candidate bundle when that differs from `files`: the
+    /// ConfigMap source while candidate ConfigMaps exist (their
+    /// ConfigMaps only in `configmaps`). `None`: no candidate here.
+    pub candidate: Option<View>,
 }
 
 /// Why a revision was not taken.
@@ -100,9 +131,11 @@ pub enum ReloadError {
 /// The outcome of one reload, as reported to sources.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
+    /// Which bundle.
+    pub slot: Slot,
     /// The revision that was tried.
     pub attempted: String,
-    /// The revision being served after the attempt (None: nothing yet).
+    /// The revision in this slot after the attempt (None: nothing yet).
     pub serving: Option<String>,
     /// The error, when the attempt was rejected.
     pub error: Option<String>,
@@ -126,13 +159,15 @@ pub struct ReloadOptions {
     pub limits: Limits,
 }
 
-/// Owns the latest files of each source and the live bundle's lifecycle.
+/// Owns the latest files of each source and the lifecycle of the live and
+/// the candidate bundle.
 pub struct Reloader {
     live: Arc<Live>,
     options: ReloadOptions,
     expected: Vec<SourceKind>,
     latest: BTreeMap<SourceKind, SourceUpdate>,
     last_attempted: Option<String>,
+    last_candidate: Option<String>,
     reporter: Option<Arc<dyn StatusSink>>,
 }
 
@@ -145,6 +180,7 @@ impl Reloader {
             expected,
             latest: BTreeMap::new(),
             last_attempted: None,
+            last_candidate: None,
             reporter: None,
         }
     }
@@ -169,45 +205,78 @@ impl Reloader {
         }
     }
 
-    /// Assembles, compiles and installs the current files; or rejects them.
+    /// Assembles, compiles and installs the current files of the live
+    /// bundle, then of the candidate; or rejects them. The live bundle goes
+    /// first: a candidate never delays it.
     pub async fn apply(&mut self) {
-        let configmaps: Vec<ConfigMapRef> = self
+        // Without a live source (the embedded bundle is live, a candidate
+        // directory is watched) only the candidate is reloaded.
+        if self
             .latest
-            .values()
-            .flat_map(|u| u.configmaps.clone())
-            .collect();
-        let files = match self.assemble() {
+            .keys()
+            .any(|k| *k != SourceKind::CandidateDirectory)
+        {
+            let (files, configmaps) = self.assemble(Slot::Live);
+            self.attempt(Slot::Live, files, configmaps).await;
+        }
+        if !self.has_candidate() {
+            self.last_candidate = None;
+            if self.live.has_candidate() {
+                self.live.clear_candidate();
+            }
+            return;
+        }
+        let (files, configmaps) = self.assemble(Slot::Candidate);
+        self.attempt(Slot::Candidate, files, configmaps).await;
+    }
+
+    /// Whether any source holds a candidate.
+    fn has_candidate(&self) -> bool {
+        self.latest.contains_key(&SourceKind::CandidateDirectory)
+            || self.latest.values().any(|u| u.candidate.is_some())
+    }
+
+    async fn attempt(
+        &mut self,
+        slot: Slot,
+        files: Result<BundleFiles, ReloadError>,
+        configmaps: Vec<ConfigMapRef>,
+    ) {
+        let last = match slot {
+            Slot::Live => &mut self.last_attempted,
+            Slot::Candidate => &mut self.last_candidate,
+        };
+        let files = match files {
             Ok(f) => f,
             Err(e) => {
                 let attempted = format!("unreadable:{}", short_hash(&e.to_string()));
-                if self.last_attempted.as_deref() == Some(attempted.as_str()) {
+                if last.as_deref() == Some(attempted.as_str()) {
                     return;
                 }
-                self.last_attempted = Some(attempted.clone());
-                self.reject(attempted, e, configmaps);
+                *last = Some(attempted.clone());
+                self.reject(slot, attempted, e, configmaps);
                 return;
             }
         };
-        if self.last_attempted.as_deref() == Some(files.revision.as_str()) {
+        if last.as_deref() == Some(files.revision.as_str()) {
             // Same content as last time (an annotation or resourceVersion
             // changed, or a directory was touched): nothing to do.
             return;
         }
         let revision = files.revision.clone();
-        self.last_attempted = Some(revision.clone());
+        *last = Some(revision.clone());
         let started = Instant::now();
         let options = self.options;
         let compiled = tokio::task::spawn_blocking(move || compile_gated(&files, options))
             .await
             .map_err(|e| ReloadError::Task(e.to_string()))
             .and_then(|r| r);
-        self.live
-            .metrics()
-            .reload_duration
-            .observe(started.elapsed().as_secs_f64());
-        match compiled {
-            Ok(bundle) => {
-                let metrics = self.live.metrics();
+        let metrics = self.live.metrics();
+        match (slot, compiled) {
+            (Slot::Live, Ok(bundle)) => {
+                metrics
+                    .reload_duration
+                    .observe(started.elapsed().as_secs_f64());
                 metrics.reloads.with_label_values(&["success"]).inc();
                 let now = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
@@ -215,42 +284,90 @@ impl Reloader {
                     .unwrap_or(0.0);
                 metrics.last_reload_success.set(now);
                 self.live.install(bundle);
-                self.report(
-                    Outcome {
-                        attempted: revision.clone(),
-                        serving: Some(revision),
-                        error: None,
-                    },
-                    configmaps,
-                );
             }
-            Err(e) => self.reject(revision, e, configmaps),
+            (Slot::Candidate, Ok(bundle)) => {
+                metrics
+                    .candidate
+                    .reloads
+                    .with_label_values(&["success"])
+                    .inc();
+                self.live.install_candidate(bundle, configmaps.clone());
+            }
+            (_, Err(e)) => {
+                if slot == Slot::Live {
+                    metrics
+                        .reload_duration
+                        .observe(started.elapsed().as_secs_f64());
+                }
+                self.reject(slot, revision, e, configmaps);
+                return;
+            }
         }
+        self.report(
+            Outcome {
+                slot,
+                attempted: revision.clone(),
+                serving: Some(revision),
+                error: None,
+            },
+            configmaps,
+        );
     }
 
-    fn reject(&self, attempted: String, error: ReloadError, configmaps: Vec<ConfigMapRef>) {
-        self.live
-            .metrics()
-            .reloads
-            .with_label_values(&["failure"])
-            .inc();
-        let serving = self.live.bundle().map(|b| b.revision().to_string());
-        if serving.is_none() {
-            self.live.set_waiting_reason(format!(
-                "no policy bundle is live: revision {attempted} was rejected: {error}"
-            ));
-        }
-        tracing::error!(
-            revision = %attempted,
-            serving = serving.as_deref().unwrap_or("(none)"),
-            error = %error,
-            "policy bundle rejected; the last good bundle keeps serving"
-        );
+    fn reject(
+        &self,
+        slot: Slot,
+        attempted: String,
+        error: ReloadError,
+        configmaps: Vec<ConfigMapRef>,
+    ) {
+        let serving = match slot {
+            Slot::Live => {
+                self.live
+                    .metrics()
+                    .reloads
+                    .with_label_values(&["failure"])
+                    .inc();
+                let serving = self.live.bundle().map(|b| b.revision().to_string());
+                if serving.is_none() {
+                    self.live.set_waiting_reason(format!(
+                        "no policy bundle is live: revision {attempted} was rejected: {error}"
+                    ));
+                }
+                tracing::error!(
+                    revision = %attempted,
+                    serving = serving.as_deref().unwrap_or("(none)"),
+                    error = %error,
+                    "policy bundle rejected; the last good bundle keeps serving"
+                );
+                serving
+            }
+            Slot::Candidate => {
+                self.live
+                    .metrics()
+                    .candidate
+                    .reloads
+                    .with_label_values(&["failure"])
+                    .inc();
+                let shadowing = self
+                    .live
+                    .candidate()
+                    .map(|c| c.bundle.revision().to_string());
+                tracing::error!(
+                    revision = %attempted,
+                    shadowing = shadowing.as_deref().unwrap_or("(none)"),
+                    error = %error,
+                    "candidate bundle rejected; the live bundle is unaffected"
+                );
+                shadowing
+            }
+        };
         if let ReloadError::Compile(CompileError::Rego { detail, .. }) = &error {
             tracing::debug!(%detail, "compile error detail");
         }
         self.report(
             Outcome {
+                slot,
                 attempted,
                 serving,
                 error: Some(error.to_string()),
@@ -265,27 +382,50 @@ impl Reloader {
         }
     }
 
-    fn assemble(&self) -> Result<BundleFiles, ReloadError> {
+    /// The files of one bundle and the ConfigMaps to report its status on.
+    /// The candidate is what the live bundle would be after promotion: the
+    /// candidate directory instead of the live one, and the ConfigMap
+    /// source's candidate view.
+    fn assemble(&self, slot: Slot) -> (Result<BundleFiles, ReloadError>, Vec<ConfigMapRef>) {
+        let candidate_dir = self.latest.contains_key(&SourceKind::CandidateDirectory);
         let mut entries = Vec::new();
         let mut origins = Vec::new();
+        let mut configmaps = Vec::new();
         for update in self.latest.values() {
-            match &update.files {
+            let view = match (slot, update.source) {
+                (Slot::Live, SourceKind::CandidateDirectory) => continue,
+                (Slot::Candidate, SourceKind::Directory) if candidate_dir => continue,
+                (Slot::Candidate, _) => {
+                    update.candidate.as_ref().map(|v| (&v.files, &v.configmaps))
+                }
+                (Slot::Live, _) => None,
+            };
+            let (files, cms) = view.unwrap_or((&update.files, &update.configmaps));
+            if slot == Slot::Live || update.candidate.is_some() {
+                configmaps.extend(cms.iter().cloned());
+            }
+            match files {
                 Ok(files) => entries.extend(files.iter().cloned()),
                 Err(e) => {
-                    return Err(ReloadError::Source {
+                    let error = ReloadError::Source {
                         kind: update.source.as_str(),
                         message: e.to_string(),
-                    })
+                    };
+                    return (Err(error), configmaps);
                 }
             }
             origins.push(update.origin.clone());
         }
-        let files = BundleFiles::from_entries(&origins.join(" + "), entries)?;
-        if self.options.with_default_bundle {
-            Ok(files.layered(BundleFiles::embedded()?))
-        } else {
-            Ok(files)
-        }
+        let files = BundleFiles::from_entries(&origins.join(" + "), entries)
+            .map_err(ReloadError::from)
+            .and_then(|files| {
+                if self.options.with_default_bundle {
+                    Ok(files.layered(BundleFiles::embedded()?))
+                } else {
+                    Ok(files)
+                }
+            });
+        (files, configmaps)
     }
 }
 

@@ -36,6 +36,12 @@ pub struct SourceArgs {
     /// This replica's name in Events and status annotations (default: POD_NAME, else the host name).
     #[arg(long, env = "POD_NAME")]
     pub pod_name: Option<String>,
+    /// A directory holding a candidate bundle: compiled and validated like
+    /// the live one, evaluated in the shadow of admission traffic and by the
+    /// audit, never deciding (ConfigMaps labelled `regent.dev/stage=candidate`
+    /// do the same with `--watch-configmaps`).
+    #[arg(long, env = "REGENT_CANDIDATE_POLICIES")]
+    pub candidate_policies: Option<PathBuf>,
     /// Layer the embedded default bundle under the configured sources.
     #[arg(long, env = "REGENT_WITH_DEFAULT_BUNDLE")]
     pub with_default_bundle: bool,
@@ -62,6 +68,7 @@ pub async fn start(
         bundle_selector,
         namespace,
         pod_name,
+        candidate_policies,
         with_default_bundle,
         reload_require_tests,
         inventory,
@@ -84,7 +91,11 @@ pub async fn start(
         let bundle = crate::compiled::CompiledBundle::compile(&files, compile)
             .context("the embedded bundle does not compile")?;
         live.install(bundle);
-        return Ok(());
+        if candidate_policies.is_none() {
+            return Ok(());
+        }
+        // A candidate next to the embedded bundle: the reloader only keeps
+        // the candidate.
     }
     let (tx, rx) = mpsc::channel(16);
     let mut expected = Vec::new();
@@ -95,9 +106,24 @@ pub async fn start(
     };
     let mut reporter = None;
     if let Some(dir) = policies {
-        super::dir::spawn(dir.clone(), tx.clone(), metrics.clone())
-            .with_context(|| format!("watching {}", dir.display()))?;
+        super::dir::spawn(
+            dir.clone(),
+            SourceKind::Directory,
+            tx.clone(),
+            metrics.clone(),
+        )
+        .with_context(|| format!("watching {}", dir.display()))?;
         expected.push(SourceKind::Directory);
+    }
+    if let Some(dir) = candidate_policies {
+        super::dir::spawn(
+            dir.clone(),
+            SourceKind::CandidateDirectory,
+            tx.clone(),
+            metrics.clone(),
+        )
+        .with_context(|| format!("watching {}", dir.display()))?;
+        expected.push(SourceKind::CandidateDirectory);
     }
     if *watch_configmaps {
         let ns = configmaps::resolve_namespace(namespace.as_deref())

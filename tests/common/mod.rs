@@ -696,3 +696,47 @@ impl Drop for AuditProcess {
         let _ = self.child.wait();
     }
 }
+
+// ---- bundles in ConfigMaps, served from the fake API server ----
+
+/// A policy that denies pods whose spec sets `field: true`.
+pub fn deny_field(field: &str, note: &str) -> String {
+    format!(
+        "# {note}\npackage validate.deny_{lower}\n\nimport rego.v1\n\nviolation contains {{\"msg\": \"{field} is set\", \"path\": \"spec.{field}\"}} if input.request.object.spec.{field} == true\n",
+        lower = field.to_lowercase()
+    )
+}
+
+pub fn configmap(name: &str, path: &str, data: &[(&str, &str)]) -> Value {
+    let data: serde_json::Map<String, Value> = data
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
+    json!({"metadata": {"name": name, "labels": {"regent.dev/bundle": "true"},
+           "annotations": {"regent.dev/bundle-path": path}}, "data": data})
+}
+
+pub fn status_of(api: &fake_api::FakeApi, cm: &str, pod: &str) -> Option<Value> {
+    let cm = api.configmap(cm)?;
+    let text = cm["metadata"]["annotations"][format!("status.regent.dev/{pod}")]
+        .as_str()?
+        .to_string();
+    serde_json::from_str(&text).ok()
+}
+
+pub fn configmap_server(api: &fake_api::FakeApi, dir: &std::path::Path, pod: &str) -> Server {
+    Server::start_with(Options {
+        extra_args: vec![
+            "--watch-configmaps".into(),
+            "--namespace".into(),
+            fake_api::NAMESPACE.into(),
+            "--pod-name".into(),
+            pod.into(),
+        ],
+        env: vec![(
+            "KUBECONFIG".into(),
+            api.kubeconfig(dir).display().to_string(),
+        )],
+        ..Options::default()
+    })
+}
