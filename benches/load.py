@@ -120,12 +120,74 @@ def startup_and_reload(certs):
     shutil.rmtree(d)
     return ready, first, second, observed
 
+def candidate_run(args, certs):
+    """Admission with and without a candidate bundle as heavy as the live one
+    (the default bundle, copied, one comment changed): the same server build,
+    alternated, `rounds` times; medians and ratios."""
+    cand = tempfile.mkdtemp()
+    shutil.copytree(os.path.join(ROOT, "policies"), cand, dirs_exist_ok=True)
+    first = sorted(os.path.join(r, f) for r, _, fs in os.walk(cand) for f in fs if f.endswith(".rego") and not f.endswith("_test.rego"))[0]
+    open(first, "a").write("\n# candidate\n")
+    setups = {"no candidate": [], "candidate": ["--candidate-policies", cand]}
+    procs = {}
+    for name, extra in setups.items():
+        port, admin = free_port(), free_port()
+        procs[name] = (start([args.regent, "serve", "--addr", f"127.0.0.1:{port}", "--admin-addr", f"127.0.0.1:{admin}",
+                              "--tls-cert", f"{certs}/tls.crt", "--tls-key", f"{certs}/tls.key", "--log", "warn"] + extra, port), port, admin)
+    end = time.time() + 20
+    while not metric(procs["candidate"][2], 'regent_candidate_reloads_total{result="success"}') and time.time() < end:
+        time.sleep(0.05)
+    if not metric(procs["candidate"][2], 'regent_candidate_reloads_total{result="success"}'):
+        raise SystemExit("the candidate bundle never loaded")
+    results = {(n, c): [] for n in setups for c in (1, 8)}
+    try:
+        for _ in range(args.rounds):
+            for conns in (1, 8):
+                for name, (proc, port, admin) in procs.items():
+                    c0 = cpu_seconds(proc.pid)
+                    r = wrk(f"https://127.0.0.1:{port}/validate", conns, False, args.duration, args.body)
+                    r["cpu_us"] = (cpu_seconds(proc.pid) - c0) * 1e6 / max(r["total"], 1)
+                    results[(name, conns)].append(r)
+        admin = procs["candidate"][2]
+        shadow = {k: metric(admin, f'regent_candidate_evaluations_total{{result="{k}"}}') for k in ("same", "diverged", "failed", "dropped")}
+        rss = {n: peak_rss_mib(p.pid) for n, (p, _, _) in procs.items()}
+    finally:
+        for proc, _, _ in procs.values():
+            proc.terminate(); proc.wait()
+        shutil.rmtree(cand)
+    med = lambda xs: sorted(xs)[len(xs) // 2]
+    print()
+    print(f"candidate bundle as heavy as the live one; {args.rounds} alternated rounds of {args.duration}s, medians")
+    print("| connections | setup | req/s | p50 ms | p99 ms | server CPU µs/req | peak RSS MiB |")
+    print("|---|---|---|---|---|---|---|")
+    summary = {}
+    for conns in (1, 8):
+        for name in setups:
+            rs = results[(name, conns)]
+            row = {k: med([r[k] for r in rs]) for k in ("rps", "p50", "p99", "cpu_us")}
+            summary[(name, conns)] = row
+            print(f"| {conns} | {name} | {row['rps']:,.0f} | {row['p50']:.2f} | {row['p99']:.2f} | {row['cpu_us']:.0f} | {rss[name]:.1f} |")
+    p99 = summary[("candidate", 1)]["p99"] / summary[("no candidate", 1)]["p99"]
+    rps = summary[("candidate", 8)]["rps"] / summary[("no candidate", 8)]["rps"]
+    print()
+    print(f"p99 at 1 connection, candidate/none: {p99:.2f}× (target ≤ 1.10×)")
+    print(f"req/s at 8 connections, candidate/none: {rps:.2f}× (target ≥ 0.60×)")
+    total = sum(shadow.values())
+    print(f"shadow evaluations: {shadow['same']:.0f} same, {shadow['diverged']:.0f} diverged, {shadow['failed']:.0f} failed, "
+          f"{shadow['dropped']:.0f} dropped ({100 * shadow['dropped'] / max(total, 1):.1f} % of {total:.0f})")
+    if args.json:
+        json.dump({"p99_ratio_1": p99, "rps_ratio_8": rps, "shadow": shadow,
+                   "rows": {f"{n}/{c}": v for (n, c), v in summary.items()}}, open(args.json, "w"), indent=2)
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--body", default=os.path.join(ROOT, "benches/fixtures/pod-review.json"))
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--regent", default=REGENT, help="the regent binary to measure (e.g. an older build)")
+    ap.add_argument("--candidate", action="store_true",
+                    help="instead of regent vs echo: regent without and with a candidate bundle (shadow evaluation)")
+    ap.add_argument("--rounds", type=int, default=3, help="alternated rounds with --candidate")
     args = ap.parse_args()
     regent_bin = args.regent
     global LUA_FILE
@@ -136,6 +198,10 @@ def main():
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     print(f"machine: {os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}; "
           f"wrk on the same cores; body {os.path.getsize(args.body)} bytes; {args.duration}s per run")
+    if args.candidate:
+        candidate_run(args, certs)
+        shutil.rmtree(work)
+        return
     eport, rport, radmin = free_port(), free_port(), free_port()
     echo = start([ECHO, "--addr", f"127.0.0.1:{eport}", "--tls-cert", f"{certs}/tls.crt", "--tls-key", f"{certs}/tls.key"], eport)
     regent = start([regent_bin, "serve", "--addr", f"127.0.0.1:{rport}", "--admin-addr", f"127.0.0.1:{radmin}",

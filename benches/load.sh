@@ -6,6 +6,7 @@
 # table with the ratio regent/echo. Every run is bounded in time.
 #
 #   benches/load.sh [--duration SECONDS] [--body FILE]
+#   benches/load.sh --candidate [--rounds N]   # with vs without a candidate bundle
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v wrk >/dev/null; then

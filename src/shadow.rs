@@ -3,24 +3,28 @@
 //! would have decided differently is counted and logged.
 //!
 //! The request path only hands the parsed review and the live decision to a
-//! bounded queue ([`Shadow::offer`], a `try_send`): the response never waits
-//! for the candidate. A few threads of their own, at the lowest scheduling
-//! priority, take jobs off the queue; when they fall behind (the server is
+//! bounded lock-free queue ([`Shadow::offer`]): the response never waits for
+//! the candidate, and no lock is shared with the shadow threads. A few threads of their own, at the lowest scheduling
+//! priority (nice 19), take jobs off the queue; when they fall behind (the server is
 //! saturated) the queue fills and new jobs are dropped and counted, never
 //! queued without bound. The comparison is [`crate::diff`]'s, the decision
 //! code [`crate::decision`]'s: the candidate is judged exactly as it would
 //! judge at admission.
 
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crossbeam_queue::ArrayQueue;
 
 use crate::decision::{self, DecideOptions, Decision, Verdict, Webhook};
 use crate::diff::{self, Side};
 use crate::review::Review;
 use crate::state::Live;
 
-/// The nice value of the shadow threads: the scheduler runs them only with
-/// what admission leaves over.
+
+/// The nice value of the shadow threads. Not `SCHED_IDLE`, which measured
+/// worse: p99 at one connection 3.0× the run without a candidate, against
+/// 1.4× at nice 19 (`benches/load.sh --candidate`, see benches/RESULTS.md).
 const NICE: i32 = 19;
 
 /// One request to decide again.
@@ -39,8 +43,11 @@ pub struct Job {
 /// The shadow-evaluation queue and its threads.
 #[derive(Debug)]
 pub struct Shadow {
-    tx: SyncSender<Job>,
+    queue: Arc<ArrayQueue<Job>>,
+    workers: Vec<std::thread::Thread>,
+    closed: Arc<AtomicBool>,
     live: Arc<Live>,
+    dropped: prometheus::IntCounter,
 }
 
 /// Shadow-evaluation settings.
@@ -64,16 +71,30 @@ impl Default for ShadowOptions {
 impl Shadow {
     /// Starts the shadow threads.
     pub fn start(live: Arc<Live>, options: ShadowOptions) -> std::io::Result<Arc<Self>> {
-        let (tx, rx) = mpsc::sync_channel(options.queue.max(1));
-        let rx = Arc::new(Mutex::new(rx));
+        let queue = Arc::new(ArrayQueue::new(options.queue.max(1)));
+        let closed = Arc::new(AtomicBool::new(false));
+        let mut workers = Vec::new();
         for i in 0..options.workers.max(1) {
-            let rx = rx.clone();
+            let queue = queue.clone();
+            let closed = closed.clone();
             let live = live.clone();
-            std::thread::Builder::new()
+            let handle = std::thread::Builder::new()
                 .name(format!("regent-shadow-{i}"))
-                .spawn(move || work(&rx, &live))?;
+                .spawn(move || work(&queue, &closed, &live))?;
+            workers.push(handle.thread().clone());
         }
-        Ok(Arc::new(Self { tx, live }))
+        let dropped = live
+            .metrics()
+            .candidate
+            .evaluations
+            .with_label_values(&["dropped"]);
+        Ok(Arc::new(Self {
+            queue,
+            workers,
+            closed,
+            live,
+            dropped,
+        }))
     }
 
     /// Whether a candidate is installed (the request path asks before
@@ -82,37 +103,40 @@ impl Shadow {
         self.live.has_candidate()
     }
 
-    /// Hands a decided request over without waiting; drops it (counted)
-    /// when the queue is full.
+    /// Hands a decided request over without waiting or locking; drops it
+    /// (counted) when the queue is full.
     pub fn offer(&self, job: Job) {
-        match self.tx.try_send(job) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.live
-                    .metrics()
-                    .candidate
-                    .evaluations
-                    .with_label_values(&["dropped"])
-                    .inc();
+        match self.queue.push(job) {
+            Ok(()) => {
+                for w in &self.workers {
+                    w.unpark();
+                }
             }
+            Err(_) => self.dropped.inc(),
         }
     }
 }
 
-fn work(rx: &Mutex<Receiver<Job>>, live: &Live) {
+impl Drop for Shadow {
+    fn drop(&mut self) {
+        self.closed.store(true, Ordering::Release);
+        for w in &self.workers {
+            w.unpark();
+        }
+    }
+}
+
+fn work(queue: &ArrayQueue<Job>, closed: &AtomicBool, live: &Live) {
     let tid = rustix::thread::gettid();
     if let Err(e) = rustix::process::setpriority_process(Some(tid), NICE) {
-        tracing::debug!(error = %e, "could not lower the shadow thread's priority");
+        tracing::warn!(error = %e, "could not lower the shadow thread's priority; it competes with admission for CPU");
     }
-    loop {
-        let job = {
-            let guard = rx.lock().unwrap_or_else(|e| e.into_inner());
-            match guard.recv() {
-                Ok(job) => job,
-                Err(_) => return,
-            }
-        };
-        evaluate(live, job);
+    while !closed.load(Ordering::Acquire) {
+        while let Some(job) = queue.pop() {
+            evaluate(live, job);
+        }
+        // An unpark between the last pop and here makes park return at once.
+        std::thread::park();
     }
 }
 
