@@ -21,7 +21,6 @@ use crate::diff::{self, Side};
 use crate::review::Review;
 use crate::state::Live;
 
-
 /// The nice value of the shadow threads. Not `SCHED_IDLE`, which measured
 /// worse: p99 at one connection 3.0× the run without a candidate, against
 /// 1.4× at nice 19 (`benches/load.sh --candidate`, see benches/RESULTS.md).
