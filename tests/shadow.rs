@@ -199,6 +199,13 @@ async fn a_candidate_is_shadow_evaluated_counted_logged_and_summed_up_by_the_aud
         note.contains("would newly deny 3 objects in 2 namespaces: deny_hostipc 3"),
         "{note}"
     );
+    // The annotation is written right after the Event.
+    eventually(Duration::from_secs(5), "the impact annotation", || {
+        api.configmap("guardrails-v2").unwrap()["metadata"]["annotations"]
+            ["audit.regent.dev/candidate"]
+            .is_string()
+    })
+    .await;
     let cm = api.configmap("guardrails-v2").unwrap();
     let annotation: Value = serde_json::from_str(
         cm["metadata"]["annotations"]["audit.regent.dev/candidate"]

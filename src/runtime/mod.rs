@@ -402,4 +402,94 @@ mod tests {
             Err(RunError::MemoryLimit(8 * 1024 * 1024))
         );
     }
+
+    /// Evaluates `entry` of an older-syntax module on the VM and on the
+    /// interpreter; both must agree, and the VM must have been kept.
+    fn both(source: &str, entry: &str, input: &str) -> Value {
+        let mut engine = Engine::new();
+        add_module(&mut engine, "p.rego", source, Syntax::V0).unwrap();
+        let mut program = Program::new(engine);
+        let input = Value::from_json_str(input).unwrap();
+        program
+            .warm(entry, input.clone(), Limits::default())
+            .unwrap();
+        program
+            .compile_bytecode(&[entry], std::slice::from_ref(&input), Limits::default())
+            .unwrap();
+        assert_eq!(program.evaluator(), Evaluator::Vm, "{source}");
+        let vm = program
+            .eval(entry, input.clone(), Budget::UNLIMITED)
+            .unwrap();
+        let interpreted = program
+            .eval_interpreted(entry, input, Budget::UNLIMITED)
+            .unwrap();
+        assert_eq!(vm, interpreted, "{source}");
+        vm
+    }
+
+    // OPA compatibility of the vendored regorus patches (vendor/regorus/REGENT-PATCHES.md).
+
+    #[test]
+    fn a_parenthesis_on_a_new_line_starts_a_new_expression() {
+        let source = "package p\nok {\n  input.a >= input.b\n  (input.max - input.min) >= input.spread\n}\n";
+        let input = r#"{"a": 2, "b": 1, "max": 5, "min": 1, "spread": 3}"#;
+        assert_eq!(both(source, "data.p.ok", input), Value::from(true));
+        let short = r#"{"a": 2, "b": 1, "max": 5, "min": 4, "spread": 3}"#;
+        assert_eq!(both(source, "data.p.ok", short), Value::Undefined);
+    }
+
+    #[test]
+    fn sprintf_prints_missing_arguments_as_go_does() {
+        let source =
+            "package p\nmsg := sprintf(\"%v of %v: %d\", [input.a])\n";
+        assert_eq!(
+            both(source, "data.p.msg", r#"{"a": "x"}"#),
+            Value::from("x of %!v(MISSING): %!d(MISSING)")
+        );
+    }
+
+    #[test]
+    fn set_rules_take_further_bodies_as_alternatives() {
+        let source = "package p\ns[x] {\n  x := input.a\n} {\n  x := input.b\n}\n";
+        let got = both(source, "data.p.s", r#"{"a": 1, "b": 2}"#);
+        let members: Vec<Value> = got.as_set().unwrap().iter().cloned().collect();
+        assert_eq!(members, [Value::from(1u64), Value::from(2u64)]);
+        // `else` is still refused on a set rule.
+        let mut engine = Engine::new();
+        let err = add_module(
+            &mut engine,
+            "p.rego",
+            "package p\ns[x] {\n  x := 1\n} else = 2 {\n  true\n}\n",
+            Syntax::V0,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("else"), "{err}");
+    }
+
+    #[test]
+    fn operands_of_a_negated_call_are_evaluated_outside_the_negation() {
+        let source = "package p\nimport future.keywords.in\n\
+            f(_) { false }\n\
+            obj := {\"a\": true}\n\
+            call { not f(input.missing) }\n\
+            call_defined { not f(input.present) }\n\
+            neq { not input.present != input.missing }\n\
+            eq { not input.missing == false }\n\
+            index { not obj[input.missing] }\n\
+            member { not 3 in input.missing }\n\
+            local { params := {\"rule\": \"x\"}; not f(params.ranges) }\n";
+        let input = r#"{"present": 1}"#;
+        // Undefined operand of a call, `!=`, `in`, or an index: the literal
+        // fails (OPA hoists them before the `not`).
+        for rule in ["call", "neq", "index", "member", "local"] {
+            assert_eq!(
+                both(source, &format!("data.p.{rule}"), input),
+                Value::Undefined,
+                "{rule}"
+            );
+        }
+        // Defined operands, and `==` (a unification in OPA): as before.
+        assert_eq!(both(source, "data.p.call_defined", input), Value::from(true));
+        assert_eq!(both(source, "data.p.eq", input), Value::from(true));
+    }
 }

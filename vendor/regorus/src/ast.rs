@@ -268,6 +268,95 @@ pub enum Expr {
 }
 
 impl Expr {
+    /// [regent patch] The operands OPA evaluates *outside* a negation.
+    ///
+    /// OPA's compiler (its RewriteDynamicTerms stage) rewrites refs and
+    /// nested calls in the operands of a call (`f(input.x)`, `a != b.c`,
+    /// `x in input.list`) and dynamic ref indexes (`obj[input.k]`, also
+    /// inside the operands of `==`, which its RewriteEquals stage has made a
+    /// unification) into assignments placed before the expression
+    /// (`__local1__ = input.x; not f(__local1__)`), so under `not` an
+    /// undefined operand makes the whole literal undefined rather than true
+    /// (open-policy-agent/opa#1877, #4743, #8387; Gatekeeper's library
+    /// relies on it). A `not` literal over this expression must therefore
+    /// fail when one of these operands is undefined. Operands that iterate
+    /// (`x[_]`) are left inside.
+    pub fn negation_hoisted_operands(&self) -> Vec<&Ref<Expr>> {
+        fn iterates(e: &Expr) -> bool {
+            match e {
+                Expr::RefBrack { refr, index, .. } => {
+                    matches!(index.as_ref(), Expr::Var { value, .. } if value.as_string().map(|s| s.as_ref() == "_").unwrap_or(false))
+                        || iterates(refr)
+                        || iterates(index)
+                }
+                Expr::RefDot { refr, .. } => iterates(refr),
+                Expr::Call { params, .. } => params.iter().any(|p| iterates(p)),
+                Expr::BoolExpr { lhs, rhs, .. }
+                | Expr::ArithExpr { lhs, rhs, .. }
+                | Expr::BinExpr { lhs, rhs, .. } => iterates(lhs) || iterates(rhs),
+                _ => false,
+            }
+        }
+        fn dynamic(e: &Ref<Expr>) -> bool {
+            matches!(
+                e.as_ref(),
+                Expr::RefDot { .. }
+                    | Expr::RefBrack { .. }
+                    | Expr::Call { .. }
+                    | Expr::ArithExpr { .. }
+                    | Expr::BinExpr { .. }
+                    | Expr::BoolExpr { .. }
+            ) && !iterates(e)
+        }
+        // The dynamic indexes of a ref (`obj[input.k]`), outermost first.
+        fn indexes<'a>(mut e: &'a Expr, out: &mut Vec<&'a Ref<Expr>>) {
+            loop {
+                match e {
+                    Expr::RefBrack { refr, index, .. } => {
+                        if dynamic(index) {
+                            out.push(index);
+                        }
+                        e = refr;
+                    }
+                    Expr::RefDot { refr, .. } => e = refr,
+                    _ => break,
+                }
+            }
+        }
+        let mut out = Vec::new();
+        match self {
+            Expr::Call { params, .. } => out.extend(params.iter().filter(|p| dynamic(p))),
+            // `==` is unification after OPA's RewriteEquals stage: only the
+            // dynamic parts inside its operands are taken out.
+            Expr::BoolExpr {
+                op: BoolOp::Eq,
+                lhs,
+                rhs,
+                ..
+            } => {
+                indexes(lhs, &mut out);
+                indexes(rhs, &mut out);
+            }
+            Expr::BoolExpr { lhs, rhs, .. }
+            | Expr::ArithExpr { lhs, rhs, .. }
+            | Expr::BinExpr { lhs, rhs, .. } => {
+                out.extend([lhs, rhs].into_iter().filter(|p| dynamic(p)));
+            }
+            Expr::Membership {
+                key,
+                value,
+                collection,
+                ..
+            } => {
+                out.extend(key.iter().filter(|p| dynamic(p)));
+                out.extend([value, collection].into_iter().filter(|p| dynamic(p)));
+            }
+            Expr::RefBrack { .. } | Expr::RefDot { .. } => indexes(self, &mut out),
+            _ => {}
+        }
+        out
+    }
+
     fn detach_reference_children(&mut self, pending: &mut Vec<Ref<Expr>>) {
         match *self {
             Self::RefDot {

@@ -1220,6 +1220,13 @@ impl Interpreter {
                 }
             }
             Literal::NotExpr { span, expr, .. } => {
+                // [regent patch] Operands OPA evaluates before the negation:
+                // one that is undefined makes the literal fail.
+                for operand in expr.negation_hoisted_operands() {
+                    if self.eval_expr(operand)? == Value::Undefined {
+                        return Ok(false);
+                    }
+                }
                 let value = match expr.as_ref() {
                     // Extra parameter is allowed; but a return argument is not allowed.
                     Expr::Call {

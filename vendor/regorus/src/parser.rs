@@ -1006,6 +1006,15 @@ impl<'source> Parser<'source> {
                         eidx: self.next_eidx(),
                     };
                 }
+                // [regent patch] A `(` on a later line starts a new literal
+                // (as in OPA), not a call of the ref that ended the line
+                // before: `x >= input.parameters.n` newline `(a - b) >= c`.
+                "(" if possible_fcn
+                    && self.tok.1.start != self.end
+                    && self.line != self.tok.1.line =>
+                {
+                    break;
+                }
                 "(" if possible_fcn => {
                     self.next_token()?;
                     let mut args = vec![];
@@ -2165,7 +2174,10 @@ impl<'source> Parser<'source> {
         span.end = self.end;
 
         if let RuleHead::Set { .. } = &head {
-            if let Some(RuleBody { span, .. }) = bodies.get(1) {
+            // [regent patch] Only `else` is refused: further bodies joined
+            // as `} {` are alternatives, each contributing to the set, as in
+            // OPA.
+            if let Some(RuleBody { span, .. }) = bodies.iter().skip(1).find(|b| b.is_else) {
                 bail!(span.error("else cannot be used with set rules"));
             }
         }

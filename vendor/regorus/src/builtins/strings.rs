@@ -370,8 +370,13 @@ fn sprintf(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> 
         };
 
         if args_idx >= args.len() {
-            bail!(args_span
-                .error(format!("no argument specified for format verb {args_idx}").as_str()));
+            // [regent patch] A verb without an argument prints
+            // `%!v(MISSING)`, as Go's fmt (and so OPA's sprintf) does,
+            // rather than failing the evaluation.
+            s.push_str("%!");
+            s.push(verb);
+            s.push_str("(MISSING)");
+            continue;
         }
         let arg = &args[args_idx];
         args_idx += 1;

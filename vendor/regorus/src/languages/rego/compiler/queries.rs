@@ -258,6 +258,20 @@ impl<'a> Compiler<'a> {
                 }
             }
             ast::Literal::NotExpr { expr, .. } => {
+                // [regent patch] Operands OPA evaluates before the negation:
+                // one that is undefined makes the literal fail.
+                for operand in expr.negation_hoisted_operands() {
+                    let reg = self.with_soft_assert_mode(true, |compiler| {
+                        compiler.compile_rego_expr_with_span(operand, operand.span(), false)
+                    })?;
+                    self.emit_instruction(
+                        Instruction::Guard {
+                            register: reg,
+                            mode: GuardMode::NotUndefined,
+                        },
+                        &stmt.span,
+                    );
+                }
                 let expr_reg = self.with_soft_assert_mode(true, |compiler| {
                     compiler.compile_rego_expr_with_span(expr, expr.span(), false)
                 })?;
