@@ -150,6 +150,17 @@ impl Set {
         }
         set.constraints
             .sort_by(|a, b| (&a.name, &a.kind).cmp(&(&b.name, &b.kind)));
+        for (i, template) in set.templates.iter_mut().enumerate() {
+            let parameters: Vec<Value> = set
+                .constraints
+                .iter()
+                .filter(|c| c.template == i)
+                .map(|c| c.parameters.clone())
+                .collect();
+            if let Some(t) = Arc::get_mut(template) {
+                t.prefer_bytecode(&parameters, limits);
+            }
+        }
         for doc in of_class(ObjectClass::ExpansionTemplate) {
             set.expansions.push(expansion::load(doc)?);
         }

@@ -330,6 +330,41 @@ fn add_deprecated_builtins(engine: &mut Engine) -> Result<(), String> {
     Ok(())
 }
 
+impl Template {
+    /// Moves the template to the bytecode VM when the VM decides an ordinary
+    /// Pod, under each of `parameters` (its Constraints'), exactly as the
+    /// interpreter does; otherwise it stays on the interpreter (logged).
+    pub fn prefer_bytecode(&mut self, parameters: &[Value], limits: Limits) {
+        let Ok(review) = Value::from_json_str(include_str!("../rego/warmup_review.json")) else {
+            return;
+        };
+        let empty = [Value::new_object()];
+        let parameters = if parameters.is_empty() {
+            &empty[..]
+        } else {
+            parameters
+        };
+        let samples: Vec<Value> = parameters
+            .iter()
+            .map(|p| {
+                object_of(&[
+                    ("review", review["request"].clone()),
+                    ("parameters", p.clone()),
+                    (INVENTORY_KEY, Value::new_object()),
+                ])
+            })
+            .collect();
+        if let Err(e) = self.program.compile_bytecode(&[ENTRY], &samples, limits) {
+            tracing::debug!(template = %self.name, reason = %e, "template stays on the interpreter");
+        }
+    }
+
+    /// Which evaluator runs the template.
+    pub fn evaluator(&self) -> runtime::Evaluator {
+        self.program.evaluator()
+    }
+}
+
 /// Evaluates the template once on an ordinary Pod, so the first real
 /// request pays no preparation. Errors here are not fatal: a template may
 /// legitimately fail on a Pod it was not written for.

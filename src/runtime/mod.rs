@@ -431,7 +431,8 @@ mod tests {
 
     #[test]
     fn a_parenthesis_on_a_new_line_starts_a_new_expression() {
-        let source = "package p\nok {\n  input.a >= input.b\n  (input.max - input.min) >= input.spread\n}\n";
+        let source =
+            "package p\nok {\n  input.a >= input.b\n  (input.max - input.min) >= input.spread\n}\n";
         let input = r#"{"a": 2, "b": 1, "max": 5, "min": 1, "spread": 3}"#;
         assert_eq!(both(source, "data.p.ok", input), Value::from(true));
         let short = r#"{"a": 2, "b": 1, "max": 5, "min": 4, "spread": 3}"#;
@@ -440,8 +441,7 @@ mod tests {
 
     #[test]
     fn sprintf_prints_missing_arguments_as_go_does() {
-        let source =
-            "package p\nmsg := sprintf(\"%v of %v: %d\", [input.a])\n";
+        let source = "package p\nmsg := sprintf(\"%v of %v: %d\", [input.a])\n";
         assert_eq!(
             both(source, "data.p.msg", r#"{"a": "x"}"#),
             Value::from("x of %!v(MISSING): %!d(MISSING)")
@@ -489,7 +489,10 @@ mod tests {
             );
         }
         // Defined operands, and `==` (a unification in OPA): as before.
-        assert_eq!(both(source, "data.p.call_defined", input), Value::from(true));
+        assert_eq!(
+            both(source, "data.p.call_defined", input),
+            Value::from(true)
+        );
         assert_eq!(both(source, "data.p.eq", input), Value::from(true));
     }
 }
