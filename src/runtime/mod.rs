@@ -495,4 +495,46 @@ mod tests {
         );
         assert_eq!(both(source, "data.p.eq", input), Value::from(true));
     }
+
+    // Speed patches of the VM (vendor/regorus/REGENT-PATCHES.md, 6): results
+    // must not change.
+
+    #[test]
+    fn function_results_are_reused_only_for_the_same_arguments() {
+        let source = "package p\n\
+            size(\"Mi\") = 1048576 { true }\n\
+            size(\"Gi\") = 1073741824 { true }\n\
+            size(s) = 1 { s != \"Mi\"; s != \"Gi\" }\n\
+            sizes := [size(u) | u := input.units[_]]\n\
+            twice := [x | x := size(input.units[_])]\n\
+            missing { not size(input.none) }\n";
+        let input = r#"{"units": ["Mi", "Gi", "Mi", "k", "Gi", "k"]}"#;
+        let expected =
+            Value::from_json_str("[1048576, 1073741824, 1048576, 1, 1073741824, 1]").unwrap();
+        assert_eq!(both(source, "data.p.sizes", input), expected);
+        assert_eq!(both(source, "data.p.twice", input), expected);
+        // An undefined argument is never answered from the cache.
+        assert_eq!(both(source, "data.p.missing", input), Value::Undefined);
+    }
+
+    #[test]
+    fn sets_of_objects_are_iterated_whole_small_or_large() {
+        let source = "package p\n\
+            items[{\"msg\": sprintf(\"%v\", [i]), \"field\": f}] { some i; input.n[i]; f := [\"a\", \"b\"][_] }\n\
+            count_items := count([x | items[x]])\n\
+            names := {m | items[{\"msg\": m, \"field\": \"a\"}]}\n";
+        for n in [1usize, 3, 8, 9, 40] {
+            let input = format!(
+                "{{\"n\": {}}}",
+                serde_json::to_string(&vec![true; n]).unwrap()
+            );
+            assert_eq!(
+                both(source, "data.p.count_items", &input),
+                Value::from(2 * n),
+                "n = {n}"
+            );
+            let names = both(source, "data.p.names", &input);
+            assert_eq!(names.as_set().unwrap().len(), n, "n = {n}");
+        }
+    }
 }

@@ -65,17 +65,24 @@ impl Bytecode {
                 let mut vm = prepare(program, &self.data)?;
                 return execute(&mut vm, entry, input, budget);
             };
-            let index = match vms.iter().position(|(k, _)| *k == key) {
+            let index = match vms.iter().position(|c| c.key == key) {
                 Some(i) => i,
                 None => {
+                    // Programs of bundles no longer served: only the cache
+                    // holds them (its handle and the VM's).
+                    vms.retain(|c| Arc::strong_count(&c.program) > 2);
                     if vms.len() >= VMS_PER_THREAD {
                         vms.remove(0);
                     }
-                    vms.push((key, prepare(program, &self.data)?));
+                    vms.push(CachedVm {
+                        key,
+                        program: program.program.clone(),
+                        vm: prepare(program, &self.data)?,
+                    });
                     vms.len() - 1
                 }
             };
-            execute(&mut vms[index].1, entry, input, budget)
+            execute(&mut vms[index].vm, entry, input, budget)
         })
     }
 }
@@ -86,12 +93,20 @@ thread_local! {
     /// the first. A VM resets its evaluation state on each run. A cached VM
     /// holds its program alive, so a program address cannot be reused while
     /// it is a key here.
-    static VMS: RefCell<Vec<(usize, regorus::rvm::vm::RegoVM)>> = const { RefCell::new(Vec::new()) };
+    static VMS: RefCell<Vec<CachedVm>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Prepared VMs kept per thread (two entry points of the live bundle, and of
-/// the one before it during a swap).
-const VMS_PER_THREAD: usize = 4;
+/// A prepared VM, the program it runs, and that program's address.
+struct CachedVm {
+    key: usize,
+    program: Arc<regorus::rvm::program::Program>,
+    vm: regorus::rvm::vm::RegoVM,
+}
+
+/// Prepared VMs kept per thread: the live bundle's entry points, one per
+/// Gatekeeper template, those of a candidate bundle and, during a swap, of
+/// the bundle before. Programs no longer served are dropped first.
+const VMS_PER_THREAD: usize = 512;
 
 /// Drops this thread's prepared VMs (after a panic inside one).
 pub fn forget_thread_vms() {

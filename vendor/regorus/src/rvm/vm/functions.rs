@@ -6,6 +6,11 @@ use crate::value::Value;
 use super::errors::{Result, VmError};
 use super::execution_model::ExecutionMode;
 use super::machine::RegoVM;
+use crate::rvm::instructions::FunctionCallParams;
+use alloc::vec::Vec;
+
+/// Distinct argument lists remembered per function in one evaluation.
+const FUNCTION_CACHE_PER_RULE: usize = 64;
 
 impl RegoVM {
     pub(super) fn execute_function_call(&mut self, params_index: u16) -> Result<()> {
@@ -14,11 +19,14 @@ impl RegoVM {
             .instruction_data
             .get_function_call_params(params_index)
             .cloned()
-            .ok_or(VmError::InvalidFunctionCallParamsIndex {
+            .ok_or_else(|| VmError::InvalidFunctionCallParamsIndex {
                 index: params_index,
                 pc: self.pc,
                 available: self.program.instruction_data.function_call_params.len(),
             })?;
+        if matches!(self.execution_mode, ExecutionMode::RunToCompletion) {
+            return self.execute_function_call_cached(&params);
+        }
         let call_result = match self.execution_mode {
             ExecutionMode::RunToCompletion => {
                 self.execute_call_rule_common(params.dest, params.func_rule_index, Some(&params))
@@ -36,24 +44,57 @@ impl RegoVM {
         Ok(())
     }
 
+    /// A function call answered from this evaluation's cache when the same
+    /// function was called with the same (defined) arguments before.
+    fn execute_function_call_cached(&mut self, params: &FunctionCallParams) -> Result<()> {
+        let mut args = Vec::with_capacity(params.arg_count());
+        for &register in params.arg_registers() {
+            args.push(self.get_register(register)?.clone());
+        }
+        let cacheable = !args.iter().any(|a| matches!(a, Value::Undefined));
+        if cacheable {
+            let hit = self
+                .function_cache
+                .get(&params.func_rule_index)
+                .and_then(|entries| entries.iter().find(|(a, _)| *a == args))
+                .map(|(_, result)| result.clone());
+            if let Some(result) = hit {
+                return self.set_register(params.dest, result);
+            }
+        }
+        self.execute_call_rule_common(params.dest, params.func_rule_index, Some(params))?;
+        if cacheable {
+            let result = self.get_register(params.dest)?.clone();
+            let entries = self
+                .function_cache
+                .entry(params.func_rule_index)
+                .or_default();
+            if entries.len() < FUNCTION_CACHE_PER_RULE {
+                entries.push((args, result));
+            }
+        }
+        self.memory_check()?;
+        Ok(())
+    }
+
     pub(super) fn execute_builtin_call(&mut self, params_index: u16) -> Result<()> {
         let program = self.program.clone();
         let params = program
             .instruction_data
             .get_builtin_call_params(params_index)
-            .ok_or(VmError::InvalidBuiltinCallParamsIndex {
+            .ok_or_else(|| VmError::InvalidBuiltinCallParamsIndex {
                 index: params_index,
                 pc: self.pc,
                 available: program.instruction_data.builtin_call_params.len(),
             })?
             .clone();
-        let builtin_info = program.get_builtin_info(params.builtin_index).ok_or(
-            VmError::InvalidBuiltinInfoIndex {
+        let builtin_info = program
+            .get_builtin_info(params.builtin_index)
+            .ok_or_else(|| VmError::InvalidBuiltinInfoIndex {
                 index: params.builtin_index,
                 pc: self.pc,
                 available: program.builtin_info_table.len(),
-            },
-        )?;
+            })?;
 
         let mut args = core::mem::take(&mut self.cached_builtin_args);
         args.clear();

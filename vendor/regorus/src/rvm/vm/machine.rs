@@ -150,6 +150,13 @@ pub struct RegoVM {
     /// a `Hash` implementation.
     pub(super) builtins_cache: BTreeMap<&'static str, Vec<(Vec<Value>, Value)>>,
 
+    /// Results of user-defined function calls in this evaluation, by function
+    /// rule index, then arguments (scanned linearly, at most
+    /// `FUNCTION_CACHE_PER_RULE` per function). Functions are pure within an
+    /// evaluation (input and data do not change, `with` is not compiled), so
+    /// a call with the same arguments has the same result; OPA caches them too.
+    pub(super) function_cache: BTreeMap<u16, Vec<(Vec<Value>, Value)>>,
+
     /// Optional override for the execution timer configuration
     pub(super) execution_timer_config: Option<ExecutionTimerConfig>,
 
@@ -272,6 +279,7 @@ impl RegoVM {
             frame_pc_overridden: false,
             strict_builtin_errors: false,
             builtins_cache: BTreeMap::new(),
+            function_cache: BTreeMap::new(),
             execution_timer_config: None,
             execution_timer: ExecutionTimer::new(fallback_timer),
             execution_timer_elapsed_at_suspend: None,
@@ -1016,7 +1024,7 @@ impl RegoVM {
     pub(super) fn get_register(&self, index: u8) -> Result<&Value> {
         self.registers
             .get(usize::from(index))
-            .ok_or(VmError::RegisterIndexOutOfBounds {
+            .ok_or_else(|| VmError::RegisterIndexOutOfBounds {
                 index,
                 pc: self.pc,
                 register_count: self.registers.len(),
@@ -1031,13 +1039,13 @@ impl RegoVM {
     pub(super) fn take_register(&mut self, index: u8) -> Result<Value> {
         let register_count = self.registers.len();
 
-        let slot = self.registers.get_mut(usize::from(index)).ok_or(
+        let slot = self.registers.get_mut(usize::from(index)).ok_or_else(|| {
             VmError::RegisterIndexOutOfBounds {
                 index,
                 pc: self.pc,
                 register_count,
-            },
-        )?;
+            }
+        })?;
         Ok(core::mem::replace(slot, Value::Undefined))
     }
 
@@ -1046,13 +1054,13 @@ impl RegoVM {
     pub(super) fn set_register(&mut self, index: u8, value: Value) -> Result<()> {
         let register_count = self.registers.len();
 
-        let slot = self.registers.get_mut(usize::from(index)).ok_or(
+        let slot = self.registers.get_mut(usize::from(index)).ok_or_else(|| {
             VmError::RegisterIndexOutOfBounds {
                 index,
                 pc: self.pc,
                 register_count,
-            },
-        )?;
+            }
+        })?;
         *slot = value;
         Ok(())
     }
@@ -1124,7 +1132,7 @@ impl RegoVM {
             });
         }
         // SAFETY: we just ensured it's Some above
-        self.dummy_span.as_ref().ok_or(VmError::Internal {
+        self.dummy_span.as_ref().ok_or_else(|| VmError::Internal {
             message: String::from("dummy span not initialized"),
             pc: self.pc,
         })

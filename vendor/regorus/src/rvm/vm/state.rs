@@ -36,6 +36,7 @@ impl RegoVM {
         self.rule_cache.clear();
         self.registers.clear();
         self.builtins_cache.clear();
+        self.function_cache.clear();
         self.cached_builtin_args.clear();
     }
 

@@ -172,17 +172,32 @@ impl Set {
     /// across instruction dispatches. As a consequence, mutating the `Set`
     /// between `next()` calls is not rejected by the borrow checker; the
     /// resulting iteration order in that case is unspecified.
+    ///
+    /// A small set is walked by position (no element comparisons: resuming
+    /// by the last-seen element compares whole values, which for sets of
+    /// objects costs more than the walk); a large one by the last-seen element.
     #[inline]
-    pub const fn cursor(&self) -> SetCursor {
+    pub fn cursor(&self) -> SetCursor {
         SetCursor {
-            inner: SetCursorInner::BTree(None),
+            inner: if self.inner.len() <= SMALL_SET {
+                SetCursorInner::Position(0)
+            } else {
+                SetCursorInner::BTree(None)
+            },
         }
     }
 
     /// Advance `cursor` and yield the next element. O(log n) for the BTree
     /// backend (range probe); future hash/inline variants may be O(1).
     pub fn next<'a>(&'a self, cursor: &mut SetCursor) -> Option<&'a Value> {
-        let SetCursorInner::BTree(ref mut last) = cursor.inner;
+        let last = match cursor.inner {
+            SetCursorInner::Position(ref mut index) => {
+                let v = self.inner.iter().nth(*index)?;
+                *index = index.saturating_add(1);
+                return Some(v);
+            }
+            SetCursorInner::BTree(ref mut last) => last,
+        };
         let next = last.as_ref().map_or_else(
             || self.inner.iter().next(),
             |prev| {
@@ -213,7 +228,12 @@ pub struct SetCursor {
 enum SetCursorInner {
     /// BTree backend cursor: tracks last-seen element. `None` means "before start".
     BTree(Option<Value>),
+    /// Small sets: the position of the next element in sorted order.
+    Position(usize),
 }
+
+/// Sets up to this size are iterated by position.
+const SMALL_SET: usize = 16;
 
 // ---- Hand-written Ord/PartialOrd ----------------------------------------
 //
