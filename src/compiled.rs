@@ -248,27 +248,40 @@ impl CompiledBundle {
     }
 
     /// Reviews the request of an AdmissionReview against the Gatekeeper
-    /// Constraints, at the webhook's enforcement point. A panic inside the
+    /// Constraints, at the webhook's enforcement point. An evaluation error
+    /// is the result of the Constraint that raised it (the others still
+    /// decide), except running out of time, which fails the review: the
+    /// request's time is spent for every Constraint. A panic inside the
     /// engine becomes an evaluation error.
     pub fn review_gatekeeper(
         &self,
         input: &Value,
         inventory: &Value,
         limits: Limits,
-    ) -> Result<Vec<gatekeeper::Hit>, EvalError> {
+    ) -> Result<gatekeeper::Reviewed, EvalError> {
         if self.gatekeeper.constraints().is_empty() {
-            return Ok(Vec::new());
+            return Ok(gatekeeper::Reviewed::default());
         }
         let budget = limits.start();
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.gatekeeper.review(
+        let reviewed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.gatekeeper.review_all(
                 &input["request"],
                 inventory,
                 gatekeeper::WEBHOOK_POINT,
                 budget,
+                true,
             )
         }))
-        .unwrap_or_else(|_| Err(EvalError::Failed("the policy engine panicked".to_string())))
+        .unwrap_or_else(|_| Err(EvalError::Failed("the policy engine panicked".to_string())))?;
+        let mut reviewed = reviewed;
+        if let Some(i) = reviewed
+            .errors
+            .iter()
+            .position(|(_, e)| matches!(e, EvalError::Timeout(_)))
+        {
+            return Err(reviewed.errors.swap_remove(i).1);
+        }
+        Ok(reviewed)
     }
 
     /// Reviews an object as audit does: as it is (no mutation), with every
@@ -385,7 +398,11 @@ impl CompiledBundle {
             out.push(result(c, AuditOutcome::Skip, why.clone()));
         }
         for (c, e) in &reviewed.errors {
-            out.push(result(c, AuditOutcome::Error, e.to_string()));
+            out.push(result(
+                c,
+                AuditOutcome::Error,
+                gatekeeper::error_line(&c.constraint, e),
+            ));
         }
         out
     }

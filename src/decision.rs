@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::compiled::CompiledBundle;
+use crate::gatekeeper;
 use crate::outcome::{EvalError, Violation};
 use crate::policy::Enforcement;
 use crate::review::{Response, Review};
@@ -142,8 +143,24 @@ pub struct Decision {
     pub mutated_by: Vec<String>,
     /// The mutated object (mutation only; `Null` otherwise).
     pub mutated_object: serde_json::Value,
-    /// The evaluation error, when there was one.
+    /// The evaluation error that decided the whole review, when there was one.
     pub error: Option<EvalError>,
+    /// Policies whose own evaluation failed while the others decided.
+    pub policy_errors: Vec<PolicyError>,
+}
+
+/// One policy (a Gatekeeper Constraint) whose evaluation failed on its own:
+/// its result, not the request's. With enforcement `deny` it follows the
+/// failure mode (deny: a line in the denial; allow: a warning); with `warn`
+/// it is a warning; with `dryrun` it is only counted and logged.
+#[derive(Debug)]
+pub struct PolicyError {
+    /// The Constraint.
+    pub policy: String,
+    /// Its enforcement at this point.
+    pub enforcement: Enforcement,
+    /// What went wrong.
+    pub error: EvalError,
 }
 
 /// Decides a validating review with no referential data.
@@ -171,14 +188,24 @@ pub fn validate_with_inventory(
         Err(e) => return failed(Some(bundle.revision()), uid, e, options),
     };
     let left = options.timeout.saturating_sub(started.elapsed());
-    let hits = match bundle.review_gatekeeper(
+    let reviewed = match bundle.review_gatekeeper(
         &review.input,
         inventory,
         options.limits().with_time(Some(left)),
     ) {
-        Ok(h) => h,
+        Ok(r) => r,
         Err(e) => return failed(Some(bundle.revision()), uid, e, options),
     };
+    let hits = reviewed.hits;
+    let policy_errors: Vec<PolicyError> = reviewed
+        .errors
+        .into_iter()
+        .map(|(c, error)| PolicyError {
+            policy: c.constraint,
+            enforcement: c.enforcement,
+            error,
+        })
+        .collect();
     let mut evaluated: Vec<String> = results.iter().map(|r| r.policy.name.clone()).collect();
     evaluated.extend(hits.iter().map(|h| h.constraint.clone()));
     let gatekeeper_fired = hits.into_iter().map(|h| {
@@ -226,8 +253,21 @@ pub fn validate_with_inventory(
         out.dedup();
         out
     };
-    let denials = lines(Enforcement::Deny);
-    let warnings: Vec<String> = lines(Enforcement::Warn)
+    let mut denials = lines(Enforcement::Deny);
+    let mut warnings = lines(Enforcement::Warn);
+    for e in &policy_errors {
+        let line = gatekeeper::error_line(&e.policy, &e.error);
+        match (e.enforcement, options.failure_mode) {
+            (Enforcement::Deny, FailureMode::Deny) => denials.push(line),
+            (Enforcement::Deny, FailureMode::Allow) => warnings.push(format!(
+                "{line} (not enforced on this request: failure mode allow)"
+            )),
+            (Enforcement::Warn, _) => warnings.push(line),
+            // dryrun and off: counted and logged, never shown.
+            _ => {}
+        }
+    }
+    let warnings: Vec<String> = warnings
         .iter()
         .map(|w| truncate(w, MAX_WARNING_CHARS))
         .collect();
@@ -243,6 +283,12 @@ pub fn validate_with_inventory(
     };
     response.warnings = warnings;
     response.audit_annotations = audit(bundle, &fired);
+    if !policy_errors.is_empty() {
+        let names: Vec<&str> = policy_errors.iter().map(|e| e.policy.as_str()).collect();
+        response
+            .audit_annotations
+            .insert("policy-errors".to_string(), names.join(","));
+    }
     Decision {
         verdict: if response.allowed {
             Verdict::Allowed
@@ -255,6 +301,7 @@ pub fn validate_with_inventory(
         mutated_by: Vec::new(),
         mutated_object: serde_json::Value::Null,
         error: None,
+        policy_errors,
     }
 }
 
@@ -293,6 +340,7 @@ pub fn mutate(bundle: &CompiledBundle, review: &Review, options: &DecideOptions)
         mutated_by: outcome.applied,
         mutated_object: outcome.object,
         error: None,
+        policy_errors: Vec::new(),
     }
 }
 
@@ -427,6 +475,7 @@ fn failed(
         mutated_by: Vec::new(),
         mutated_object: serde_json::Value::Null,
         error: Some(error),
+        policy_errors: Vec::new(),
     }
 }
 

@@ -28,6 +28,9 @@ pub struct Metrics {
     pub policy_violations: IntCounterVec,
     /// `regent_policy_mutations_total{policy}`: a mutating policy changed an object.
     pub policy_mutations: IntCounterVec,
+    /// `regent_policy_errors_total{policy,reason}`: a Constraint failed to
+    /// evaluate on its own while the others decided.
+    pub policy_errors: IntCounterVec,
     /// `regent_bundle_info{revision,origin}`: 1 for the live bundle.
     pub bundle_info: IntGaugeVec,
     /// `regent_bundle_policies{kind}`
@@ -311,6 +314,13 @@ impl Metrics {
             ),
             &["policy", "enforcement"],
         )?;
+        let policy_errors = IntCounterVec::new(
+            Opts::new(
+                "regent_policy_errors_total",
+                "Evaluation errors confined to one policy (the others still decided), by policy and reason.",
+            ),
+            &["policy", "reason"],
+        )?;
         let policy_mutations = IntCounterVec::new(
             Opts::new(
                 "regent_policy_mutations_total",
@@ -410,6 +420,7 @@ impl Metrics {
             Box::new(policy_evaluations.clone()),
             Box::new(policy_violations.clone()),
             Box::new(policy_mutations.clone()),
+            Box::new(policy_errors.clone()),
             Box::new(bundle_info.clone()),
             Box::new(bundle_policies.clone()),
             Box::new(bundle_compile_seconds.clone()),
@@ -424,6 +435,7 @@ impl Metrics {
             policy_evaluations,
             policy_violations,
             policy_mutations,
+            policy_errors,
             bundle_info,
             bundle_policies,
             bundle_compile_seconds,
@@ -487,6 +499,11 @@ impl Metrics {
         }
         for p in &decision.mutated_by {
             self.policy_mutations.with_label_values(&[p]).inc();
+        }
+        for e in &decision.policy_errors {
+            self.policy_errors
+                .with_label_values(&[&e.policy, e.error.reason()])
+                .inc();
         }
     }
 

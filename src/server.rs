@@ -222,6 +222,13 @@ fn log(review: &Review, webhook: Webhook, decision: &Decision, took: Duration) {
             mutated_by = ?decision.mutated_by, took_us = took.as_micros() as u64, "admission decided"
         ),
     }
+    for e in &decision.policy_errors {
+        tracing::warn!(
+            webhook = webhook.as_str(), uid = %m.uid, kind = %m.kind, namespace = %m.namespace, name = %m.name,
+            policy = %e.policy, enforcement = e.enforcement.as_str(), error = %e.error,
+            "one policy failed to evaluate; the others decided"
+        );
+    }
     for f in decision
         .fired
         .iter()

@@ -245,6 +245,93 @@ async fn enforcement_actions_at_the_webhook() {
     );
 }
 
+/// Acceptance 4 of the Gatekeeper-at-scale issue: one Constraint that fails
+/// to evaluate is that Constraint's result. The other Constraint still
+/// denies; the failing one follows the failure mode on its own (deny: a
+/// line in the denial; allow: a warning) and is counted; a failing `warn`
+/// Constraint is a warning either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_constraint_that_fails_to_evaluate_does_not_hide_the_others() {
+    let iso = repo_path("tests/fixtures/gatekeeper-failing/isolation");
+    let labels = repo_path("tests/fixtures/gatekeeper/labels");
+    let read = |dir: &Path, f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+    let files = [
+        ("gk/explodes.yaml", read(&iso, "template_error.yaml")),
+        ("gk/explodes_deny.yaml", read(&iso, "constraint_error.yaml")),
+        (
+            "gk/explodes_warn.yaml",
+            read(&iso, "constraint_error_warn.yaml"),
+        ),
+        ("gk/labels.yaml", read(&labels, "template.yaml")),
+        ("gk/owner.yaml", read(&labels, "constraint.yaml")),
+    ];
+    let files: Vec<(&str, &str)> = files.iter().map(|(p, s)| (*p, s.as_str())).collect();
+    let bundle = bundle_dir(&files);
+    let pod = read_yaml(&iso.join("pod.yaml"));
+    let error_line =
+        "[explodes] evaluation error: policy evaluation exceeded its memory limit of 32 MiB";
+    let warn_line =
+        "[explodes-warn] evaluation error: policy evaluation exceeded its memory limit of 32 MiB";
+    let owner_line = "[must-have-owner] web-1: you must provide labels: [\"owner\"]";
+    for mode in ["deny", "allow"] {
+        let server = Server::start_with(Options {
+            policies: Some(bundle.path().to_path_buf()),
+            extra_args: vec!["--failure-mode".to_string(), mode.to_string()],
+            ..Options::default()
+        });
+        let resp = server.review("/validate", &review_for(&pod)).await;
+        let r = &resp["response"];
+        assert_eq!(r["allowed"], false, "{mode}: {resp}");
+        let message = r["status"]["message"].as_str().unwrap();
+        assert!(message.contains(owner_line), "{mode}: {message}");
+        let warnings: Vec<&str> = r["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|w| w.as_str())
+            .collect();
+        assert!(warnings.contains(&warn_line), "{mode}: {warnings:?}");
+        if mode == "deny" {
+            assert!(message.contains(error_line), "{message}");
+            assert_eq!(warnings.len(), 1, "{warnings:?}");
+        } else {
+            assert!(!message.contains("explodes"), "{message}");
+            assert!(
+                warnings
+                    .iter()
+                    .any(|w| w.starts_with(error_line) && w.contains("failure mode allow")),
+                "{warnings:?}"
+            );
+        }
+        assert_eq!(
+            r["auditAnnotations"]["policy-errors"], "explodes,explodes-warn",
+            "{resp}"
+        );
+        let metrics = server.metrics();
+        for policy in ["explodes", "explodes-warn"] {
+            assert_eq!(
+                metric(
+                    &metrics,
+                    &format!("regent_policy_errors_total{{policy=\"{policy}\",reason=\"memory\"}}")
+                ),
+                1.0,
+                "{metrics}"
+            );
+        }
+        // A Pod the failing template can judge is decided as usual.
+        let mut fine = pod.clone();
+        fine["metadata"]["labels"] = json!({"owner": "me.agilebank.demo"});
+        let resp = server.review("/validate", &review_for(&fine)).await;
+        assert_eq!(resp["response"]["allowed"], true, "{mode}: {resp}");
+    }
+    // `regent verify` reports the error on the case, in the same words.
+    let (code, records) = verify_json("tests/fixtures/gatekeeper-failing/isolation");
+    assert_eq!(code, 1);
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["passed"], false);
+    assert_eq!(records[0]["why"], error_line, "{records:?}");
+}
+
 fn workload(kind: &str, api_version: &str, pod_spec_path: &[&str], image: &str) -> Value {
     let mut object = json!({
         "apiVersion": api_version,

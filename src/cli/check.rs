@@ -65,6 +65,16 @@ impl CheckArgs {
                         gk.templates().len(),
                         if n == 1 { "" } else { "s" }
                     );
+                    // The server compiles templates the same way with or
+                    // without test modules: say which evaluator runs each.
+                    for (name, kind, evaluator) in gk.template_evaluators() {
+                        println!(
+                            "  {:<8} {:<28} {:<7} ({kind})",
+                            "template",
+                            name,
+                            evaluator.as_str()
+                        );
+                    }
                     for c in gk.constraints() {
                         let action = match &c.action {
                             crate::gatekeeper::Action::All(e) => e.as_str().to_string(),

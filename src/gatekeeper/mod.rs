@@ -190,6 +190,14 @@ impl Set {
             .collect()
     }
 
+    /// `(template name, kind, evaluator)` of each compiled template.
+    pub fn template_evaluators(&self) -> Vec<(String, String, crate::runtime::Evaluator)> {
+        self.templates
+            .iter()
+            .map(|t| (t.name.clone(), t.kind.clone(), t.evaluator()))
+            .collect()
+    }
+
     /// What was loaded but will not be enforced, and why (CEL-only templates).
     pub fn notes(&self) -> &[String] {
         &self.notes
@@ -397,6 +405,13 @@ fn messages_of(
         });
     }
     Ok(messages)
+}
+
+/// The line an evaluation error of one Constraint gives, in a denial, a
+/// warning, `regent verify` and audit alike: `[<constraint>] evaluation
+/// error: <cause>`.
+pub fn error_line(constraint: &str, error: &EvalError) -> String {
+    format!("[{constraint}] evaluation error: {error}")
 }
 
 /// One Constraint as a review saw it.

@@ -351,11 +351,23 @@ fn check_case(
     }
     let inventory = Value::from(inventory(&inventory_objects));
     let request = request_for(object).map_err(|e| format!("{label}: {e}"))?;
-    let hits = set
-        .review(&request, &inventory, GATOR_POINT, Limits::default().start())
+    let reviewed = set
+        .review_all(
+            &request,
+            &inventory,
+            GATOR_POINT,
+            Limits::default().start(),
+            true,
+        )
         .map_err(|e| format!("review failed: {e}"))?;
-    messages.extend(hits.into_iter().flat_map(|h| h.messages));
-    let mut failures = Vec::new();
+    messages.extend(reviewed.hits.into_iter().flat_map(|h| h.messages));
+    // An evaluation error fails the case whatever the assertions say (as
+    // in gator), one line per Constraint, as the webhook prints it.
+    let mut failures: Vec<String> = reviewed
+        .errors
+        .iter()
+        .map(|(c, e)| super::error_line(&c.constraint, e))
+        .collect();
     for (i, assertion) in case.assertions.iter().enumerate() {
         if let Err(e) = assertion.check(messages) {
             failures.push(format!("assertion {i}: {e}"));
