@@ -557,7 +557,13 @@ async fn inventory_watch_feeds_referential_constraints() {
     let mut resp = Value::Null;
     for _ in 0..200 {
         resp = server.review("/validate", &review_for(&pod)).await;
-        if resp["response"]["status"]["code"] == 403 {
+        // Until the Namespace is there, the Constraint's namespaceSelector
+        // is an evaluation error of that Constraint (a denial line too).
+        if resp["response"]["status"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("does not exist")
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;

@@ -284,12 +284,14 @@ impl Set {
             let matched = match c.matching.matches(&target) {
                 Ok(m) => m,
                 Err(e) => {
-                    let error =
-                        EvalError::Failed(format!("constraint {} ({}): {e}", c.name, c.kind));
                     if !pass.isolate {
-                        return Err(error);
+                        return Err(EvalError::Failed(format!(
+                            "constraint {} ({}): {e}",
+                            c.name, c.kind
+                        )));
                     }
-                    out.push_error(c, enforcement, error);
+                    // The error line names the Constraint already.
+                    out.push_error(c, enforcement, EvalError::Failed(e.to_string()));
                     continue;
                 }
             };
