@@ -332,6 +332,49 @@ async fn one_constraint_that_fails_to_evaluate_does_not_hide_the_others() {
     assert_eq!(records[0]["why"], error_line, "{records:?}");
 }
 
+/// A bundle rejected because of one template names that template first, in
+/// one line; a call to a function that exists nowhere is caught at load even
+/// when an ordinary Pod never reaches it.
+#[test]
+fn a_broken_template_among_many_is_named_first_in_one_line() {
+    let iso = repo_path("tests/fixtures/gatekeeper-failing/isolation");
+    let labels = repo_path("tests/fixtures/gatekeeper/labels");
+    let enforcement = repo_path("tests/fixtures/gatekeeper/enforcement");
+    let read = |dir: &Path, f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+    let good = read(&iso, "template_error.yaml");
+    let cases = [
+        (
+            good.replace("count(numbers.range(1, size)) < 0", "nosuchfn(size)"),
+            "Unknown function: 'nosuchfn'",
+        ),
+        (
+            good.replace(
+                "count(numbers.range(1, size)) < 0",
+                "count(numbers.range(1, size) < 0",
+            ),
+            "expecting `)`",
+        ),
+    ];
+    for (broken, cause) in cases {
+        assert_ne!(broken, good);
+        let bundle = bundle_dir(&[
+            ("gk/labels.yaml", &read(&labels, "template.yaml")),
+            ("gk/matched.yaml", &read(&enforcement, "template.yaml")),
+            ("gk/zz-broken.yaml", &broken),
+        ]);
+        let out = regent(&["check", bundle.path().to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        let first = err.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with(
+                "error: ConstraintTemplate regenttestexplodes does not compile: gk/zz-broken.yaml:"
+            ) && first.contains(cause),
+            "{err}"
+        );
+    }
+}
+
 fn workload(kind: &str, api_version: &str, pod_spec_path: &[&str], image: &str) -> Value {
     let mut object = json!({
         "apiVersion": api_version,
@@ -444,7 +487,7 @@ async fn broken_templates_and_parameters_are_rejected_on_reload() {
         .unwrap();
     assert!(line.contains("gk/template.yaml:"), "{line}");
     assert!(
-        line.contains("ConstraintTemplate regenttestlabels"),
+        line.contains("ConstraintTemplate regenttestlabels does not compile: gk/template.yaml:"),
         "{line}"
     );
     assert!(line.contains("libs[0]"), "{line}");

@@ -238,7 +238,7 @@ spec:
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("gk/template.yaml:1: ConstraintTemplate slowtemplate")
+        err.contains("ConstraintTemplate slowtemplate: gk/template.yaml:1:")
             && err.contains("memory limit of 32 MiB"),
         "{err}"
     );

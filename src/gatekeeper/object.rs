@@ -5,12 +5,13 @@ use serde_json::Value as Json;
 
 use crate::objects::ObjectDoc;
 
-/// Errors loading Gatekeeper objects. Each names the file, the line the
-/// object starts at, and the object.
+/// Errors loading Gatekeeper objects. Each names the object first (so that
+/// in a bundle of fifty templates the one to fix or drop is the first thing
+/// an operator reads), then the file and line, then what is wrong: one line.
 #[derive(Debug, thiserror::Error)]
 pub enum GatekeeperError {
     /// An object is malformed or refers to something missing.
-    #[error("{path}:{line}: {object}: {message}")]
+    #[error("{object}: {path}:{line}: {message}")]
     Invalid {
         /// The file.
         path: String,
@@ -23,7 +24,7 @@ pub enum GatekeeperError {
     },
     /// A template's Rego does not compile.
     #[error(
-        "{path}:{file_line}: ConstraintTemplate {template}: {field}:{line}:{column}: {message}"
+        "ConstraintTemplate {template} does not compile: {path}:{file_line}: {field}:{line}:{column}: {message}"
     )]
     Rego {
         /// The file.
@@ -44,7 +45,7 @@ pub enum GatekeeperError {
         detail: String,
     },
     /// A Constraint's parameters do not fit its template's schema.
-    #[error("{path}:{line}: {kind} {constraint}: {field}: {message} (schema of ConstraintTemplate {template})")]
+    #[error("{kind} {constraint}: {path}:{line}: {field}: {message} (schema of ConstraintTemplate {template})")]
     Parameters {
         /// The file.
         path: String,

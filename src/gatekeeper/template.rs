@@ -235,6 +235,41 @@ pub fn compile(doc: &ObjectDoc, limits: Limits) -> Result<Compiled, GatekeeperEr
             tracing::debug!(template = %template.name, error = %e, "template warm-up failed on a plain Pod");
         }
     }
+    // The interpreter resolves a function when a call is reached; the
+    // bytecode compiler resolves every call. A function that exists nowhere
+    // is a load error even when an ordinary Pod does not reach the call.
+    if let Err(text) = runtime::vm::Bytecode::compile(template.program.engine(), &[ENTRY]) {
+        let unknown = text
+            .split("Unknown function: '")
+            .nth(1)
+            .and_then(|rest| rest.split('\'').next());
+        // The deprecated builtins are extensions, which the bytecode compiler
+        // does not know either.
+        if unknown.is_some_and(|f| !DEPRECATED_BUILTINS.contains(&f)) {
+            let modules: Vec<(String, &str)> =
+                std::iter::once((main_field.clone(), source.rego.as_str()))
+                    .chain(
+                        source
+                            .libs
+                            .iter()
+                            .enumerate()
+                            .map(|(i, lib)| (format!("{}.libs[{i}]", source.field), lib.as_str())),
+                    )
+                    .collect();
+            let field = text
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("--> "))
+                .and_then(|loc| loc.trim().rsplitn(3, ':').nth(2))
+                .unwrap_or(&main_field)
+                .to_string();
+            let src = modules
+                .iter()
+                .find(|(f, _)| *f == field)
+                .map(|(_, s)| *s)
+                .unwrap_or(&source.rego);
+            return Err(positioned(runtime::rego_error(&field, &text), src));
+        }
+    }
     Ok(Compiled::Rego(Box::new(template), schema))
 }
 
@@ -242,6 +277,16 @@ pub fn compile(doc: &ObjectDoc, limits: Limits) -> Result<Compiled, GatekeeperEr
 /// but regorus does not provide: `re_match` (now `regex.match`), `any`,
 /// `all`, `set_diff`, `cast_array` and `cast_set`. Only v0 templates get them,
 /// as only v0 OPA has them.
+/// The names [`add_deprecated_builtins`] registers.
+const DEPRECATED_BUILTINS: [&str; 6] = [
+    "re_match",
+    "any",
+    "all",
+    "set_diff",
+    "cast_array",
+    "cast_set",
+];
+
 fn add_deprecated_builtins(engine: &mut Engine) -> Result<(), String> {
     fn items(v: &Value) -> Option<Vec<Value>> {
         match v {
