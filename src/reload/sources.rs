@@ -53,6 +53,13 @@ pub struct SourceArgs {
     /// `=plural` after a kind names its resource. Needs list/watch on each.
     #[arg(long, env = "REGENT_INVENTORY", value_delimiter = ',')]
     pub inventory: Vec<super::inventory::InventoryKind>,
+    /// Keep only these fields of a kind's inventory objects (besides
+    /// apiVersion, kind, name and namespace), e.g.
+    /// `v1/Pod=metadata.labels:spec.serviceAccountName` (repeatable, or
+    /// comma-separated). Saves memory; a template that reads a field not
+    /// kept sees it undefined.
+    #[arg(long, env = "REGENT_INVENTORY_FIELDS", value_delimiter = ',')]
+    pub inventory_fields: Vec<super::inventory::KindFields>,
 }
 
 /// Starts the bundle sources and the reloader; with no source configured,
@@ -72,14 +79,29 @@ pub async fn start(
         with_default_bundle,
         reload_require_tests,
         inventory,
+        inventory_fields,
     } = sources;
     let metrics = live.metrics().clone();
     let mut client: Option<kube::Client> = None;
+    if let Some(f) = inventory_fields
+        .iter()
+        .find(|f| !inventory.iter().any(|k| k.label() == f.kind))
+    {
+        anyhow::bail!(
+            "--inventory-fields names {}, which --inventory does not watch",
+            f.kind
+        );
+    }
     if !inventory.is_empty() {
         let c = kube::Client::try_default().await.context(
             "connecting to the Kubernetes API for --inventory (KUBECONFIG or in-cluster config)",
         )?;
-        super::inventory::spawn(c.clone(), inventory.clone(), live.clone());
+        super::inventory::spawn(
+            c.clone(),
+            inventory.clone(),
+            inventory_fields.clone(),
+            live.clone(),
+        );
         client = Some(c);
     }
     if policies.is_none() && !watch_configmaps {

@@ -56,7 +56,10 @@ impl Server {
 
     pub fn start_with(options: Options) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_regent"));
+        // Benchmarks may compare with another build (`REGENT_BENCH_BIN`).
+        let bin = std::env::var("REGENT_BENCH_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_regent").to_string());
+        let mut cmd = Command::new(bin);
         cmd.args([
             "--log-format",
             "json",
@@ -581,6 +584,17 @@ pub fn metric(text: &str, series: &str) -> f64 {
                 .and_then(|rest| rest.trim().parse().ok())
         })
         .unwrap_or(0.0)
+}
+
+/// The resident set size of a process now, in bytes.
+pub fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap_or(0)
+        * 1024
 }
 
 /// A process's peak resident set size (VmHWM), in bytes.
