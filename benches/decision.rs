@@ -1,7 +1,9 @@
 //! In-process benchmarks: the whole decision for a Pod and a Deployment on the
 //! default bundle (validate and mutate), each stage of it, and compiling and
 //! preparing bundles of 10, 50 and 200 policies, and the default bundle plus
-//! Gatekeeper Constraints (the test fixtures' templates) deciding a Pod.
+//! Gatekeeper Constraints (the test fixtures' templates) deciding a Pod, and
+//! the same Pod with 0, 10, 25 and 50 Constraints of templates written here
+//! in the gatekeeper-library's style.
 //! `cargo bench --bench decision`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -178,5 +180,181 @@ fn gatekeeper(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, decisions, stages, compile, gatekeeper);
+/// Rego bodies in the gatekeeper-library's style (older syntax,
+/// `violation[{"msg": msg}]`, container loops, helper functions), written
+/// for this benchmark; template `i` uses body `i % 5`.
+const STYLES: [&str; 5] = [
+    // Required labels, each matching a pattern (k8srequiredlabels-like).
+    r#"violation[{"msg": msg, "details": {"missing_labels": missing}}] {
+  provided := {label | input.review.object.metadata.labels[label]}
+  required := {label | label := input.parameters.labels[_].key}
+  missing := required - provided
+  count(missing) > 0
+  msg := sprintf("you must provide labels: %v", [missing])
+}
+violation[{"msg": msg}] {
+  value := input.review.object.metadata.labels[key]
+  expected := input.parameters.labels[_]
+  expected.key == key
+  expected.allowedRegex != ""
+  not re_match(expected.allowedRegex, value)
+  msg := sprintf("Label <%v: %v> does not satisfy allowed regex: %v", [key, value, expected.allowedRegex])
+}"#,
+    // Memory limits parsed and compared (k8scontainerlimits-like).
+    r#"mem_multiple("Ki") = 1024 { true }
+mem_multiple("Mi") = 1048576 { true }
+mem_multiple("Gi") = 1073741824 { true }
+mem_multiple("") = 1 { true }
+get_suffix(mem) = suffix {
+  count(mem) > 1
+  suffix := substring(mem, count(mem) - 2, -1)
+  mem_multiple(suffix)
+}
+get_suffix(mem) = "" {
+  count(mem) > 1
+  not mem_multiple(substring(mem, count(mem) - 2, -1))
+}
+canonify_mem(orig) = new {
+  suffix := get_suffix(orig)
+  raw := replace(orig, suffix, "")
+  new := to_number(raw) * mem_multiple(suffix)
+}
+violation[{"msg": msg}] {
+  container := input.review.object.spec.containers[_]
+  mem := canonify_mem(container.resources.limits.memory)
+  max := canonify_mem(input.parameters.memory)
+  mem > max
+  msg := sprintf("container <%v> memory limit <%v> is higher than the maximum allowed of <%v>", [container.name, container.resources.limits.memory, input.parameters.memory])
+}
+violation[{"msg": msg}] {
+  container := input.review.object.spec.containers[_]
+  not container.resources.limits.memory
+  msg := sprintf("container <%v> has no memory limit", [container.name])
+}"#,
+    // Allowed image registries (k8sallowedrepos-like).
+    r#"violation[{"msg": msg}] {
+  container := input_containers[_]
+  not strings.any_prefix_match(container.image, input.parameters.repos)
+  msg := sprintf("container <%v> has an invalid image repo <%v>, allowed repos are %v", [container.name, container.image, input.parameters.repos])
+}
+input_containers[c] { c := input.review.object.spec.containers[_] }
+input_containers[c] { c := input.review.object.spec.initContainers[_] }"#,
+    // Capabilities dropped and privilege (k8spspcapabilities-like).
+    r#"violation[{"msg": msg}] {
+  container := input.review.object.spec.containers[_]
+  has_disallowed_capabilities(container)
+  msg := sprintf("container <%v> has a disallowed capability. Allowed capabilities are %v", [container.name, get_default(input.parameters, "allowedCapabilities", "NONE")])
+}
+violation[{"msg": msg}] {
+  container := input.review.object.spec.containers[_]
+  container.securityContext.privileged
+  msg := sprintf("Privileged container is not allowed: %v", [container.name])
+}
+has_disallowed_capabilities(container) {
+  allowed := {c | c := get_default(input.parameters, "allowedCapabilities", [])[_]}
+  not allowed["*"]
+  capabilities := {c | c := container.securityContext.capabilities.add[_]}
+  count(capabilities - allowed) > 0
+}
+get_default(obj, param, _default) = out {
+  out = obj[param]
+}
+get_default(obj, param, _default) = out {
+  not obj[param]
+  not obj[param] == false
+  out = _default
+}"#,
+    // Probes required (k8srequiredprobes-like).
+    r#"probe_type_set = probe_types { probe_types := {type | type := input.parameters.probeTypes[_]} }
+violation[{"msg": msg}] {
+  container := input.review.object.spec.containers[_]
+  probe := input.parameters.probes[_]
+  probe_is_missing(container, probe)
+  msg := sprintf("Container <%v> has no <%v>", [container.name, probe])
+}
+probe_is_missing(ctr, probe) = true { not ctr[probe] }
+probe_is_missing(ctr, probe) = true {
+  probe_field_empty(ctr, probe)
+}
+probe_field_empty(ctr, probe) = true {
+  probe_fields := {field | ctr[probe][field]}
+  diff_fields := probe_type_set - probe_fields
+  count(diff_fields) == count(probe_type_set)
+}"#,
+];
+
+/// Parameters of a Constraint of body `style`.
+const PARAMETERS: [&str; 5] = [
+    "labels: [{key: team, allowedRegex: \"^[a-z-]+$\"}, {key: app}]",
+    "memory: 1Gi",
+    "repos: [\"registry.example.com/\"]",
+    "allowedCapabilities: [NET_BIND_SERVICE]",
+    "probes: [readinessProbe, livenessProbe]\n    probeTypes: [httpGet, tcpSocket, exec]",
+];
+
+/// `n` templates, one Constraint each, matching Pods.
+fn constraints_bundle(n: usize) -> BundleFiles {
+    let mut files = Vec::new();
+    for i in 0..n {
+        let style = i % STYLES.len();
+        let body: String = STYLES[style]
+            .lines()
+            .map(|l| format!("        {l}\n"))
+            .collect();
+        let template = format!(
+            "apiVersion: templates.gatekeeper.sh/v1\nkind: ConstraintTemplate\nmetadata:\n  name: benchtemplate{i}\nspec:\n  crd:\n    spec:\n      names:\n        kind: BenchTemplate{i}\n  targets:\n    - target: admission.k8s.gatekeeper.sh\n      rego: |\n        package benchtemplate{i}\n{body}"
+        );
+        let constraint = format!(
+            "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: BenchTemplate{i}\nmetadata:\n  name: bench-{i}\nspec:\n  match:\n    kinds: [{{apiGroups: [\"\"], kinds: [Pod]}}]\n  parameters:\n    {}\n",
+            PARAMETERS[style]
+        );
+        files.push((format!("gk/t{i}.yaml"), template.into_bytes()));
+        files.push((format!("gk/c{i}.yaml"), constraint.into_bytes()));
+    }
+    BundleFiles::from_files("bench constraints", files).unwrap()
+}
+
+/// The 8 KB Pod decided by the default bundle plus 0, 10, 25 and 50
+/// Constraints, each of its own template.
+fn gatekeeper_curve(c: &mut Criterion) {
+    let options = DecideOptions::default();
+    let body = fixture("pod-review.json");
+    let mut group = c.benchmark_group("decision/validate/pod_8k_constraints");
+    for n in [0, 10, 25, 50] {
+        let bundle = CompiledBundle::compile(
+            &BundleFiles::embedded()
+                .unwrap()
+                .layered(constraints_bundle(n)),
+            CompileOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(bundle.gatekeeper().constraints().len(), n);
+        // Every constraint decides without an error.
+        let r = review::parse(&body).unwrap();
+        let decided = decision::validate(&bundle, &r, &options);
+        assert!(
+            decided.policy_errors.is_empty(),
+            "{:?}",
+            decided.policy_errors
+        );
+        group.bench_with_input(BenchmarkId::from_parameter(n), &bundle, |b, bundle| {
+            b.iter(|| {
+                let r = review::parse(black_box(&body)).unwrap();
+                decision::validate(bundle, &r, &options)
+                    .response
+                    .to_review_bytes(r.version)
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    decisions,
+    stages,
+    compile,
+    gatekeeper,
+    gatekeeper_curve
+);
 criterion_main!(benches);

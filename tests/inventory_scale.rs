@@ -86,7 +86,10 @@ async fn inventory_scale() {
                 ..Options::default()
             });
             eventually(Duration::from_secs(600), "the inventory is listed", || {
-                metric(&server.metrics(), "regent_inventory_objects{kind=\"v1/Pod\"}") == n as f64
+                metric(
+                    &server.metrics(),
+                    "regent_inventory_objects{kind=\"v1/Pod\"}",
+                ) == n as f64
             })
             .await;
             let listed = started.elapsed().as_secs_f64();

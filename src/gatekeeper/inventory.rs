@@ -112,6 +112,7 @@ pub struct Tree {
     root: Value,
     keys: HashMap<String, Value>,
     held: BTreeSet<Key>,
+    counts: BTreeMap<(String, String), usize>,
 }
 
 impl Default for Tree {
@@ -127,6 +128,7 @@ impl Tree {
             root: Value::new_object(),
             keys: HashMap::new(),
             held: BTreeSet::new(),
+            counts: BTreeMap::new(),
         };
         for top in ["cluster", "namespace"] {
             let key = tree.key(top);
@@ -153,6 +155,14 @@ impl Tree {
         self.held.is_empty()
     }
 
+    /// How many objects of one `apiVersion` and `kind` are held.
+    pub fn count_of(&self, group_version: &str, kind: &str) -> usize {
+        self.counts
+            .get(&(group_version.to_string(), kind.to_string()))
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// The keys of the objects held of one `apiVersion` and `kind`.
     pub fn keys_of(&self, group_version: &str, kind: &str) -> Vec<Key> {
         self.held
@@ -174,13 +184,24 @@ impl Tree {
     fn insert_value(&mut self, key: &Key, value: Value) {
         let path: Vec<Value> = key.path().into_iter().map(|p| self.key(p)).collect();
         insert_at_path(&mut self.root, &path, Value::from(key.name.as_str()), value);
-        self.held.insert(key.clone());
+        if self.held.insert(key.clone()) {
+            *self
+                .counts
+                .entry((key.group_version.clone(), key.kind.clone()))
+                .or_default() += 1;
+        }
     }
 
     /// Removes an object; maps it leaves empty are removed too.
     pub fn remove(&mut self, key: &Key) {
         if !self.held.remove(key) {
             return;
+        }
+        if let Some(n) = self
+            .counts
+            .get_mut(&(key.group_version.clone(), key.kind.clone()))
+        {
+            *n = n.saturating_sub(1);
         }
         let path: Vec<Value> = key.path().into_iter().map(Value::from).collect();
         remove_at(&mut self.root, &path, &Value::from(key.name.as_str()), true);
@@ -366,13 +387,26 @@ mod tests {
         for o in [&node, &a, &b, &c] {
             tree.insert(o).unwrap();
         }
-        assert_eq!(tree.value(), expected(&[node.clone(), a.clone(), b.clone(), c.clone()]));
+        assert_eq!(
+            tree.value(),
+            expected(&[node.clone(), a.clone(), b.clone(), c.clone()])
+        );
+        assert_eq!(
+            (tree.count_of("v1", "Pod"), tree.count_of("v1", "Node")),
+            (3, 1)
+        );
         // What requests read does not change under them.
         let published = tree.value();
         let a2 = pod("shop", "a", "web:2");
         tree.insert(&a2).unwrap();
-        assert_eq!(published, expected(&[node.clone(), a.clone(), b.clone(), c.clone()]));
-        assert_eq!(tree.value(), expected(&[node.clone(), a2.clone(), b.clone(), c.clone()]));
+        assert_eq!(
+            published,
+            expected(&[node.clone(), a.clone(), b.clone(), c.clone()])
+        );
+        assert_eq!(
+            tree.value(),
+            expected(&[node.clone(), a2.clone(), b.clone(), c.clone()])
+        );
         // Removing the last object of a namespace removes the namespace.
         tree.remove(&Key::of(&c).unwrap());
         tree.remove(&Key::of(&node).unwrap());
@@ -381,6 +415,7 @@ mod tests {
         tree.remove(&Key::of(&b).unwrap());
         assert_eq!(tree.value(), expected(&[]));
         assert!(tree.is_empty());
+        assert_eq!(tree.count_of("v1", "Pod"), 0);
         // Removing what is not there changes nothing.
         tree.remove(&Key::of(&b).unwrap());
         assert_eq!(tree.value(), expected(&[]));

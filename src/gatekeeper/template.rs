@@ -273,10 +273,36 @@ pub fn compile(doc: &ObjectDoc, limits: Limits) -> Result<Compiled, GatekeeperEr
     Ok(Compiled::Rego(Box::new(template), schema))
 }
 
-/// OPA builtins that older Rego (and so much of Gatekeeper's) still calls
-/// but regorus does not provide: `re_match` (now `regex.match`), `any`,
-/// `all`, `set_diff`, `cast_array` and `cast_set`. Only v0 templates get them,
-/// as only v0 OPA has them.
+thread_local! {
+    /// `re_match` patterns compiled on this thread: a template calls it for
+    /// every label of every request, and compiling costs far more than matching.
+    static PATTERNS: std::cell::RefCell<std::collections::HashMap<String, regex::Regex>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// Patterns kept per thread (a bundle's templates have few).
+const PATTERNS_PER_THREAD: usize = 256;
+
+/// Whether `value` matches `pattern`, compiling it at most once per thread.
+fn matches_cached(pattern: &str, value: &str) -> anyhow::Result<bool> {
+    PATTERNS.with(|cell| {
+        let Ok(mut patterns) = cell.try_borrow_mut() else {
+            let re = regex::Regex::new(pattern).map_err(|e| anyhow::anyhow!("re_match: {e}"))?;
+            return Ok(re.is_match(value));
+        };
+        if let Some(re) = patterns.get(pattern) {
+            return Ok(re.is_match(value));
+        }
+        let re = regex::Regex::new(pattern).map_err(|e| anyhow::anyhow!("re_match: {e}"))?;
+        let matched = re.is_match(value);
+        if patterns.len() >= PATTERNS_PER_THREAD {
+            patterns.clear();
+        }
+        patterns.insert(pattern.to_string(), re);
+        Ok(matched)
+    })
+}
+
 /// The names [`add_deprecated_builtins`] registers.
 const DEPRECATED_BUILTINS: [&str; 6] = [
     "re_match",
@@ -287,6 +313,10 @@ const DEPRECATED_BUILTINS: [&str; 6] = [
     "cast_set",
 ];
 
+/// OPA builtins that older Rego (and so much of Gatekeeper's) still calls
+/// but regorus does not provide: `re_match` (now `regex.match`), `any`,
+/// `all`, `set_diff`, `cast_array` and `cast_set`. Only v0 templates get them,
+/// as only v0 OPA has them.
 fn add_deprecated_builtins(engine: &mut Engine) -> Result<(), String> {
     fn items(v: &Value) -> Option<Vec<Value>> {
         match v {
@@ -309,8 +339,7 @@ fn add_deprecated_builtins(engine: &mut Engine) -> Result<(), String> {
             else {
                 return Ok(Value::Undefined);
             };
-            let re = regex::Regex::new(p).map_err(|e| anyhow::anyhow!("re_match: {e}"))?;
-            Ok(Value::Bool(re.is_match(v)))
+            Ok(Value::Bool(matches_cached(p, v)?))
         }),
     )?;
     add(

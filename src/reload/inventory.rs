@@ -175,7 +175,7 @@ async fn keep(mut rx: mpsc::Receiver<Change>, live: Arc<Live>) {
                 for key in &gone {
                     tree.remove(key);
                 }
-                tracing::info!(kind = %label, objects = held_of(tree, &label).len(), removed = gone.len(), "inventory listed");
+                tracing::info!(kind = %label, objects = count_of(tree, &label), removed = gone.len(), "inventory listed");
                 kinds.insert(label);
             }
         };
@@ -195,7 +195,7 @@ async fn keep(mut rx: mpsc::Receiver<Change>, live: Arc<Live>) {
             live.metrics()
                 .inventory_objects
                 .with_label_values(&[label.as_str()])
-                .set(held_of(&tree, label).len() as i64);
+                .set(count_of(&tree, label) as i64);
         }
         tracing::debug!(objects = tree.len(), "inventory published");
     }
@@ -205,6 +205,12 @@ async fn keep(mut rx: mpsc::Receiver<Change>, live: Arc<Live>) {
 fn held_of(tree: &Tree, label: &str) -> Vec<Key> {
     let (gv, kind) = label.rsplit_once('/').unwrap_or(("", label));
     tree.keys_of(gv, kind)
+}
+
+/// How many objects of the kind labelled `label` are held.
+fn count_of(tree: &Tree, label: &str) -> usize {
+    let (gv, kind) = label.rsplit_once('/').unwrap_or(("", label));
+    tree.count_of(gv, kind)
 }
 
 async fn watch_kind(
@@ -229,9 +235,9 @@ async fn watch_kind(
                 entry(&kind, o, projection.as_ref()).map(|v| Change::Apply(label.clone(), v))
             }
             Ok(Event::InitDone) => Some(Change::Listed(label.clone())),
-            Ok(Event::Delete(o)) => {
-                entry(&kind, o, None).and_then(|v| Key::of(&v)).map(Change::Delete)
-            }
+            Ok(Event::Delete(o)) => entry(&kind, o, None)
+                .and_then(|v| Key::of(&v))
+                .map(Change::Delete),
             Err(e) => {
                 live.metrics()
                     .source_errors
