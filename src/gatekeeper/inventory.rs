@@ -362,7 +362,7 @@ fn copy_path(from: &Json, to: &mut Json, path: &[&str]) {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
     use serde_json::json;
 
