@@ -179,6 +179,73 @@ def candidate_run(args, certs):
         json.dump({"p99_ratio_1": p99, "rps_ratio_8": rps, "shadow": shadow,
                    "rows": {f"{n}/{c}": v for (n, c), v in summary.items()}}, open(args.json, "w"), indent=2)
 
+def library_bundle(library, out):
+    """Every template of a gatekeeper-library checkout with the first (sorted)
+    sample Constraint of its directory, as one bundle directory. Returns the
+    number of templates."""
+    n = 0
+    root = os.path.join(library, "library")
+    for dirpath, _, files in sorted(os.walk(root)):
+        if "template.yaml" not in files:
+            continue
+        rel = os.path.relpath(dirpath, root).replace(os.sep, "_")
+        samples = os.path.join(dirpath, "samples")
+        constraints = sorted(os.path.join(r, f) for r, _, fs in os.walk(samples) for f in fs if f == "constraint.yaml") \
+            if os.path.isdir(samples) else []
+        shutil.copy(os.path.join(dirpath, "template.yaml"), os.path.join(out, f"{rel}-template.yaml"))
+        if constraints:
+            shutil.copy(constraints[0], os.path.join(out, f"{rel}-constraint.yaml"))
+        n += 1
+    return n
+
+def library_run(args, certs):
+    """The default bundle alone, and the default bundle with every template
+    of the gatekeeper-library (one sample Constraint each): the same build,
+    alternated, `rounds` times; medians and ratios."""
+    lib = tempfile.mkdtemp()
+    n = library_bundle(args.gatekeeper_library, lib)
+    commit = subprocess.run(["git", "-C", args.gatekeeper_library, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip() or "?"
+    setups = {"default bundle": [], f"default + library ({n} templates)": ["--policies", lib, "--with-default-bundle"]}
+    procs = {}
+    for name, extra in setups.items():
+        port, admin = free_port(), free_port()
+        procs[name] = (start([args.regent, "serve", "--addr", f"127.0.0.1:{port}", "--admin-addr", f"127.0.0.1:{admin}",
+                              "--tls-cert", f"{certs}/tls.crt", "--tls-key", f"{certs}/tls.key", "--log", "warn"] + extra, port), port, admin)
+    end = time.time() + 60
+    for name, (_, _, admin) in procs.items():
+        while time.time() < end:
+            try:
+                if urllib.request.urlopen(f"http://127.0.0.1:{admin}/readyz", timeout=1).status == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.1)
+    constraints = metric(procs[list(setups)[1]][2], 'regent_bundle_policies{kind="constraint"}')
+    results = {(s, c): [] for s in setups for c in (1, 8)}
+    try:
+        for _ in range(args.rounds):
+            for conns in (1, 8):
+                for name, (proc, port, admin) in procs.items():
+                    c0 = cpu_seconds(proc.pid)
+                    r = wrk(f"https://127.0.0.1:{port}/validate", conns, False, args.duration, args.body)
+                    r["cpu_us"] = (cpu_seconds(proc.pid) - c0) * 1e6 / max(r["total"], 1)
+                    results[(name, conns)].append(r)
+        rss = {n: peak_rss_mib(p.pid) for n, (p, _, _) in procs.items()}
+    finally:
+        for proc, _, _ in procs.values():
+            proc.terminate(); proc.wait()
+        shutil.rmtree(lib)
+    med = lambda xs: sorted(xs)[len(xs) // 2]
+    print()
+    print(f"gatekeeper-library {commit}: {n} templates, {constraints:.0f} Constraints loaded; "
+          f"{args.rounds} alternated rounds of {args.duration}s, medians")
+    print("| connections | setup | req/s | p50 ms | p99 ms | server CPU µs/req | peak RSS MiB |")
+    print("|---|---|---|---|---|---|---|")
+    for conns in (1, 8):
+        for name in setups:
+            row = {k: med([r[k] for r in results[(name, conns)]]) for k in ("rps", "p50", "p99", "cpu_us")}
+            print(f"| {conns} | {name} | {row['rps']:,.0f} | {row['p50']:.2f} | {row['p99']:.2f} | {row['cpu_us']:.0f} | {rss[name]:.1f} |")
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=int, default=10)
@@ -187,7 +254,10 @@ def main():
     ap.add_argument("--regent", default=REGENT, help="the regent binary to measure (e.g. an older build)")
     ap.add_argument("--candidate", action="store_true",
                     help="instead of regent vs echo: regent without and with a candidate bundle (shadow evaluation)")
-    ap.add_argument("--rounds", type=int, default=3, help="alternated rounds with --candidate")
+    ap.add_argument("--rounds", type=int, default=3, help="alternated rounds with --candidate or --gatekeeper-library")
+    ap.add_argument("--gatekeeper-library", metavar="DIR",
+                    help="instead of regent vs echo: the default bundle alone and with every template of this "
+                         "gatekeeper-library checkout (one sample Constraint each)")
     args = ap.parse_args()
     regent_bin = args.regent
     global LUA_FILE
@@ -200,6 +270,10 @@ def main():
           f"wrk on the same cores; body {os.path.getsize(args.body)} bytes; {args.duration}s per run")
     if args.candidate:
         candidate_run(args, certs)
+        shutil.rmtree(work)
+        return
+    if args.gatekeeper_library:
+        library_run(args, certs)
         shutil.rmtree(work)
         return
     eport, rport, radmin = free_port(), free_port(), free_port()

@@ -7,6 +7,8 @@
 #
 #   benches/load.sh [--duration SECONDS] [--body FILE]
 #   benches/load.sh --candidate [--rounds N]   # with vs without a candidate bundle
+#   benches/load.sh --gatekeeper-library DIR [--rounds N]   # default bundle alone vs with
+#       every template of a gatekeeper-library checkout (kept outside this repository)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v wrk >/dev/null; then

@@ -131,7 +131,7 @@ fn combinations() -> Vec<(&'static str, Vec<&'static str>)> {
         "selfSigned",
         vec![
             "--set-json",
-            r#"gatekeeper.inventory=[{"group":"","version":"v1","kind":"Namespace","resource":"namespaces"},{"group":"networking.k8s.io","version":"v1","kind":"Ingress","resource":"ingresses"}]"#,
+            r#"gatekeeper.inventory=[{"group":"","version":"v1","kind":"Namespace","resource":"namespaces"},{"group":"networking.k8s.io","version":"v1","kind":"Ingress","resource":"ingresses","fields":["spec.rules","metadata.labels"]}]"#,
             "--set-json",
             r#"gatekeeper.extraRules=[{"apiGroups":["networking.k8s.io"],"apiVersions":["v1"],"resources":["ingresses"],"operations":["CREATE","UPDATE"],"scope":"Namespaced"}]"#,
         ],
@@ -463,6 +463,8 @@ fn rbac_is_namespaced_and_minimal() {
             assert!(
                 args.contains(
                     "--inventory=v1/Namespace=namespaces,networking.k8s.io/v1/Ingress=ingresses"
+                ) && args.contains(
+                    "--inventory-fields=networking.k8s.io/v1/Ingress=spec.rules:metadata.labels"
                 ),
                 "{args}"
             );

@@ -64,6 +64,18 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- join "," $kinds -}}
 {{- end -}}
 
+{{/* --inventory-fields: the kinds of gatekeeper.inventory that name `fields`. */}}
+{{- define "regent.inventoryFields" -}}
+{{- $kinds := list -}}
+{{- range .Values.gatekeeper.inventory -}}
+{{- if .fields -}}
+{{- $gv := ternary .version (printf "%s/%s" .group .version) (eq (.group | default "") "") -}}
+{{- $kinds = append $kinds (printf "%s/%s=%s" $gv .kind (join ":" .fields)) -}}
+{{- end -}}
+{{- end -}}
+{{- join "," $kinds -}}
+{{- end -}}
+
 {{/* The audit's name and selector: distinct from the webhook's, so neither
 the Service nor the PodDisruptionBudget of the webhook selects audit pods. */}}
 {{- define "regent.auditName" -}}
