@@ -610,7 +610,10 @@ mod tests {
         assert!(err.contains("no_such_function"), "{err}");
         assert!(err.contains("spec.targets[0].rego:4:"), "{err}");
         // The Rego's line 4 is line 16 of the YAML file.
-        assert!(err.starts_with("t.yaml:16:"), "{err}");
+        assert!(
+            err.starts_with("ConstraintTemplate t does not compile: t.yaml:16:"),
+            "{err}"
+        );
     }
 
     #[test]
