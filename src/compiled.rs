@@ -264,13 +264,8 @@ impl CompiledBundle {
         }
         let budget = limits.start();
         let reviewed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.gatekeeper.review_all(
-                &input["request"],
-                inventory,
-                gatekeeper::WEBHOOK_POINT,
-                budget,
-                true,
-            )
+            self.gatekeeper
+                .review_at_webhook(&input["request"], inventory, budget)
         }))
         .unwrap_or_else(|_| Err(EvalError::Failed("the policy engine panicked".to_string())))?;
         let mut reviewed = reviewed;

@@ -26,6 +26,7 @@
 
 pub mod constraint;
 pub mod expansion;
+mod helper;
 pub mod inventory;
 pub mod matching;
 pub mod object;
@@ -41,7 +42,7 @@ use serde_json::Value as Json;
 
 use crate::objects::{ObjectClass, ObjectDoc};
 use crate::outcome::{Enforcement, EvalError};
-use crate::runtime::{object_of, Budget, Limits};
+use crate::runtime::{object_of, Budget, Limits, RunError};
 
 pub use constraint::{Action, Constraint, AUDIT_POINT, GATOR_POINT, WEBHOOK_POINT};
 pub use expansion::Expansion;
@@ -242,6 +243,34 @@ impl Set {
             point,
             budget,
             isolate,
+            split: false,
+        };
+        self.review_one(&request, &pass, None, 0, &mut out)?;
+        Ok(out)
+    }
+
+    /// Reviews an admission request at the webhook, as [`Set::review_all`]
+    /// with `isolate`; when no other webhook review is running, the
+    /// matching templates are evaluated on two threads (latency only: under
+    /// load nothing is split).
+    pub fn review_at_webhook(
+        &self,
+        request: &Value,
+        inventory: &Value,
+        budget: Budget,
+    ) -> Result<Reviewed, EvalError> {
+        let mut out = Reviewed::default();
+        if self.constraints.is_empty() {
+            return Ok(out);
+        }
+        let _running = helper::Running::start();
+        let request = prepare_request(request, inventory);
+        let pass = Pass {
+            inventory,
+            point: WEBHOOK_POINT,
+            budget,
+            isolate: true,
+            split: true,
         };
         self.review_one(&request, &pass, None, 0, &mut out)?;
         Ok(out)
@@ -272,6 +301,16 @@ impl Set {
             namespace: &namespace,
             namespace_object,
         };
+        // First what each Constraint needs (match, skip, its input), in
+        // order; then the evaluations (split with the helper thread when
+        // the replica is otherwise idle); then the results, in order.
+        enum Step<'c> {
+            Failed(&'c Constraint, Enforcement, EvalError),
+            Skipped(&'c Constraint, String),
+            Evaluate(&'c Constraint, Enforcement),
+        }
+        let mut steps = Vec::new();
+        let mut work: Vec<helper::Work> = Vec::new();
         let mut input: Option<Value> = None;
         for c in &self.constraints {
             let mut enforcement = c.action.at(pass.point);
@@ -291,7 +330,11 @@ impl Set {
                         )));
                     }
                     // The error line names the Constraint already.
-                    out.push_error(c, enforcement, EvalError::Failed(e.to_string()));
+                    steps.push(Step::Failed(
+                        c,
+                        enforcement,
+                        EvalError::Failed(e.to_string()),
+                    ));
                     continue;
                 }
             };
@@ -301,27 +344,47 @@ impl Set {
             let template = &self.templates[c.template];
             if pass.point == AUDIT_POINT {
                 if let Some(reason) = &template.audit_skip {
-                    out.push_skipped(c, reason);
+                    steps.push(Step::Skipped(c, reason.clone()));
                     continue;
                 }
             }
-            let base = match &input {
-                Some(v) => v.clone(),
-                None => {
-                    let v = object_of(&[
+            let base = input
+                .get_or_insert_with(|| {
+                    object_of(&[
                         ("review", request.clone()),
                         (INVENTORY_KEY, pass.inventory.clone()),
-                    ]);
-                    input = Some(v.clone());
-                    v
-                }
-            };
+                    ])
+                })
+                .clone();
             let mut this_input = base;
             if let Ok(map) = this_input.as_object_mut() {
                 map.insert(Value::from("parameters"), c.parameters.clone());
             }
-            let messages = template
-                .evaluate(this_input, pass.budget)
+            work.push((template.clone(), this_input));
+            steps.push(Step::Evaluate(c, enforcement));
+        }
+        let results = if pass.split {
+            helper::evaluate_split(work, pass.budget)
+        } else {
+            helper::evaluate(&work, pass.budget)
+        };
+        let mut results = results.into_iter();
+        for step in steps {
+            let (c, enforcement) = match step {
+                Step::Failed(c, enforcement, error) => {
+                    out.push_error(c, enforcement, error);
+                    continue;
+                }
+                Step::Skipped(c, reason) => {
+                    out.push_skipped(c, &reason);
+                    continue;
+                }
+                Step::Evaluate(c, enforcement) => (c, enforcement),
+            };
+            let evaluated = results
+                .next()
+                .unwrap_or_else(|| Err(RunError::Failed("no result".to_string())));
+            let messages = evaluated
                 .map_err(EvalError::from)
                 .and_then(|results| messages_of(c, results, implied));
             let messages = match messages {
@@ -379,6 +442,8 @@ struct Pass<'a> {
     point: &'a str,
     budget: Budget,
     isolate: bool,
+    /// Evaluations may be split with the helper thread (the webhook).
+    split: bool,
 }
 
 /// The messages of a template's results, in Gatekeeper's words.
@@ -653,6 +718,70 @@ mod tests {
                 ("ca".to_string(), vec!["from a".to_string()]),
                 ("cb".to_string(), vec!["from b".to_string()])
             ]
+        );
+    }
+
+    #[test]
+    fn a_webhook_review_split_over_two_threads_decides_as_one_thread_does() {
+        // Seven templates, each reporting its own message (one fails to
+        // evaluate); the split review must give the same results, in order.
+        let mut docs = Vec::new();
+        for i in 0..7 {
+            let rego = if i == 3 {
+                "package t\nviolation[{\"msg\": m}] {\n  m := sprintf(\"%v\", [to_number(\"x\")])\n}\n".to_string()
+            } else {
+                format!("package t\nviolation[{{\"msg\": m}}] {{\n  m := sprintf(\"t{i} saw %v\", [input.review.object.metadata.name])\n}}\n")
+            };
+            let mut t = template(&rego);
+            t.value["metadata"]["name"] = format!("t{i}").into();
+            t.value["spec"]["crd"]["spec"]["names"]["kind"] = format!("T{i}").into();
+            docs.push(t);
+            docs.push(constraint_of(&format!("T{i}"), &format!("c{i}")));
+        }
+        let set = Set::compile(&docs, Limits::default()).unwrap();
+        let request = Value::from_json_str(
+            r#"{"kind": {"group": "", "version": "v1", "kind": "Pod"}, "object": {"metadata": {"name": "web"}}}"#,
+        )
+        .unwrap();
+        let inventory = Value::from(inventory(std::iter::empty()));
+        let summary = |r: Reviewed| {
+            (
+                r.hits
+                    .into_iter()
+                    .map(|h| (h.constraint, h.messages))
+                    .collect::<Vec<_>>(),
+                r.checked.len(),
+                r.errors
+                    .into_iter()
+                    .map(|(c, e)| (c.constraint, e.to_string()))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let alone = summary(
+            set.review_all(&request, &inventory, WEBHOOK_POINT, Budget::UNLIMITED, true)
+                .unwrap(),
+        );
+        assert_eq!(alone.0.len(), 6, "{alone:?}");
+        assert_eq!(
+            alone.0[0],
+            ("c0".to_string(), vec!["t0 saw web".to_string()])
+        );
+        // Other tests may run reviews at the same time (then nothing is
+        // split): try until one review was split.
+        let before = helper::splits();
+        for _ in 0..200 {
+            let split = summary(
+                set.review_at_webhook(&request, &inventory, Budget::UNLIMITED)
+                    .unwrap(),
+            );
+            assert_eq!(split, alone);
+            if helper::splits() > before {
+                return;
+            }
+        }
+        assert!(
+            std::thread::available_parallelism().map_or(1, |n| n.get()) < 2,
+            "no review was split"
         );
     }
 }
