@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
-"""Side-by-side load benchmark of `regent serve` and `regent-echo` (see load.sh).
+"""Side-by-side load benchmark of `regent serve` and its baselines (see load.sh).
 
-Both servers run on 127.0.0.1 with the same certificate; wrk drives them
-alternately with the same 8 KB Pod AdmissionReview. Server CPU comes from
+`regent-echo` (the lightest correct webhook: the same TLS stack and accept
+loop, the body parsed into serde_json::Value, the uid echoed),
+`regent-echo --engine-parse` (the same, parsing as regent does) and `regent
+serve` run on 127.0.0.1 with the same certificate; wrk drives them in turn
+with the same 8 KB Pod AdmissionReview. Server CPU comes from
 /proc/<pid>/stat (user + system) over each run, peak RSS from VmHWM.
 """
 import argparse, json, os, platform, re, shutil, socket, subprocess, sys, tempfile, time, urllib.request
@@ -276,37 +279,50 @@ def main():
         library_run(args, certs)
         shutil.rmtree(work)
         return
-    eport, rport, radmin = free_port(), free_port(), free_port()
-    echo = start([ECHO, "--addr", f"127.0.0.1:{eport}", "--tls-cert", f"{certs}/tls.crt", "--tls-key", f"{certs}/tls.key"], eport)
-    regent = start([regent_bin, "serve", "--addr", f"127.0.0.1:{rport}", "--admin-addr", f"127.0.0.1:{radmin}",
-                    "--tls-cert", f"{certs}/tls.crt", "--tls-key", f"{certs}/tls.key"], rport)
+    eport, e2port, rport, radmin = free_port(), free_port(), free_port(), free_port()
+    tls = ["--tls-cert", f"{certs}/tls.crt", "--tls-key", f"{certs}/tls.key"]
+    echo = start([ECHO, "--addr", f"127.0.0.1:{eport}"] + tls, eport)
+    echo2 = start([ECHO, "--engine-parse", "--addr", f"127.0.0.1:{e2port}"] + tls, e2port)
+    regent = start([regent_bin, "serve", "--addr", f"127.0.0.1:{rport}", "--admin-addr", f"127.0.0.1:{radmin}"] + tls, rport)
     time.sleep(0.3)
+    servers = [("echo", echo, eport), ("echo (engine parse)", echo2, e2port), ("regent", regent, rport)]
     rows = []
     try:
         for conns, close in [(1, False), (8, False), (64, False), (8, True)]:
-            pair = {}
-            for name, proc, port in [("echo", echo, eport), ("regent", regent, rport)]:
+            group = {}
+            for name, proc, port in servers:
                 c0 = cpu_seconds(proc.pid)
                 r = wrk(f"https://127.0.0.1:{port}/validate", conns, close, args.duration, args.body)
                 r["cpu_us"] = (cpu_seconds(proc.pid) - c0) * 1e6 / max(r["total"], 1)
                 r["rss"] = peak_rss_mib(proc.pid)
-                pair[name] = r
-            rows.append((conns, close, pair))
+                group[name] = r
+            rows.append((conns, close, group))
     finally:
-        echo.terminate(); regent.terminate(); echo.wait(); regent.wait()
+        for _, proc, _ in servers:
+            proc.terminate()
+        for _, proc, _ in servers:
+            proc.wait()
     print()
-    print("| connections | server | req/s | p50 ms | p99 ms | server CPU µs/req | peak RSS MiB | regent/echo req/s | regent/echo p99 |")
+    print("load generator: wrk. echo = the lightest correct webhook (same TLS stack and accept loop, body parsed "
+          "into serde_json::Value, uid echoed); echo (engine parse) = the same, parsing as regent does.")
+    print("| connections | server | req/s | p50 ms | p99 ms | server CPU µs/req | peak RSS MiB | req/s ÷ echo | p99 ÷ echo |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for conns, close, pair in rows:
+    for conns, close, group in rows:
         label = f"{conns}{' (no keep-alive)' if close else ''}"
-        e, r = pair["echo"], pair["regent"]
-        for name, x in [("echo", e), ("regent", r)]:
-            ratio = f"{r['rps'] / e['rps']:.2f}×" if name == "regent" else ""
-            p99r = f"{r['p99'] / e['p99']:.2f}×" if name == "regent" else ""
+        e = group["echo"]
+        for name, x in group.items():
+            ratio = f"{x['rps'] / e['rps']:.2f}×" if name != "echo" else ""
+            p99r = f"{x['p99'] / e['p99']:.2f}×" if name != "echo" else ""
             print(f"| {label} | {name} | {x['rps']:,.0f} | {x['p50']:.2f} | {x['p99']:.2f} | {x['cpu_us']:.0f} | {x['rss']:.1f} | {ratio} | {p99r} |")
-        for name, x in pair.items():
+        for name, x in group.items():
             if x["errors"] or x["socket"]:
                 print(f"  ! {name}: {x['errors']} non-2xx, socket errors: {x['socket']}")
+    by = {(c, k): g for c, k, g in rows}
+    r8, r1 = by[(8, False)], by[(1, False)]
+    print()
+    print(f"regent ÷ echo, req/s at 8 connections: {r8['regent']['rps'] / r8['echo']['rps']:.2f}× (target ≥ 0.5×); "
+          f"p99 at 1 connection: {r1['regent']['p99'] / r1['echo']['p99']:.2f}× (target ≤ 2×); "
+          f"regent peak RSS {max(g['regent']['rss'] for _, _, g in rows):.1f} MiB (target ≤ 32)")
     ready, first, second, observed = startup_and_reload(certs)
     print()
     print(f"ready after start (default bundle, spawn to /readyz 200): {ready * 1e3:.0f} ms")

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The load benchmark, in one command: builds the release binaries, installs
-# wrk if needed, starts `regent serve` (default bundle) and `regent-echo` (the
-# same TLS stack answering "allowed") on 127.0.0.1, drives both alternately at
-# 1, 8 and 64 keep-alive connections and 8 without keep-alive, and prints one
-# table with the ratio regent/echo. Every run is bounded in time.
+# wrk if needed, starts `regent serve` (default bundle), `regent-echo` (the
+# lightest correct webhook: same TLS stack and accept loop, the body parsed
+# into serde_json::Value, the uid echoed) and `regent-echo --engine-parse`
+# (the same, parsing as regent does) on 127.0.0.1, drives each in turn at 1, 8
+# and 64 keep-alive connections and 8 without keep-alive, and prints one table
+# with the ratios to the echo. Every run is bounded in time.
 #
 #   benches/load.sh [--duration SECONDS] [--body FILE]
 #   benches/load.sh --candidate [--rounds N]   # with vs without a candidate bundle

@@ -1,7 +1,10 @@
-//! `regent-echo`: the no-op baseline of the load benchmark (`benches/load.sh`).
-//! The same TLS configuration, accept loop, body limit and AdmissionReview
-//! parse as `regent serve`, answering every review "allowed" without
-//! evaluating anything. Not for production.
+//! `regent-echo`: the baselines of the load benchmark (`benches/load.sh`).
+//! The same TLS configuration, accept loop and body limit as `regent serve`,
+//! answering every review "allowed" with its uid, without evaluating
+//! anything. By default it is the lightest correct webhook: the body parsed
+//! into a `serde_json::Value`, the uid echoed. With `--engine-parse` it
+//! parses as `regent serve` does (Regent's `review::parse`, into the
+//! engine's value), which attributes that cost. Not for production.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -29,6 +32,38 @@ struct Args {
     /// Serving key (PEM).
     #[arg(long)]
     tls_key: PathBuf,
+    /// Parse as `regent serve` does (into the engine's value) instead of
+    /// into a `serde_json::Value`.
+    #[arg(long)]
+    engine_parse: bool,
+}
+
+/// The minimal correct answer: the review parsed as plain JSON, its uid
+/// echoed, `apiVersion` kept (v1 or v1beta1).
+async fn allow_minimal(body: Body) -> axum::response::Response {
+    let Ok(bytes) = axum::body::to_bytes(body, DEFAULT_MAX_BODY_BYTES).await else {
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    };
+    let Ok(review) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let (Some(uid), Some(api_version)) = (
+        review["request"]["uid"].as_str(),
+        review["apiVersion"].as_str(),
+    ) else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let answer = serde_json::json!({
+        "apiVersion": api_version,
+        "kind": "AdmissionReview",
+        "response": {"uid": uid, "allowed": true},
+    });
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        answer.to_string(),
+    )
+        .into_response()
 }
 
 async fn allow(body: Body) -> axum::response::Response {
@@ -60,12 +95,19 @@ async fn serve() -> anyhow::Result<()> {
         addr,
         tls_cert,
         tls_key,
+        engine_parse,
     } = Args::parse();
     let resolver = tls::CertResolver::new(tls::load_pair(&tls_cert, &tls_key)?);
     let config = tls::server_config(resolver, None)?;
-    let router = axum::Router::new()
-        .route(VALIDATE_PATH, post(allow))
-        .route(MUTATE_PATH, post(allow));
+    let router = if engine_parse {
+        axum::Router::new()
+            .route(VALIDATE_PATH, post(allow))
+            .route(MUTATE_PATH, post(allow))
+    } else {
+        axum::Router::new()
+            .route(VALIDATE_PATH, post(allow_minimal))
+            .route(MUTATE_PATH, post(allow_minimal))
+    };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
