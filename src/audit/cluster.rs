@@ -707,6 +707,12 @@ fn evaluate(state: &ScanState, kind: &AuditKind, batch: Vec<(DynamicObject, bool
             ctx.tracker().forget(&uid);
             continue;
         }
+        let version = object
+            .metadata
+            .resource_version
+            .as_deref()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
         let mut json = match serde_json::to_value(&object) {
             Ok(j) => j,
             Err(_) => continue,
@@ -759,6 +765,7 @@ fn evaluate(state: &ScanState, kind: &AuditKind, batch: Vec<(DynamicObject, bool
             &uid,
             &label,
             subject.namespace.as_deref(),
+            version,
             &results,
             built.as_ref(),
         );

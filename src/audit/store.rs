@@ -55,6 +55,8 @@ struct Record {
     kind: u32,
     namespace: u32,
     seen: u32,
+    /// The object's resourceVersion when it was judged (0: not a number).
+    version: u64,
     /// One outcome per applicable policy.
     outcomes: Box<[(u32, AuditOutcome)]>,
 }
@@ -153,15 +155,24 @@ impl Store {
     }
 
     /// Records the results of one object and queues what its report needs.
-    /// `report` is `None` when the object needs none.
+    /// `report` is `None` when the object needs none. `version` is the
+    /// object's resourceVersion as a number (0 when it is not one): batches
+    /// of one kind are judged in parallel, so a quick update may be judged
+    /// before the version it replaces; the older judgement is then dropped.
+    /// (resourceVersions are etcd revisions on the API servers we know; they
+    /// are compared only when both are numbers.)
     pub fn observe(
         &mut self,
         uid: &str,
         kind: &str,
         namespace: Option<&str>,
+        version: u64,
         results: &[AuditResult],
         report: Option<&Report>,
     ) -> Change {
+        if version != 0 && self.records.get(uid).is_some_and(|r| r.version > version) {
+            return Change::Unchanged;
+        }
         let kind_id = self.kinds.id(kind);
         let ns_id = self.namespaces.id(namespace.unwrap_or(""));
         let mut outcomes: Vec<(u32, AuditOutcome)> = Vec::new();
@@ -193,6 +204,7 @@ impl Store {
             kind: kind_id,
             namespace: ns_id,
             seen: generation,
+            version,
             outcomes: outcomes.into_boxed_slice(),
         };
         self.count(&record, 1);
@@ -389,12 +401,42 @@ mod tests {
     }
 
     fn observe(store: &mut Store, outcome: AuditOutcome) -> Change {
+        observe_at(store, outcome, 0)
+    }
+
+    fn observe_at(store: &mut Store, outcome: AuditOutcome, version: u64) -> Change {
         let pod = serde_json::json!({"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": "p", "namespace": "ns", "uid": "u1"}});
         let subject = Subject::of(&pod).unwrap();
         let rs = results(outcome);
         let report = report::build(&subject, &rs, ReportOptions::default(), "r", 1);
-        store.observe("u1", "v1/Pod", Some("ns"), &rs, report.as_ref())
+        store.observe("u1", "v1/Pod", Some("ns"), version, &rs, report.as_ref())
+    }
+
+    #[test]
+    fn an_older_version_judged_late_does_not_undo_a_newer_one() {
+        let metrics = crate::metrics::Metrics::new().unwrap();
+        let mut store = Store::new(metrics.audit.clone());
+        // Version 7 (broken) is judged before version 5 (fine) finishes.
+        assert_eq!(observe_at(&mut store, AuditOutcome::Fail, 7), Change::Put);
+        assert_eq!(
+            observe_at(&mut store, AuditOutcome::Pass, 5),
+            Change::Unchanged
+        );
+        let (uid, write) = store.next_write().unwrap();
+        let Pending::Put { hash, .. } = write else {
+            panic!("{write:?}")
+        };
+        store.written(&uid, Some(hash));
+        // The same version again (a new bundle, a full scan) is judged.
+        assert_eq!(
+            observe_at(&mut store, AuditOutcome::Pass, 7),
+            Change::Delete
+        );
+        let (uid, _) = store.next_write().unwrap();
+        store.written(&uid, None);
+        // A newer version is judged.
+        assert_eq!(observe_at(&mut store, AuditOutcome::Fail, 9), Change::Put);
     }
 
     #[test]
