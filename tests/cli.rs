@@ -229,3 +229,23 @@ fn cert_writes_a_ca_and_pair_and_prints_the_ca_bundle() {
     let out = regent(&["cert", "--out", &dir.path().display().to_string()]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `regent verify ... | head -1`: the reader goes away after the first
+/// line; the command ends with SIGPIPE's status, without a panic report.
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_regent"))
+        .args(["verify", "-v", "tests/fixtures/gatekeeper"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the read end at once: every line the command prints hits a
+    // closed pipe.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+}
