@@ -63,6 +63,10 @@ fn stages(c: &mut Criterion) {
     let body = fixture("pod-review.json");
     let parsed = review::parse(&body).unwrap();
     let mut group = c.benchmark_group("stage");
+    // The ceiling of a parse: the same body into serde_json's own value.
+    group.bench_function("parse_json_to_serde_json_value", |b| {
+        b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(&body)).unwrap())
+    });
     group.bench_function("parse_json_to_engine_value", |b| {
         b.iter(|| serde_json::from_slice::<regorus::Value>(black_box(&body)).unwrap())
     });

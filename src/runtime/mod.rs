@@ -537,4 +537,25 @@ mod tests {
             assert_eq!(names.as_set().unwrap().len(), n, "n = {n}");
         }
     }
+
+    #[test]
+    fn duplicate_keys_keep_the_last_value() {
+        // Patch 7: objects are built from a sorted vector, not a map.
+        let parsed: Value = serde_json::from_str(
+            r#"{"b": 2, "a": 1, "a": 3, "c": {}, "d": {"y": [1], "x": null}}"#,
+        )
+        .unwrap();
+        let expected =
+            Value::from_json_str(r#"{"a": 3, "b": 2, "c": {}, "d": {"x": null, "y": [1]}}"#)
+                .unwrap();
+        assert_eq!(parsed, expected);
+        assert_eq!(parsed["a"], Value::from(3u64));
+        let keys: Vec<String> = parsed
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_string().unwrap().to_string())
+            .collect();
+        assert_eq!(keys, ["a", "b", "c", "d"]);
+    }
 }

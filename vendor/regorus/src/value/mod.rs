@@ -325,16 +325,19 @@ impl<'de> Visitor<'de> for ValueVisitor {
                     }
                 }
             }
-            let mut map = BTreeMap::new();
-            map.insert(intern_object_key(key), value);
+            // Entries are gathered in a vector, sorted and deduplicated (the
+            // last of equal keys wins, as a map insert would), then become the
+            // object's compact storage directly: no B-tree is built and frozen.
+            let mut entries = Vec::with_capacity(visitor.size_hint().unwrap_or(4).max(1));
+            entries.push((intern_object_key(key), value));
             // Enforce allocator limit while expanding a deserialized object.
             enforce_limit_for::<V::Error>()?;
             while let Some((key, value)) = visitor.next_entry()? {
-                map.insert(intern_object_key(key), value);
+                entries.push((intern_object_key(key), value));
                 // Enforce allocator limit while expanding a deserialized object.
                 enforce_limit_for::<V::Error>()?;
             }
-            let value = Value::from(map);
+            let value = object::Object::from_entries(entries).into_value();
             // The freeze into compact object storage allocates after the final map insert.
             // Re-check fallible deserialization paths so allocator-limit builds observe it.
             enforce_limit_for::<V::Error>()?;

@@ -18,6 +18,25 @@ impl Object {
     }
 
     /// Wrap into a `Value::Object`.
+    /// An object of `entries` in any order; of equal keys the last wins.
+    pub(crate) fn from_entries(mut entries: Vec<(Value, Value)>) -> Self {
+        // Stable: equal keys stay in insertion order, so the last is last.
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut unique: Vec<(Value, Value)> = Vec::with_capacity(entries.len());
+        for entry in entries {
+            match unique.last_mut() {
+                Some(last) if last.0 == entry.0 => *last = entry,
+                _ => unique.push(entry),
+            }
+        }
+        if unique.is_empty() {
+            return Self { repr: Repr::Empty };
+        }
+        Self {
+            repr: Repr::Frozen(unique.into_boxed_slice()),
+        }
+    }
+
     #[inline]
     pub fn into_value(self) -> Value {
         Value::Object(crate::Rc::new(self.freeze()))
