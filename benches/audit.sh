@@ -7,4 +7,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export AUDIT_SIZES="${1:-10000,100000}"
-exec cargo test --release --locked --test audit_scale -- --ignored --nocapture
+exec cargo test --release --locked --test audit_scale -- --nocapture

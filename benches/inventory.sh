@@ -6,5 +6,5 @@
 #   REGENT_BENCH_BIN=/path/to/old/regent benches/inventory.sh   # another build
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export INVENTORY_SIZES="${1:-20000,100000}"
-exec cargo test --release --locked --test inventory_scale -- --ignored --nocapture
+export INVENTORY_SIZES="${1:-20000,100000}" INVENTORY_SECONDS="${INVENTORY_SECONDS:-20}"
+exec cargo test --release --locked --test inventory_scale -- --nocapture

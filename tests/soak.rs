@@ -1,15 +1,16 @@
-//! The soak run (not in CI; `tests/soak/run.sh [MINUTES]`): the release
-//! server under mixed load for N minutes while everything that can change
-//! does. Valid reviews on keep-alive connections, invalid and oversized
+//! The soak run: the server under mixed load while everything that can
+//! change does, for 40 s in the test suite and for N minutes with the
+//! release build in `tests/soak/run.sh [MINUTES]`. Valid reviews on keep-alive connections, invalid and oversized
 //! bodies, and half-open slow clients arrive all the time; the bundle
 //! ConfigMap is replaced every second (half of the revisions broken, too
 //! slow or too memory-hungry to load); the serving certificate rotates every
 //! 10 s; the ConfigMap watch is expired (410 Gone) every 30 s.
 //!
-//! It prints a line per minute (requests, failed valid requests, p50 and p99
+//! It prints a line per window (a minute on a long run; requests, failed valid requests, p50 and p99
 //! of valid requests, RSS) and fails if any valid request failed or got a
-//! wrong answer, or if the peak RSS at the end is more than 10 % above the
-//! peak after the first minute.
+//! wrong answer, if the peak RSS passes the chart's 96 Mi limit, or (on runs
+//! of 5 minutes or more) if the peak RSS at the end is more than 10 % above
+//! the peak after the first window.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -24,11 +25,13 @@ use common::*;
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 
-fn minutes() -> u64 {
+/// How long to run: `SOAK_MINUTES` (tests/soak/run.sh, 10 by default
+/// there), else 40 seconds (the test suite: the same churn, shorter).
+fn length() -> Duration {
     std::env::var("SOAK_MINUTES")
         .ok()
-        .and_then(|m| m.parse().ok())
-        .unwrap_or(10)
+        .and_then(|m| m.parse::<u64>().ok())
+        .map_or(Duration::from_secs(40), |m| Duration::from_secs(m * 60))
 }
 
 fn good_policy(revision: u64) -> String {
@@ -72,9 +75,10 @@ struct Window {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a long run: tests/soak/run.sh"]
 async fn soak() {
-    let minutes = minutes();
+    let length = length();
+    // Figures per minute on a long run, per quarter on a short one.
+    let period = Duration::from_secs(60).min(length / 4);
     let api = FakeApi::start().await;
     let tmp = tempfile::tempdir().unwrap();
     // One CA throughout, a new serving pair every 10 s, as cert-manager does.
@@ -229,13 +233,13 @@ async fn soak() {
     }
 
     let started = Instant::now();
-    let end = started + Duration::from_secs(minutes * 60);
+    let end = started + length;
     let mut revision_n = 0u64;
     let mut rotation = 0u64;
     let mut report = Vec::new();
-    let mut peak_after_first_minute = 0u64;
+    let mut peak_after_first_window = 0u64;
     let mut failed_total = 0u64;
-    let mut next_minute = started + Duration::from_secs(60);
+    let mut next_window = started + period;
     let pid = server.pid();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     while Instant::now() < end {
@@ -251,8 +255,8 @@ async fn soak() {
         if secs > 0 && secs.is_multiple_of(30) {
             api.expire_watches();
         }
-        if Instant::now() >= next_minute {
-            next_minute += Duration::from_secs(60);
+        if Instant::now() >= next_window {
+            next_window += period;
             let mut w = std::mem::take(&mut *window.lock().unwrap());
             w.latencies_us.sort_unstable();
             let pct = |p: f64| {
@@ -267,7 +271,7 @@ async fn soak() {
             let hwm = peak_rss(pid);
             let now_rss = rss(pid);
             if report.is_empty() {
-                peak_after_first_minute = hwm;
+                peak_after_first_window = hwm;
             }
             failed_total += w.failed;
             let line = format!(
@@ -291,29 +295,39 @@ async fn soak() {
     }
     let metrics = server.metrics();
     let peak_end = peak_rss(pid);
-    println!("\n| minute | valid requests | failed | invalid sent | p50 ms | p99 ms | RSS MiB | peak RSS MiB |");
+    println!("\n| window ({period:?}) | valid requests | failed | invalid sent | p50 ms | p99 ms | RSS MiB | peak RSS MiB |");
     println!("|---|---|---|---|---|---|---|---|");
     for l in &report {
         println!("{l}");
     }
     println!(
-        "\nminutes {minutes}; valid requests {}; failed valid {failed_total}; bundle revisions applied {revision_n} (reloads: {} loaded, {} rejected); certificate rotations {rotation} ({} loaded); watch expiries {}; connections closed by header timeout {}; peak RSS after minute 1 {:.1} MiB, at the end {:.1} MiB",
+        "\nran {length:?}; valid requests {}; failed valid {failed_total}; bundle revisions applied {revision_n} (reloads: {} loaded, {} rejected); certificate rotations {rotation} ({} loaded); watch expiries {}; connections closed by header timeout {}; peak RSS after the first window {:.1} MiB, at the end {:.1} MiB",
         total.load(Ordering::Relaxed),
         metric(&metrics, "regent_bundle_reloads_total{result=\"success\"}"),
         metric(&metrics, "regent_bundle_reloads_total{result=\"failure\"}"),
         metric(&metrics, "regent_tls_reloads_total{result=\"success\"}"),
-        minutes * 2,
+        length.as_secs() / 30,
         metric(&metrics, "regent_connections_closed_total{reason=\"header_timeout\"}"),
-        peak_after_first_minute as f64 / 1048576.0,
+        peak_after_first_window as f64 / 1048576.0,
         peak_end as f64 / 1048576.0,
     );
     assert_eq!(failed_total, 0, "valid requests failed");
+    // Under the chart's memory limit (96 Mi) whatever the length.
     assert!(
-        peak_end as f64 <= peak_after_first_minute as f64 * 1.10,
-        "RSS grew: {} -> {}",
-        peak_after_first_minute,
-        peak_end
+        peak_end <= 96 * 1024 * 1024,
+        "peak RSS {peak_end} over the chart's 96 Mi limit"
     );
+    // Growth says something only once the allocator has settled: the first
+    // minutes of churn still fill its arenas (a 40 s run grows by a few MiB
+    // per window; the 10-minute run stayed within 6 % of minute 1).
+    if length >= Duration::from_secs(300) {
+        assert!(
+            peak_end as f64 <= peak_after_first_window as f64 * 1.10,
+            "RSS grew: {} -> {}",
+            peak_after_first_window,
+            peak_end
+        );
+    }
 }
 
 /// POSTs a body; the status, or `None` if the server closed the connection first.
