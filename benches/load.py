@@ -123,6 +123,28 @@ def startup_and_reload(certs):
     shutil.rmtree(d)
     return ready, first, second, observed
 
+def start_setups(args, certs, setups):
+    """One `regent serve` per setup (name -> extra arguments): (process, port, admin port)."""
+    procs = {}
+    for name, extra in setups.items():
+        port, admin = free_port(), free_port()
+        procs[name] = (start([args.regent, "serve", "--addr", f"127.0.0.1:{port}", "--admin-addr", f"127.0.0.1:{admin}",
+                              "--tls-cert", f"{certs}/tls.crt", "--tls-key", f"{certs}/tls.key", "--log", "warn"] + extra, port), port, admin)
+    return procs
+
+def alternate(args, procs):
+    """wrk on each server in turn at 1 and 8 connections, `rounds` times:
+    the runs per (setup, connections), with the server CPU per request."""
+    results = {(n, c): [] for n in procs for c in (1, 8)}
+    for _ in range(args.rounds):
+        for conns in (1, 8):
+            for name, (proc, port, admin) in procs.items():
+                c0 = cpu_seconds(proc.pid)
+                r = wrk(f"https://127.0.0.1:{port}/validate", conns, False, args.duration, args.body)
+                r["cpu_us"] = (cpu_seconds(proc.pid) - c0) * 1e6 / max(r["total"], 1)
+                results[(name, conns)].append(r)
+    return results
+
 def candidate_run(args, certs):
     """Admission with and without a candidate bundle as heavy as the live one
     (the default bundle, copied, one comment changed): the same server build,
@@ -132,25 +154,14 @@ def candidate_run(args, certs):
     first = sorted(os.path.join(r, f) for r, _, fs in os.walk(cand) for f in fs if f.endswith(".rego") and not f.endswith("_test.rego"))[0]
     open(first, "a").write("\n# candidate\n")
     setups = {"no candidate": [], "candidate": ["--candidate-policies", cand]}
-    procs = {}
-    for name, extra in setups.items():
-        port, admin = free_port(), free_port()
-        procs[name] = (start([args.regent, "serve", "--addr", f"127.0.0.1:{port}", "--admin-addr", f"127.0.0.1:{admin}",
-                              "--tls-cert", f"{certs}/tls.crt", "--tls-key", f"{certs}/tls.key", "--log", "warn"] + extra, port), port, admin)
+    procs = start_setups(args, certs, setups)
     end = time.time() + 20
     while not metric(procs["candidate"][2], 'regent_candidate_reloads_total{result="success"}') and time.time() < end:
         time.sleep(0.05)
     if not metric(procs["candidate"][2], 'regent_candidate_reloads_total{result="success"}'):
         raise SystemExit("the candidate bundle never loaded")
-    results = {(n, c): [] for n in setups for c in (1, 8)}
     try:
-        for _ in range(args.rounds):
-            for conns in (1, 8):
-                for name, (proc, port, admin) in procs.items():
-                    c0 = cpu_seconds(proc.pid)
-                    r = wrk(f"https://127.0.0.1:{port}/validate", conns, False, args.duration, args.body)
-                    r["cpu_us"] = (cpu_seconds(proc.pid) - c0) * 1e6 / max(r["total"], 1)
-                    results[(name, conns)].append(r)
+        results = alternate(args, procs)
         admin = procs["candidate"][2]
         shadow = {k: metric(admin, f'regent_candidate_evaluations_total{{result="{k}"}}') for k in ("same", "diverged", "failed", "dropped")}
         rss = {n: peak_rss_mib(p.pid) for n, (p, _, _) in procs.items()}
@@ -209,11 +220,7 @@ def library_run(args, certs):
     n = library_bundle(args.gatekeeper_library, lib)
     commit = subprocess.run(["git", "-C", args.gatekeeper_library, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip() or "?"
     setups = {"default bundle": [], f"default + library ({n} templates)": ["--policies", lib, "--with-default-bundle"]}
-    procs = {}
-    for name, extra in setups.items():
-        port, admin = free_port(), free_port()
-        procs[name] = (start([args.regent, "serve", "--addr", f"127.0.0.1:{port}", "--admin-addr", f"127.0.0.1:{admin}",
-                              "--tls-cert", f"{certs}/tls.crt", "--tls-key", f"{certs}/tls.key", "--log", "warn"] + extra, port), port, admin)
+    procs = start_setups(args, certs, setups)
     end = time.time() + 60
     for name, (_, _, admin) in procs.items():
         while time.time() < end:
@@ -224,15 +231,8 @@ def library_run(args, certs):
                 pass
             time.sleep(0.1)
     constraints = metric(procs[list(setups)[1]][2], 'regent_bundle_policies{kind="constraint"}')
-    results = {(s, c): [] for s in setups for c in (1, 8)}
     try:
-        for _ in range(args.rounds):
-            for conns in (1, 8):
-                for name, (proc, port, admin) in procs.items():
-                    c0 = cpu_seconds(proc.pid)
-                    r = wrk(f"https://127.0.0.1:{port}/validate", conns, False, args.duration, args.body)
-                    r["cpu_us"] = (cpu_seconds(proc.pid) - c0) * 1e6 / max(r["total"], 1)
-                    results[(name, conns)].append(r)
+        results = alternate(args, procs)
         rss = {n: peak_rss_mib(p.pid) for n, (p, _, _) in procs.items()}
     finally:
         for proc, _, _ in procs.values():
