@@ -126,6 +126,11 @@ impl From<gatekeeper::GatekeeperError> for CompileError {
     }
 }
 
+/// Most rounds of Gatekeeper mutators then native mutating policies before
+/// a mutation is "not converging" (each kind runs to its own fixed point
+/// within a round, so two rounds settle any pair that agrees).
+pub const MUTATION_ROUNDS: usize = 4;
+
 /// A bundle compiled and warmed, ready to serve.
 #[derive(Clone)]
 pub struct CompiledBundle {
@@ -241,10 +246,88 @@ impl CompiledBundle {
         self.native.validate(input, limits)
     }
 
-    /// Runs the mutating native policies to a fixed point, within one
-    /// deadline.
+    /// Mutates the request's object with no referential data (see
+    /// [`CompiledBundle::mutate_with_inventory`]).
     pub fn mutate(&self, input: &Value, limits: Limits) -> Result<MutationOutcome, EvalError> {
-        self.native.mutate(input, limits)
+        self.mutate_with_inventory(input, &Value::Undefined, limits)
+    }
+
+    /// Mutates the request's object: the Gatekeeper mutators first (in
+    /// Gatekeeper's order, to their own fixed point), then the native
+    /// `mutate.*` policies (to theirs), the two alternating until a whole
+    /// round changes nothing; more than [`MUTATION_ROUNDS`] rounds is a
+    /// "not converging" error naming both. Gatekeeper mutators run first
+    /// so that a bundle migrated from Gatekeeper mutates exactly as
+    /// Gatekeeper did, native defaults filling only what is still absent.
+    /// `inventory` gives the object's Namespace to `namespaceSelector`.
+    pub fn mutate_with_inventory(
+        &self,
+        input: &Value,
+        inventory: &Value,
+        limits: Limits,
+    ) -> Result<MutationOutcome, EvalError> {
+        let mutators = self.gatekeeper.mutators();
+        if mutators.is_empty() {
+            return self.native.mutate(input, limits);
+        }
+        let started = Instant::now();
+        let request = &input["request"];
+        let original = serde_json::to_value(&request["object"]).unwrap_or(serde_json::Value::Null);
+        let mut outcome = MutationOutcome {
+            object: original.clone(),
+            patch: None,
+            applied: Vec::new(),
+            evaluated: Vec::new(),
+        };
+        if !original.is_object() {
+            return Ok(outcome);
+        }
+        let text = |v: &Value| v.as_string().map(|s| s.to_string()).unwrap_or_default();
+        let namespace = text(&request["namespace"]);
+        let operation = text(&request["operation"]);
+        let namespace_object = match &inventory["cluster"]["v1"]["Namespace"][namespace.as_str()] {
+            v @ Value::Object(_) => Some(v),
+            _ => None,
+        };
+        for round in 0..MUTATION_ROUNDS {
+            let before = outcome.object.clone();
+            let applied = mutators
+                .mutate(
+                    &mut outcome.object,
+                    &namespace,
+                    &operation,
+                    namespace_object,
+                )
+                .map_err(|e| EvalError::Failed(e.to_string()))?;
+            let native_input = if applied.changed.is_empty() && round == 0 {
+                None
+            } else {
+                Some(crate::native::with_object(input, &outcome.object)?)
+            };
+            let left = limits.time.map(|t| t.saturating_sub(started.elapsed()));
+            let native = self.native.mutate(
+                native_input.as_ref().unwrap_or(input),
+                limits.with_time(left),
+            )?;
+            if round == 0 {
+                outcome.evaluated = applied.matched;
+                outcome.evaluated.extend(native.evaluated);
+            }
+            outcome.applied.extend(applied.changed);
+            outcome.applied.extend(native.applied);
+            outcome.object = native.object;
+            if outcome.object == before {
+                outcome.patch = crate::mutation::diff(&original, &outcome.object);
+                return Ok(outcome);
+            }
+        }
+        let mut names = outcome.applied.clone();
+        names.sort();
+        names.dedup();
+        Err(EvalError::NotConverging {
+            rounds: MUTATION_ROUNDS,
+            policies: names.join(", "),
+        })
     }
 
     /// Reviews the request of an AdmissionReview against the Gatekeeper

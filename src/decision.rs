@@ -305,10 +305,22 @@ pub fn validate_with_inventory(
     }
 }
 
-/// Decides a mutating review: the patch of every applicable mutating policy.
+/// Decides a mutating review with no referential data.
 pub fn mutate(bundle: &CompiledBundle, review: &Review, options: &DecideOptions) -> Decision {
+    mutate_with_inventory(bundle, review, options, &regorus::Value::Undefined)
+}
+
+/// Decides a mutating review: the patch of every applicable Gatekeeper
+/// mutator and native mutating policy (`inventory` gives mutators'
+/// `namespaceSelector` the object's Namespace).
+pub fn mutate_with_inventory(
+    bundle: &CompiledBundle,
+    review: &Review,
+    options: &DecideOptions,
+    inventory: &regorus::Value,
+) -> Decision {
     let uid = &review.meta.uid;
-    let outcome = match bundle.mutate(&review.input, options.limits()) {
+    let outcome = match bundle.mutate_with_inventory(&review.input, inventory, options.limits()) {
         Ok(o) => o,
         Err(e) => return failed(Some(bundle.revision()), uid, e, options),
     };
@@ -371,7 +383,7 @@ pub fn admit(
     options: &DecideOptions,
     inventory: &regorus::Value,
 ) -> Admission {
-    let mutation = mutate(bundle, review, options);
+    let mutation = mutate_with_inventory(bundle, review, options, inventory);
     let mutated_review =
         if mutation.verdict != Verdict::Failed && !mutation.mutated_object.is_null() {
             review.with_object(&mutation.mutated_object)

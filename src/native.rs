@@ -614,7 +614,8 @@ impl NativeSet {
 }
 
 /// The review with `request.object` replaced.
-fn with_object(input: &Value, object: &Json) -> Result<Value, EvalError> {
+/// `input` (an AdmissionReview) with `request.object` replaced.
+pub fn with_object(input: &Value, object: &Json) -> Result<Value, EvalError> {
     let mut review = input.clone();
     let request = review
         .as_object_mut()

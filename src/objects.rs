@@ -15,6 +15,8 @@ pub const TEMPLATES_GROUP: &str = "templates.gatekeeper.sh";
 pub const CONSTRAINTS_GROUP: &str = "constraints.gatekeeper.sh";
 /// The API group of ExpansionTemplates.
 pub const EXPANSION_GROUP: &str = "expansion.gatekeeper.sh";
+/// The API group of mutators (Assign, AssignMetadata, ModifySet, AssignImage).
+pub const MUTATIONS_GROUP: &str = "mutations.gatekeeper.sh";
 
 /// What a policy object of a bundle is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +27,8 @@ pub enum ObjectClass {
     Constraint,
     /// A Gatekeeper `ExpansionTemplate`.
     ExpansionTemplate,
+    /// A Gatekeeper mutator (any kind of the mutations group).
+    Mutator,
     /// Another object of a Gatekeeper group (loaded, not used).
     OtherGatekeeper,
 }
@@ -38,7 +42,7 @@ pub fn group_of(api_version: &str) -> &str {
 pub fn is_policy_api(api_version: &str) -> bool {
     matches!(
         group_of(api_version),
-        TEMPLATES_GROUP | CONSTRAINTS_GROUP | EXPANSION_GROUP
+        TEMPLATES_GROUP | CONSTRAINTS_GROUP | EXPANSION_GROUP | MUTATIONS_GROUP
     )
 }
 
@@ -55,6 +59,8 @@ pub fn classify(api_version: &str, kind: &str) -> Option<ObjectClass> {
         ObjectClass::Constraint
     } else if group == EXPANSION_GROUP && kind == "ExpansionTemplate" {
         ObjectClass::ExpansionTemplate
+    } else if group == MUTATIONS_GROUP {
+        ObjectClass::Mutator
     } else {
         ObjectClass::OtherGatekeeper
     })

@@ -193,7 +193,9 @@ fn decide(
         Webhook::Validate => {
             decision::validate_with_inventory(&bundle, review, options, &state.live.inventory())
         }
-        Webhook::Mutate => decision::mutate(&bundle, review, options),
+        Webhook::Mutate => {
+            decision::mutate_with_inventory(&bundle, review, options, &state.live.inventory())
+        }
     }
 }
 

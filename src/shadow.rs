@@ -158,7 +158,9 @@ pub fn evaluate(live: &Live, job: Job) {
         Webhook::Validate => {
             decision::validate_with_inventory(bundle, &review, &options, &live.inventory())
         }
-        Webhook::Mutate => decision::mutate(bundle, &review, &options),
+        Webhook::Mutate => {
+            decision::mutate_with_inventory(bundle, &review, &options, &live.inventory())
+        }
     };
     let m = &review.meta;
     if after.verdict == Verdict::Failed {

@@ -61,9 +61,10 @@ impl CheckArgs {
                 if !gk.is_empty() {
                     let n = gk.constraints().len();
                     println!(
-                        "  {} Gatekeeper template(s), {n} Gatekeeper constraint{}:",
+                        "  {} Gatekeeper template(s), {n} Gatekeeper constraint{}, {} Gatekeeper mutator(s):",
                         gk.templates().len(),
-                        if n == 1 { "" } else { "s" }
+                        if n == 1 { "" } else { "s" },
+                        gk.mutators().list().len()
                     );
                     // The server compiles templates the same way with or
                     // without test modules: say which evaluator runs each.
@@ -88,6 +89,17 @@ impl CheckArgs {
                             "gk", c.name, action, c.path, c.kind
                         );
                     }
+                }
+                for m in gk.mutators().list() {
+                    println!(
+                        "  {:<8} {:<28} {:<7} {}:{} ({})",
+                        "mutator",
+                        m.name,
+                        "mutate",
+                        m.origin.0,
+                        m.origin.1,
+                        m.kind.as_str()
+                    );
                 }
                 for note in gk.notes() {
                     println!("note: {note}");

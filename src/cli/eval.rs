@@ -72,6 +72,10 @@ struct Record {
     patch: Option<Json>,
     #[serde(skip_serializing_if = "Option::is_none")]
     mutated: Option<Json>,
+    /// The mutating policies and Gatekeeper mutators (`Kind/name`) that
+    /// changed the object, in order (with `--mutate`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    mutated_by: Vec<String>,
 }
 
 impl EvalArgs {
@@ -154,6 +158,11 @@ impl EvalArgs {
                 },
                 mutated: (self.mutate && !admission.mutation.mutated_by.is_empty())
                     .then(|| admission.mutation.mutated_object.clone()),
+                mutated_by: if self.mutate {
+                    distinct(&admission.mutation.mutated_by)
+                } else {
+                    Vec::new()
+                },
             });
         }
         match self.output {
@@ -171,6 +180,17 @@ impl EvalArgs {
             super::common::EXIT_OK
         }
     }
+}
+
+/// The names in first-seen order, each once.
+fn distinct(names: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for n in names {
+        if !out.contains(n) {
+            out.push(n.clone());
+        }
+    }
+    out
 }
 
 fn print_text(records: &[Record], show_mutation: bool) {
@@ -208,7 +228,7 @@ fn print_text(records: &[Record], show_mutation: bool) {
         if show_mutation {
             match (&r.patch, &r.mutated) {
                 (Some(p), Some(obj)) => {
-                    println!("--- patch for {what}:");
+                    println!("--- patch for {what} (by {}):", r.mutated_by.join(", "));
                     println!("{}", serde_json::to_string_pretty(p).unwrap_or_default());
                     println!("--- mutated {what}:");
                     print!("{}", serde_yaml_ng::to_string(obj).unwrap_or_default());

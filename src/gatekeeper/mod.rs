@@ -15,6 +15,7 @@
 //! - [`constraint`]: parameters, schema, enforcement actions;
 //! - [`matching`]: a Constraint's `spec.match`;
 //! - [`expansion`]: ExpansionTemplates (a workload reviewed as its pods);
+//! - [`mutators`]: Assign, AssignMetadata, ModifySet and AssignImage;
 //! - [`schema`]: a Constraint's `parameters` against its template's schema;
 //! - [`inventory`]: building `data.inventory`;
 //! - [`suite`]: gator's `Suite` files;
@@ -29,6 +30,7 @@ pub mod expansion;
 mod helper;
 pub mod inventory;
 pub mod matching;
+pub mod mutators;
 pub mod object;
 pub mod schema;
 pub mod suite;
@@ -71,6 +73,7 @@ pub struct Set {
     templates: Vec<Arc<Template>>,
     constraints: Vec<Constraint>,
     expansions: Vec<Expansion>,
+    mutators: mutators::Mutators,
     notes: Vec<String>,
 }
 
@@ -165,12 +168,22 @@ impl Set {
         for doc in of_class(ObjectClass::ExpansionTemplate) {
             set.expansions.push(expansion::load(doc)?);
         }
+        set.mutators = mutators::Mutators::load(of_class(ObjectClass::Mutator))?;
+        set.notes.extend(set.mutators.notes().iter().cloned());
         Ok(set)
     }
 
     /// Nothing loaded.
     pub fn is_empty(&self) -> bool {
-        self.templates.is_empty() && self.constraints.is_empty() && self.expansions.is_empty()
+        self.templates.is_empty()
+            && self.constraints.is_empty()
+            && self.expansions.is_empty()
+            && self.mutators.is_empty()
+    }
+
+    /// The loaded mutators, in the order they run.
+    pub fn mutators(&self) -> &mutators::Mutators {
+        &self.mutators
     }
 
     /// The loaded Constraints, by name.
@@ -199,7 +212,8 @@ impl Set {
             .collect()
     }
 
-    /// What was loaded but will not be enforced, and why (CEL-only templates).
+    /// What was loaded but will not be enforced, and why (CEL-only
+    /// templates, mutators that use external data).
     pub fn notes(&self) -> &[String] {
         &self.notes
     }
