@@ -160,7 +160,7 @@ mod tests {
             ("a.b:80", "", ""),
             ("", "library/nginx", ""),
             ("", "", "@sha256:abcde67890123456789abc345678901a"),
-            ("", "a__b-c.d/e", ":1.0_x-y"),
+            ("", "a__b-c/d.e", ":1.0_x-y"),
         ];
         for (d, p, t) in ok {
             assert_eq!(validate(d, p, t), Ok(()), "{d:?} {p:?} {t:?}");

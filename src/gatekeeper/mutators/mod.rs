@@ -321,3 +321,6 @@ fn set_namespace(object: &mut Json, namespace: Option<Json>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
