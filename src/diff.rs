@@ -273,11 +273,22 @@ pub fn compare(before: &Side, after: &Side) -> Diff {
         note(Change::RemovedWarning, p);
     }
     if !d.patch_added.is_empty() || !d.patch_removed.is_empty() {
-        let p = before
+        // The mutators that changed the object under one bundle only are
+        // the cause; when the same ones ran on both sides, any of them may be.
+        let only_one_side: BTreeSet<String> = before
             .mutated_by
-            .union(&after.mutated_by)
+            .symmetric_difference(&after.mutated_by)
             .cloned()
             .collect();
+        let p = if only_one_side.is_empty() {
+            before
+                .mutated_by
+                .union(&after.mutated_by)
+                .cloned()
+                .collect()
+        } else {
+            only_one_side
+        };
         note(Change::PatchDiffers, p);
     }
     d

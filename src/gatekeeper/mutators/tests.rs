@@ -63,18 +63,48 @@ fn mutated(m: &Mutators, object: Json) -> Json {
 fn modify_set_setter_follows_gatekeepers_table() {
     // (values, existing, expected merge, expected prune); None: absent.
     let cases: Vec<(Json, Option<Json>, Option<Json>, Option<Json>)> = vec![
-        (json!([]), Some(json!(["a", "b", "c"])), Some(json!(["a", "b", "c"])), Some(json!(["a", "b", "c"]))),
-        (json!(["a", "b"]), Some(json!(["a", "b", "c"])), Some(json!(["a", "b", "c"])), Some(json!(["c"]))),
-        (json!(["a", "b", "d"]), Some(json!(["a", "b", "c"])), Some(json!(["a", "b", "c", "d"])), Some(json!(["c"]))),
-        (json!(["a", "b", "d"]), None, Some(json!(["a", "b", "d"])), None),
-        (json!(["a", "b", "d"]), Some(json!([])), Some(json!(["a", "b", "d"])), Some(json!([]))),
+        (
+            json!([]),
+            Some(json!(["a", "b", "c"])),
+            Some(json!(["a", "b", "c"])),
+            Some(json!(["a", "b", "c"])),
+        ),
+        (
+            json!(["a", "b"]),
+            Some(json!(["a", "b", "c"])),
+            Some(json!(["a", "b", "c"])),
+            Some(json!(["c"])),
+        ),
+        (
+            json!(["a", "b", "d"]),
+            Some(json!(["a", "b", "c"])),
+            Some(json!(["a", "b", "c", "d"])),
+            Some(json!(["c"])),
+        ),
+        (
+            json!(["a", "b", "d"]),
+            None,
+            Some(json!(["a", "b", "d"])),
+            None,
+        ),
+        (
+            json!(["a", "b", "d"]),
+            Some(json!([])),
+            Some(json!(["a", "b", "d"])),
+            Some(json!([])),
+        ),
         (
             json!([["a", "b", "d"], ["z", "y", "q"]]),
             Some(json!([["a", "b", "d"], ["r", "r", "r"]])),
             Some(json!([["a", "b", "d"], ["r", "r", "r"], ["z", "y", "q"]])),
             Some(json!([["r", "r", "r"]])),
         ),
-        (json!(["a"]), Some(json!(["a", "b", "a"])), Some(json!(["a", "b", "a"])), Some(json!(["b"]))),
+        (
+            json!(["a"]),
+            Some(json!(["a", "b", "a"])),
+            Some(json!(["a", "b", "a"])),
+            Some(json!(["b"])),
+        ),
     ];
     for (values, existing, merged, pruned) in cases {
         for (op, want) in [("merge", &merged), ("prune", &pruned)] {
@@ -89,12 +119,21 @@ fn modify_set_setter_follows_gatekeepers_table() {
                 spec["field"] = e.clone();
             }
             let out = mutated(&m, pod(spec));
-            assert_eq!(out["spec"].get("field"), want.as_ref(), "{op} {values} into {existing:?}");
+            assert_eq!(
+                out["spec"].get("field"),
+                want.as_ref(),
+                "{op} {values} into {existing:?}"
+            );
         }
     }
     // A value that is not a list is an error, for both operations.
     for op in ["merge", "prune"] {
-        let m = load(&modify_set("s", "spec.field", &format!("operation: {op}\nvalues:\n  fromList: [a]"))).unwrap();
+        let m = load(&modify_set(
+            "s",
+            "spec.field",
+            &format!("operation: {op}\nvalues:\n  fromList: [a]"),
+        ))
+        .unwrap();
         let err = run(&m, pod(json!({"field": 7}))).unwrap_err();
         assert!(err.to_string().contains("is not a list of values"), "{err}");
     }
@@ -114,13 +153,24 @@ fn assign_creates_missing_parents_and_keyed_elements() {
         json!([{"name": "bar"}, {"name": "foo", "imagePullPolicy": "Always"}])
     );
     let out = mutated(&m, pod(json!({})));
-    assert_eq!(out["spec"]["containers"], json!([{"name": "foo", "imagePullPolicy": "Always"}]));
+    assert_eq!(
+        out["spec"]["containers"],
+        json!([{"name": "foo", "imagePullPolicy": "Always"}])
+    );
 }
 
 #[test]
 fn a_glob_visits_every_element_and_never_creates_one() {
-    let m = load(&assign("pull", "spec.containers[name: *].imagePullPolicy", "assign:\n  value: Always")).unwrap();
-    let out = mutated(&m, pod(json!({"containers": [{"name": "a"}, {"name": "b", "imagePullPolicy": "Never"}]})));
+    let m = load(&assign(
+        "pull",
+        "spec.containers[name: *].imagePullPolicy",
+        "assign:\n  value: Always",
+    ))
+    .unwrap();
+    let out = mutated(
+        &m,
+        pod(json!({"containers": [{"name": "a"}, {"name": "b", "imagePullPolicy": "Never"}]})),
+    );
     assert_eq!(
         out["spec"]["containers"],
         json!([{"name": "a", "imagePullPolicy": "Always"}, {"name": "b", "imagePullPolicy": "Always"}])
@@ -142,7 +192,10 @@ fn path_tests_stop_the_walk_where_they_say() {
     let untouched = pod(json!({"containers": [{"name": "bar"}]}));
     assert_eq!(mutated(&m, untouched.clone()), untouched);
     let out = mutated(&m, pod(json!({"containers": [{"name": "foo"}]})));
-    assert_eq!(out["spec"]["containers"][0]["securityContext"], json!({"privileged": false}));
+    assert_eq!(
+        out["spec"]["containers"][0]["securityContext"],
+        json!({"privileged": false})
+    );
 
     // A default: only where the field is absent.
     let m = load(&assign(
@@ -153,10 +206,18 @@ fn path_tests_stop_the_walk_where_they_say() {
     .unwrap();
     let out = mutated(
         &m,
-        pod(json!({"containers": [{"name": "a"}, {"name": "b", "securityContext": {"readOnlyRootFilesystem": false}}]})),
+        pod(
+            json!({"containers": [{"name": "a"}, {"name": "b", "securityContext": {"readOnlyRootFilesystem": false}}]}),
+        ),
     );
-    assert_eq!(out["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"], true);
-    assert_eq!(out["spec"]["containers"][1]["securityContext"]["readOnlyRootFilesystem"], false);
+    assert_eq!(
+        out["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"],
+        true
+    );
+    assert_eq!(
+        out["spec"]["containers"][1]["securityContext"]["readOnlyRootFilesystem"],
+        false
+    );
 
     // MustNotExist on a glob can never hold.
     let m = load(&assign(
@@ -175,8 +236,14 @@ fn path_tests_stop_the_walk_where_they_say() {
         "assign:\n  value: {name: proxy, image: proxy:1}\npathTests:\n- subPath: spec.containers[name:proxy]\n  condition: MustNotExist",
     ))
     .unwrap();
-    let out = mutated(&m, pod(json!({"containers": [{"name": "proxy", "image": "mine"}]})));
-    assert_eq!(out["spec"]["containers"], json!([{"name": "proxy", "image": "mine"}]));
+    let out = mutated(
+        &m,
+        pod(json!({"containers": [{"name": "proxy", "image": "mine"}]})),
+    );
+    assert_eq!(
+        out["spec"]["containers"],
+        json!([{"name": "proxy", "image": "mine"}])
+    );
 }
 
 #[test]
@@ -187,7 +254,10 @@ fn assigning_a_keyed_element_replaces_it_or_appends_it() {
         "assign:\n  value:\n    name: networking\n    image: quay.io/foo/bar:latest",
     ))
     .unwrap();
-    let out = mutated(&m, pod(json!({"containers": [{"name": "networking", "image": "old"}, {"name": "app"}]})));
+    let out = mutated(
+        &m,
+        pod(json!({"containers": [{"name": "networking", "image": "old"}, {"name": "app"}]})),
+    );
     assert_eq!(
         out["spec"]["containers"],
         json!([{"name": "networking", "image": "quay.io/foo/bar:latest"}, {"name": "app"}])
@@ -204,7 +274,12 @@ fn integer_keys_match_numbers_only() {
         "assign:\n  value: TCP",
     ))
     .unwrap();
-    let out = mutated(&m, pod(json!({"containers": [{"name": "a", "ports": [{"containerPort": 80}, {"containerPort": "80"}]}]})));
+    let out = mutated(
+        &m,
+        pod(
+            json!({"containers": [{"name": "a", "ports": [{"containerPort": 80}, {"containerPort": "80"}]}]}),
+        ),
+    );
     assert_eq!(
         out["spec"]["containers"][0]["ports"],
         json!([{"containerPort": 80, "protocol": "TCP"}, {"containerPort": "80"}])
@@ -213,12 +288,27 @@ fn integer_keys_match_numbers_only() {
 
 #[test]
 fn from_metadata_uses_the_requests_namespace_and_leaves_metadata_as_sent() {
-    let m = load(&assign("ns", "spec.nodeSelector.team", "assign:\n  fromMetadata:\n    field: namespace")).unwrap();
-    let mut object = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {}});
+    let m = load(&assign(
+        "ns",
+        "spec.nodeSelector.team",
+        "assign:\n  fromMetadata:\n    field: namespace",
+    ))
+    .unwrap();
+    let mut object =
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {}});
     m.mutate(&mut object, "payments", "CREATE", None).unwrap();
     assert_eq!(object["spec"]["nodeSelector"]["team"], "payments");
-    assert_eq!(object["metadata"], json!({"name": "p"}), "the namespace is not patched in");
-    let m = load(&assign("n", "spec.hostname", "assign:\n  fromMetadata:\n    field: name")).unwrap();
+    assert_eq!(
+        object["metadata"],
+        json!({"name": "p"}),
+        "the namespace is not patched in"
+    );
+    let m = load(&assign(
+        "n",
+        "spec.hostname",
+        "assign:\n  fromMetadata:\n    field: name",
+    ))
+    .unwrap();
     assert_eq!(mutated(&m, pod(json!({})))["spec"]["hostname"], "p");
 }
 
@@ -232,17 +322,30 @@ fn assign_if_tests_the_current_value() {
     .unwrap();
     let out = mutated(
         &m,
-        pod(json!({"containers": [{"name": "a", "imagePullPolicy": "IfNotPresent"}, {"name": "b", "imagePullPolicy": "Never"}, {"name": "c"}]})),
+        pod(
+            json!({"containers": [{"name": "a", "imagePullPolicy": "IfNotPresent"}, {"name": "b", "imagePullPolicy": "Never"}, {"name": "c"}]}),
+        ),
     );
-    let policies: Vec<&Json> = out["spec"]["containers"].as_array().unwrap().iter().map(|c| &c["imagePullPolicy"]).collect();
-    assert_eq!(policies, vec![&json!("Always"), &json!("Never"), &Json::Null]);
+    let policies: Vec<&Json> = out["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| &c["imagePullPolicy"])
+        .collect();
+    assert_eq!(
+        policies,
+        vec![&json!("Always"), &json!("Never"), &Json::Null]
+    );
     let m = load(&assign(
         "pp",
         "spec.containers[name:*].imagePullPolicy",
         "assign:\n  value: Always\nassignIf:\n  notIn: [Never]",
     ))
     .unwrap();
-    let out = mutated(&m, pod(json!({"containers": [{"name": "b", "imagePullPolicy": "Never"}, {"name": "c"}]})));
+    let out = mutated(
+        &m,
+        pod(json!({"containers": [{"name": "b", "imagePullPolicy": "Never"}, {"name": "c"}]})),
+    );
     assert_eq!(out["spec"]["containers"][0]["imagePullPolicy"], "Never");
     assert_eq!(out["spec"]["containers"][1]["imagePullPolicy"], "Always");
 }
@@ -270,8 +373,16 @@ fn assign_image_changes_only_the_parts_it_names() {
         "apiVersion: mutations.gatekeeper.sh/v1alpha1\nkind: AssignImage\nmetadata:\n  name: mirror\nspec:\n  applyTo:\n  - groups: [\"\"]\n    kinds: [Pod]\n    versions: [v1]\n  location: \"spec.containers[name:*].image\"\n  parameters:\n    assignDomain: mirror.example.com\n",
     )
     .unwrap();
-    let out = mutated(&m, pod(json!({"containers": [{"name": "a", "image": "nginx:1.25"}, {"name": "b", "image": "docker.io/library/busybox@sha256:0123456789abcdef0123456789abcdef"}]})));
-    assert_eq!(out["spec"]["containers"][0]["image"], "mirror.example.com/nginx:1.25");
+    let out = mutated(
+        &m,
+        pod(
+            json!({"containers": [{"name": "a", "image": "nginx:1.25"}, {"name": "b", "image": "docker.io/library/busybox@sha256:0123456789abcdef0123456789abcdef"}]}),
+        ),
+    );
+    assert_eq!(
+        out["spec"]["containers"][0]["image"],
+        "mirror.example.com/nginx:1.25"
+    );
     assert_eq!(
         out["spec"]["containers"][1]["image"],
         "mirror.example.com/library/busybox@sha256:0123456789abcdef0123456789abcdef"
@@ -284,8 +395,16 @@ fn assign_image_changes_only_the_parts_it_names() {
 fn mutators_run_in_gatekeepers_order() {
     // Two defaults for one field: the first by kind, then name, wins.
     let yaml = [
-        assign("b-second", "spec.priority", "assign:\n  value: 2\npathTests:\n- subPath: spec.priority\n  condition: MustNotExist"),
-        assign("a-first", "spec.priority", "assign:\n  value: 1\npathTests:\n- subPath: spec.priority\n  condition: MustNotExist"),
+        assign(
+            "b-second",
+            "spec.priority",
+            "assign:\n  value: 2\npathTests:\n- subPath: spec.priority\n  condition: MustNotExist",
+        ),
+        assign(
+            "a-first",
+            "spec.priority",
+            "assign:\n  value: 1\npathTests:\n- subPath: spec.priority\n  condition: MustNotExist",
+        ),
     ]
     .join("---\n");
     let m = load(&yaml).unwrap();
@@ -306,7 +425,11 @@ fn mutators_that_keep_changing_the_object_do_not_converge() {
     .join("---\n");
     let m = load(&yaml).unwrap();
     match run(&m, pod(json!({}))).unwrap_err() {
-        MutateError::NotConverging { iterations, mutators, .. } => {
+        MutateError::NotConverging {
+            iterations,
+            mutators,
+            ..
+        } => {
             assert_eq!(iterations, 3, "two mutators: at most three passes");
             assert_eq!(mutators, "Assign/one, Assign/two");
         }
@@ -314,21 +437,39 @@ fn mutators_that_keep_changing_the_object_do_not_converge() {
     }
     // An Assign and a ModifySet that agree settle in two passes.
     let yaml = [
-        assign("caps", "spec.containers[name:*].securityContext.capabilities.add", "assign:\n  value: [NET_BIND]"),
-        modify_set("caps", "spec.containers[name:*].securityContext.capabilities.add", "operation: merge\nvalues:\n  fromList: [NET_BIND]"),
+        assign(
+            "caps",
+            "spec.containers[name:*].securityContext.capabilities.add",
+            "assign:\n  value: [NET_BIND]",
+        ),
+        modify_set(
+            "caps",
+            "spec.containers[name:*].securityContext.capabilities.add",
+            "operation: merge\nvalues:\n  fromList: [NET_BIND]",
+        ),
     ]
     .join("---\n");
     let m = load(&yaml).unwrap();
     let out = mutated(&m, pod(json!({"containers": [{"name": "a"}]})));
-    assert_eq!(out["spec"]["containers"][0]["securityContext"]["capabilities"]["add"], json!(["NET_BIND"]));
+    assert_eq!(
+        out["spec"]["containers"][0]["securityContext"]["capabilities"]["add"],
+        json!(["NET_BIND"])
+    );
 }
 
 #[test]
 fn apply_to_binds_kinds_and_operations() {
-    let create_only = assign("c", "spec.x", "assign:\n  value: 1")
-        .replace("versions: [\"v1\"]", "versions: [\"v1\"]\n    operations: [CREATE]");
+    let create_only = assign("c", "spec.x", "assign:\n  value: 1").replace(
+        "versions: [\"v1\"]",
+        "versions: [\"v1\"]\n    operations: [CREATE]",
+    );
     let m = load(&create_only).unwrap();
-    for (op, applies) in [("CREATE", true), ("UPDATE", false), ("DELETE", false), ("", false)] {
+    for (op, applies) in [
+        ("CREATE", true),
+        ("UPDATE", false),
+        ("DELETE", false),
+        ("", false),
+    ] {
         let mut p = pod(json!({}));
         m.mutate(&mut p, "default", op, None).unwrap();
         assert_eq!(p["spec"].get("x").is_some(), applies, "operation {op:?}");
@@ -340,25 +481,39 @@ fn apply_to_binds_kinds_and_operations() {
         assert_eq!(p["spec"]["x"], 1, "operation {op:?}");
     }
     let mut deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {}});
-    m.mutate(&mut deployment, "default", "CREATE", None).unwrap();
-    assert!(deployment["spec"].get("x").is_none(), "applyTo names v1 Pod only");
+    m.mutate(&mut deployment, "default", "CREATE", None)
+        .unwrap();
+    assert!(
+        deployment["spec"].get("x").is_none(),
+        "applyTo names v1 Pod only"
+    );
 }
 
 #[test]
 fn match_selects_by_namespace_labels_and_source() {
     let base = assign("m", "spec.x", "assign:\n  value: 1");
-    let with = |extra: &str| base.replace("  location:", &format!("  match:\n{}\n  location:", indent(extra, 4)));
+    let with = |extra: &str| {
+        base.replace(
+            "  location:",
+            &format!("  match:\n{}\n  location:", indent(extra, 4)),
+        )
+    };
     let m = load(&with("excludedNamespaces: [\"kube-*\"]")).unwrap();
     let mut p = pod(json!({}));
     m.mutate(&mut p, "kube-system", "CREATE", None).unwrap();
     assert!(p["spec"].get("x").is_none());
     let m = load(&with("source: Generated")).unwrap();
     let p = pod(json!({}));
-    assert_eq!(mutated(&m, p.clone()), p, "admission sees original objects only");
+    assert_eq!(
+        mutated(&m, p.clone()),
+        p,
+        "admission sees original objects only"
+    );
     let m = load(&with("namespaceSelector:\n  matchLabels: {env: prod}")).unwrap();
     let err = run(&m, pod(json!({}))).unwrap_err();
     assert!(matches!(err, MutateError::Match { .. }), "{err}");
-    let ns = regorus::Value::from(json!({"metadata": {"name": "default", "labels": {"env": "prod"}}}));
+    let ns =
+        regorus::Value::from(json!({"metadata": {"name": "default", "labels": {"env": "prod"}}}));
     let mut p = pod(json!({}));
     m.mutate(&mut p, "default", "CREATE", Some(&ns)).unwrap();
     assert_eq!(p["spec"]["x"], 1);
@@ -452,20 +607,38 @@ fn invalid_mutators_are_refused_with_file_line_and_field() {
         assert!(err.contains(words), "{words}: {err}");
         let text_line = yaml
             .lines()
-            .position(|l| l.trim_start().trim_start_matches("- ").starts_with(&format!("{}:", field.rsplit('.').next().unwrap().split('[').next().unwrap())))
+            .position(|l| {
+                l.trim_start()
+                    .trim_start_matches("- ")
+                    .starts_with(&format!(
+                        "{}:",
+                        field.rsplit('.').next().unwrap().split('[').next().unwrap()
+                    ))
+            })
             .map(|i| i + 1);
         if let Some(line) = text_line {
-            assert!(err.contains(&format!("m.yaml:{line}:")), "line {line} of {field}: {err}");
+            assert!(
+                err.contains(&format!("m.yaml:{line}:")),
+                "line {line} of {field}: {err}"
+            );
         }
     }
 }
 
 #[test]
 fn a_name_declared_twice_for_one_kind_is_refused() {
-    let yaml = [assign("x", "spec.a", "assign:\n  value: 1"), assign("x", "spec.b", "assign:\n  value: 1")].join("---\n");
+    let yaml = [
+        assign("x", "spec.a", "assign:\n  value: 1"),
+        assign("x", "spec.b", "assign:\n  value: 1"),
+    ]
+    .join("---\n");
     assert!(refusal(&yaml).contains("Assign/x is declared twice"));
     // The same name for two kinds is two mutators (the library does it).
-    let yaml = [assign("x", "spec.a", "assign:\n  value: 1"), modify_set("x", "spec.b", "values:\n  fromList: [a]")].join("---\n");
+    let yaml = [
+        assign("x", "spec.a", "assign:\n  value: 1"),
+        modify_set("x", "spec.b", "values:\n  fromList: [a]"),
+    ]
+    .join("---\n");
     assert_eq!(load(&yaml).unwrap().list().len(), 2);
 }
 
@@ -501,21 +674,38 @@ fn mutators_that_disagree_on_the_schema_refuse_the_bundle() {
     );
     assert!(load(&ok).is_ok());
     // Different kinds never conflict.
-    let other = assign("obj", "spec.containers.image", "assign:\n  value: a").replace("[\"Pod\"]", "[\"Deployment\"]");
-    assert!(load(&format!("{other}---\n{}", assign("list", "spec.containers[name:a].image", "assign:\n  value: a"))).is_ok());
+    let other = assign("obj", "spec.containers.image", "assign:\n  value: a")
+        .replace("[\"Pod\"]", "[\"Deployment\"]");
+    assert!(load(&format!(
+        "{other}---\n{}",
+        assign(
+            "list",
+            "spec.containers[name:a].image",
+            "assign:\n  value: a"
+        )
+    ))
+    .is_ok());
 }
 
 #[test]
 fn external_data_is_left_out_with_a_note() {
     let yaml = format!(
         "{}---\n{}",
-        assign("ext", "spec.containers[name:*].image", "assign:\n  externalData:\n    provider: my-provider\n    dataSource: ValueAtLocation"),
+        assign(
+            "ext",
+            "spec.containers[name:*].image",
+            "assign:\n  externalData:\n    provider: my-provider\n    dataSource: ValueAtLocation"
+        ),
         assign("kept", "spec.x", "assign:\n  value: 1"),
     );
     let m = load(&yaml).unwrap();
     assert_eq!(m.list().len(), 1);
     assert_eq!(m.notes().len(), 1);
-    assert!(m.notes()[0].contains("Assign ext is not enforced"), "{}", m.notes()[0]);
+    assert!(
+        m.notes()[0].contains("Assign ext is not enforced"),
+        "{}",
+        m.notes()[0]
+    );
     assert!(m.notes()[0].contains("externalData"), "{}", m.notes()[0]);
 }
 
@@ -534,7 +724,10 @@ fn mutation_is_idempotent_on_its_own_result() {
     ]
     .join("---\n");
     let m = load(&yaml).unwrap();
-    let once = mutated(&m, pod(json!({"containers": [{"name": "app", "args": ["--x"]}]})));
+    let once = mutated(
+        &m,
+        pod(json!({"containers": [{"name": "app", "args": ["--x"]}]})),
+    );
     let (twice, applied) = run(&m, once.clone()).unwrap();
     assert_eq!(once, twice);
     assert!(applied.changed.is_empty());
