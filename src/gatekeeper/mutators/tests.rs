@@ -62,7 +62,8 @@ fn mutated(m: &Mutators, object: Json) -> Json {
 #[test]
 fn modify_set_setter_follows_gatekeepers_table() {
     // (values, existing, expected merge, expected prune); None: absent.
-    let cases: Vec<(Json, Option<Json>, Option<Json>, Option<Json>)> = vec![
+    type Case = (Json, Option<Json>, Option<Json>, Option<Json>);
+    let cases: Vec<Case> = vec![
         (
             json!([]),
             Some(json!(["a", "b", "c"])),
