@@ -235,11 +235,12 @@ fn documented_examples() -> Vec<(&'static str, String, Value, Value, Vec<&'stati
     ));
     // demo-privileged: container foo in namespace bar.
     let privileged = format!("apiVersion: mutations.gatekeeper.sh/v1\nkind: Assign\nmetadata:\n  name: demo-privileged\nspec:\n{APPLY_TO_POD}  match:\n    scope: Namespaced\n    kinds:\n    - apiGroups: [\"*\"]\n      kinds: [\"Pod\"]\n    namespaces: [\"bar\"]\n  location: \"spec.containers[name:foo].securityContext.privileged\"\n  parameters:\n    assign:\n      value: false\n    pathTests:\n    - subPath: \"spec.containers[name:foo]\"\n      condition: MustExist\n");
-    let foo = json!({"containers": [{"name": "foo", "securityContext": {"privileged": true}}]});
+    let privileged_foo =
+        json!({"containers": [{"name": "foo", "securityContext": {"privileged": true}}]});
     out.push((
         "demo-privileged",
         privileged.clone(),
-        pod("p", "bar", foo.clone()),
+        pod("p", "bar", privileged_foo.clone()),
         pod(
             "p",
             "bar",
