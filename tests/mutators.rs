@@ -251,8 +251,8 @@ fn documented_examples() -> Vec<(&'static str, String, Value, Value, Vec<&'stati
     out.push((
         "demo-privileged, other namespace",
         privileged,
-        pod("p", "default", foo.clone()),
-        pod("p", "default", foo),
+        pod("p", "default", privileged_foo.clone()),
+        pod("p", "default", privileged_foo),
         vec![],
     ));
     // demo-image-pull-policy: every container, except in namespace system.
