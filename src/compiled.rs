@@ -266,6 +266,19 @@ impl CompiledBundle {
         inventory: &Value,
         limits: Limits,
     ) -> Result<MutationOutcome, EvalError> {
+        self.mutate_as(input, inventory, limits, None)
+    }
+
+    /// [`CompiledBundle::mutate_with_inventory`], with the operation the
+    /// Gatekeeper mutators see replaced (audit: none, so only mutators
+    /// bound to every operation apply, as in Gatekeeper).
+    fn mutate_as(
+        &self,
+        input: &Value,
+        inventory: &Value,
+        limits: Limits,
+        operation: Option<&str>,
+    ) -> Result<MutationOutcome, EvalError> {
         let mutators = self.gatekeeper.mutators();
         if mutators.is_empty() {
             return self.native.mutate(input, limits);
@@ -284,7 +297,9 @@ impl CompiledBundle {
         }
         let text = |v: &Value| v.as_string().map(|s| s.to_string()).unwrap_or_default();
         let namespace = text(&request["namespace"]);
-        let operation = text(&request["operation"]);
+        let operation = operation
+            .map(str::to_string)
+            .unwrap_or_else(|| text(&request["operation"]));
         let namespace_object = match &inventory["cluster"]["v1"]["Namespace"][namespace.as_str()] {
             v @ Value::Object(_) => Some(v),
             _ => None,
@@ -378,6 +393,7 @@ impl CompiledBundle {
         let mut out = Vec::new();
         let json = object;
         let review = audit_review(json);
+        out.extend(self.audit_mutation(&review, inventory, limits));
         for audited in self.native.audit(&review, limits) {
             let (policy, found) = match audited {
                 Audited::Checked(p, v) => (p, Ok(v)),
@@ -483,6 +499,75 @@ impl CompiledBundle {
             ));
         }
         out
+    }
+
+    /// What admitting the object now would change: one `mutate` result per
+    /// mutating policy or Gatekeeper mutator that would change it, each
+    /// with the mutation's patch summarised; an `error` result when the
+    /// mutation fails.
+    fn audit_mutation(
+        &self,
+        review: &Value,
+        inventory: &Value,
+        limits: Limits,
+    ) -> Vec<AuditResult> {
+        let result = |policy: &str, outcome, message: String| AuditResult {
+            policy: policy.to_string(),
+            rule: "mutation".to_string(),
+            result: outcome,
+            enforcement: crate::outcome::Enforcement::default(),
+            message,
+            path: None,
+            severity: None,
+            category: None,
+        };
+        match self.mutate_as(review, inventory, limits, Some("")) {
+            Ok(outcome) => {
+                let Some(patch) = outcome.patch else {
+                    return Vec::new();
+                };
+                let ops: Vec<String> = patch
+                    .0
+                    .iter()
+                    .map(|op| {
+                        let v = serde_json::to_value(op).unwrap_or_default();
+                        format!(
+                            "{} {}",
+                            v["op"].as_str().unwrap_or_default(),
+                            v["path"].as_str().unwrap_or_default()
+                        )
+                    })
+                    .collect();
+                let shown = ops.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+                let more = ops.len().saturating_sub(5);
+                let summary = if more > 0 {
+                    format!("{shown} and {more} more")
+                } else {
+                    shown
+                };
+                let mut names: Vec<&String> = Vec::new();
+                for n in &outcome.applied {
+                    if !names.contains(&n) {
+                        names.push(n);
+                    }
+                }
+                names
+                    .into_iter()
+                    .map(|n| {
+                        result(
+                            n,
+                            AuditOutcome::Mutate,
+                            format!("[{n}] would change this object on admission; the mutation's patch: {summary}"),
+                        )
+                    })
+                    .collect()
+            }
+            Err(e) => vec![result(
+                "mutation",
+                AuditOutcome::Error,
+                format!("mutating this object on admission would fail: {e}"),
+            )],
+        }
     }
 
     /// Evaluates one test rule within the default limits; `Ok(true)` when

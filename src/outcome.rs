@@ -126,10 +126,13 @@ pub enum AuditOutcome {
     Skip,
     /// The evaluation failed.
     Error,
+    /// Admitted now, the object would be changed by this mutating policy or
+    /// Gatekeeper mutator: drift from today's defaults, not a failure.
+    Mutate,
 }
 
 impl AuditOutcome {
-    /// The PolicyReport name.
+    /// The name in metrics, logs and `regent audit`'s output.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pass => "pass",
@@ -137,10 +140,21 @@ impl AuditOutcome {
             Self::Warn => "warn",
             Self::Skip => "skip",
             Self::Error => "error",
+            Self::Mutate => "mutate",
         }
     }
 
-    /// Every outcome, in report order.
+    /// The PolicyReport `result`, which has no value for a mutation: a
+    /// would-be mutation is a `pass` carrying the `mutation` property.
+    pub fn report_result(self) -> &'static str {
+        match self {
+            Self::Mutate => "pass",
+            other => other.as_str(),
+        }
+    }
+
+    /// Every PolicyReport result, in the order of a report's summary
+    /// ([`AuditOutcome::Mutate`] counts as a pass there).
     pub const ALL: [Self; 5] = [Self::Pass, Self::Fail, Self::Warn, Self::Skip, Self::Error];
 }
 
@@ -150,7 +164,8 @@ impl AuditOutcome {
 pub struct AuditResult {
     /// The native policy's name, or the Constraint's.
     pub policy: String,
-    /// `violation` for native policies, the Constraint kind for Gatekeeper.
+    /// `violation` for native policies, the Constraint kind for Gatekeeper,
+    /// `mutation` for a would-be mutation.
     pub rule: String,
     /// What audit says.
     pub result: AuditOutcome,

@@ -128,7 +128,8 @@ fn eval_mutate_shows_patch_and_mutated_object() {
     let out = regent_stdin(&["eval", "-f", "-", "--mutate"], pod);
     let t = text(&out);
     assert!(
-        t.contains("--- patch for pod/bare:") && t.contains("--- mutated pod/bare:"),
+        t.contains("--- patch for pod/bare (by default_resources, ")
+            && t.contains("--- mutated pod/bare:"),
         "{t}"
     );
 }

@@ -587,3 +587,71 @@ fn diff_shows_what_a_mutator_changes() {
         "{object}"
     );
 }
+
+/// Audit reports what admitting an object now would change, as `mutate`
+/// results (not failures), for mutators and native policies alike; a
+/// mutator bound to CREATE only does not apply in audit (Gatekeeper's rule).
+#[test]
+fn audit_reports_would_be_mutations_not_failures() {
+    let create_only = format!(
+        "apiVersion: mutations.gatekeeper.sh/v1\nkind: Assign\nmetadata:\n  name: on-create\nspec:\n  applyTo:\n  - groups: [\"\"]\n    kinds: [\"Pod\"]\n    versions: [\"v1\"]\n    operations: [CREATE]\n  location: spec.priorityClassName\n  parameters:\n    assign:\n      value: low\n"
+    );
+    let bundle = default_bundle_with(Some(&format!(
+        "{}---\n{create_only}",
+        gatekeeper_defaults()
+    )));
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write_json(tmp.path(), "pod.json", &representative_pod());
+    let out = regent(&[
+        "audit",
+        "--policies",
+        bundle.path().join("b").to_str().unwrap(),
+        "-f",
+        &file,
+        "-o",
+        "json",
+    ]);
+    let records: Vec<Value> = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let mutate: Vec<&str> = records
+        .iter()
+        .filter(|r| r["result"] == "mutate")
+        .map(|r| r["policy"].as_str().unwrap())
+        .collect();
+    assert!(mutate.contains(&"Assign/otel-agent-sidecar"), "{mutate:?}");
+    assert!(
+        mutate.contains(&"AssignMetadata/default-team-label"),
+        "{mutate:?}"
+    );
+    assert!(!mutate.contains(&"Assign/on-create"), "{mutate:?}");
+    let sidecar = records
+        .iter()
+        .find(|r| r["policy"] == "Assign/otel-agent-sidecar")
+        .unwrap();
+    assert_eq!(sidecar["rule"], "mutation");
+    assert!(
+        sidecar["message"]
+            .as_str()
+            .unwrap()
+            .contains("add /spec/containers/2"),
+        "{sidecar}"
+    );
+    // Would-be mutations alone do not fail the audit.
+    assert!(records.iter().all(|r| r["result"] != "fail"));
+    assert_eq!(out.status.code(), Some(0));
+    // Native policies alone: the same kind of result.
+    let native = default_bundle_with(None);
+    let out = regent(&[
+        "audit",
+        "--policies",
+        native.path().join("b").to_str().unwrap(),
+        "-f",
+        &file,
+        "-o",
+        "json",
+    ]);
+    let records: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(records
+        .iter()
+        .any(|r| r["result"] == "mutate" && r["policy"] == "default_resources"));
+}

@@ -173,7 +173,11 @@ pub struct Report {
 pub fn summary(results: &[AuditResult]) -> [usize; 5] {
     let mut counts = [0usize; 5];
     for r in results {
-        if let Some(i) = AuditOutcome::ALL.iter().position(|o| *o == r.result) {
+        let as_reported = match r.result {
+            AuditOutcome::Mutate => AuditOutcome::Pass,
+            other => other,
+        };
+        if let Some(i) = AuditOutcome::ALL.iter().position(|o| *o == as_reported) {
             counts[i] += 1;
         }
     }
@@ -231,7 +235,8 @@ pub fn sort(results: &mut [AuditResult]) {
         AuditOutcome::Warn => 1,
         AuditOutcome::Error => 2,
         AuditOutcome::Skip => 3,
-        AuditOutcome::Pass => 4,
+        AuditOutcome::Mutate => 4,
+        AuditOutcome::Pass => 5,
     };
     results.sort_by(|a, b| {
         (rank(a.result), &a.policy, &a.rule, &a.message).cmp(&(
@@ -255,7 +260,10 @@ pub fn build(
     revision: &str,
     now: i64,
 ) -> Option<Report> {
-    let failing = results.iter().any(|r| r.result != AuditOutcome::Pass);
+    // A would-be mutation is drift, not a failure: like a pass it is
+    // counted and, with every result asked for, listed.
+    let quiet = |o: AuditOutcome| matches!(o, AuditOutcome::Pass | AuditOutcome::Mutate);
+    let failing = results.iter().any(|r| !quiet(r.result));
     if options.results == ReportResults::Failing && !failing {
         return None;
     }
@@ -264,13 +272,18 @@ pub fn build(
     let namespaced = subject.namespace.is_some();
     let listed = results
         .iter()
-        .filter(|r| options.results == ReportResults::All || r.result != AuditOutcome::Pass);
+        .filter(|r| options.results == ReportResults::All || !quiet(r.result));
     let entries: Vec<Json> = listed
         .map(|r| {
             let mut properties = Map::new();
-            properties.insert("enforcement".into(), json!(r.enforcement.as_str()));
+            if r.result != AuditOutcome::Mutate {
+                properties.insert("enforcement".into(), json!(r.enforcement.as_str()));
+            }
             if let Some(path) = &r.path {
                 properties.insert("path".into(), json!(path));
+            }
+            if r.result == AuditOutcome::Mutate {
+                properties.insert("mutation".into(), json!("would-mutate"));
             }
             properties.insert("bundle-revision".into(), json!(revision));
             properties.insert(
@@ -287,7 +300,7 @@ pub fn build(
             e.insert("source".into(), json!(SOURCE));
             e.insert("policy".into(), json!(r.policy));
             e.insert("rule".into(), json!(r.rule));
-            e.insert("result".into(), json!(r.result.as_str()));
+            e.insert("result".into(), json!(r.result.report_result()));
             if !r.message.is_empty() {
                 e.insert("message".into(), json!(r.message));
             }
@@ -388,6 +401,38 @@ mod tests {
     fn pod() -> Json {
         json!({"apiVersion": "v1", "kind": "Pod",
                "metadata": {"name": "web", "namespace": "shop", "uid": "1f2e"}})
+    }
+
+    #[test]
+    fn a_would_be_mutation_is_listed_as_a_pass_and_makes_no_report_alone() {
+        let subject = Subject::of(&pod()).unwrap();
+        let mutate = result("Assign/x", AuditOutcome::Mutate, "[Assign/x] would change");
+        let failing = ReportOptions::default();
+        assert!(build(&subject, std::slice::from_ref(&mutate), failing, "r", 1).is_none());
+        let all = ReportOptions {
+            results: ReportResults::All,
+            ..ReportOptions::default()
+        };
+        let r = build(&subject, std::slice::from_ref(&mutate), all, "r", 1).unwrap();
+        let entry = &r.body["results"][0];
+        assert_eq!(entry["result"], "pass");
+        assert_eq!(entry["properties"]["mutation"], "would-mutate");
+        assert!(entry["properties"].get("enforcement").is_none());
+        assert_eq!(r.body["summary"]["pass"], 1);
+        // Next to a failure, a failing-only report lists the failure alone.
+        let mut results = vec![
+            mutate,
+            result("privileged", AuditOutcome::Fail, "[privileged] x."),
+        ];
+        sort(&mut results);
+        let r = build(&subject, &results, failing, "r", 1).unwrap();
+        let listed: Vec<&str> = r.body["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["policy"].as_str().unwrap())
+            .collect();
+        assert_eq!(listed, ["privileged"]);
     }
 
     #[test]

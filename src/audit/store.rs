@@ -369,10 +369,11 @@ impl Store {
 fn rank(o: AuditOutcome) -> u8 {
     match o {
         AuditOutcome::Pass => 0,
-        AuditOutcome::Skip => 1,
-        AuditOutcome::Warn => 2,
-        AuditOutcome::Fail => 3,
-        AuditOutcome::Error => 4,
+        AuditOutcome::Mutate => 1,
+        AuditOutcome::Skip => 2,
+        AuditOutcome::Warn => 3,
+        AuditOutcome::Fail => 4,
+        AuditOutcome::Error => 5,
     }
 }
 

@@ -210,6 +210,7 @@ fn print_text(audited: &[(String, Subject, Vec<AuditResult>)]) {
         warning: usize,
         skipped: usize,
         errors: usize,
+        mutated: usize,
     }
     let mut tallies: BTreeMap<&str, Tally> = BTreeMap::new();
     for (source, subject, results) in audited {
@@ -225,10 +226,14 @@ fn print_text(audited: &[(String, Subject, Vec<AuditResult>)]) {
             .max(6);
         for r in results {
             println!(
-                "  {:<5} {:<width$} {:<7} {}",
+                "  {:<6} {:<width$} {:<7} {}",
                 r.result.as_str(),
                 r.policy,
-                r.enforcement.as_str(),
+                if r.result == AuditOutcome::Mutate {
+                    "-"
+                } else {
+                    r.enforcement.as_str()
+                },
                 r.message
             );
         }
@@ -244,6 +249,7 @@ fn print_text(audited: &[(String, Subject, Vec<AuditResult>)]) {
             t.warning += usize::from(has(AuditOutcome::Warn));
             t.skipped += usize::from(has(AuditOutcome::Skip));
             t.errors += usize::from(has(AuditOutcome::Error));
+            t.mutated += usize::from(has(AuditOutcome::Mutate));
         }
     }
     let mut rows: Vec<(&str, Tally)> = tallies.into_iter().collect();
@@ -258,13 +264,13 @@ fn print_text(audited: &[(String, Subject, Vec<AuditResult>)]) {
         audited.len()
     );
     println!(
-        "  {:<width$} {:>7} {:>7} {:>7} {:>7} {:>7}",
-        "POLICY", "CHECKED", "FAILING", "WARNING", "SKIPPED", "ERRORS"
+        "  {:<width$} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7}",
+        "POLICY", "CHECKED", "FAILING", "WARNING", "SKIPPED", "ERRORS", "MUTATE"
     );
     for (policy, t) in rows {
         println!(
-            "  {:<width$} {:>7} {:>7} {:>7} {:>7} {:>7}",
-            policy, t.checked, t.failing, t.warning, t.skipped, t.errors
+            "  {:<width$} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7}",
+            policy, t.checked, t.failing, t.warning, t.skipped, t.errors, t.mutated
         );
     }
 }
