@@ -593,9 +593,7 @@ fn diff_shows_what_a_mutator_changes() {
 /// mutator bound to CREATE only does not apply in audit (Gatekeeper's rule).
 #[test]
 fn audit_reports_would_be_mutations_not_failures() {
-    let create_only = format!(
-        "apiVersion: mutations.gatekeeper.sh/v1\nkind: Assign\nmetadata:\n  name: on-create\nspec:\n  applyTo:\n  - groups: [\"\"]\n    kinds: [\"Pod\"]\n    versions: [\"v1\"]\n    operations: [CREATE]\n  location: spec.priorityClassName\n  parameters:\n    assign:\n      value: low\n"
-    );
+    let create_only = "apiVersion: mutations.gatekeeper.sh/v1\nkind: Assign\nmetadata:\n  name: on-create\nspec:\n  applyTo:\n  - groups: [\"\"]\n    kinds: [\"Pod\"]\n    versions: [\"v1\"]\n    operations: [CREATE]\n  location: spec.priorityClassName\n  parameters:\n    assign:\n      value: low\n";
     let bundle = default_bundle_with(Some(&format!(
         "{}---\n{create_only}",
         gatekeeper_defaults()
