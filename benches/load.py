@@ -132,7 +132,7 @@ def start_setups(args, certs, setups):
                               "--tls-cert", f"{certs}/tls.crt", "--tls-key", f"{certs}/tls.key", "--log", "warn"] + extra, port), port, admin)
     return procs
 
-def alternate(args, procs):
+def alternate(args, procs, path="/validate"):
     """wrk on each server in turn at 1 and 8 connections, `rounds` times:
     the runs per (setup, connections), with the server CPU per request."""
     results = {(n, c): [] for n in procs for c in (1, 8)}
@@ -140,7 +140,7 @@ def alternate(args, procs):
         for conns in (1, 8):
             for name, (proc, port, admin) in procs.items():
                 c0 = cpu_seconds(proc.pid)
-                r = wrk(f"https://127.0.0.1:{port}/validate", conns, False, args.duration, args.body)
+                r = wrk(f"https://127.0.0.1:{port}{path}", conns, False, args.duration, args.body)
                 r["cpu_us"] = (cpu_seconds(proc.pid) - c0) * 1e6 / max(r["total"], 1)
                 results[(name, conns)].append(r)
     return results
@@ -221,15 +221,7 @@ def library_run(args, certs):
     commit = subprocess.run(["git", "-C", args.gatekeeper_library, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip() or "?"
     setups = {"default bundle": [], f"default + library ({n} templates)": ["--policies", lib, "--with-default-bundle"]}
     procs = start_setups(args, certs, setups)
-    end = time.time() + 60
-    for name, (_, _, admin) in procs.items():
-        while time.time() < end:
-            try:
-                if urllib.request.urlopen(f"http://127.0.0.1:{admin}/readyz", timeout=1).status == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.1)
+    wait_ready(procs)
     constraints = metric(procs[list(setups)[1]][2], 'regent_bundle_policies{kind="constraint"}')
     try:
         results = alternate(args, procs)
@@ -249,6 +241,49 @@ def library_run(args, certs):
             row = {k: med([r[k] for r in results[(name, conns)]]) for k in ("rps", "p50", "p99", "cpu_us")}
             print(f"| {conns} | {name} | {row['rps']:,.0f} | {row['p50']:.2f} | {row['p99']:.2f} | {row['cpu_us']:.0f} | {rss[name]:.1f} |")
 
+def wait_ready(procs, within=60):
+    end = time.time() + within
+    for name, (_, _, admin) in procs.items():
+        while time.time() < end:
+            try:
+                if urllib.request.urlopen(f"http://127.0.0.1:{admin}/readyz", timeout=1).status == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.1)
+
+def mutators_run(args, certs):
+    """The mutating webhook (`/mutate`) with the default bundle's native
+    mutating policies, with the same defaults as Gatekeeper mutators
+    (tests/fixtures/mutators/defaults.yaml) alone, and with both: the same
+    build, alternated, `rounds` times; medians."""
+    fixture = os.path.join(ROOT, "tests/fixtures/mutators")
+    n = sum(open(os.path.join(fixture, f)).read().count("\nkind: ") + 0 for f in os.listdir(fixture) if f.endswith(".yaml"))
+    setups = {"native mutating policies (default bundle)": [],
+              f"{n} Gatekeeper mutators alone": ["--policies", fixture],
+              f"default bundle + {n} Gatekeeper mutators": ["--policies", fixture, "--with-default-bundle"]}
+    procs = start_setups(args, certs, setups)
+    wait_ready(procs)
+    try:
+        results = alternate(args, procs, "/mutate")
+        rss = {name: peak_rss_mib(p.pid) for name, (p, _, _) in procs.items()}
+    finally:
+        for proc, _, _ in procs.values():
+            proc.terminate(); proc.wait()
+    med = lambda xs: sorted(xs)[len(xs) // 2]
+    print()
+    print(f"/mutate, {args.rounds} alternated rounds of {args.duration}s, medians")
+    print("| connections | setup | req/s | p50 ms | p99 ms | server CPU µs/req | peak RSS MiB |")
+    print("|---|---|---|---|---|---|---|")
+    rows = {}
+    for conns in (1, 8):
+        for name in setups:
+            row = {k: med([r[k] for r in results[(name, conns)]]) for k in ("rps", "p50", "p99", "cpu_us")}
+            rows[f"{name}/{conns}"] = row
+            print(f"| {conns} | {name} | {row['rps']:,.0f} | {row['p50']:.2f} | {row['p99']:.2f} | {row['cpu_us']:.0f} | {rss[name]:.1f} |")
+    if args.json:
+        json.dump({"rows": rows}, open(args.json, "w"), indent=2)
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=int, default=10)
@@ -261,6 +296,9 @@ def main():
     ap.add_argument("--gatekeeper-library", metavar="DIR",
                     help="instead of regent vs echo: the default bundle alone and with every template of this "
                          "gatekeeper-library checkout (one sample Constraint each)")
+    ap.add_argument("--mutators", action="store_true",
+                    help="instead of regent vs echo: /mutate with the native mutating policies, the same defaults "
+                         "as Gatekeeper mutators, and both")
     args = ap.parse_args()
     regent_bin = args.regent
     global LUA_FILE
@@ -273,6 +311,10 @@ def main():
           f"wrk on the same cores; body {os.path.getsize(args.body)} bytes; {args.duration}s per run")
     if args.candidate:
         candidate_run(args, certs)
+        shutil.rmtree(work)
+        return
+    if args.mutators:
+        mutators_run(args, certs)
         shutil.rmtree(work)
         return
     if args.gatekeeper_library:

@@ -9,6 +9,8 @@
 #
 #   benches/load.sh [--duration SECONDS] [--body FILE]
 #   benches/load.sh --candidate [--rounds N]   # with vs without a candidate bundle
+#   benches/load.sh --mutators [--rounds N]    # /mutate: native mutating policies, the same as
+#       Gatekeeper mutators (tests/fixtures/mutators), and both
 #   benches/load.sh --gatekeeper-library DIR [--rounds N]   # default bundle alone vs with
 #       every template of a gatekeeper-library checkout (kept outside this repository)
 set -euo pipefail
