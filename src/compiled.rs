@@ -295,7 +295,7 @@ impl CompiledBundle {
         if !original.is_object() {
             return Ok(outcome);
         }
-        let text = |v: &Value| v.as_string().map(|s| s.to_string()).unwrap_or_default();
+        let text = |v: &Value| crate::runtime::text(v).unwrap_or_default().to_string();
         let namespace = text(&request["namespace"]);
         let operation = operation
             .map(str::to_string)

@@ -154,7 +154,7 @@ pub struct AuditMetrics {
     /// `regent_audit_objects{kind}`: objects currently audited.
     pub objects: IntGaugeVec,
     /// `regent_audit_results{policy,result}`: current results (pass, fail,
-    /// warn, skip, error) over every audited object.
+    /// warn, skip, error, mutate) over every audited object.
     pub results: IntGaugeVec,
     /// `regent_audit_namespace_results{policy,namespace,result}`: current
     /// non-pass results by namespace ("" for cluster-scoped objects).

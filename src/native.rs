@@ -328,9 +328,9 @@ impl NativeSet {
         };
         if let Some(limited) = limited {
             let request = &input["request"];
-            let (Ok(k), Ok(op)) = (
-                request["kind"]["kind"].as_string(),
-                request["operation"].as_string(),
+            let (Some(k), Some(op)) = (
+                crate::runtime::text(&request["kind"]["kind"]),
+                crate::runtime::text(&request["operation"]),
             ) else {
                 return NativeError::Engine {
                     context: context.to_string(),
@@ -397,9 +397,9 @@ impl NativeSet {
 
     fn could_apply(&self, kind: PolicyKind, input: &Value) -> bool {
         let request = &input["request"];
-        let (Ok(k), Ok(op)) = (
-            request["kind"]["kind"].as_string(),
-            request["operation"].as_string(),
+        let (Some(k), Some(op)) = (
+            crate::runtime::text(&request["kind"]["kind"]),
+            crate::runtime::text(&request["operation"]),
         ) else {
             return false;
         };
@@ -452,7 +452,7 @@ impl NativeSet {
     /// is evaluated alone), and the others still report.
     pub fn audit(&self, review: &Value, limits: Limits) -> Vec<Audited<'_>> {
         let request = &review["request"];
-        let text = |v: &Value| v.as_string().map(|s| s.to_string()).unwrap_or_default();
+        let text = |v: &Value| crate::runtime::text(v).unwrap_or_default().to_string();
         let (kind, namespace) = (text(&request["kind"]["kind"]), text(&request["namespace"]));
         let mut out = Vec::new();
         let mut checked: Vec<&Policy> = Vec::new();

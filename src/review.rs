@@ -182,21 +182,20 @@ pub fn parse(body: &[u8]) -> Result<Review, Result<Rejected, ReviewError>> {
         ));
     }
     let request = &input["request"];
-    let uid = request["uid"]
-        .as_string()
-        .map(|s| s.to_string())
-        .unwrap_or_default();
-    let version = match input["apiVersion"].as_string().map(|s| s.as_ref()) {
-        Ok("admission.k8s.io/v1") => ApiVersion::V1,
-        Ok("admission.k8s.io/v1beta1") => ApiVersion::V1beta1,
-        Ok(other) => {
+    let uid = crate::runtime::text(&request["uid"])
+        .unwrap_or_default()
+        .to_string();
+    let version = match crate::runtime::text(&input["apiVersion"]) {
+        Some("admission.k8s.io/v1") => ApiVersion::V1,
+        Some("admission.k8s.io/v1beta1") => ApiVersion::V1beta1,
+        Some(other) => {
             return Err(reject(
                 ApiVersion::V1,
                 &uid,
                 ReviewError::UnsupportedVersion(other.to_string()),
             ))
         }
-        Err(_) => {
+        None => {
             return Err(reject(
                 ApiVersion::V1,
                 &uid,
@@ -204,10 +203,10 @@ pub fn parse(body: &[u8]) -> Result<Review, Result<Rejected, ReviewError>> {
             ))
         }
     };
-    match input["kind"].as_string() {
-        Ok(k) if k.as_ref() == "AdmissionReview" => {}
-        Ok(k) => return Err(reject(version, &uid, ReviewError::WrongKind(k.to_string()))),
-        Err(_) => return Err(reject(version, &uid, ReviewError::WrongKind(String::new()))),
+    match crate::runtime::text(&input["kind"]) {
+        Some("AdmissionReview") => {}
+        Some(k) => return Err(reject(version, &uid, ReviewError::WrongKind(k.to_string()))),
+        None => return Err(reject(version, &uid, ReviewError::WrongKind(String::new()))),
     }
     if !matches!(request, Value::Object(_)) {
         return Err(reject(version, "", ReviewError::MissingRequest));
@@ -216,11 +215,11 @@ pub fn parse(body: &[u8]) -> Result<Review, Result<Rejected, ReviewError>> {
         return Err(reject(version, "", ReviewError::MissingUid));
     }
     let text = |v: &Value, field, expected| {
-        v.as_string()
-            .map(|s| s.to_string())
-            .map_err(|_| ReviewError::BadField { field, expected })
+        crate::runtime::text(v)
+            .map(str::to_string)
+            .ok_or(ReviewError::BadField { field, expected })
     };
-    let optional = |v: &Value| v.as_string().map(|s| s.to_string()).unwrap_or_default();
+    let optional = |v: &Value| crate::runtime::text(v).unwrap_or_default().to_string();
     let fields = (|| {
         let kind = text(&request["kind"]["kind"], "kind.kind", "a string")?;
         let group = optional(&request["kind"]["group"]);

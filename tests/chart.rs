@@ -134,6 +134,8 @@ fn combinations() -> Vec<(&'static str, Vec<&'static str>)> {
             r#"gatekeeper.inventory=[{"group":"","version":"v1","kind":"Namespace","resource":"namespaces"},{"group":"networking.k8s.io","version":"v1","kind":"Ingress","resource":"ingresses","fields":["spec.rules","metadata.labels"]}]"#,
             "--set-json",
             r#"gatekeeper.extraRules=[{"apiGroups":["networking.k8s.io"],"apiVersions":["v1"],"resources":["ingresses"],"operations":["CREATE","UPDATE"],"scope":"Namespaced"}]"#,
+            "--set-json",
+            r#"gatekeeper.extraMutatingRules=[{"apiGroups":["networking.k8s.io"],"apiVersions":["v1"],"resources":["ingresses"],"operations":["CREATE","UPDATE"],"scope":"Namespaced"}]"#,
         ],
     ));
     out.push((
@@ -437,6 +439,33 @@ fn both_webhooks_exclude_system_release_and_opted_out_namespaces() {
     }
 }
 
+/// `gatekeeper.extraRules` reach the validating webhook only,
+/// `gatekeeper.extraMutatingRules` the mutating one only.
+#[test]
+fn extra_rules_go_to_the_webhook_they_are_for() {
+    let objs = render(&[
+        "--set-json",
+        r#"gatekeeper.extraRules=[{"apiGroups":["networking.k8s.io"],"apiVersions":["v1"],"resources":["ingresses"],"operations":["CREATE"],"scope":"Namespaced"}]"#,
+        "--set-json",
+        r#"gatekeeper.extraMutatingRules=[{"apiGroups":[""],"apiVersions":["v1"],"resources":["services"],"operations":["CREATE"],"scope":"Namespaced"}]"#,
+    ]);
+    let resources = |kind: &str| -> Vec<String> {
+        find(&objs, kind, FULLNAME)["webhooks"][0]["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| r["resources"].as_array().unwrap().clone())
+            .map(|r| r.as_str().unwrap().to_string())
+            .collect()
+    };
+    let validating = resources("ValidatingWebhookConfiguration");
+    let mutating = resources("MutatingWebhookConfiguration");
+    assert!(validating.contains(&"ingresses".to_string()));
+    assert!(!validating.contains(&"services".to_string()));
+    assert!(mutating.contains(&"services".to_string()));
+    assert!(!mutating.contains(&"ingresses".to_string()));
+}
+
 #[test]
 fn rbac_is_namespaced_and_minimal() {
     for (mode, args) in combinations() {
@@ -472,10 +501,9 @@ fn rbac_is_namespaced_and_minimal() {
             let rules = validating["webhooks"][0]["rules"].as_array().unwrap();
             assert!(rules.iter().any(|r| r["resources"] == json!(["ingresses"])));
             let mutating = find(&objs, "MutatingWebhookConfiguration", FULLNAME);
-            assert_eq!(
-                mutating["webhooks"][0]["rules"].as_array().unwrap().len(),
-                3
-            );
+            let rules = mutating["webhooks"][0]["rules"].as_array().unwrap();
+            assert_eq!(rules.len(), 4);
+            assert!(rules.iter().any(|r| r["resources"] == json!(["ingresses"])));
         } else if args.iter().any(|a| a.starts_with("audit.enabled=true")) {
             // Only the audit is cluster-wide: list/watch of the audited
             // kinds, and the reports.

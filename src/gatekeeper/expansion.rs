@@ -114,8 +114,8 @@ impl Expansion {
         } else {
             format!("{group}/{version}")
         };
-        let namespace = match request["object"]["metadata"]["namespace"].as_string() {
-            Ok(ns) if !ns.is_empty() => Value::from(ns.as_ref()),
+        let namespace = match crate::runtime::text(&request["object"]["metadata"]["namespace"]) {
+            Some(ns) if !ns.is_empty() => Value::from(ns),
             _ => request["namespace"].clone(),
         };
         let mut object = source.clone();

@@ -106,15 +106,15 @@ impl LabelSelector {
 
     /// Whether these labels (`metadata.labels`, possibly undefined) match.
     pub fn matches(&self, labels: &Value) -> bool {
-        let get = |key: &str| labels[key].as_string().ok().map(|s| s.to_string());
+        let get = |key: &str| crate::runtime::text(&labels[key]);
         self.match_labels
             .iter()
-            .all(|(k, v)| get(k).as_deref() == Some(v.as_str()))
+            .all(|(k, v)| get(k) == Some(v.as_str()))
             && self.match_expressions.iter().all(|r| {
                 let value = get(&r.key);
                 match r.operator.as_str() {
-                    "In" => value.is_some_and(|v| r.values.contains(&v)),
-                    "NotIn" => value.is_none_or(|v| !r.values.contains(&v)),
+                    "In" => value.is_some_and(|v| r.values.iter().any(|x| x == v)),
+                    "NotIn" => value.is_none_or(|v| !r.values.iter().any(|x| x == v)),
                     "Exists" => value.is_some(),
                     "DoesNotExist" => value.is_none(),
                     _ => false,
@@ -156,17 +156,16 @@ impl Target<'_> {
     }
 
     fn object_namespace(&self) -> String {
-        match self.object["metadata"]["namespace"].as_string() {
-            Ok(ns) if !ns.is_empty() => ns.to_string(),
+        match crate::runtime::text(&self.object["metadata"]["namespace"]) {
+            Some(ns) if !ns.is_empty() => ns.to_string(),
             _ => self.namespace.to_string(),
         }
     }
 
     fn name(&self) -> String {
-        self.object["metadata"]["name"]
-            .as_string()
-            .map(|s| s.to_string())
+        crate::runtime::text(&self.object["metadata"]["name"])
             .unwrap_or_default()
+            .to_string()
     }
 
     /// The namespace the namespace rules test: the object's own name for a
@@ -176,7 +175,7 @@ impl Target<'_> {
             return Some(self.name());
         }
         if let Some(ns) = self.namespace_object {
-            if let Ok(name) = ns["metadata"]["name"].as_string() {
+            if let Some(name) = crate::runtime::text(&ns["metadata"]["name"]) {
                 return Some(name.to_string());
             }
         }

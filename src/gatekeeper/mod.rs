@@ -298,7 +298,7 @@ impl Set {
         depth: usize,
         out: &mut Reviewed,
     ) -> Result<(), EvalError> {
-        let text = |v: &Value| v.as_string().map(|s| s.to_string()).unwrap_or_default();
+        let text = |v: &Value| crate::runtime::text(v).unwrap_or_default().to_string();
         let group = text(&request["kind"]["group"]);
         let version = text(&request["kind"]["version"]);
         let kind = text(&request["kind"]["kind"]);
@@ -589,14 +589,11 @@ pub fn request_for_object(object: &Json) -> Result<Value, String> {
 /// object's Namespace when the inventory has it.
 fn prepare_request(request: &Value, inventory: &Value) -> Value {
     let mut request = request.clone();
-    let deleting = request["operation"]
-        .as_string()
-        .is_ok_and(|op| op.as_ref() == "DELETE");
+    let deleting = crate::runtime::text(&request["operation"]) == Some("DELETE");
     let old = request["oldObject"].clone();
-    let namespace = request["namespace"]
-        .as_string()
-        .map(|s| s.to_string())
-        .unwrap_or_default();
+    let namespace = crate::runtime::text(&request["namespace"])
+        .unwrap_or_default()
+        .to_string();
     let ns_object = if namespace.is_empty() {
         Value::Undefined
     } else {

@@ -293,6 +293,17 @@ impl Program {
     }
 }
 
+/// The text of a string value; `None` for anything else. Unlike regorus's
+/// `as_string`, it builds no error: an absent field is the common case on
+/// the request path, and an `anyhow` error allocates and, when
+/// `RUST_BACKTRACE` is set, captures a backtrace.
+pub fn text(v: &Value) -> Option<&str> {
+    match v {
+        Value::String(s) => Some(s),
+        _ => None,
+    }
+}
+
 /// An object value built from pairs.
 pub fn object_of(pairs: &[(&str, Value)]) -> Value {
     let mut v = Value::new_object();

@@ -795,15 +795,13 @@ impl Mutator {
         if self.generated_only {
             return Ok(false);
         }
-        let namespace = metadata["metadata"]["namespace"]
-            .as_string()
-            .map(|s| s.to_string())
-            .unwrap_or_default();
+        let namespace =
+            crate::runtime::text(&metadata["metadata"]["namespace"]).unwrap_or_default();
         self.matcher.matches(&Target {
             group: ctx.group,
             kind: ctx.kind,
             object: metadata,
-            namespace: &namespace,
+            namespace,
             namespace_object: ctx.namespace_object,
         })
     }
