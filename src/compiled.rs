@@ -304,8 +304,10 @@ impl CompiledBundle {
             v @ Value::Object(_) => Some(v),
             _ => None,
         };
+        // Each kind runs to its own fixed point, so a round after the first
+        // in which the mutators change nothing leaves the native policies
+        // at theirs too: no copy of the object is compared.
         for round in 0..MUTATION_ROUNDS {
-            let before = outcome.object.clone();
             let applied = mutators
                 .mutate(
                     &mut outcome.object,
@@ -314,10 +316,18 @@ impl CompiledBundle {
                     namespace_object,
                 )
                 .map_err(|e| EvalError::Failed(e.to_string()))?;
-            let native_input = if applied.changed.is_empty() && round == 0 {
-                None
-            } else {
+            let gatekeeper_changed = !applied.changed.is_empty();
+            if round == 0 {
+                outcome.evaluated = applied.matched;
+            }
+            outcome.applied.extend(applied.changed);
+            if round > 0 && !gatekeeper_changed {
+                break;
+            }
+            let native_input = if gatekeeper_changed {
                 Some(crate::native::with_object(input, &outcome.object)?)
+            } else {
+                None
             };
             let left = limits.time.map(|t| t.saturating_sub(started.elapsed()));
             let native = self.native.mutate(
@@ -325,24 +335,25 @@ impl CompiledBundle {
                 limits.with_time(left),
             )?;
             if round == 0 {
-                outcome.evaluated = applied.matched;
                 outcome.evaluated.extend(native.evaluated);
             }
-            outcome.applied.extend(applied.changed);
+            if native.applied.is_empty() {
+                break;
+            }
             outcome.applied.extend(native.applied);
             outcome.object = native.object;
-            if outcome.object == before {
-                outcome.patch = crate::mutation::diff(&original, &outcome.object);
-                return Ok(outcome);
+            if round + 1 == MUTATION_ROUNDS {
+                let mut names = outcome.applied.clone();
+                names.sort();
+                names.dedup();
+                return Err(EvalError::NotConverging {
+                    rounds: MUTATION_ROUNDS,
+                    policies: names.join(", "),
+                });
             }
         }
-        let mut names = outcome.applied.clone();
-        names.sort();
-        names.dedup();
-        Err(EvalError::NotConverging {
-            rounds: MUTATION_ROUNDS,
-            policies: names.join(", "),
-        })
+        outcome.patch = crate::mutation::diff(&original, &outcome.object);
+        Ok(outcome)
     }
 
     /// Reviews the request of an AdmissionReview against the Gatekeeper

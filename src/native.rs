@@ -109,7 +109,8 @@ pub struct PolicyResult<'a> {
 /// What the mutating policies did to one request's object.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MutationOutcome {
-    /// The object as finally mutated (`Null` when the request has no object).
+    /// The object as finally mutated (`Null` when the request has no
+    /// object, or no mutating policy applies to it).
     pub object: Json,
     /// The RFC 6902 patch from the original object; `None` when unchanged.
     pub patch: Option<json_patch::Patch>,
@@ -529,17 +530,18 @@ impl NativeSet {
     /// sees the object as changed by the ones before it. It ends when a round
     /// changes nothing.
     pub fn mutate(&self, input: &Value, limits: Limits) -> Result<MutationOutcome, EvalError> {
-        let original = serde_json::to_value(&input["request"]["object"]).unwrap_or(Json::Null);
         let mut outcome = MutationOutcome {
-            object: original.clone(),
+            object: Json::Null,
             patch: None,
             applied: Vec::new(),
             evaluated: Vec::new(),
         };
-        if original.is_null()
-            || !original.is_object()
-            || !self.could_apply(PolicyKind::Mutate, input)
-        {
+        if !self.could_apply(PolicyKind::Mutate, input) {
+            return Ok(outcome);
+        }
+        let original = serde_json::to_value(&input["request"]["object"]).unwrap_or(Json::Null);
+        outcome.object = original.clone();
+        if !original.is_object() {
             return Ok(outcome);
         }
         // One deadline for every round; each round has its own memory budget.
