@@ -653,3 +653,63 @@ fn audit_reports_would_be_mutations_not_failures() {
         .iter()
         .any(|r| r["result"] == "mutate" && r["policy"] == "default_resources"));
 }
+
+/// Gatekeeper mutates what an ExpansionTemplate generates before reviewing
+/// it (mutators whose `match.source` is `Generated` or `All`), and names it
+/// `<parent>-<kind>`: Gatekeeper's gator expand fixture `basic-expansion`,
+/// as our own objects, seen through the Constraint it feeds.
+#[test]
+fn expanded_objects_are_mutated_before_they_are_reviewed() {
+    let template = "apiVersion: templates.gatekeeper.sh/v1\nkind: ConstraintTemplate\nmetadata:\n  name: k8salwayspull\nspec:\n  crd:\n    spec:\n      names:\n        kind: K8sAlwaysPull\n  targets:\n    - target: admission.k8s.gatekeeper.sh\n      rego: |\n        package k8salwayspull\n        violation[{\"msg\": msg}] {\n          c := input.review.object.spec.containers[_]\n          not c.imagePullPolicy == \"Always\"\n          msg := sprintf(\"%v: container %v does not always pull %v\", [input.review.object.metadata.name, c.name, c.image])\n        }\n---\napiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sAlwaysPull\nmetadata:\n  name: always-pull\nspec:\n  match:\n    kinds:\n    - apiGroups: [\"\"]\n      kinds: [\"Pod\"]\n---\napiVersion: expansion.gatekeeper.sh/v1alpha1\nkind: ExpansionTemplate\nmetadata:\n  name: expand-deployments\nspec:\n  applyTo:\n  - groups: [\"apps\"]\n    kinds: [\"Deployment\"]\n    versions: [\"v1\"]\n  templateSource: \"spec.template\"\n  generatedGVK:\n    kind: \"Pod\"\n    group: \"\"\n    version: \"v1\"\n";
+    let pull = "apiVersion: mutations.gatekeeper.sh/v1alpha1\nkind: Assign\nmetadata:\n  name: always-pull-image\nspec:\n  applyTo:\n  - groups: [ \"\" ]\n    kinds: [ \"Pod\" ]\n    versions: [ \"v1\" ]\n  location: \"spec.containers[name: *].imagePullPolicy\"\n  parameters:\n    assign:\n      value: \"Always\"\n  match:\n    source: \"Generated\"\n    scope: Namespaced\n    kinds:\n    - apiGroups: [ ]\n      kinds: [ ]\n";
+    let tag = "apiVersion: mutations.gatekeeper.sh/v1alpha1\nkind: AssignImage\nmetadata:\n  name: add-tag-latest\nspec:\n  applyTo:\n  - groups: [ \"\" ]\n    kinds: [ \"Pod\" ]\n    versions: [ \"v1\" ]\n  location: \"spec.containers[name:*].image\"\n  parameters:\n    assignTag: \":latest\"\n  match:\n    source: \"All\"\n    scope: Namespaced\n    kinds:\n    - apiGroups: [ \"*\" ]\n      kinds: [ \"Pod\" ]\n";
+    let original_only = pull.replace("source: \"Generated\"", "source: \"Original\"");
+    let deployment = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "nginx-deployment", "namespace": "default", "labels": {"app": "nginx"}},
+        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "nginx"}},
+                 "template": {"metadata": {"labels": {"app": "nginx"}},
+                              "spec": {"containers": [{"name": "nginx", "image": "nginx:1.14.2", "ports": [{"containerPort": 80}], "args": ["/bin/sh"]}]}}}
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write_json(tmp.path(), "deployment.json", &deployment);
+    let decide = |files: &[(&str, &str)]| -> Value {
+        let bundle = bundle_dir(files);
+        let out = regent(&[
+            "eval",
+            "--policies",
+            bundle.path().to_str().unwrap(),
+            "-f",
+            &file,
+            "-o",
+            "json",
+        ]);
+        serde_json::from_slice::<Vec<Value>>(&out.stdout).unwrap()[0].clone()
+    };
+    // No mutators: the generated Pod, named as Gatekeeper names it, is denied.
+    let r = decide(&[("gk.yaml", template)]);
+    assert_eq!(r["allowed"], false, "{r}");
+    assert!(
+        r["message"].as_str().unwrap().contains("[always-pull] [Implied by expand-deployments] nginx-deployment-pod: container nginx does not always pull nginx:1.14.2"),
+        "{r}"
+    );
+    // The image mutator (source All) changes what the Constraint sees.
+    let r = decide(&[("gk.yaml", template), ("tag.yaml", tag)]);
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not always pull nginx:latest"),
+        "{r}"
+    );
+    // A mutator for original objects only does not touch the generated Pod.
+    let r = decide(&[("gk.yaml", template), ("pull.yaml", &original_only)]);
+    assert_eq!(r["allowed"], false, "{r}");
+    // The Generated one does: the Deployment is admitted.
+    let r = decide(&[
+        ("gk.yaml", template),
+        ("pull.yaml", pull),
+        ("tag.yaml", tag),
+    ]);
+    assert_eq!(r["allowed"], true, "{r}");
+}

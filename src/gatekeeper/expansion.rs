@@ -1,7 +1,9 @@
 //! ExpansionTemplates: a workload they name (`applyTo` groups × versions ×
 //! kinds) is reviewed again as the object at its `templateSource`, of the
-//! `generatedGVK` kind, in the parent's namespace; its `enforcementAction`
-//! overrides the Constraint's.
+//! `generatedGVK` kind, in the parent's namespace, named
+//! `<parent>-<kind>` and owned by the parent, as Gatekeeper's expansion
+//! makes it; its `enforcementAction` overrides the Constraint's. (The
+//! Gatekeeper set then runs the mutators on it, as Gatekeeper does.)
 
 use regorus::Value;
 
@@ -122,16 +124,43 @@ impl Expansion {
         let map = object.as_object_mut().ok()?;
         map.insert(Value::from("apiVersion"), Value::from(api_version.as_str()));
         map.insert(Value::from("kind"), Value::from(kind.as_str()));
-        if let Value::String(ns) = &namespace {
-            let mut metadata = match map.get(&Value::from("metadata")) {
-                Some(m @ Value::Object(_)) => m.clone(),
-                _ => Value::new_object(),
-            };
-            if let Ok(m) = metadata.as_object_mut() {
+        let parent = &request["object"];
+        let parent_name = crate::runtime::text(&parent["metadata"]["name"]).unwrap_or_default();
+        let mut metadata = match map.get(&Value::from("metadata")) {
+            Some(m @ Value::Object(_)) => m.clone(),
+            _ => Value::new_object(),
+        };
+        if let Ok(m) = metadata.as_object_mut() {
+            if let Value::String(ns) = &namespace {
                 m.insert(Value::from("namespace"), Value::String(ns.clone()));
             }
-            map.insert(Value::from("metadata"), metadata);
+            // Gatekeeper's mock name and owner reference.
+            let name = format!("{parent_name}-{kind}").to_lowercase();
+            m.insert(Value::from("name"), Value::from(name.as_str()));
+            let api = crate::runtime::text(&parent["apiVersion"]).unwrap_or_default();
+            let parent_kind = crate::runtime::text(&parent["kind"]).unwrap_or_default();
+            if !parent_name.is_empty() && !api.is_empty() && !parent_kind.is_empty() {
+                let owner = object_of(&[
+                    ("apiVersion", Value::from(api)),
+                    ("kind", Value::from(parent_kind)),
+                    ("name", Value::from(parent_name)),
+                ]);
+                let mut owners: Vec<Value> = match m.get(&Value::from("ownerReferences")) {
+                    Some(Value::Array(a)) => a.iter().cloned().collect(),
+                    _ => Vec::new(),
+                };
+                let same = |o: &Value| {
+                    o["apiVersion"] == owner["apiVersion"]
+                        && o["kind"] == owner["kind"]
+                        && o["name"] == owner["name"]
+                };
+                if !owners.iter().any(same) {
+                    owners.push(owner);
+                }
+                m.insert(Value::from("ownerReferences"), Value::from(owners));
+            }
         }
+        map.insert(Value::from("metadata"), metadata);
         let mut child = request.clone();
         let cmap = child.as_object_mut().ok()?;
         cmap.insert(

@@ -434,9 +434,10 @@ impl Set {
             if !e.applies_to(&group, &version, &kind) {
                 continue;
             }
-            let Some(child) = e.expand(request) else {
+            let Some(mut child) = e.expand(request) else {
                 continue;
             };
+            self.mutate_generated(&mut child, pass.inventory)?;
             let override_action = e.action.or(implied.and_then(|(_, a)| a));
             self.review_one(
                 &child,
@@ -445,6 +446,37 @@ impl Set {
                 depth + 1,
                 out,
             )?;
+        }
+        Ok(())
+    }
+}
+
+impl Set {
+    /// Runs the mutators on the object of a request an ExpansionTemplate
+    /// made, as Gatekeeper's expansion does before reviewing it.
+    fn mutate_generated(&self, child: &mut Value, inventory: &Value) -> Result<(), EvalError> {
+        if self.mutators.is_empty() {
+            return Ok(());
+        }
+        let mut object = serde_json::to_value(&child["object"])
+            .map_err(|e| EvalError::Failed(format!("expanding: {e}")))?;
+        let namespace = object["metadata"]["namespace"]
+            .as_str()
+            .map(str::to_string)
+            .or_else(|| crate::runtime::text(&child["namespace"]).map(str::to_string))
+            .unwrap_or_default();
+        let ns_object = match &inventory["cluster"]["v1"]["Namespace"][namespace.as_str()] {
+            v @ Value::Object(_) => Some(v),
+            _ => None,
+        };
+        let applied = self
+            .mutators
+            .mutate_generated(&mut object, &namespace, ns_object)
+            .map_err(|e| EvalError::Failed(format!("mutating the expanded object: {e}")))?;
+        if !applied.changed.is_empty() {
+            if let Ok(map) = child.as_object_mut() {
+                map.insert(Value::from("object"), Value::from(object));
+            }
         }
         Ok(())
     }

@@ -180,6 +180,29 @@ impl Mutators {
         operation: &str,
         namespace_object: Option<&Value>,
     ) -> Result<Applied, MutateError> {
+        self.mutate_source(object, namespace, operation, namespace_object, false)
+    }
+
+    /// Runs the mutators on an object an ExpansionTemplate generated, as
+    /// Gatekeeper's expansion does before the object is reviewed: no
+    /// operation, and `match.source` `Generated` or `All`.
+    pub fn mutate_generated(
+        &self,
+        object: &mut Json,
+        namespace: &str,
+        namespace_object: Option<&Value>,
+    ) -> Result<Applied, MutateError> {
+        self.mutate_source(object, namespace, "", namespace_object, true)
+    }
+
+    fn mutate_source(
+        &self,
+        object: &mut Json,
+        namespace: &str,
+        operation: &str,
+        namespace_object: Option<&Value>,
+        generated: bool,
+    ) -> Result<Applied, MutateError> {
         let api_version = object["apiVersion"]
             .as_str()
             .unwrap_or_default()
@@ -192,6 +215,7 @@ impl Mutators {
             kind: &kind,
             operation,
             namespace_object,
+            generated,
         };
         let bound: Vec<&Mutator> = self.list.iter().filter(|m| m.applies(&ctx)).collect();
         let mut applied = Applied::default();

@@ -734,3 +734,36 @@ fn mutation_is_idempotent_on_its_own_result() {
     assert!(applied.changed.is_empty());
     assert_eq!(once["spec"]["containers"][1]["args"], json!(["--verbose"]));
 }
+
+#[test]
+fn match_source_separates_admitted_from_generated_objects() {
+    let base = assign("s", "spec.x", "assign:\n  value: 1");
+    let with = |source: &str| {
+        base.replace(
+            "  location:",
+            &format!("  match:\n    source: {source}\n  location:"),
+        )
+    };
+    for (source, at_admission, generated) in [
+        ("All", true, true),
+        ("Original", true, false),
+        ("Generated", false, true),
+    ] {
+        let m = load(&with(source)).unwrap();
+        let mut admitted = pod(json!({}));
+        m.mutate(&mut admitted, "default", "CREATE", None).unwrap();
+        assert_eq!(
+            admitted["spec"].get("x").is_some(),
+            at_admission,
+            "{source} at admission"
+        );
+        let mut made = pod(json!({}));
+        m.mutate_generated(&mut made, "default", None).unwrap();
+        assert_eq!(
+            made["spec"].get("x").is_some(),
+            generated,
+            "{source} on a generated object"
+        );
+    }
+    assert!(refusal(&with("Everything")).contains("spec.match.source: invalid source"));
+}
