@@ -289,7 +289,9 @@ impl<'de> Visitor<'de> for ValueVisitor {
     where
         E: de::Error,
     {
-        Ok(Value::String(s.to_string().into()))
+        // One allocation: `Rc<str>` straight from the borrowed text, not a
+        // `String` first (Regent patch 8).
+        Ok(Value::String(crate::Rc::from(s)))
     }
 
     fn visit_string<E>(self, s: String) -> Result<Self::Value, E>
