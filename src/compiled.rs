@@ -300,6 +300,7 @@ impl CompiledBundle {
         let operation = operation
             .map(str::to_string)
             .unwrap_or_else(|| text(&request["operation"]));
+        let deadline = limits.start().deadline;
         let namespace_object = match &inventory["cluster"]["v1"]["Namespace"][namespace.as_str()] {
             v @ Value::Object(_) => Some(v),
             _ => None,
@@ -314,8 +315,14 @@ impl CompiledBundle {
                     &namespace,
                     &operation,
                     namespace_object,
+                    deadline,
                 )
-                .map_err(|e| EvalError::Failed(e.to_string()))?;
+                .map_err(|e| match e {
+                    gatekeeper::mutators::MutateError::Timeout { .. } => {
+                        EvalError::Timeout(limits.time.unwrap_or_default())
+                    }
+                    other => EvalError::Failed(other.to_string()),
+                })?;
             let gatekeeper_changed = !applied.changed.is_empty();
             if round == 0 {
                 outcome.evaluated = applied.matched;

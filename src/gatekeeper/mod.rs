@@ -437,7 +437,7 @@ impl Set {
             let Some(mut child) = e.expand(request) else {
                 continue;
             };
-            self.mutate_generated(&mut child, pass.inventory)?;
+            self.mutate_generated(&mut child, pass.inventory, pass.budget.deadline)?;
             let override_action = e.action.or(implied.and_then(|(_, a)| a));
             self.review_one(
                 &child,
@@ -454,7 +454,12 @@ impl Set {
 impl Set {
     /// Runs the mutators on the object of a request an ExpansionTemplate
     /// made, as Gatekeeper's expansion does before reviewing it.
-    fn mutate_generated(&self, child: &mut Value, inventory: &Value) -> Result<(), EvalError> {
+    fn mutate_generated(
+        &self,
+        child: &mut Value,
+        inventory: &Value,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<(), EvalError> {
         if self.mutators.is_empty() {
             return Ok(());
         }
@@ -471,8 +476,15 @@ impl Set {
         };
         let applied = self
             .mutators
-            .mutate_generated(&mut object, &namespace, ns_object)
-            .map_err(|e| EvalError::Failed(format!("mutating the expanded object: {e}")))?;
+            .mutate_generated(&mut object, &namespace, ns_object, deadline)
+            .map_err(|e| match e {
+                mutators::MutateError::Timeout { .. } => EvalError::Timeout(
+                    deadline
+                        .map(|d| d.saturating_duration_since(std::time::Instant::now()))
+                        .unwrap_or_default(),
+                ),
+                other => EvalError::Failed(format!("mutating the expanded object: {other}")),
+            })?;
         if !applied.changed.is_empty() {
             if let Ok(map) = child.as_object_mut() {
                 map.insert(Value::from("object"), Value::from(object));

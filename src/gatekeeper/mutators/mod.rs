@@ -20,6 +20,8 @@ pub mod mutator;
 pub mod path;
 pub mod schema;
 
+use std::time::Instant;
+
 use regorus::Value;
 use serde_json::Value as Json;
 
@@ -51,6 +53,12 @@ pub enum MutateError {
         object: String,
         /// Why.
         message: String,
+    },
+    /// The mutators ran out of the request's time.
+    #[error("mutators exceeded the evaluation time limit on {object}")]
+    Timeout {
+        /// The object.
+        object: String,
     },
     /// The mutators kept changing the object.
     #[error("mutation not converging for {object}: still changing after {iterations} passes (Gatekeeper's bound: the number of mutators + 1); last changed by {mutators}")]
@@ -173,14 +181,23 @@ impl Mutators {
     /// Gatekeeper does, and put back after), `operation` the request's
     /// (`""` outside admission), `namespace_object` the object's Namespace
     /// when known.
+    /// Past `deadline`, the mutation stops with [`MutateError::Timeout`].
     pub fn mutate(
         &self,
         object: &mut Json,
         namespace: &str,
         operation: &str,
         namespace_object: Option<&Value>,
+        deadline: Option<Instant>,
     ) -> Result<Applied, MutateError> {
-        self.mutate_source(object, namespace, operation, namespace_object, false)
+        let ctx = Target {
+            namespace,
+            operation,
+            namespace_object,
+            generated: false,
+            deadline,
+        };
+        self.mutate_source(object, ctx)
     }
 
     /// Runs the mutators on an object an ExpansionTemplate generated, as
@@ -191,18 +208,26 @@ impl Mutators {
         object: &mut Json,
         namespace: &str,
         namespace_object: Option<&Value>,
+        deadline: Option<Instant>,
     ) -> Result<Applied, MutateError> {
-        self.mutate_source(object, namespace, "", namespace_object, true)
+        let ctx = Target {
+            namespace,
+            operation: "",
+            namespace_object,
+            generated: true,
+            deadline,
+        };
+        self.mutate_source(object, ctx)
     }
 
-    fn mutate_source(
-        &self,
-        object: &mut Json,
-        namespace: &str,
-        operation: &str,
-        namespace_object: Option<&Value>,
-        generated: bool,
-    ) -> Result<Applied, MutateError> {
+    fn mutate_source(&self, object: &mut Json, target: Target<'_>) -> Result<Applied, MutateError> {
+        let Target {
+            namespace,
+            operation,
+            namespace_object,
+            generated,
+            deadline,
+        } = target;
         let api_version = object["apiVersion"]
             .as_str()
             .unwrap_or_default()
@@ -228,7 +253,7 @@ impl Mutators {
             object,
             (!namespace.is_empty()).then(|| Json::from(namespace)),
         );
-        let result = self.passes(object, &bound, &ctx, &mut applied);
+        let result = self.passes(object, &bound, &ctx, deadline, &mut applied);
         set_namespace(object, saved);
         if !had_metadata
             && object
@@ -247,6 +272,7 @@ impl Mutators {
         object: &mut Json,
         bound: &[&Mutator],
         ctx: &Context<'_>,
+        deadline: Option<Instant>,
         applied: &mut Applied,
     ) -> Result<(), MutateError> {
         let describe = |object: &Json| {
@@ -274,6 +300,11 @@ impl Mutators {
             let mut changed_in_pass = Vec::new();
             let mut metadata = matchable(object);
             for m in bound {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Err(MutateError::Timeout {
+                        object: describe(object),
+                    });
+                }
                 let matches = m
                     .matches(&metadata, ctx)
                     .map_err(|message| MutateError::Match {
@@ -309,6 +340,15 @@ impl Mutators {
             mutators: last_pass.join(", "),
         })
     }
+}
+
+/// Where and how one mutation runs.
+struct Target<'a> {
+    namespace: &'a str,
+    operation: &'a str,
+    namespace_object: Option<&'a Value>,
+    generated: bool,
+    deadline: Option<Instant>,
 }
 
 /// What `match` reads of an object: its name, namespace and labels.

@@ -355,11 +355,28 @@ fn apply_to(doc: &ObjectDoc, spec: &Json, kind: Kind) -> Result<Vec<ApplyTo>, Ga
     Ok(out)
 }
 
+/// The deepest location accepted: far beyond any Kubernetes field, and a
+/// bound on the walk's recursion, which a bundle must not be able to make
+/// overflow the stack.
+pub const MAX_LOCATION_DEPTH: usize = 64;
+
 fn location(doc: &ObjectDoc, spec: &Json) -> Result<Path, GatekeeperError> {
     let text = spec["location"]
         .as_str()
         .ok_or_else(|| refuse(doc, "spec.location", "is missing"))?;
-    path::parse(text).map_err(|e| refuse(doc, "spec.location", format!("invalid location: {e}")))
+    let path = path::parse(text)
+        .map_err(|e| refuse(doc, "spec.location", format!("invalid location: {e}")))?;
+    if path.nodes.len() > MAX_LOCATION_DEPTH {
+        return Err(refuse(
+            doc,
+            "spec.location",
+            format!(
+                "the location is {} steps deep; Regent accepts at most {MAX_LOCATION_DEPTH}",
+                path.nodes.len()
+            ),
+        ));
+    }
+    Ok(path)
 }
 
 fn tester(doc: &ObjectDoc, location: &Path, tests: &Json) -> Result<Tester, GatekeeperError> {

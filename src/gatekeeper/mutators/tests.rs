@@ -51,7 +51,7 @@ fn pod(spec: Json) -> Json {
 
 /// Runs the mutators at admission (CREATE in `default`).
 fn run(m: &Mutators, mut object: Json) -> Result<(Json, Applied), MutateError> {
-    let applied = m.mutate(&mut object, "default", "CREATE", None)?;
+    let applied = m.mutate(&mut object, "default", "CREATE", None, None)?;
     Ok((object, applied))
 }
 
@@ -297,7 +297,8 @@ fn from_metadata_uses_the_requests_namespace_and_leaves_metadata_as_sent() {
     .unwrap();
     let mut object =
         json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {}});
-    m.mutate(&mut object, "payments", "CREATE", None).unwrap();
+    m.mutate(&mut object, "payments", "CREATE", None, None)
+        .unwrap();
     assert_eq!(object["spec"]["nodeSelector"]["team"], "payments");
     assert_eq!(
         object["metadata"],
@@ -364,7 +365,7 @@ fn assign_metadata_only_adds_what_is_absent() {
     assert_eq!(out["metadata"]["labels"], json!({"owner": "admin"}));
     // It has no applyTo: every kind its match selects.
     let mut cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}});
-    m.mutate(&mut cm, "default", "UPDATE", None).unwrap();
+    m.mutate(&mut cm, "default", "UPDATE", None, None).unwrap();
     assert_eq!(cm["metadata"]["labels"]["owner"], "admin");
 }
 
@@ -472,17 +473,17 @@ fn apply_to_binds_kinds_and_operations() {
         ("", false),
     ] {
         let mut p = pod(json!({}));
-        m.mutate(&mut p, "default", op, None).unwrap();
+        m.mutate(&mut p, "default", op, None, None).unwrap();
         assert_eq!(p["spec"].get("x").is_some(), applies, "operation {op:?}");
     }
     let m = load(&assign("all", "spec.x", "assign:\n  value: 1")).unwrap();
     for op in ["CREATE", "UPDATE", ""] {
         let mut p = pod(json!({}));
-        m.mutate(&mut p, "default", op, None).unwrap();
+        m.mutate(&mut p, "default", op, None, None).unwrap();
         assert_eq!(p["spec"]["x"], 1, "operation {op:?}");
     }
     let mut deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {}});
-    m.mutate(&mut deployment, "default", "CREATE", None)
+    m.mutate(&mut deployment, "default", "CREATE", None, None)
         .unwrap();
     assert!(
         deployment["spec"].get("x").is_none(),
@@ -501,7 +502,8 @@ fn match_selects_by_namespace_labels_and_source() {
     };
     let m = load(&with("excludedNamespaces: [\"kube-*\"]")).unwrap();
     let mut p = pod(json!({}));
-    m.mutate(&mut p, "kube-system", "CREATE", None).unwrap();
+    m.mutate(&mut p, "kube-system", "CREATE", None, None)
+        .unwrap();
     assert!(p["spec"].get("x").is_none());
     let m = load(&with("source: Generated")).unwrap();
     let p = pod(json!({}));
@@ -516,7 +518,8 @@ fn match_selects_by_namespace_labels_and_source() {
     let ns =
         regorus::Value::from(json!({"metadata": {"name": "default", "labels": {"env": "prod"}}}));
     let mut p = pod(json!({}));
-    m.mutate(&mut p, "default", "CREATE", Some(&ns)).unwrap();
+    m.mutate(&mut p, "default", "CREATE", Some(&ns), None)
+        .unwrap();
     assert_eq!(p["spec"]["x"], 1);
     // A label added by AssignMetadata in the same pass is seen by the next
     // mutator's labelSelector.
@@ -751,14 +754,16 @@ fn match_source_separates_admitted_from_generated_objects() {
     ] {
         let m = load(&with(source)).unwrap();
         let mut admitted = pod(json!({}));
-        m.mutate(&mut admitted, "default", "CREATE", None).unwrap();
+        m.mutate(&mut admitted, "default", "CREATE", None, None)
+            .unwrap();
         assert_eq!(
             admitted["spec"].get("x").is_some(),
             at_admission,
             "{source} at admission"
         );
         let mut made = pod(json!({}));
-        m.mutate_generated(&mut made, "default", None).unwrap();
+        m.mutate_generated(&mut made, "default", None, None)
+            .unwrap();
         assert_eq!(
             made["spec"].get("x").is_some(),
             generated,
@@ -766,4 +771,25 @@ fn match_source_separates_admitted_from_generated_objects() {
         );
     }
     assert!(refusal(&with("Everything")).contains("spec.match.source: invalid source"));
+}
+
+#[test]
+fn a_bundle_cannot_make_the_walk_unbounded() {
+    let deep = format!("spec.{}", vec!["a"; 64].join("."));
+    let err = refusal(&assign("deep", &deep, "assign:\n  value: 1"));
+    assert!(
+        err.contains("65 steps deep; Regent accepts at most 64"),
+        "{err}"
+    );
+    let ok = format!("spec.{}", vec!["a"; 63].join("."));
+    assert!(load(&assign("ok", &ok, "assign:\n  value: 1")).is_ok());
+    // Past the request's deadline the mutators stop, naming the object.
+    let m = load(&assign("x", "spec.x", "assign:\n  value: 1")).unwrap();
+    let mut p = pod(json!({}));
+    let past = std::time::Instant::now();
+    let err = m
+        .mutate(&mut p, "default", "CREATE", None, Some(past))
+        .unwrap_err();
+    assert!(matches!(err, MutateError::Timeout { .. }), "{err}");
+    assert_eq!(p, pod(json!({})), "nothing half-applied");
 }
