@@ -34,6 +34,22 @@ fn bundle() -> &'static CompiledBundle {
     })
 }
 
+/// The default bundle with Gatekeeper mutators of every kind next to its
+/// native mutating policies.
+fn mutator_bundle() -> &'static CompiledBundle {
+    static B: OnceLock<CompiledBundle> = OnceLock::new();
+    B.get_or_init(|| {
+        let mut files = BundleFiles::embedded().unwrap();
+        let extra = format!(
+            "{}---\n{}",
+            include_str!("fixtures/mutators/defaults.yaml"),
+            "apiVersion: mutations.gatekeeper.sh/v1\nkind: ModifySet\nmetadata:\n  name: args\nspec:\n  applyTo:\n  - groups: [\"\"]\n    kinds: [\"Pod\"]\n    versions: [\"v1\"]\n  location: \"spec.containers[name: *].args\"\n  parameters:\n    values:\n      fromList: [--verbose]\n---\napiVersion: mutations.gatekeeper.sh/v1alpha1\nkind: AssignImage\nmetadata:\n  name: mirror\nspec:\n  applyTo:\n  - groups: [\"\"]\n    kinds: [\"Pod\"]\n    versions: [\"v1\"]\n  location: \"spec.initContainers[name: *].image\"\n  parameters:\n    assignDomain: mirror.example.com\n---\napiVersion: mutations.gatekeeper.sh/v1\nkind: AssignMetadata\nmetadata:\n  name: ns\nspec:\n  location: metadata.annotations.namespace\n  parameters:\n    assign:\n      fromMetadata:\n        field: namespace\n"
+        );
+        files.objects.extend(regent::objects::parse_policy_objects("fuzz.yaml", &extra).unwrap());
+        CompiledBundle::compile(&files, CompileOptions::default()).unwrap()
+    })
+}
+
 fn base_review() -> Value {
     serde_json::from_str(include_str!("../src/rego/warmup_violations.json")).unwrap()
 }
@@ -133,13 +149,28 @@ fn apply_change(doc: &mut Value, c: &Change) {
 
 /// Decides a body as the server does and checks the answer's shape.
 fn check_answer(body: &[u8]) {
+    check_answer_with(bundle(), body);
+}
+
+/// [`check_answer`] under `b`; a mutation that succeeds is also idempotent:
+/// its result, mutated again, gets no patch.
+fn check_answer_with(b: &CompiledBundle, body: &[u8]) {
     let options = DecideOptions::default();
     match review::parse(body) {
         Ok(r) => {
-            for decided in [
-                decision::validate(bundle(), &r, &options),
-                decision::mutate(bundle(), &r, &options),
-            ] {
+            let mutated = decision::mutate(b, &r, &options);
+            if let Some(again) = r.with_object(&mutated.mutated_object).filter(|_| {
+                mutated.verdict != decision::Verdict::Failed && !mutated.mutated_by.is_empty()
+            }) {
+                let second = decision::mutate(b, &again, &options);
+                assert!(
+                    second.verdict == decision::Verdict::Failed || second.mutated_by.is_empty(),
+                    "not idempotent: {:?} changed {} again",
+                    second.mutated_by,
+                    mutated.mutated_object
+                );
+            }
+            for decided in [decision::validate(b, &r, &options), mutated] {
                 let out: Value =
                     serde_json::from_slice(&decided.response.to_review_bytes(r.version)).unwrap();
                 assert_eq!(out["kind"], "AdmissionReview");
@@ -188,6 +219,15 @@ proptest! {
             bytes.truncate(cut % (bytes.len() + 1));
             check_answer(&bytes);
         }
+    }
+
+    #[test]
+    fn mutated_reviews_through_gatekeeper_mutators_are_answered(changes in prop::collection::vec(change(), 1..6)) {
+        let mut doc = base_review();
+        for c in &changes {
+            apply_change(&mut doc, c);
+        }
+        check_answer_with(mutator_bundle(), &serde_json::to_vec(&doc).unwrap());
     }
 
     #[test]
@@ -391,4 +431,19 @@ fn check_decides(b: &CompiledBundle) {
             serde_json::from_slice(&decided.response.to_review_bytes(r.version)).unwrap();
         assert_eq!(out["response"]["uid"], r.meta.uid.as_str());
     }
+}
+
+/// The mutator property is not vacuous: on the unchanged base review the
+/// Gatekeeper mutators do change the object.
+#[test]
+fn gatekeeper_mutators_apply_to_the_base_review() {
+    let body = serde_json::to_vec(&base_review()).unwrap();
+    let r = review::parse(&body).unwrap();
+    let d = decision::mutate(mutator_bundle(), &r, &DecideOptions::default());
+    assert!(
+        d.mutated_by.iter().any(|m| m == "ModifySet/args"),
+        "{:?}",
+        d.mutated_by
+    );
+    check_answer_with(mutator_bundle(), &body);
 }
