@@ -11,11 +11,13 @@
 //! native `mutate.*` policies.
 //!
 //! - [`path`]: the `location` syntax;
-//! - [`mutator`]: loading and applying one mutator;
+//! - [`load`]: reading and validating a mutator object;
+//! - [`mutator`]: one mutator, and applying it;
 //! - [`image`]: AssignImage's image references;
 //! - [`schema`]: the check that mutators agree on the object's shape.
 
 pub mod image;
+pub mod load;
 pub mod mutator;
 pub mod path;
 pub mod schema;
@@ -100,10 +102,10 @@ impl Mutators {
         let mut set = Self::default();
         let mut docs_of = Vec::new();
         for doc in docs {
-            match mutator::load(doc)? {
-                mutator::Loaded::Mutator(m) => {
+            match load::load(doc)? {
+                load::Loaded::Mutator(m) => {
                     if set.list.iter().any(|o| o.id == m.id) {
-                        return Err(mutator::refuse(
+                        return Err(load::refuse(
                             doc,
                             "metadata.name",
                             format!("{} is declared twice", m.id),
@@ -112,7 +114,7 @@ impl Mutators {
                     set.list.push(*m);
                     docs_of.push(doc);
                 }
-                mutator::Loaded::Unsupported(note) => set.notes.push(note),
+                load::Loaded::Unsupported(note) => set.notes.push(note),
             }
         }
         let mut order: Vec<usize> = (0..set.list.len()).collect();
@@ -149,7 +151,7 @@ impl Mutators {
                 names.join("; ")
             );
             return Err(match doc {
-                Some(doc) => mutator::refuse(doc, "spec.location", message),
+                Some(doc) => load::refuse(doc, "spec.location", message),
                 None => GatekeeperError::Invalid {
                     path: String::new(),
                     line: 0,
