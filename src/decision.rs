@@ -139,7 +139,8 @@ pub struct Decision {
     pub evaluated: Vec<String>,
     /// Policies that reported violations.
     pub fired: Vec<Fired>,
-    /// Mutating policies that changed the object, in order.
+    /// The mutating policies and Gatekeeper mutators (`Kind/name`) that
+    /// changed the object, each once, in the order they first did.
     pub mutated_by: Vec<String>,
     /// The mutated object (mutation only; `Null` otherwise).
     pub mutated_object: serde_json::Value,
@@ -338,10 +339,18 @@ pub fn mutate_with_inventory(
             }
         }
     }
+    // A policy or mutator that changed the object in two rounds changed
+    // one object: named once, counted once.
+    let mut mutated_by: Vec<String> = Vec::new();
+    for name in outcome.applied {
+        if !mutated_by.contains(&name) {
+            mutated_by.push(name);
+        }
+    }
     let mut audit = BTreeMap::new();
     audit.insert("bundle-revision".to_string(), bundle.revision().to_string());
-    if !outcome.applied.is_empty() {
-        audit.insert("mutated-by".to_string(), outcome.applied.join(","));
+    if !mutated_by.is_empty() {
+        audit.insert("mutated-by".to_string(), mutated_by.join(","));
     }
     response.audit_annotations = audit;
     Decision {
@@ -349,7 +358,7 @@ pub fn mutate_with_inventory(
         verdict: Verdict::Allowed,
         evaluated: outcome.evaluated,
         fired: Vec::new(),
-        mutated_by: outcome.applied,
+        mutated_by,
         mutated_object: outcome.object,
         error: None,
         policy_errors: Vec::new(),

@@ -524,6 +524,15 @@ async fn the_webhook_mutates_with_gatekeeper_mutators_and_names_them() {
         .unwrap_or_default()
         .to_string();
     assert!(mutated_by.contains("Assign/otel-agent-sidecar"), "{resp}");
+    let names: Vec<&str> = mutated_by.split(',').collect();
+    let mut unique = names.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        names.len(),
+        "each mutator named once: {mutated_by}"
+    );
     let metrics = server.metrics();
     assert_eq!(
         metric(
@@ -712,4 +721,25 @@ fn expanded_objects_are_mutated_before_they_are_reviewed() {
         ("tag.yaml", tag),
     ]);
     assert_eq!(r["allowed"], true, "{r}");
+}
+
+/// A mutator that changes the object in two passes is named once (eval,
+/// the audit annotation, the metric count).
+#[test]
+fn a_mutator_changing_the_object_twice_is_named_once() {
+    let yaml = format!(
+        "apiVersion: mutations.gatekeeper.sh/v1\nkind: Assign\nmetadata:\n  name: a-pull\nspec:\n{APPLY_TO_POD}  location: \"spec.containers[name:*].imagePullPolicy\"\n  parameters:\n    assign:\n      value: Always\n---\napiVersion: mutations.gatekeeper.sh/v1\nkind: Assign\nmetadata:\n  name: b-sidecar\nspec:\n{APPLY_TO_POD}  location: \"spec.containers[name:b]\"\n  parameters:\n    assign:\n      value: {{name: b, image: b:1}}\n    pathTests:\n    - subPath: \"spec.containers[name:b]\"\n      condition: MustNotExist\n"
+    );
+    let bundle = bundle_dir(&[("m.yaml", &yaml)]);
+    let (mutated, by) = mutate_checked(
+        bundle.path(),
+        &pod("p", "default", json!({"containers": [{"name": "a"}]})),
+        &[],
+    );
+    // a-pull ran first, then the sidecar came, then a-pull again for it.
+    assert_eq!(
+        mutated["spec"]["containers"][1],
+        json!({"name": "b", "image": "b:1", "imagePullPolicy": "Always"})
+    );
+    assert_eq!(by, ["Assign/a-pull", "Assign/b-sidecar"]);
 }

@@ -159,7 +159,7 @@ impl EvalArgs {
                 mutated: (self.mutate && !admission.mutation.mutated_by.is_empty())
                     .then(|| admission.mutation.mutated_object.clone()),
                 mutated_by: if self.mutate {
-                    distinct(&admission.mutation.mutated_by)
+                    admission.mutation.mutated_by.clone()
                 } else {
                     Vec::new()
                 },
@@ -180,17 +180,6 @@ impl EvalArgs {
             super::common::EXIT_OK
         }
     }
-}
-
-/// The names in first-seen order, each once.
-fn distinct(names: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for n in names {
-        if !out.contains(n) {
-            out.push(n.clone());
-        }
-    }
-    out
 }
 
 fn print_text(records: &[Record], show_mutation: bool) {
