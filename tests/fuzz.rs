@@ -34,6 +34,14 @@ fn bundle() -> &'static CompiledBundle {
     })
 }
 
+/// One mutator of each kind, for the object fuzzer.
+const MUTATORS: [&str; 4] = [
+    "kind: Assign\nmetadata:\n  name: a\nspec:\n  applyTo:\n  - groups: [\"\"]\n    kinds: [Pod]\n    versions: [v1]\n  location: spec.containers[name:*].imagePullPolicy\n  parameters:\n    pathTests:\n    - subPath: spec.containers[name:*].imagePullPolicy\n      condition: MustNotExist\n    assign:\n      value: Always\n",
+    "kind: AssignMetadata\nmetadata:\n  name: m\nspec:\n  match:\n    scope: Namespaced\n  location: metadata.labels.team\n  parameters:\n    assign:\n      fromMetadata:\n        field: namespace\n",
+    "kind: ModifySet\nmetadata:\n  name: s\nspec:\n  applyTo:\n  - groups: [\"\"]\n    kinds: [Pod]\n    versions: [v1]\n  location: spec.containers[name:*].args\n  parameters:\n    operation: prune\n    values:\n      fromList: [--x, 1, {a: b}]\n",
+    "kind: AssignImage\nmetadata:\n  name: i\nspec:\n  applyTo:\n  - groups: [\"\"]\n    kinds: [Pod]\n    versions: [v1]\n  location: spec.initContainers[name:*].image\n  parameters:\n    assignDomain: mirror.example.com\n    assignTag: \":v1\"\n",
+];
+
 /// The default bundle with Gatekeeper mutators of every kind next to its
 /// native mutating policies.
 fn mutator_bundle() -> &'static CompiledBundle {
@@ -380,6 +388,37 @@ proptest! {
         if let Ok(files) = BundleFiles::from_files("fuzz", files) {
             if let Ok(b) = CompiledBundle::compile(&files, CompileOptions::default()) {
                 check_decides(&b);
+            }
+        }
+    }
+
+    #[test]
+    fn arbitrary_mutator_objects_load_or_are_refused_and_never_panic(
+        which in 0usize..4,
+        changes in prop::collection::vec(change(), 0..4),
+        location in "[a-zA-Z0-9_.:*\\[\\] \"'-]{0,40}",
+    ) {
+        let mut object: Value = serde_yaml_ng::from_str(MUTATORS[which]).unwrap();
+        if which % 2 == 0 {
+            object["spec"]["location"] = json!(location);
+        }
+        for c in &changes {
+            apply_change(&mut object, c);
+        }
+        if !object.is_object() {
+            object = json!({"kind": "Assign", "spec": object});
+        }
+        let api = if object["kind"] == "AssignImage" { "v1alpha1" } else { "v1" };
+        object["apiVersion"] = json!(format!("mutations.gatekeeper.sh/{api}"));
+        let files = vec![("m.yaml".to_string(), serde_yaml_ng::to_string(&object).unwrap().into_bytes())];
+        if let Ok(files) = BundleFiles::from_files("fuzz", files) {
+            match CompiledBundle::compile(&files, CompileOptions::default()) {
+                Ok(b) => {
+                    check_answer_with(&b, &serde_json::to_vec(&base_pod_review()).unwrap());
+                    check_answer_with(&b, &serde_json::to_vec(&base_review()).unwrap());
+                }
+                // A refusal names the file.
+                Err(e) => prop_assert!(e.to_string().contains("m.yaml"), "{e}"),
             }
         }
     }
