@@ -29,7 +29,7 @@ wrk.headers["Content-Type"] = "application/json"
 local f = io.open("$PWD/benches/fixtures/pod-review.json", "rb"); wrk.body = f:read("*a"); f:close()
 EOF
 port=$((20000 + RANDOM % 20000))
-"$regent" serve --addr "127.0.0.1:$port" --admin-addr "127.0.0.1:$((port + 1))" \
+env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE "$regent" serve --addr "127.0.0.1:$port" --admin-addr "127.0.0.1:$((port + 1))" \
   --tls-cert "$work/certs/tls.crt" --tls-key "$work/certs/tls.key" --log warn >/dev/null 2>&1 &
 pid=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$((port + 1))/readyz" >/dev/null && break; sleep 0.1; done

@@ -67,8 +67,12 @@ def wrk(url, conns, close, duration, body):
     return {"rps": rps, "total": total, "p50": p50, "p99": p99,
             "errors": int(errors.group(1)) if errors else 0, "socket": sock.group(1) if sock else ""}
 
+# The servers run as a Deployment runs them: a developer shell's
+# RUST_BACKTRACE would make every error value capture a backtrace.
+SERVER_ENV = {k: v for k, v in os.environ.items() if k not in ("RUST_BACKTRACE", "RUST_LIB_BACKTRACE")}
+
 def start(cmd, port):
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=SERVER_ENV)
     wait_port(port)
     return p
 
@@ -93,7 +97,7 @@ def startup_and_reload(certs):
     t0 = time.perf_counter()
     p = subprocess.Popen([REGENT, "serve", "--addr", f"127.0.0.1:{port}", "--admin-addr", f"127.0.0.1:{admin}",
                           "--tls-cert", f"{certs}/tls.crt", "--tls-key", f"{certs}/tls.key", "--log", "warn"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=SERVER_ENV)
     ready = None
     while time.perf_counter() - t0 < 10:
         try:
@@ -107,7 +111,7 @@ def startup_and_reload(certs):
     port, admin = free_port(), free_port()
     p = subprocess.Popen([REGENT, "serve", "--addr", f"127.0.0.1:{port}", "--admin-addr", f"127.0.0.1:{admin}",
                           "--tls-cert", f"{certs}/tls.crt", "--tls-key", f"{certs}/tls.key", "--policies", d, "--log", "warn"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=SERVER_ENV)
     wait_port(admin)
     end = time.time() + 20
     while metric(admin, 'regent_bundle_reloads_total{result="success"}') < 1 and time.time() < end:
