@@ -149,6 +149,22 @@ def alternate(args, procs, path="/validate"):
                 results[(name, conns)].append(r)
     return results
 
+def setups_table(title, setups, results, rss):
+    """Prints the medians of alternated runs, one row per (connections,
+    setup), under `title`; returns them by (setup, connections)."""
+    med = lambda xs: sorted(xs)[len(xs) // 2]
+    print()
+    print(title)
+    print("| connections | setup | req/s | p50 ms | p99 ms | server CPU µs/req | peak RSS MiB |")
+    print("|---|---|---|---|---|---|---|")
+    summary = {}
+    for conns in (1, 8):
+        for name in setups:
+            row = {k: med([r[k] for r in results[(name, conns)]]) for k in ("rps", "p50", "p99", "cpu_us")}
+            summary[(name, conns)] = row
+            print(f"| {conns} | {name} | {row['rps']:,.0f} | {row['p50']:.2f} | {row['p99']:.2f} | {row['cpu_us']:.0f} | {rss[name]:.1f} |")
+    return summary
+
 def candidate_run(args, certs):
     """Admission with and without a candidate bundle as heavy as the live one
     (the default bundle, copied, one comment changed): the same server build,
@@ -173,18 +189,8 @@ def candidate_run(args, certs):
         for proc, _, _ in procs.values():
             proc.terminate(); proc.wait()
         shutil.rmtree(cand)
-    med = lambda xs: sorted(xs)[len(xs) // 2]
-    print()
-    print(f"candidate bundle as heavy as the live one; {args.rounds} alternated rounds of {args.duration}s, medians")
-    print("| connections | setup | req/s | p50 ms | p99 ms | server CPU µs/req | peak RSS MiB |")
-    print("|---|---|---|---|---|---|---|")
-    summary = {}
-    for conns in (1, 8):
-        for name in setups:
-            rs = results[(name, conns)]
-            row = {k: med([r[k] for r in rs]) for k in ("rps", "p50", "p99", "cpu_us")}
-            summary[(name, conns)] = row
-            print(f"| {conns} | {name} | {row['rps']:,.0f} | {row['p50']:.2f} | {row['p99']:.2f} | {row['cpu_us']:.0f} | {rss[name]:.1f} |")
+    summary = setups_table(f"candidate bundle as heavy as the live one; {args.rounds} alternated rounds of {args.duration}s, medians",
+                           setups, results, rss)
     p99 = summary[("candidate", 1)]["p99"] / summary[("no candidate", 1)]["p99"]
     rps = summary[("candidate", 8)]["rps"] / summary[("no candidate", 8)]["rps"]
     print()
@@ -234,16 +240,8 @@ def library_run(args, certs):
         for proc, _, _ in procs.values():
             proc.terminate(); proc.wait()
         shutil.rmtree(lib)
-    med = lambda xs: sorted(xs)[len(xs) // 2]
-    print()
-    print(f"gatekeeper-library {commit}: {n} templates, {constraints:.0f} Constraints loaded; "
-          f"{args.rounds} alternated rounds of {args.duration}s, medians")
-    print("| connections | setup | req/s | p50 ms | p99 ms | server CPU µs/req | peak RSS MiB |")
-    print("|---|---|---|---|---|---|---|")
-    for conns in (1, 8):
-        for name in setups:
-            row = {k: med([r[k] for r in results[(name, conns)]]) for k in ("rps", "p50", "p99", "cpu_us")}
-            print(f"| {conns} | {name} | {row['rps']:,.0f} | {row['p50']:.2f} | {row['p99']:.2f} | {row['cpu_us']:.0f} | {rss[name]:.1f} |")
+    setups_table(f"gatekeeper-library {commit}: {n} templates, {constraints:.0f} Constraints loaded; "
+                 f"{args.rounds} alternated rounds of {args.duration}s, medians", setups, results, rss)
 
 def wait_ready(procs, within=60):
     end = time.time() + within
@@ -274,19 +272,9 @@ def mutators_run(args, certs):
     finally:
         for proc, _, _ in procs.values():
             proc.terminate(); proc.wait()
-    med = lambda xs: sorted(xs)[len(xs) // 2]
-    print()
-    print(f"/mutate, {args.rounds} alternated rounds of {args.duration}s, medians")
-    print("| connections | setup | req/s | p50 ms | p99 ms | server CPU µs/req | peak RSS MiB |")
-    print("|---|---|---|---|---|---|---|")
-    rows = {}
-    for conns in (1, 8):
-        for name in setups:
-            row = {k: med([r[k] for r in results[(name, conns)]]) for k in ("rps", "p50", "p99", "cpu_us")}
-            rows[f"{name}/{conns}"] = row
-            print(f"| {conns} | {name} | {row['rps']:,.0f} | {row['p50']:.2f} | {row['p99']:.2f} | {row['cpu_us']:.0f} | {rss[name]:.1f} |")
+    summary = setups_table(f"/mutate, {args.rounds} alternated rounds of {args.duration}s, medians", setups, results, rss)
     if args.json:
-        json.dump({"rows": rows}, open(args.json, "w"), indent=2)
+        json.dump({"rows": {f"{n}/{c}": v for (n, c), v in summary.items()}}, open(args.json, "w"), indent=2)
 
 def main():
     ap = argparse.ArgumentParser()

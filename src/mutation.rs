@@ -189,7 +189,8 @@ fn add_if_absent(doc: &mut Json, op: &AddOp) -> Result<bool, String> {
     }
 }
 
-fn type_name(v: &Json) -> &'static str {
+/// The JSON type of a value, for messages.
+pub fn type_name(v: &Json) -> &'static str {
     match v {
         Json::Null => "null",
         Json::Bool(_) => "boolean",

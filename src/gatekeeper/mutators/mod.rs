@@ -192,7 +192,7 @@ impl Mutators {
         namespace_object: Option<&Value>,
         deadline: Option<Instant>,
     ) -> Result<Applied, MutateError> {
-        let ctx = Target {
+        let ctx = Run {
             namespace,
             operation,
             namespace_object,
@@ -212,7 +212,7 @@ impl Mutators {
         namespace_object: Option<&Value>,
         deadline: Option<Instant>,
     ) -> Result<Applied, MutateError> {
-        let ctx = Target {
+        let ctx = Run {
             namespace,
             operation: "",
             namespace_object,
@@ -222,14 +222,14 @@ impl Mutators {
         self.mutate_source(object, ctx)
     }
 
-    fn mutate_source(&self, object: &mut Json, target: Target<'_>) -> Result<Applied, MutateError> {
-        let Target {
+    fn mutate_source(&self, object: &mut Json, run: Run<'_>) -> Result<Applied, MutateError> {
+        let Run {
             namespace,
             operation,
             namespace_object,
             generated,
             deadline,
-        } = target;
+        } = run;
         let api_version = object["apiVersion"]
             .as_str()
             .unwrap_or_default()
@@ -345,7 +345,7 @@ impl Mutators {
 }
 
 /// Where and how one mutation runs.
-struct Target<'a> {
+struct Run<'a> {
     namespace: &'a str,
     operation: &'a str,
     namespace_object: Option<&'a Value>,

@@ -9,6 +9,7 @@
 //! kind's setter: assign a value, add a set's values, prune them, or change
 //! part of an image reference.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use regorus::Value;
@@ -17,6 +18,7 @@ use serde_json::{Map, Value as Json};
 use super::image;
 use super::path::{KeyValue, Node, Path};
 use crate::gatekeeper::matching::{Match, Target};
+use crate::mutation::type_name;
 
 /// The mutation API group.
 pub const GROUP: &str = "mutations.gatekeeper.sh";
@@ -278,25 +280,26 @@ impl Mutator {
     /// Applies the mutator to `object`; `Ok(true)` when the object changed.
     /// An error is Gatekeeper's: the location does not fit the object.
     pub fn mutate(&self, object: &mut Json) -> Result<bool, String> {
-        let name = object["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let namespace = object["metadata"]["namespace"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        // A constant is borrowed; only a value from metadata is built here.
+        let from_metadata = |field: &str| {
+            Json::String(
+                object["metadata"][field]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        };
         let value = match &self.action {
             Action::Assign { source, .. } => Some(match source {
-                Source::Value(v) => v.clone(),
-                Source::Name => Json::String(name),
-                Source::Namespace => Json::String(namespace),
+                Source::Value(v) => Cow::Borrowed(v),
+                Source::Name => Cow::Owned(from_metadata("name")),
+                Source::Namespace => Cow::Owned(from_metadata("namespace")),
             }),
             _ => None,
         };
         let walk = Walk {
             mutator: self,
-            value: value.as_ref(),
+            value: value.as_deref(),
         };
         walk.at(object, 0)
     }
@@ -305,17 +308,6 @@ impl Mutator {
 struct Walk<'m> {
     mutator: &'m Mutator,
     value: Option<&'m Json>,
-}
-
-fn type_name(v: &Json) -> &'static str {
-    match v {
-        Json::Null => "null",
-        Json::Bool(_) => "boolean",
-        Json::Number(_) => "number",
-        Json::String(_) => "string",
-        Json::Array(_) => "list",
-        Json::Object(_) => "object",
-    }
 }
 
 impl Walk<'_> {
