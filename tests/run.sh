@@ -15,6 +15,9 @@ echo "== format and lints"
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 
+echo "== vendored regorus: every change is in vendor/regorus.patch"
+vendor/regorus-diff.sh --check
+
 echo "== build"
 cargo test --all-targets --locked --no-run
 

@@ -569,4 +569,52 @@ mod tests {
             .collect();
         assert_eq!(keys, ["a", "b", "c", "d"]);
     }
+
+    #[test]
+    fn string_keys_are_found_in_small_and_large_objects_with_any_key_types() {
+        // Patch 9: string lookups compare bytes (a scan up to 8 entries, a
+        // binary search beyond) and must agree with `Value`'s own order,
+        // which puts numbers before strings and arrays after them.
+        for n in [1usize, 4, 7, 8, 9, 40] {
+            // Objects built by the policy, with number, boolean and array keys
+            // around the string ones, looked up on both evaluators.
+            let source = format!(
+                "package p\nimport rego.v1\n\
+                 obj := object.union({{k: i | some i in numbers.range(0, {last}); k := sprintf(\"k%02d\", [i])}}, \
+                 {{5: \"five\", true: \"true\", [1]: \"array\", \"\": \"empty\"}})\n\
+                 found := [v | some i in numbers.range(0, {last}); v := obj[sprintf(\"k%02d\", [i])]]\n\
+                 missing := [k | some k in [\"k\", \"k999\", \"a\"]; not obj[k]]\n\
+                 others := [obj[5], obj[true], obj[[1]], obj[\"\"]]\n\
+                 result := {{\"found\": found, \"missing\": missing, \"others\": others}}\n",
+                last = n as i64 - 1,
+            );
+            let got = both(&source, "data.p.result", "{}");
+            let want: Vec<Value> = (0..n as u64).map(Value::from).collect();
+            assert_eq!(got["found"], Value::from(want), "{n} string keys");
+            assert_eq!(
+                got["missing"],
+                Value::from_json_str(r#"["k", "k999", "a"]"#).unwrap()
+            );
+            assert_eq!(
+                got["others"],
+                Value::from_json_str(r#"["five", "true", "array", "empty"]"#).unwrap()
+            );
+        }
+        let parsed: Value = serde_json::from_str(
+            r#"{"m":1,"l":2,"k":3,"j":4,"i":5,"h":6,"g":7,"f":8,"e":9,"d":10,"c":11,"b":12,"a":13,"":14}"#,
+        )
+        .unwrap();
+        for (key, want) in [("a", 13u64), ("m", 1), ("", 14), ("g", 7)] {
+            assert_eq!(parsed[&Value::from(key)], Value::from(want));
+        }
+        assert_eq!(parsed[&Value::from("z")], Value::Undefined);
+        assert_eq!(parsed[&Value::from("aa")], Value::Undefined);
+        // A value compared with itself (shared by reference) is equal, and
+        // distinct values still order as before.
+        let a = Value::from_json_str(r#"{"x":[1,{"y":2}]}"#).unwrap();
+        let b = Value::from_json_str(r#"{"x":[1,{"y":3}]}"#).unwrap();
+        assert_eq!(a.cmp(&a.clone()), std::cmp::Ordering::Equal);
+        assert_eq!(a.cmp(&b), std::cmp::Ordering::Less);
+        assert_eq!(b.cmp(&a), std::cmp::Ordering::Greater);
+    }
 }

@@ -923,11 +923,19 @@ impl RegoVM {
             .or_else(fallback_execution_timer_config)
     }
 
+    // [regent patch] The counter update is inlined into the dispatch loop;
+    // only the clock read (once per check interval) is an out-of-line call.
+    #[inline]
     pub(super) fn execution_timer_tick(&mut self, work_units: u32) -> Result<()> {
         if !self.execution_timer.accumulate(work_units) {
             return Ok(());
         }
+        self.execution_timer_check()
+    }
 
+    #[cold]
+    #[inline(never)]
+    fn execution_timer_check(&mut self) -> Result<()> {
         let Some(now) = monotonic_now() else {
             return Ok(());
         };

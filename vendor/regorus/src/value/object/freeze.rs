@@ -21,7 +21,20 @@ impl Object {
     /// An object of `entries` in any order; of equal keys the last wins.
     pub(crate) fn from_entries(mut entries: Vec<(Value, Value)>) -> Self {
         // Stable: equal keys stay in insertion order, so the last is last.
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        // [regent patch] String keys (all of JSON's) compare as bytes, and a
+        // list without duplicate keys (the usual case) is kept as it is.
+        entries.sort_by(|a, b| match (&a.0, &b.0) {
+            (Value::String(x), Value::String(y)) => x.as_bytes().cmp(y.as_bytes()),
+            (x, y) => x.cmp(y),
+        });
+        if entries.is_empty() {
+            return Self { repr: Repr::Empty };
+        }
+        if !entries.windows(2).any(|w| w[0].0 == w[1].0) {
+            return Self {
+                repr: Repr::Frozen(entries.into_boxed_slice()),
+            };
+        }
         let mut unique: Vec<(Value, Value)> = Vec::with_capacity(entries.len());
         for entry in entries {
             match unique.last_mut() {

@@ -93,6 +93,10 @@ impl Object {
     pub fn get(&self, key: &Value) -> Option<&Value> {
         match &self.repr {
             Repr::Empty => None,
+            // [regent patch] Most lookups are by a string key: compare the
+            // bytes directly instead of going through `Value::cmp`, and in a
+            // small object scan by length and bytes (no ordering needed).
+            Repr::Frozen(v) if matches!(key, Value::String(_)) => frozen_get_str(v, key),
             Repr::Frozen(v) => match v.binary_search_by(|(k, _)| k.cmp(key)) {
                 Ok(i) => Some(&v[i].1),
                 Err(_) => None,
@@ -182,6 +186,31 @@ impl Object {
 // `Repr` would incorrectly distinguish `Frozen` from `BTree` even when they
 // hold identical entries.
 
+/// A string key's place among the keys of a frozen (sorted, unique) object.
+/// [regent patch]
+#[inline]
+fn frozen_get_str<'a>(entries: &'a [(Value, Value)], key: &Value) -> Option<&'a Value> {
+    let Value::String(wanted) = key else {
+        return None;
+    };
+    let wanted = wanted.as_bytes();
+    if entries.len() <= 8 {
+        return entries.iter().find_map(|(k, v)| match k {
+            Value::String(s) if s.len() == wanted.len() && s.as_bytes() == wanted => Some(v),
+            _ => None,
+        });
+    }
+    entries
+        .binary_search_by(|(k, _)| match k {
+            Value::String(s) => s.as_bytes().cmp(wanted),
+            // `Value`'s derived order: Null, Bool, Number < String < the rest.
+            Value::Null | Value::Bool(_) | Value::Number(_) => Ordering::Less,
+            _ => Ordering::Greater,
+        })
+        .ok()
+        .and_then(|i| entries.get(i).map(|(_, v)| v))
+}
+
 impl PartialEq for Object {
     fn eq(&self, other: &Self) -> bool {
         if self.len() != other.len() {
@@ -195,6 +224,11 @@ impl Eq for Object {}
 
 impl Ord for Object {
     fn cmp(&self, other: &Self) -> Ordering {
+        // [regent patch] A value shared by reference (function-cache keys,
+        // set members) compares equal to itself without a walk.
+        if core::ptr::eq(self, other) {
+            return Ordering::Equal;
+        }
         self.iter_sorted().cmp(other.iter_sorted())
     }
 }
