@@ -224,8 +224,8 @@ impl Eq for Object {}
 
 impl Ord for Object {
     fn cmp(&self, other: &Self) -> Ordering {
-        // [regent patch] A value shared by reference (function-cache keys,
-        // set members) compares equal to itself without a walk.
+        // [regent patch] A value shared by reference (a set member, a sort
+        // key met twice) compares equal to itself without a walk.
         if core::ptr::eq(self, other) {
             return Ordering::Equal;
         }
