@@ -529,6 +529,120 @@ mod tests {
     }
 
     #[test]
+    fn function_results_are_reused_for_identical_and_equal_arguments_only() {
+        // Patch 10: cached argument lists are searched by reference first,
+        // then by value, without building a vector for the lookup.
+        let source = "package p\n\
+            import rego.v1\n\
+            total(o) := sum([v | some v in o])\n\
+            copy := json.unmarshal(json.marshal(input.a))\n\
+            results := [total(input.a), total(input.a), total(copy), total(input.b), total(input.a), total(input.b)]\n\
+            pairs := [(total(x) + total(y)) | some x in [input.a, input.b]; some y in [input.b, copy]]\n";
+        let input = r#"{"a": {"x": 1, "y": 2}, "b": {"x": 1, "y": 5}}"#;
+        assert_eq!(
+            both(source, "data.p.results", input),
+            Value::from_json_str("[3, 3, 3, 6, 3, 6]").unwrap()
+        );
+        assert_eq!(
+            both(source, "data.p.pairs", input),
+            Value::from_json_str("[9, 6, 12, 9]").unwrap()
+        );
+    }
+
+    #[test]
+    fn objects_are_iterated_entry_by_entry_in_key_order() {
+        // Patch 10: a cursor over a parsed object steps by position.
+        let source = "package p\n\
+            import rego.v1\n\
+            pairs := [[k, v] | some k, v in input.o]\n\
+            built := {k: (v + 1) | some k, v in input.o}\n\
+            built_pairs := [[k, v] | some k, v in built]\n\
+            cross := count([1 | some a, _ in input.o; some b, _ in input.o; a != b])\n";
+        for n in [1usize, 2, 8, 9, 40] {
+            let mut keys: Vec<String> = (0..n).map(|i| format!("k{}", n - i)).collect();
+            let input = format!(
+                "{{\"o\": {{{}}}}}",
+                keys.iter()
+                    .enumerate()
+                    .map(|(i, k)| format!("\"{k}\": {i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            keys.sort();
+            let value_of = |k: &str| n - k[1..].parse::<usize>().unwrap();
+            let expected: Vec<serde_json::Value> = keys
+                .iter()
+                .map(|k| serde_json::json!([k, value_of(k)]))
+                .collect();
+            let expected_built: Vec<serde_json::Value> = keys
+                .iter()
+                .map(|k| serde_json::json!([k, value_of(k) + 1]))
+                .collect();
+            let as_value = |v: Vec<serde_json::Value>| {
+                Value::from_json_str(&serde_json::to_string(&v).unwrap()).unwrap()
+            };
+            assert_eq!(
+                both(source, "data.p.pairs", &input),
+                as_value(expected),
+                "n = {n}"
+            );
+            assert_eq!(
+                both(source, "data.p.built_pairs", &input),
+                as_value(expected_built),
+                "n = {n}"
+            );
+            assert_eq!(
+                both(source, "data.p.cross", &input),
+                Value::from(n * (n - 1)),
+                "n = {n}"
+            );
+        }
+    }
+
+    #[test]
+    fn rule_bodies_start_from_undefined_registers() {
+        // Patch 10: between bodies only the registers a body wrote are reset.
+        let source = "package p\n\
+            import rego.v1\n\
+            kind(v) := \"big\" if { w := v * 2; w > 10 }\n\
+            kind(v) := \"small\" if { w := v * 2; w <= 10; w > 0 }\n\
+            kind(v) := \"none\" if { v == 0 }\n\
+            kinds := [kind(v) | some v in input.xs]\n\
+            found contains x if { some x in input.xs; y := x * 3; y > 30 }\n\
+            found contains \"empty\" if { not input.missing; count(input.xs) == 0 }\n\
+            found contains \"zero\" if { some x in input.xs; x == 0 }\n\
+            first := v if { v := input.xs[0]; v > 100 } else := \"none\" if { not input.missing }\n";
+        let input = r#"{"xs": [0, 3, 6, 20]}"#;
+        assert_eq!(
+            both(source, "data.p.kinds", input),
+            Value::from_json_str(r#"["none", "small", "big", "big"]"#).unwrap()
+        );
+        assert_eq!(
+            both(source, "data.p.found", input),
+            Value::from_json_str(r#"[20, "zero"]"#)
+                .unwrap()
+                .as_array()
+                .unwrap()
+                .iter()
+                .cloned()
+                .collect::<std::collections::BTreeSet<_>>()
+                .into()
+        );
+        assert_eq!(both(source, "data.p.first", input), Value::from("none"));
+        assert_eq!(
+            both(source, "data.p.found", r#"{"xs": []}"#),
+            Value::from_json_str(r#"["empty"]"#)
+                .unwrap()
+                .as_array()
+                .unwrap()
+                .iter()
+                .cloned()
+                .collect::<std::collections::BTreeSet<_>>()
+                .into()
+        );
+    }
+
+    #[test]
     fn sets_of_objects_are_iterated_whole_small_or_large() {
         let source = "package p\n\
             items[{\"msg\": sprintf(\"%v\", [i]), \"field\": f}] { some i; input.n[i]; f := [\"a\", \"b\"][_] }\n\

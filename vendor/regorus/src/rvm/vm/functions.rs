@@ -46,20 +46,31 @@ impl RegoVM {
 
     /// A function call answered from this evaluation's cache when the same
     /// function was called with the same (defined) arguments before.
+    ///
+    /// [regent patch] The arguments are compared where they are, in the
+    /// registers: a vector is built only for a call that is not cached. The
+    /// cached argument lists are first searched by identity (a hit is most
+    /// often the very value passed before, e.g. the same container of the
+    /// input), then by value, so a hit does not walk the values of earlier
+    /// entries.
     fn execute_function_call_cached(&mut self, params: &FunctionCallParams) -> Result<()> {
-        let mut args = Vec::with_capacity(params.arg_count());
-        for &register in params.arg_registers() {
-            args.push(self.get_register(register)?.clone());
+        let registers = params.arg_registers();
+        let mut cacheable = true;
+        for &register in registers {
+            if matches!(self.get_register(register)?, Value::Undefined) {
+                cacheable = false;
+                break;
+            }
         }
-        let cacheable = !args.iter().any(|a| matches!(a, Value::Undefined));
         if cacheable {
-            let hit = self
-                .function_cache
-                .get(&params.func_rule_index)
-                .and_then(|entries| entries.iter().find(|(a, _)| *a == args))
-                .map(|(_, result)| result.clone());
-            if let Some(result) = hit {
+            if let Some(result) = self.cached_function_result(params.func_rule_index, registers) {
                 return self.set_register(params.dest, result);
+            }
+        }
+        let mut args = Vec::with_capacity(registers.len());
+        if cacheable {
+            for &register in registers {
+                args.push(self.get_register(register)?.clone());
             }
         }
         self.execute_call_rule_common(params.dest, params.func_rule_index, Some(params))?;
@@ -75,6 +86,30 @@ impl RegoVM {
         }
         self.memory_check()?;
         Ok(())
+    }
+
+    /// The cached result of `function` for the arguments in `registers`:
+    /// an entry whose arguments are the same values (by reference) first,
+    /// then one whose arguments are equal.
+    fn cached_function_result(&self, function: u16, registers: &[u8]) -> Option<Value> {
+        let entries = self.function_cache.get(&function)?;
+        let argument = |i: usize| {
+            registers
+                .get(i)
+                .and_then(|&r| self.registers.get(usize::from(r)))
+        };
+        let matches = |cached: &[Value], same: fn(&Value, &Value) -> bool| {
+            cached.len() == registers.len()
+                && cached
+                    .iter()
+                    .enumerate()
+                    .all(|(i, c)| argument(i).is_some_and(|a| same(c, a)))
+        };
+        entries
+            .iter()
+            .find(|(cached, _)| matches(cached, Value::is_same_value))
+            .or_else(|| entries.iter().find(|(cached, _)| matches(cached, |c, a| c == a)))
+            .map(|(_, result)| result.clone())
     }
 
     pub(super) fn execute_builtin_call(&mut self, params_index: u16) -> Result<()> {

@@ -49,6 +49,26 @@ impl RegoVM {
         mem::swap(&mut self.comprehension_stack, previous_comprehension_stack);
     }
 
+    /// Prepares the register window for the next body: the first `retained`
+    /// registers keep their values (a function's arguments, a partial rule's
+    /// accumulator), the others up to `count` become undefined.
+    ///
+    /// [regent patch] Registers that are already undefined are left alone:
+    /// a body writes few of its rule's registers, and truncating then
+    /// refilling the whole window dropped and rewrote every one of them for
+    /// each body.
+    fn reset_body_registers(&mut self, retained: usize, count: usize) {
+        self.registers.truncate(count);
+        if let Some(rest) = self.registers.get_mut(retained..) {
+            for register in rest {
+                if !matches!(register, Value::Undefined) {
+                    *register = Value::Undefined;
+                }
+            }
+        }
+        self.registers.resize(count, Value::Undefined);
+    }
+
     pub(super) fn execute_rule_definitions_common(
         &mut self,
         rule_definitions: &[Vec<u32>],
@@ -102,9 +122,7 @@ impl RegoVM {
                     ctx.current_definition_index = def_idx;
                 }
 
-                self.registers
-                    .resize(num_retained_registers, Value::Undefined);
-                self.registers.resize(num_registers, Value::Undefined);
+                self.reset_body_registers(num_retained_registers, num_registers);
 
                 if let Some(destructuring_entry_point) =
                     rule_info.destructuring_blocks.get(def_idx).and_then(|x| *x)

@@ -24,19 +24,25 @@ impl Object {
             (Repr::Empty, _) => None,
             (Repr::Frozen(v), ObjectCursorInner::Start) => {
                 if let Some((k, val)) = v.first() {
-                    cursor.inner = ObjectCursorInner::Key(k.clone());
+                    cursor.inner = ObjectCursorInner::Key(k.clone(), 0);
                     Some((k, val))
                 } else {
                     None
                 }
             }
-            (Repr::Frozen(v), ObjectCursorInner::Key(prev)) => {
-                let i = match v.binary_search_by(|(k, _)| k.cmp(prev)) {
-                    Ok(i) => i.saturating_add(1),
-                    Err(i) => i,
+            (Repr::Frozen(v), ObjectCursorInner::Key(prev, at)) => {
+                // [regent patch] The entry yielded last is still at its
+                // position (the cursor's object has not changed): step past
+                // it without a binary search over key comparisons.
+                let i = match v.get(*at) {
+                    Some((k, _)) if k.is_same_value(prev) => at.saturating_add(1),
+                    _ => match v.binary_search_by(|(k, _)| k.cmp(prev)) {
+                        Ok(i) => i.saturating_add(1),
+                        Err(i) => i,
+                    },
                 };
                 if let Some((k, val)) = v.get(i) {
-                    cursor.inner = ObjectCursorInner::Key(k.clone());
+                    cursor.inner = ObjectCursorInner::Key(k.clone(), i);
                     Some((k, val))
                 } else {
                     None
@@ -44,14 +50,14 @@ impl Object {
             }
             (Repr::BTree(m), ObjectCursorInner::Start) => {
                 let (k, val) = m.iter().next()?;
-                cursor.inner = ObjectCursorInner::Key(k.clone());
+                cursor.inner = ObjectCursorInner::Key(k.clone(), 0);
                 Some((k, val))
             }
-            (Repr::BTree(m), ObjectCursorInner::Key(prev)) => {
+            (Repr::BTree(m), ObjectCursorInner::Key(prev, at)) => {
                 let (k, val) = m
                     .range((Bound::Excluded(prev.clone()), Bound::Unbounded))
                     .next()?;
-                cursor.inner = ObjectCursorInner::Key(k.clone());
+                cursor.inner = ObjectCursorInner::Key(k.clone(), at.saturating_add(1));
                 Some((k, val))
             }
         }
@@ -71,5 +77,6 @@ pub struct ObjectCursor {
 #[derive(Debug, Clone)]
 enum ObjectCursorInner {
     Start,
-    Key(Value),
+    /// The key yielded last, and its position when it was yielded.
+    Key(Value, usize),
 }
