@@ -643,6 +643,44 @@ mod tests {
     }
 
     #[test]
+    fn assigning_an_undefined_value_fails_the_body() {
+        // Patch 11: `x := <undefined>` failed nothing on the VM, so a later
+        // `not f(x)` was true there and a violation appeared that OPA and
+        // the interpreter do not report.
+        let source = "package p\n\
+            import rego.v1\n\
+            small(v) if v < 10\n\
+            missing contains \"x\" if { x := input.missing; not small(x) }\n\
+            nested contains \"x\" if { x := input.a.b.c; not small(x) }\n\
+            destructured contains \"x\" if { [a, b] := input.missing; not small(a) }\n\
+            in_comprehension := [y | some v in input.xs; y := v.missing; not small(y)]\n\
+            present contains x if { x := input.big; not small(x) }\n\
+            false_is_defined contains \"x\" if { x := false; not x }\n";
+        let input = r#"{"a": {}, "xs": [{"n": 1}, {"n": 20}], "big": 50}"#;
+        let empty_set = Value::new_set();
+        for entry in ["missing", "nested", "destructured"] {
+            assert_eq!(
+                both(source, &format!("data.p.{entry}"), input),
+                empty_set,
+                "{entry}"
+            );
+        }
+        assert_eq!(
+            both(source, "data.p.in_comprehension", input),
+            Value::new_array()
+        );
+        let only = |v: Value| Value::from(std::collections::BTreeSet::from([v]));
+        assert_eq!(
+            both(source, "data.p.present", input),
+            only(Value::from(50u64))
+        );
+        assert_eq!(
+            both(source, "data.p.false_is_defined", input),
+            only(Value::from("x"))
+        );
+    }
+
+    #[test]
     fn sets_of_objects_are_iterated_whole_small_or_large() {
         let source = "package p\n\
             items[{\"msg\": sprintf(\"%v\", [i]), \"field\": f}] { some i; input.n[i]; f := [\"a\", \"b\"][_] }\n\

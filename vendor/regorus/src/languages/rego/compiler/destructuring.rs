@@ -21,10 +21,15 @@ pub enum PlanContext {
 }
 
 impl PlanContext {
+    /// [regent patch] `x := expr` with an undefined `expr` fails the body, as
+    /// every other binding does (OPA, and regorus's interpreter): without
+    /// the guard the VM went on with `x` undefined, and `not f(x)` was then
+    /// true.
     fn require_defined_values(self) -> bool {
         matches!(
             self,
-            PlanContext::Assignment
+            PlanContext::ColonAssignment
+                | PlanContext::Assignment
                 | PlanContext::FunctionParameter
                 | PlanContext::LoopIndex
                 | PlanContext::SomeIn
