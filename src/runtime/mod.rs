@@ -681,6 +681,101 @@ mod tests {
     }
 
     #[test]
+    fn conflicting_outputs_are_an_error_on_both_evaluators() {
+        // Patch 12: the VM returned undefined where OPA and the interpreter
+        // report a conflict.
+        let source = "package p\n\
+            import rego.v1\n\
+            level(x) := \"some\" if x > 0\n\
+            level(x) := \"many\" if x > 1\n\
+            function_out := level(input.n)\n\
+            rule_out := \"low\" if input.n < 5\n\
+            rule_out := \"odd\" if input.n % 2 == 1\n\
+            nested contains v if { some v in [level(input.n)] }\n";
+        for entry in ["data.p.function_out", "data.p.rule_out", "data.p.nested"] {
+            let mut engine = Engine::new();
+            add_module(&mut engine, "p.rego", source, Syntax::V0).unwrap();
+            let mut program = Program::new(engine);
+            // n = 6: no conflict (one body of each decides), the VM is kept.
+            let agreeing = Value::from_json_str(r#"{"n": 6}"#).unwrap();
+            program
+                .compile_bytecode(&[entry], &[agreeing], Limits::default())
+                .unwrap();
+            assert_eq!(program.evaluator(), Evaluator::Vm, "{entry}");
+            // n = 3: both bodies decide, differently.
+            let conflicting = Value::from_json_str(r#"{"n": 3}"#).unwrap();
+            let vm = program.eval(entry, conflicting.clone(), Budget::UNLIMITED);
+            let interpreted = program.eval_interpreted(entry, conflicting, Budget::UNLIMITED);
+            for (evaluator, result) in [("vm", vm), ("interpreter", interpreted)] {
+                let text = match result {
+                    Ok(value) => format!("no error, but {value}"),
+                    Err(err) => err.to_string(),
+                };
+                assert!(
+                    text.contains("multiple outputs") || text.contains("conflicts with"),
+                    "{entry} on the {evaluator}: {text}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn else_runs_when_a_body_with_a_loop_finds_nothing() {
+        // Patch 13: the VM stopped the chain after a body whose loop found
+        // no element, so the `else` value was never reached.
+        let source = "package p\n\
+            wanted() = out { \"q\" == input.list[_]; out := \"listed\" } else = out { out := \"default\" }\n\
+            pick(xs) = x { x := xs[_]; x > 10 } else = \"none\" { true }\n\
+            kind = \"listed\" { input.list[_] == \"q\" } else = \"default\" { true }\n\
+            out := [wanted, pick(input.nums), kind]\n";
+        for (input, expected) in [
+            (
+                r#"{"list": ["z"], "nums": [1, 2]}"#,
+                r#"["default", "none", "default"]"#,
+            ),
+            (
+                r#"{"list": [], "nums": []}"#,
+                r#"["default", "none", "default"]"#,
+            ),
+            (
+                r#"{"list": ["z", "q"], "nums": [1, 20]}"#,
+                r#"["listed", 20, "listed"]"#,
+            ),
+        ] {
+            assert_eq!(
+                both(source, "data.p.out", input),
+                Value::from_json_str(expected).unwrap(),
+                "{input}"
+            );
+        }
+    }
+
+    #[test]
+    fn bodies_joined_without_else_keep_the_head_value() {
+        // Patch 14: `f(x) = v { ... } { ... }` is two rules with the same
+        // head in OPA; both evaluators gave the second body no value (the VM
+        // `true`, the interpreter nothing).
+        let source = "package p\n\
+            account(obj) = name {\n  obj.kind == \"Pod\"\n  name := obj.spec.sa\n} {\n  obj.kind == \"Deployment\"\n  name := obj.spec.template.spec.sa\n}\n\
+            level = n {\n  input.a\n  n := \"a\"\n} {\n  input.b\n  n := \"b\"\n}\n\
+            out := [account(input.pod), account(input.deploy)]\n";
+        let objects = r#""pod": {"kind": "Pod", "spec": {"sa": "p"}},
+            "deploy": {"kind": "Deployment", "spec": {"template": {"spec": {"sa": "d"}}}}"#;
+        assert_eq!(
+            both(source, "data.p.out", &format!("{{{objects}}}")),
+            Value::from_json_str(r#"["p", "d"]"#).unwrap()
+        );
+        assert_eq!(
+            both(source, "data.p.level", r#"{"b": true}"#),
+            Value::from("b")
+        );
+        assert_eq!(
+            both(source, "data.p.level", r#"{"a": true}"#),
+            Value::from("a")
+        );
+    }
+
+    #[test]
     fn sets_of_objects_are_iterated_whole_small_or_large() {
         let source = "package p\n\
             items[{\"msg\": sprintf(\"%v\", [i]), \"field\": f}] { some i; input.n[i]; f := [\"a\", \"b\"][_] }\n\

@@ -3683,7 +3683,10 @@ impl Interpreter {
                         // Complete-rule `else if { ... }` has an implicit
                         // boolean result. Partial rules retain their head
                         // value so every independent body contributes it.
-                        if is_partial {
+                        // [regent patch] So does a body joined with `} {`
+                        // (not `else`): in OPA it is another rule with the
+                        // same head, value included.
+                        if is_partial || !body.is_else {
                             ctx.output_expr.clone()
                         } else {
                             None

@@ -217,6 +217,16 @@ pub enum VmError {
     #[error("Rule-data conflict: {message} (pc={pc})")]
     RuleDataConflict { message: String, pc: usize },
 
+    /// [regent patch] Two bodies of a function (for the same arguments) or
+    /// of a complete rule produced different values: an evaluation error in
+    /// OPA and in regorus's interpreter, not an undefined result.
+    #[error("{rule}: {what} must not produce multiple outputs (pc={pc})")]
+    ConflictingOutputs {
+        rule: String,
+        what: &'static str,
+        pc: usize,
+    },
+
     #[error("Arithmetic error: {message} (pc={pc})")]
     ArithmeticError { message: String, pc: usize },
 

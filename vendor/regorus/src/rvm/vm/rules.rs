@@ -22,7 +22,8 @@ impl RegoVM {
     pub(super) const fn is_fatal_vm_error(err: &VmError) -> bool {
         matches!(
             err,
-            VmError::TimeLimitExceeded { .. }
+            VmError::ConflictingOutputs { .. }
+                | VmError::TimeLimitExceeded { .. }
                 | VmError::MemoryLimitExceeded { .. }
                 | VmError::MemoryBudgetExceeded { .. }
                 | VmError::RegexSizeLimitExceeded { .. }
@@ -76,7 +77,6 @@ impl RegoVM {
         function_call_params: Option<&FunctionCallParams>,
     ) -> Result<(Value, bool)> {
         let mut first_successful_result: Option<Value> = None;
-        let mut rule_failed_due_to_inconsistency = false;
         let is_function_call = rule_info.function_info.is_some();
         let result_reg = rule_info.result_reg;
 
@@ -144,14 +144,32 @@ impl RegoVM {
 
                 match self.jump_to(*body_entry_point) {
                     Ok(_) => {
+                        // [regent patch] A body of a complete rule or function
+                        // that ends without a value (its loop found no
+                        // element that satisfies it) did not succeed: the
+                        // next body of its chain (`else`) still runs.
+                        let mut produced = true;
                         if matches!(rule_info.rule_type, RuleType::Complete) || is_function_call {
                             let current_result = self.get_register(result_reg)?.clone();
+                            produced = current_result != Value::Undefined;
                             if current_result != Value::Undefined {
                                 if let Some(ref expected) = first_successful_result {
                                     if *expected != current_result {
-                                        rule_failed_due_to_inconsistency = true;
-                                        self.set_register(result_reg, Value::Undefined)?;
-                                        break;
+                                        // [regent patch] A conflict is an
+                                        // evaluation error, as in OPA.
+                                        self.restore_rule_state(
+                                            &mut previous_loop_stack,
+                                            &mut previous_comprehension_stack,
+                                        );
+                                        return Err(VmError::ConflictingOutputs {
+                                            rule: rule_info.name.clone(),
+                                            what: if is_function_call {
+                                                "functions (for the same inputs)"
+                                            } else {
+                                                "complete rules"
+                                            },
+                                            pc: self.pc,
+                                        });
                                     }
                                 } else {
                                     first_successful_result = Some(current_result.clone());
@@ -177,10 +195,11 @@ impl RegoVM {
                             })
                             .copied()
                             .unwrap_or(false);
-                        if !matches!(
-                            rule_info.rule_type,
-                            RuleType::PartialSet | RuleType::PartialObject
-                        ) || next_is_else
+                        if produced
+                            && (!matches!(
+                                rule_info.rule_type,
+                                RuleType::PartialSet | RuleType::PartialObject
+                            ) || next_is_else)
                         {
                             break;
                         }
@@ -195,15 +214,9 @@ impl RegoVM {
                     Err(_e) => {}
                 }
             }
-
-            if rule_failed_due_to_inconsistency {
-                break;
-            }
         }
 
-        let final_result = if rule_failed_due_to_inconsistency {
-            Value::Undefined
-        } else if let Some(successful_result) = first_successful_result {
+        let final_result = if let Some(successful_result) = first_successful_result {
             successful_result
         } else {
             self.get_register(result_reg)?.clone()
@@ -220,7 +233,9 @@ impl RegoVM {
         self.loop_stack = previous_loop_stack;
         self.comprehension_stack = previous_comprehension_stack;
 
-        Ok((final_result, rule_failed_due_to_inconsistency))
+        // The second value (a conflict between bodies) is always false here:
+        // a conflict returns an error above (Regent patch 12).
+        Ok((final_result, false))
     }
 
     pub(super) fn execute_call_rule_common(

@@ -603,6 +603,10 @@ impl<'a> Compiler<'a> {
                             self.pop_scope();
                         }
                     } else {
+                        let head_value_expr = self
+                            .context_stack
+                            .last()
+                            .and_then(|ctx| ctx.value_expr.clone());
                         for (body_idx, body) in bodies.iter().enumerate() {
                             self.push_scope();
                             self.reset_rule_definition_registers();
@@ -613,20 +617,19 @@ impl<'a> Compiler<'a> {
 
                             ::core::convert::identity(body_idx);
 
-                            let previous_value_expr = self
-                                .context_stack
-                                .last()
-                                .and_then(|ctx| ctx.value_expr.clone());
                             let mut body_value_expr =
                                 body.assign.as_ref().map(|assign| assign.value.clone());
+                            // [regent patch] A body joined with `} {` (not
+                            // `else`) keeps the head's value, as in OPA.
                             if body_value_expr.is_none()
                                 && (body_idx == 0
+                                    || !body.is_else
                                     || matches!(
                                         rule_type,
                                         RuleType::PartialSet | RuleType::PartialObject
                                     ))
                             {
-                                body_value_expr = previous_value_expr.clone();
+                                body_value_expr = head_value_expr.clone();
                             }
 
                             if let Some(context) = self.context_stack.last_mut() {
@@ -657,7 +660,7 @@ impl<'a> Compiler<'a> {
                             self.emit_instruction(Instruction::RuleReturn {}, &body.span);
 
                             if let Some(context) = self.context_stack.last_mut() {
-                                context.value_expr = previous_value_expr;
+                                context.value_expr = head_value_expr.clone();
                             }
 
                             self.pop_scope();
@@ -687,6 +690,7 @@ impl<'a> Compiler<'a> {
                                 b.assign.as_ref().map(|a| a.value.clone());
                             if bve.is_none()
                                 && (bi == 0
+                                    || !b.is_else
                                     || matches!(
                                         rule_type,
                                         RuleType::PartialSet | RuleType::PartialObject
