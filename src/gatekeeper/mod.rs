@@ -721,6 +721,28 @@ mod tests {
     }
 
     #[test]
+    fn the_vm_is_checked_on_an_update_with_missing_fields_too() {
+        // `1 / 0` is undefined on the VM and an error on the interpreter; the
+        // body reaches it only on an UPDATE that has an old object, which the
+        // plain Pod sample is not.
+        let evaluator = |rego: &str| {
+            Set::compile(&[template(rego), constraint()], Limits::default())
+                .unwrap()
+                .template_evaluators()
+                .into_iter()
+                .map(|(_, _, e)| e)
+                .collect::<Vec<_>>()
+        };
+        let diverges_on_update = "package t\nviolation[{\"msg\": m}] {\n  input.review.operation == \"UPDATE\"\n  input.review.oldObject\n  x := 1 / 0\n  m := sprintf(\"%v\", [x])\n}\n";
+        assert_eq!(
+            evaluator(diverges_on_update),
+            vec![crate::runtime::Evaluator::Interpreter]
+        );
+        let agrees = "package t\nviolation[{\"msg\": m}] {\n  input.review.operation == \"UPDATE\"\n  input.review.oldObject\n  m := \"updated\"\n}\n";
+        assert_eq!(evaluator(agrees), vec![crate::runtime::Evaluator::Vm]);
+    }
+
+    #[test]
     fn an_unknown_function_is_a_load_error_with_its_position() {
         let rego = "package t\n\nviolation[{\"msg\": m}] {\n  m := no_such_function(input.review.object)\n}\n";
         let err = Set::compile(&[template(rego)], Limits::default())

@@ -405,13 +405,18 @@ fn add_deprecated_builtins(engine: &mut Engine) -> Result<(), String> {
 }
 
 impl Template {
-    /// Moves the template to the bytecode VM when the VM decides an ordinary
-    /// Pod, under each of `parameters` (its Constraints'), exactly as the
-    /// interpreter does; otherwise it stays on the interpreter (logged).
+    /// Moves the template to the bytecode VM when the VM decides the
+    /// warm-up reviews (an ordinary Pod's CREATE, and the UPDATE of a
+    /// Deployment with fields missing and risky ones set), under each of
+    /// `parameters` (its Constraints'), exactly as the interpreter does;
+    /// otherwise it stays on the interpreter (logged). The two evaluators
+    /// have differed on undefined values (`vendor/regorus/REGENT-PATCHES.md`
+    /// 11–14), which the plain Pod alone does not exercise.
     pub fn prefer_bytecode(&mut self, parameters: &[Value], limits: Limits) {
-        let Ok(review) = Value::from_json_str(include_str!("../rego/warmup_review.json")) else {
-            return;
-        };
+        let reviews: Vec<Value> = crate::native::WARMUP_REVIEWS
+            .iter()
+            .filter_map(|r| Value::from_json_str(r).ok())
+            .collect();
         let empty = [Value::new_object()];
         let parameters = if parameters.is_empty() {
             &empty[..]
@@ -420,12 +425,14 @@ impl Template {
         };
         let samples: Vec<Value> = parameters
             .iter()
-            .map(|p| {
-                object_of(&[
-                    ("review", review["request"].clone()),
-                    ("parameters", p.clone()),
-                    (INVENTORY_KEY, Value::new_object()),
-                ])
+            .flat_map(|p| {
+                reviews.iter().map(move |review| {
+                    object_of(&[
+                        ("review", review["request"].clone()),
+                        ("parameters", p.clone()),
+                        (INVENTORY_KEY, Value::new_object()),
+                    ])
+                })
             })
             .collect();
         if let Err(e) = self.program.compile_bytecode(&[ENTRY], &samples, limits) {
