@@ -2,7 +2,9 @@
 //! corpus built by `benches/evaluator_corpus.py` (the gatekeeper-library's
 //! templates, sample parameters and sample objects with fields removed),
 //! each object reviewed as a CREATE and as an UPDATE, evaluated by the
-//! interpreter and by the bytecode VM; any difference fails the test.
+//! interpreter and by the bytecode VM; any difference fails the test. The
+//! embedded default bundle is taken through the same decision code as
+//! admission (mutate, then validate) on both evaluators for every object.
 //!
 //! Regent keeps a program on the VM only when both agree on its warm-up
 //! inputs, so a difference the warm-up does not meet would decide requests
@@ -16,20 +18,43 @@
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use regent::runtime::limits::Budget;
+use regent::bundle::BundleFiles;
+use regent::compiled::CompiledBundle;
+use regent::decision::{admit, empty_inventory, DecideOptions};
+use regent::native::CompileOptions;
+use regent::runtime::limits::{Budget, Limits};
 use regent::runtime::vm::Bytecode;
-use regent::runtime::{add_module, Syntax};
+use regent::runtime::{add_module, Evaluator, Syntax};
 use regorus::{Engine, Value};
 use serde_json::json;
+
+fn corpus() -> serde_json::Value {
+    let path = std::env::var("REGENT_EVALUATOR_CORPUS")
+        .expect("set REGENT_EVALUATOR_CORPUS to a corpus built by benches/evaluator_corpus.py");
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("read the corpus"))
+        .expect("the corpus is JSON")
+}
+
+/// The AdmissionReview request the API server would send for `object`.
+fn request(object: &serde_json::Value, operation: &str) -> serde_json::Value {
+    let api_version = object["apiVersion"].as_str().unwrap_or("v1");
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    json!({
+        "uid": "00000000-0000-0000-0000-000000000001",
+        "operation": operation,
+        "kind": {"group": group, "version": version, "kind": object["kind"]},
+        "name": object["metadata"]["name"],
+        "namespace": object["metadata"]["namespace"],
+        "userInfo": {"username": "corpus", "groups": ["system:authenticated"]},
+        "object": object,
+        "oldObject": if operation == "UPDATE" { object.clone() } else { json!(null) },
+    })
+}
 
 #[test]
 #[ignore = "needs REGENT_EVALUATOR_CORPUS (benches/evaluator_corpus.py)"]
 fn interpreter_and_vm_agree_on_the_corpus() {
-    let path = std::env::var("REGENT_EVALUATOR_CORPUS")
-        .expect("set REGENT_EVALUATOR_CORPUS to a corpus built by benches/evaluator_corpus.py");
-    let corpus: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).expect("read the corpus"))
-            .expect("the corpus is JSON");
+    let corpus = corpus();
     let objects = corpus["objects"].as_array().expect("objects");
     let mut evaluations = 0usize;
     let mut differences = Vec::new();
@@ -57,16 +82,7 @@ fn interpreter_and_vm_agree_on_the_corpus() {
         for parameters in template["params"].as_array().expect("params") {
             for object in objects {
                 for operation in ["CREATE", "UPDATE"] {
-                    let api_version = object["apiVersion"].as_str().unwrap_or("v1");
-                    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-                    let review = json!({
-                        "operation": operation,
-                        "kind": {"group": group, "version": version, "kind": object["kind"]},
-                        "name": object["metadata"]["name"],
-                        "namespace": object["metadata"]["namespace"],
-                        "object": object,
-                        "oldObject": if operation == "UPDATE" { object.clone() } else { json!(null) },
-                    });
+                    let review = request(object, operation);
                     let input = json!({"review": review, "parameters": parameters}).to_string();
                     let input = Value::from_json_str(&input).expect("input");
                     let mut interpreter = engine.clone();
@@ -99,4 +115,64 @@ fn interpreter_and_vm_agree_on_the_corpus() {
             .join("\n")
     );
     println!("{evaluations} evaluations, interpreter and VM agree");
+}
+
+#[test]
+#[ignore = "needs REGENT_EVALUATOR_CORPUS (benches/evaluator_corpus.py)"]
+fn the_default_bundle_decides_alike_on_both_evaluators() {
+    let corpus = corpus();
+    let files = BundleFiles::embedded().expect("the embedded bundle");
+    let compile = |interpreter_only| {
+        CompiledBundle::compile(
+            &files,
+            CompileOptions {
+                include_tests: false,
+                interpreter_only,
+                limits: Limits::default(),
+            },
+        )
+        .expect("the default bundle compiles")
+    };
+    let (vm, interpreter) = (compile(false), compile(true));
+    assert_eq!(vm.evaluator(), Evaluator::Vm);
+    assert_eq!(interpreter.evaluator(), Evaluator::Interpreter);
+    let options = DecideOptions::default();
+    let inventory = empty_inventory();
+    let mut decisions = 0usize;
+    let mut differences = Vec::new();
+    for object in corpus["objects"].as_array().expect("objects") {
+        for operation in ["CREATE", "UPDATE"] {
+            let body = json!({
+                "apiVersion": "admission.k8s.io/v1",
+                "kind": "AdmissionReview",
+                "request": request(object, operation),
+            })
+            .to_string();
+            let Ok(review) = regent::review::parse(body.as_bytes()) else {
+                panic!("the corpus review does not parse: {body}");
+            };
+            let on_vm = format!("{:?}", admit(&vm, &review, &options, &inventory));
+            let interpreted = format!("{:?}", admit(&interpreter, &review, &options, &inventory));
+            decisions += 1;
+            if on_vm != interpreted {
+                differences.push(format!(
+                    "{operation} {}/{}:\n  VM          {on_vm}\n  interpreter {interpreted}",
+                    object["kind"], object["metadata"]["name"]
+                ));
+            }
+        }
+    }
+    assert!(decisions > 0, "the corpus held no object");
+    assert!(
+        differences.is_empty(),
+        "{} of {decisions} admissions differ:\n{}",
+        differences.len(),
+        differences
+            .iter()
+            .take(5)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    println!("{decisions} admissions through the default bundle, alike on both evaluators");
 }
