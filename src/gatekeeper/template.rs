@@ -62,15 +62,24 @@ struct RegoSource {
 impl Template {
     /// Evaluates the template's `violation` set for one input.
     pub fn evaluate(&self, input: Value, budget: Budget) -> Result<Vec<Value>, RunError> {
-        let value = self
-            .program
-            .eval(ENTRY, input, budget)
-            .map_err(|e| match e {
-                RunError::Failed(text) => {
-                    RunError::Failed(format!("template {}: {text}", self.name))
-                }
-                other => other,
-            })?;
+        self.violations(self.program.eval(ENTRY, input, budget))
+    }
+
+    /// The same evaluation on regorus's interpreter, whichever evaluator
+    /// the template runs on: to compare the two (`tests/evaluators.rs`).
+    pub fn evaluate_interpreted(
+        &self,
+        input: Value,
+        budget: Budget,
+    ) -> Result<Vec<Value>, RunError> {
+        self.violations(self.program.eval_interpreted(ENTRY, input, budget))
+    }
+
+    fn violations(&self, evaluated: Result<Value, RunError>) -> Result<Vec<Value>, RunError> {
+        let value = evaluated.map_err(|e| match e {
+            RunError::Failed(text) => RunError::Failed(format!("template {}: {text}", self.name)),
+            other => other,
+        })?;
         Ok(match value {
             Value::Set(s) => s.iter().cloned().collect(),
             Value::Array(a) => a.iter().cloned().collect(),
