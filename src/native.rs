@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use regorus::{Engine, Value};
+use regorus::Value;
 use serde_json::Value as Json;
 
 use crate::bundle::{BundleError, BundleFiles, ModuleFile};
@@ -156,7 +156,7 @@ impl NativeSet {
     /// generated entry module into one engine. The set is not warmed yet:
     /// [`NativeSet::prepare`] does that.
     pub fn load(files: &BundleFiles, options: CompileOptions) -> Result<Self, NativeError> {
-        let mut engine = Engine::new();
+        let mut engine = runtime::new_engine();
         for (path, source) in LIBRARY {
             runtime::add_module(&mut engine, path, source, Syntax::Detect)?;
         }

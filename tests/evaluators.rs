@@ -333,6 +333,24 @@ fn the_fixed_constructs_run_on_the_vm_and_decide_as_opa() {
     let (vm, interpreted) = decide("admin-deployment");
     assert_eq!(vm.unwrap(), deployment);
     assert_eq!(interpreted.unwrap(), deployment);
+    // Builtin errors are undefined on both (`lower(null)`).
+    let null_mount = vec![
+        "proc mount of nullable".to_string(),
+        "size plain".to_string(),
+    ];
+    let (vm, interpreted) = decide("null-proc-mount");
+    assert_eq!(vm.unwrap(), null_mount);
+    assert_eq!(interpreted.unwrap(), null_mount);
+    // Patch 15: a container and an ephemeral container sharing a name
+    // give `by_name` two values for one key: an error on both.
+    let (vm, interpreted) = decide("shared-name");
+    for result in [vm, interpreted] {
+        let error = result.expect_err("a key with two values").to_string();
+        assert!(
+            error.contains("must be unique") || error.contains("conflicts with"),
+            "{error}"
+        );
+    }
     // Patch 12: two answers for one container are an error on both.
     let (vm, interpreted) = decide("conflicting");
     for result in [vm, interpreted] {

@@ -163,7 +163,7 @@ pub fn compile(doc: &ObjectDoc, limits: Limits) -> Result<Compiled, GatekeeperEr
     if source.rego.trim().is_empty() {
         return Err(invalid(doc, format!("{}.rego is empty", source.field)));
     }
-    let mut engine = Engine::new();
+    let mut engine = runtime::new_engine();
     let syntax = if source.v1 { Syntax::V1 } else { Syntax::V0 };
     if !source.v1 {
         add_deprecated_builtins(&mut engine)

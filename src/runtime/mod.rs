@@ -49,6 +49,20 @@ pub enum Syntax {
     Detect,
 }
 
+/// A fresh engine with the semantics every Regent evaluation runs under.
+///
+/// Builtin errors (`lower(null)`, `to_number("abc")`, `1/0`, a `sprintf`
+/// argument that is not an array) make the expression undefined, as in OPA
+/// by default and in Gatekeeper, which does not turn OPA's strict builtin
+/// errors on. regorus's interpreter is strict unless told otherwise while its
+/// bytecode VM is not: without this one place the same policy decided
+/// differently on the two evaluators. Resource limits stay errors on both.
+pub fn new_engine() -> Engine {
+    let mut engine = Engine::new();
+    engine.set_strict_builtin_errors(false);
+    engine
+}
+
 /// Adds a module to `engine` and returns its package (`data.x.y`).
 pub fn add_module(
     engine: &mut Engine,
@@ -323,7 +337,7 @@ mod tests {
 
     #[test]
     fn positions_are_read_from_regorus_reports() {
-        let mut engine = Engine::new();
+        let mut engine = new_engine();
         let err = add_module(
             &mut engine,
             "p.rego",
@@ -348,7 +362,7 @@ mod tests {
 
     #[test]
     fn older_syntax_is_detected() {
-        let mut engine = Engine::new();
+        let mut engine = new_engine();
         let package = add_module(
             &mut engine,
             "p.rego",
@@ -361,7 +375,7 @@ mod tests {
 
     #[test]
     fn the_vm_is_kept_only_when_it_agrees_and_limits_are_honoured() {
-        let mut engine = Engine::new();
+        let mut engine = new_engine();
         add_module(
             &mut engine,
             "p.rego",
@@ -417,7 +431,7 @@ mod tests {
     /// Evaluates `entry` of an older-syntax module on the VM and on the
     /// interpreter; both must agree, and the VM must have been kept.
     fn both(source: &str, entry: &str, input: &str) -> Value {
-        let mut engine = Engine::new();
+        let mut engine = new_engine();
         add_module(&mut engine, "p.rego", source, Syntax::V0).unwrap();
         let mut program = Program::new(engine);
         let input = Value::from_json_str(input).unwrap();
@@ -466,7 +480,7 @@ mod tests {
         let members: Vec<Value> = got.as_set().unwrap().iter().cloned().collect();
         assert_eq!(members, [Value::from(1u64), Value::from(2u64)]);
         // `else` is still refused on a set rule.
-        let mut engine = Engine::new();
+        let mut engine = new_engine();
         let err = add_module(
             &mut engine,
             "p.rego",
@@ -693,7 +707,7 @@ mod tests {
             rule_out := \"odd\" if input.n % 2 == 1\n\
             nested contains v if { some v in [level(input.n)] }\n";
         for entry in ["data.p.function_out", "data.p.rule_out", "data.p.nested"] {
-            let mut engine = Engine::new();
+            let mut engine = new_engine();
             add_module(&mut engine, "p.rego", source, Syntax::V0).unwrap();
             let mut program = Program::new(engine);
             // n = 6: no conflict (one body of each decides), the VM is kept.
@@ -863,5 +877,115 @@ mod tests {
         assert_eq!(a.cmp(&a.clone()), std::cmp::Ordering::Equal);
         assert_eq!(a.cmp(&b), std::cmp::Ordering::Less);
         assert_eq!(b.cmp(&a), std::cmp::Ordering::Greater);
+    }
+
+    #[test]
+    fn builtin_errors_are_undefined_on_both_evaluators() {
+        // As in OPA by default and in Gatekeeper: `lower(null)` is undefined,
+        // so `not allowed(c)` holds (the library's older proc-mount template
+        // reports a container whose `procMount` is null). The interpreter
+        // raised an error while the VM was undefined until `new_engine`.
+        let source = "package p\n\
+            allowed(c) { lower(c.procMount) == \"default\" }\n\
+            denied[name] { c := input.containers[_]; c.procMount; not allowed(c); name := c.name }\n\
+            ratio := input.a / input.b\n\
+            parsed := to_number(input.s)\n";
+        let input = r#"{"containers": [{"name": "a", "procMount": null}, {"name": "b", "procMount": "Default"}], "a": 1, "b": 0, "s": "abc"}"#;
+        let denied = both(source, "data.p.denied", input);
+        let names: Vec<Value> = denied.as_set().unwrap().iter().cloned().collect();
+        assert_eq!(names, [Value::from("a")]);
+        assert_eq!(both(source, "data.p.ratio", input), Value::Undefined);
+        assert_eq!(both(source, "data.p.parsed", input), Value::Undefined);
+    }
+
+    #[test]
+    fn an_object_key_with_two_values_is_an_error_on_both_evaluators() {
+        // Patch 15: in a partial object rule or an object comprehension the
+        // VM let the later value overwrite the key, where OPA and the
+        // interpreter report an error (the library's older seccomp template
+        // on a Pod whose container and ephemeral container share a name).
+        let source = "package p\n\
+            by_name[c.name] = c { c := input.containers[_] }\n\
+            by_name[c.name] = c { c := input.ephemeral[_] }\n\
+            names := {n | by_name[n]}\n\
+            images := {c.name: c.image | c := array.concat(input.containers, input.ephemeral)[_]}\n";
+        for entry in ["data.p.names", "data.p.images"] {
+            let mut engine = new_engine();
+            add_module(&mut engine, "p.rego", source, Syntax::V0).unwrap();
+            let mut program = Program::new(engine);
+            // Distinct names, or one name with equal values: no conflict,
+            // the VM is kept and agrees.
+            let agreeing = Value::from_json_str(
+                r#"{"containers": [{"name": "a", "image": "x"}], "ephemeral": [{"name": "a", "image": "x"}, {"name": "b"}]}"#,
+            )
+            .unwrap();
+            program
+                .compile_bytecode(&[entry], std::slice::from_ref(&agreeing), Limits::default())
+                .unwrap();
+            assert_eq!(program.evaluator(), Evaluator::Vm, "{entry}");
+            let conflicting = Value::from_json_str(
+                r#"{"containers": [{"name": "a", "image": "x"}], "ephemeral": [{"name": "a", "image": "y"}]}"#,
+            )
+            .unwrap();
+            let vm = program.eval(entry, conflicting.clone(), Budget::UNLIMITED);
+            let interpreted = program.eval_interpreted(entry, conflicting, Budget::UNLIMITED);
+            for (evaluator, result) in [("vm", vm), ("interpreter", interpreted)] {
+                let text = match result {
+                    Ok(value) => format!("no error, but {value}"),
+                    Err(err) => err.to_string(),
+                };
+                assert!(
+                    text.contains("must be unique")
+                        || text.contains("conflicts with")
+                        || text.contains("multiple times"),
+                    "{entry} on the {evaluator}: {text}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_comprehension_head_that_is_undefined_produces_no_element() {
+        // Patch 16: on the VM the array and object comprehensions kept an
+        // `<undefined>` element, so `count([c.x | ...])` counted elements
+        // without `x`.
+        let source = "package p\n\
+            arr := [x.v | x := input.xs[_]]\n\
+            obj := {x.k: x.v | x := input.xs[_]}\n\
+            keys := {x.k: 1 | x := input.xs[_]}\n\
+            set := {x.v | x := input.xs[_]}\n\
+            counted := count([x.v | x := input.xs[_]])\n";
+        let input = r#"{"xs": [{"k": "a", "v": 1}, {"k": "b"}, {"v": 3}]}"#;
+        for (entry, expected) in [
+            ("data.p.arr", "[1, 3]"),
+            ("data.p.obj", r#"{"a": 1}"#),
+            ("data.p.keys", r#"{"a": 1, "b": 1}"#),
+            ("data.p.counted", "2"),
+        ] {
+            assert_eq!(
+                both(source, entry, input),
+                Value::from_json_str(expected).unwrap(),
+                "{entry}"
+            );
+        }
+        assert_eq!(both(source, "data.p.set", input).as_set().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn some_in_a_scalar_iterates_nothing() {
+        // Patch 17: the interpreter failed the evaluation on `some x in null`
+        // (an explicit `initContainers: null`), the VM iterated nothing.
+        let source = "package p\nimport future.keywords.in\n\
+            names := [c.name | some c in input.list]\n\
+            any_named { some c in input.list; c.name }\n";
+        for list in ["null", "5", "\"text\""] {
+            let input = format!(r#"{{"list": {list}}}"#);
+            assert_eq!(
+                both(source, "data.p.names", &input),
+                Value::from_json_str("[]").unwrap(),
+                "{list}"
+            );
+            assert_eq!(both(source, "data.p.any_named", &input), Value::Undefined);
+        }
     }
 }

@@ -1149,12 +1149,10 @@ impl Interpreter {
                     }
                 }
             }
-            Value::Undefined => (),
-            v => {
-                bail!(collection.span().error(
-                    format!("`some .. in collection` expects array/set/object. Got `{v}`").as_str()
-                ))
-            }
+            // [regent patch] A scalar (an explicit `null` list, say) has no
+            // elements: nothing is iterated, as in OPA (`some x in xs` reads
+            // like `xs[_]`) and on the VM, rather than an error.
+            _ => (),
         }
 
         Ok(count > 0)

@@ -248,17 +248,32 @@ impl RegoVM {
         // allowing Rc::make_mut to mutate in-place instead of deep-cloning.
         let mut current_result = self.take_register(result_reg)?;
 
+        // [regent patch] A head whose value (or key) is undefined produces
+        // no element, as in OPA and regorus's interpreter: `[c.x | c :=
+        // xs[_]]` skips the elements without `x` instead of holding
+        // `<undefined>` (sets already skipped it).
+        let undefined_head = matches!(value_to_add, Value::Undefined)
+            || matches!(key_value, Some(Value::Undefined));
+
         match (&comprehension_context.mode, &mut current_result) {
+            _ if undefined_head => {}
             (&ComprehensionMode::Set, &mut Value::Set(ref mut set)) => {
-                if !matches!(value_to_add, Value::Undefined) {
-                    crate::Rc::make_mut(set).insert(value_to_add);
-                }
+                crate::Rc::make_mut(set).insert(value_to_add);
             }
             (&ComprehensionMode::Array, &mut Value::Array(ref mut arr)) => {
                 crate::Rc::make_mut(arr).push(value_to_add);
             }
             (&ComprehensionMode::Object, &mut Value::Object(ref mut obj)) => {
                 if let Some(key) = key_value {
+                    // [regent patch] One key yielded with two different
+                    // values is an evaluation error, as in OPA and regorus's
+                    // interpreter, not a silent overwrite.
+                    if obj.get(&key).is_some_and(|existing| *existing != value_to_add) {
+                        let key = alloc::format!("{key}");
+                        self.set_register(result_reg, current_result)?;
+                        self.comprehension_stack.push(comprehension_context);
+                        return Err(VmError::ConflictingObjectKey { key, pc: self.pc });
+                    }
                     crate::Rc::make_mut(obj).insert(key, value_to_add);
                 } else {
                     self.set_register(result_reg, current_result)?;

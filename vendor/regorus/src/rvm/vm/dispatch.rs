@@ -452,6 +452,18 @@ impl RegoVM {
                 let mut obj_value = self.take_register(obj)?;
 
                 if let Ok(obj_mut) = obj_value.as_object_mut() {
+                    // [regent patch] `ObjectSet` builds a partial object
+                    // rule (`r[k] = v`): a key that two bodies give different
+                    // values is an evaluation error, as in OPA ("object keys
+                    // must be unique") and regorus's interpreter, not a
+                    // silent overwrite by the later body.
+                    if let Some(existing) = obj_mut.get(&key_value) {
+                        if *existing != value_value {
+                            let key = alloc::format!("{key_value}");
+                            self.set_register(obj, obj_value)?;
+                            return Err(VmError::ConflictingObjectKey { key, pc: self.pc });
+                        }
+                    }
                     obj_mut.insert(key_value, value_value);
                     self.set_register(obj, obj_value)?;
                 } else {

@@ -227,6 +227,12 @@ pub enum VmError {
         pc: usize,
     },
 
+    /// [regent patch] A partial object rule or an object comprehension gave
+    /// one key two different values: an evaluation error in OPA and in
+    /// regorus's interpreter.
+    #[error("object keys must be unique: {key} has two values (pc={pc})")]
+    ConflictingObjectKey { key: String, pc: usize },
+
     #[error("Arithmetic error: {message} (pc={pc})")]
     ArithmeticError { message: String, pc: usize },
 

@@ -23,6 +23,7 @@ impl RegoVM {
         matches!(
             err,
             VmError::ConflictingOutputs { .. }
+                | VmError::ConflictingObjectKey { .. }
                 | VmError::TimeLimitExceeded { .. }
                 | VmError::MemoryLimitExceeded { .. }
                 | VmError::MemoryBudgetExceeded { .. }
