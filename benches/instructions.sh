@@ -11,7 +11,9 @@
 # counted.
 #
 #   benches/instructions.sh [--requests N] [--body FILE] [--policies DIR]
-#       [--regent BIN] [--echo BIN]
+#       [--regent BIN] [--echo BIN] [--keep DIR]
+#   (--keep DIR saves each server's callgrind profile there, for
+#   `callgrind_annotate --inclusive=yes DIR/regent.callgrind`)
 #   (--policies adds a bundle directory next to the default bundle, e.g. a
 #   gatekeeper-library bundle made by benches/load.py's library_bundle)
 #
@@ -23,6 +25,7 @@ requests=200
 body=benches/fixtures/pod-review.json
 policies=
 regent=target/release/regent
+keep=
 echo_bin=target/release/regent-echo
 while [ $# -gt 0 ]; do
   case $1 in
@@ -31,6 +34,7 @@ while [ $# -gt 0 ]; do
     --policies) policies=$2; shift 2 ;;
     --regent) regent=$2; shift 2 ;;
     --echo) echo_bin=$2; shift 2 ;;
+    --keep) keep=$2; shift 2 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -88,6 +92,10 @@ measure() {
   wait "$pid" 2>/dev/null || true
   pid=
   local total
+  if [ -n "$keep" ]; then
+    mkdir -p "$keep"
+    cp "$out.1" "$keep/$(basename "$1").callgrind"
+  fi
   total=$(callgrind_annotate --threshold=100 "$out.1" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
   echo $((total / requests))
 }
