@@ -13,8 +13,13 @@
 //!   validate), compiled for the VM and for the interpreter only: the same
 //!   admissions for every object.
 //!
+//! - small programs over the language (`evaluators/language.yaml`: every
+//!   rule of each, on every input there): the VM and the interpreter must
+//!   agree, or the VM compiler must refuse the program, or (for a rule
+//!   listed as such) the check at load must refuse the VM.
+//!
 //! `evaluators/constructs.yaml` holds the constructs of
-//! `vendor/regorus/REGENT-PATCHES.md` 11–14, with the violations they must
+//! `vendor/regorus/REGENT-PATCHES.md` 11–16, with the violations they must
 //! give. To run the comparison on the whole gatekeeper-library (kept
 //! outside the repository; that is how patches 12–14 were found):
 //!
@@ -33,7 +38,7 @@ use regent::gatekeeper::template::{self, Compiled, Template, INVENTORY_KEY};
 use regent::native::CompileOptions;
 use regent::objects::{split_documents, ObjectDoc};
 use regent::runtime::limits::{Budget, Limits};
-use regent::runtime::Evaluator;
+use regent::runtime::{add_module, new_engine, Evaluator, Program, Syntax};
 use regorus::Value;
 use serde_json::{json, Value as Json};
 
@@ -419,4 +424,115 @@ fn the_default_bundle_decides_alike_on_both_evaluators() {
             .join("\n")
     );
     println!("{decisions} admissions through the default bundle, alike on both evaluators");
+}
+
+/// The rules a program defines (functions and `default`/`else` lines aside).
+fn rule_names(source: &str) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for line in source.lines() {
+        let name: String = line
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        let rest = &line[name.len()..];
+        if name.is_empty()
+            || rest.starts_with('(')
+            || ["default", "else", "import", "package"].contains(&name.as_str())
+            || names.contains(&name)
+        {
+            continue;
+        }
+        names.push(name);
+    }
+    names
+}
+
+#[test]
+fn language_constructs_decide_alike_on_both_evaluators() {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/evaluators/language.yaml"),
+    )
+    .unwrap();
+    let spec: Json = serde_yaml_ng::from_str(&text).unwrap();
+    let inputs: Vec<Value> = spec["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(to_value)
+        .collect();
+    let refused_at_load: Vec<&str> = spec["vm_refused_at_load"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Json::as_str)
+        .collect();
+    let (mut compared, mut not_compiled, mut differences) = (0usize, Vec::new(), Vec::new());
+    let show = |r: &Result<Value, regent::runtime::RunError>| match r {
+        Ok(v) => v.to_string(),
+        Err(e) => format!(
+            "error: {}",
+            e.to_string().lines().last().unwrap_or_default()
+        ),
+    };
+    for (name, program) in spec["programs"].as_object().unwrap() {
+        let program = program.as_str().unwrap();
+        let source = if program.starts_with("package") {
+            program.to_string()
+        } else {
+            format!("package p\nimport rego.v1\n{program}")
+        };
+        for rule in rule_names(program) {
+            let label = format!("{name}.{rule}");
+            let entry = format!("data.p.{rule}");
+            let mut engine = new_engine();
+            add_module(&mut engine, "p.rego", &source, Syntax::Detect)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let mut program = Program::new(engine);
+            if refused_at_load.contains(&label.as_str()) {
+                assert!(
+                    program
+                        .compile_bytecode(&[entry.as_str()], &inputs, Limits::default())
+                        .is_err(),
+                    "{label}: the check at load kept the VM"
+                );
+                continue;
+            }
+            if program
+                .compile_bytecode(&[entry.as_str()], &[], Limits::default())
+                .is_err()
+            {
+                not_compiled.push(label);
+                continue;
+            }
+            for input in &inputs {
+                let vm = program.eval(&entry, input.clone(), Budget::UNLIMITED);
+                let interpreted =
+                    program.eval_interpreted(&entry, input.clone(), Budget::UNLIMITED);
+                compared += 1;
+                let alike = match (&vm, &interpreted) {
+                    (Ok(a), Ok(b)) => a == b,
+                    (Err(_), Err(_)) => true,
+                    _ => false,
+                };
+                if !alike {
+                    differences.push(format!(
+                        "{label} on {input}:\n  VM          {}\n  interpreter {}",
+                        show(&vm),
+                        show(&interpreted)
+                    ));
+                }
+            }
+        }
+    }
+    assert!(compared > 500, "only {compared} evaluations compared");
+    assert!(
+        differences.is_empty(),
+        "{} of {compared} evaluations differ:\n{}",
+        differences.len(),
+        differences.join("\n")
+    );
+    println!(
+        "{compared} evaluations alike; not compiled for the VM (run on the interpreter): {}",
+        not_compiled.join(", ")
+    );
 }

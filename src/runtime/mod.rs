@@ -896,6 +896,26 @@ mod tests {
         assert_eq!(names, [Value::from("a")]);
         assert_eq!(both(source, "data.p.ratio", input), Value::Undefined);
         assert_eq!(both(source, "data.p.parsed", input), Value::Undefined);
+        // Patch 19: arithmetic on an operand of the wrong type, or a modulo
+        // of a float, is undefined on the interpreter too (it raised an
+        // error even with builtin errors off).
+        let arithmetic = "package p\n\
+            product := input.cpu * 1000\n\
+            difference := input.missing_is_null - 1\n\
+            remainder := input.f % 2\n\
+            doubled := [(x * 2) | x := input.xs[_]]\n";
+        let input = r#"{"cpu": "500m", "missing_is_null": null, "f": 2.5, "xs": [1, "2", 3]}"#;
+        for entry in ["product", "difference", "remainder"] {
+            assert_eq!(
+                both(arithmetic, &format!("data.p.{entry}"), input),
+                Value::Undefined,
+                "{entry}"
+            );
+        }
+        assert_eq!(
+            both(arithmetic, "data.p.doubled", input),
+            Value::from_json_str("[2, 6]").unwrap()
+        );
     }
 
     #[test]
@@ -987,5 +1007,33 @@ mod tests {
             );
             assert_eq!(both(source, "data.p.any_named", &input), Value::Undefined);
         }
+    }
+
+    #[test]
+    fn a_partial_rule_element_with_an_undefined_key_or_value_is_skipped() {
+        // Patch 20: the interpreter cleared everything a partial rule had
+        // produced when one element's key or value was undefined (an empty
+        // set, or "not an object" on the next element); the VM stored the
+        // element under an `<undefined>` key.
+        let source = "package p\nimport future.keywords.contains\nimport future.keywords.if\nimport future.keywords.in\n\
+            names contains c.k if some c in input.xs\n\
+            by_name[c.k] := c.v if some c in input.xs\n\
+            older[c.k] = c { c := input.xs[_] }\n";
+        let input = r#"{"xs": [{"k": "a", "v": 1}, {"v": 3}, {"k": "b"}]}"#;
+        let names = both(source, "data.p.names", input);
+        assert_eq!(names.as_set().unwrap().len(), 2);
+        assert_eq!(
+            both(source, "data.p.by_name", input),
+            Value::from_json_str(r#"{"a": 1}"#).unwrap()
+        );
+        assert_eq!(
+            both(source, "data.p.older", input),
+            Value::from_json_str(r#"{"a": {"k": "a", "v": 1}, "b": {"k": "b"}}"#).unwrap()
+        );
+        // No element at all: an empty object, as for an empty input.
+        assert_eq!(
+            both(source, "data.p.by_name", r#"{"xs": [1, 2]}"#),
+            Value::from_json_str("{}").unwrap()
+        );
     }
 }

@@ -2016,8 +2016,19 @@ impl Interpreter {
                     ctx_mut.output_constness_determined = true;
                 }
 
-                if output == Value::Undefined || !comps_defined {
-                    ctx_mut.rule_value = Value::Undefined;
+                // [regent patch] In a partial rule, an element whose key or
+                // value is undefined (`s contains c.k` for a `c` without
+                // `k`) is not produced and the elements already produced
+                // stay, as in OPA; clearing the accumulated value here made
+                // the whole rule empty, or an error on the next element.
+                let partial = is_set || key_expr.is_some();
+                if partial && !comps_defined {
+                    return Ok(false);
+                }
+                if output == Value::Undefined && !is_set {
+                    if !partial {
+                        ctx_mut.rule_value = Value::Undefined;
+                    }
                     return Ok(false);
                 }
 
@@ -2231,9 +2242,14 @@ impl Interpreter {
         let r = self.eval_output_expr_in_loop(&loops[..])?;
 
         let ctx = self.get_current_context()?;
-        ctx.output_expr
-            .as_ref()
-            .map_or_else(|| Ok(r), |_oe| Ok(ctx.rule_value != Value::Undefined))
+        // [regent patch] A partial object rule's body succeeds only if it
+        // produced its element (the accumulated value is no longer cleared
+        // to say it did not).
+        let partial_object = ctx.rule_ref.is_some() && key_expr.is_some() && !ctx.is_set;
+        ctx.output_expr.as_ref().map_or_else(
+            || Ok(r),
+            |_oe| Ok(ctx.rule_value != Value::Undefined && (r || !partial_object)),
+        )
     }
 
     fn eval_stmts(&mut self, stmts: &[&LiteralStmt]) -> Result<bool> {

@@ -41,6 +41,24 @@ pub fn arithmetic_operation(
     v2: Value,
     strict: bool,
 ) -> Result<Value> {
+    // [regent patch] Outside strict mode an operand of the wrong type
+    // (`"5" * 2`, `null - 1`) or a modulo of a float is undefined, as for
+    // any builtin error in OPA and on the VM, not an evaluation error.
+    match arithmetic_operation_checked(span, op, expr1, expr2, v1, v2, strict) {
+        Err(e) if !strict && e.downcast_ref::<crate::LimitError>().is_none() => Ok(Value::Undefined),
+        result => result,
+    }
+}
+
+fn arithmetic_operation_checked(
+    span: &Span,
+    op: &ArithOp,
+    expr1: &Expr,
+    expr2: &Expr,
+    v1: Value,
+    v2: Value,
+    strict: bool,
+) -> Result<Value> {
     let op_name = format!("{op:?}").to_lowercase();
     let v1 = ensure_numeric(op_name.as_str(), expr1, &v1)?;
     let v2 = ensure_numeric(op_name.as_str(), expr2, &v2)?;

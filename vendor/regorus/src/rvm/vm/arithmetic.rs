@@ -110,6 +110,24 @@ impl RegoVM {
         }
     }
 
+    /// [regent patch] Outside strict mode an arithmetic operand of the wrong
+    /// type (`"5" * 2`) or a modulo of a float is undefined, as for any
+    /// builtin error in OPA: the expression fails, not the whole rule body
+    /// (inside a comprehension or a loop the error ended every iteration).
+    pub(super) fn undefined_unless_strict(&self, result: Result<Value>) -> Result<Value> {
+        match result {
+            Err(
+                VmError::InvalidAddition { .. }
+                | VmError::InvalidSubtraction { .. }
+                | VmError::InvalidMultiplication { .. }
+                | VmError::InvalidDivision { .. }
+                | VmError::InvalidModulo { .. }
+                | VmError::ModuloOnFloat { .. },
+            ) if !self.strict_builtin_errors => Ok(Value::Undefined),
+            other => other,
+        }
+    }
+
     pub(super) const fn to_bool(&self, value: &Value) -> Option<bool> {
         match *value {
             Value::Bool(b) => Some(b),

@@ -171,7 +171,7 @@ impl RegoVM {
                     return Ok(InstructionOutcome::Continue);
                 }
 
-                let result = self.add_values(a, b)?;
+                let result = self.undefined_unless_strict(self.add_values(a, b))?;
                 self.set_register(dest, result)?;
                 Ok(InstructionOutcome::Continue)
             }
@@ -184,7 +184,7 @@ impl RegoVM {
                     return Ok(InstructionOutcome::Continue);
                 }
 
-                let result = self.sub_values(a, b)?;
+                let result = self.undefined_unless_strict(self.sub_values(a, b))?;
                 self.set_register(dest, result)?;
                 Ok(InstructionOutcome::Continue)
             }
@@ -197,7 +197,7 @@ impl RegoVM {
                     return Ok(InstructionOutcome::Continue);
                 }
 
-                let result = self.mul_values(a, b)?;
+                let result = self.undefined_unless_strict(self.mul_values(a, b))?;
                 self.set_register(dest, result)?;
                 Ok(InstructionOutcome::Continue)
             }
@@ -210,7 +210,7 @@ impl RegoVM {
                     return Ok(InstructionOutcome::Continue);
                 }
 
-                let result = self.div_values(a, b)?;
+                let result = self.undefined_unless_strict(self.div_values(a, b))?;
                 self.set_register(dest, result)?;
                 Ok(InstructionOutcome::Continue)
             }
@@ -223,7 +223,7 @@ impl RegoVM {
                     return Ok(InstructionOutcome::Continue);
                 }
 
-                let result = self.mod_values(a, b)?;
+                let result = self.undefined_unless_strict(self.mod_values(a, b))?;
                 self.set_register(dest, result)?;
                 Ok(InstructionOutcome::Continue)
             }
@@ -515,6 +515,12 @@ impl RegoVM {
             ObjectSet { obj, key, value } => {
                 let key_value = self.get_register(key)?.clone();
                 let value_value = self.get_register(value)?.clone();
+                // [regent patch] A partial object rule's element whose key
+                // or value is undefined is not produced (it was stored
+                // under an `<undefined>` key).
+                if matches!(key_value, Value::Undefined) || matches!(value_value, Value::Undefined) {
+                    return Ok(InstructionOutcome::Continue);
+                }
 
                 // Take ownership so Rc refcount stays at 1 and make_mut is a no-op.
                 let mut obj_value = self.take_register(obj)?;
