@@ -669,7 +669,10 @@ mod tests {
     fn policy_failing_on_a_plain_pod_is_refused_at_warm_up() {
         let err = bundle(&[(
             "validate/x/p.rego",
-            "package validate.x\nimport rego.v1\nviolation contains v if { v := 1 / 0 }\n",
+            // Two values for one complete rule: an evaluation error on a
+            // plain Pod (a builtin error such as `1 / 0` is undefined, as in
+            // OPA, and would not be).
+            "package validate.x\nimport rego.v1\nlevel := \"a\" if true\nlevel := \"b\" if true\nviolation contains level\n",
         )])
         .unwrap_err();
         assert!(err.to_string().contains("warm-up"), "{err}");

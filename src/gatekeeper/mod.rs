@@ -722,9 +722,10 @@ mod tests {
 
     #[test]
     fn the_vm_is_checked_on_an_update_with_missing_fields_too() {
-        // `1 / 0` is undefined on the VM and an error on the interpreter; the
-        // body reaches it only on an UPDATE that has an old object, which the
-        // plain Pod sample is not.
+        // Two definitions of a multi-level rule head (`cfg.mode.a`,
+        // `cfg.mode.b`) merge on the interpreter, as in OPA, and conflict on
+        // the VM; both are defined only on an UPDATE that has an old object,
+        // which the plain Pod sample is not.
         let evaluator = |rego: &str| {
             Set::compile(&[template(rego), constraint()], Limits::default())
                 .unwrap()
@@ -733,7 +734,7 @@ mod tests {
                 .map(|(_, _, e)| e)
                 .collect::<Vec<_>>()
         };
-        let diverges_on_update = "package t\nviolation[{\"msg\": m}] {\n  input.review.operation == \"UPDATE\"\n  input.review.oldObject\n  x := 1 / 0\n  m := sprintf(\"%v\", [x])\n}\n";
+        let diverges_on_update = "package t\ncfg.mode.a = 1 {\n  input.review.operation == \"UPDATE\"\n}\ncfg.mode.b = 2 {\n  input.review.oldObject\n}\nviolation[{\"msg\": m}] {\n  input.review.operation == \"UPDATE\"\n  c := cfg\n  m := sprintf(\"%v\", [c])\n}\n";
         assert_eq!(
             evaluator(diverges_on_update),
             vec![crate::runtime::Evaluator::Interpreter]
