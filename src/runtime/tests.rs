@@ -1,0 +1,706 @@
+//! Tests of the runtime: positions, limits, the VM/interpreter check, and
+//! one test per vendored regorus patch (vendor/regorus/REGENT-PATCHES.md),
+//! each run on both evaluators.
+#![allow(clippy::unwrap_used)]
+use super::*;
+use std::time::Duration;
+
+#[test]
+fn positions_are_read_from_regorus_reports() {
+    let mut engine = new_engine();
+    let err = add_module(
+        &mut engine,
+        "p.rego",
+        "package p\nimport rego.v1\nx if {\n  y := \n}\n",
+        Syntax::Detect,
+    )
+    .unwrap_err();
+    assert_eq!(err.path, "p.rego");
+    assert_eq!(err.line, 4);
+    assert!(err.to_string().starts_with("p.rego:4:"), "{err}");
+}
+
+#[test]
+fn short_form_reports_keep_their_position() {
+    let e = rego_error(
+        "p.rego",
+        "p.rego:6:11 error: encountered `split` while expecting identifier",
+    );
+    assert_eq!((e.line, e.column), (6, 11));
+    assert_eq!(e.message, "encountered `split` while expecting identifier");
+}
+
+#[test]
+fn older_syntax_is_detected() {
+    let mut engine = new_engine();
+    let package = add_module(
+        &mut engine,
+        "p.rego",
+        "package p\ndeny[msg] {\n  msg := \"x\"\n}\n",
+        Syntax::Detect,
+    )
+    .unwrap();
+    assert_eq!(package, "data.p");
+}
+
+#[test]
+fn the_vm_is_kept_only_when_it_agrees_and_limits_are_honoured() {
+    let mut engine = new_engine();
+    add_module(
+        &mut engine,
+        "p.rego",
+        "package p\nimport rego.v1\nout := count([x | some x in numbers.range(1, input.n)])\n",
+        Syntax::V1,
+    )
+    .unwrap();
+    let mut program = Program::new(engine);
+    let sample = Value::from_json_str(r#"{"n": 3}"#).unwrap();
+    program
+        .warm("data.p.out", sample.clone(), Limits::default())
+        .unwrap();
+    program
+        .compile_bytecode(
+            &["data.p.out"],
+            std::slice::from_ref(&sample),
+            Limits::default(),
+        )
+        .unwrap();
+    assert_eq!(program.evaluator(), Evaluator::Vm);
+    assert_eq!(
+        program
+            .eval("data.p.out", sample, Budget::UNLIMITED)
+            .unwrap(),
+        Value::from(3u64)
+    );
+    let past = Budget {
+        deadline: Some(std::time::Instant::now() - Duration::from_millis(1)),
+        memory: None,
+    };
+    let big = Value::from_json_str(r#"{"n": 100000000}"#).unwrap();
+    assert!(matches!(
+        program.eval("data.p.out", big.clone(), past),
+        Err(RunError::Timeout(_))
+    ));
+    // A builtin asked for a range of a hundred million numbers is stopped
+    // by the memory budget while it allocates, on the VM and on the
+    // interpreter, long before it holds them all.
+    let small = Budget {
+        deadline: None,
+        memory: Some(8 * 1024 * 1024),
+    };
+    assert_eq!(
+        program.eval("data.p.out", big.clone(), small),
+        Err(RunError::MemoryLimit(8 * 1024 * 1024))
+    );
+    assert_eq!(
+        program.eval_interpreted("data.p.out", big, small),
+        Err(RunError::MemoryLimit(8 * 1024 * 1024))
+    );
+}
+
+/// Evaluates `entry` of an older-syntax module on the VM and on the
+/// interpreter; both must agree, and the VM must have been kept.
+fn both(source: &str, entry: &str, input: &str) -> Value {
+    let mut engine = new_engine();
+    add_module(&mut engine, "p.rego", source, Syntax::V0).unwrap();
+    let mut program = Program::new(engine);
+    let input = Value::from_json_str(input).unwrap();
+    program
+        .warm(entry, input.clone(), Limits::default())
+        .unwrap();
+    program
+        .compile_bytecode(&[entry], std::slice::from_ref(&input), Limits::default())
+        .unwrap();
+    assert_eq!(program.evaluator(), Evaluator::Vm, "{source}");
+    let vm = program
+        .eval(entry, input.clone(), Budget::UNLIMITED)
+        .unwrap();
+    let interpreted = program
+        .eval_interpreted(entry, input, Budget::UNLIMITED)
+        .unwrap();
+    assert_eq!(vm, interpreted, "{source}");
+    vm
+}
+
+// OPA compatibility of the vendored regorus patches (vendor/regorus/REGENT-PATCHES.md).
+
+#[test]
+fn a_parenthesis_on_a_new_line_starts_a_new_expression() {
+    let source =
+        "package p\nok {\n  input.a >= input.b\n  (input.max - input.min) >= input.spread\n}\n";
+    let input = r#"{"a": 2, "b": 1, "max": 5, "min": 1, "spread": 3}"#;
+    assert_eq!(both(source, "data.p.ok", input), Value::from(true));
+    let short = r#"{"a": 2, "b": 1, "max": 5, "min": 4, "spread": 3}"#;
+    assert_eq!(both(source, "data.p.ok", short), Value::Undefined);
+}
+
+#[test]
+fn sprintf_prints_missing_arguments_as_go_does() {
+    let source = "package p\nmsg := sprintf(\"%v of %v: %d\", [input.a])\n";
+    assert_eq!(
+        both(source, "data.p.msg", r#"{"a": "x"}"#),
+        Value::from("x of %!v(MISSING): %!d(MISSING)")
+    );
+}
+
+#[test]
+fn set_rules_take_further_bodies_as_alternatives() {
+    let source = "package p\ns[x] {\n  x := input.a\n} {\n  x := input.b\n}\n";
+    let got = both(source, "data.p.s", r#"{"a": 1, "b": 2}"#);
+    let members: Vec<Value> = got.as_set().unwrap().iter().cloned().collect();
+    assert_eq!(members, [Value::from(1u64), Value::from(2u64)]);
+    // `else` is still refused on a set rule.
+    let mut engine = new_engine();
+    let err = add_module(
+        &mut engine,
+        "p.rego",
+        "package p\ns[x] {\n  x := 1\n} else = 2 {\n  true\n}\n",
+        Syntax::V0,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("else"), "{err}");
+}
+
+#[test]
+fn operands_of_a_negated_call_are_evaluated_outside_the_negation() {
+    let source = "package p\nimport future.keywords.in\n\
+        f(_) { false }\n\
+        obj := {\"a\": true}\n\
+        call { not f(input.missing) }\n\
+        call_defined { not f(input.present) }\n\
+        neq { not input.present != input.missing }\n\
+        eq { not input.missing == false }\n\
+        index { not obj[input.missing] }\n\
+        member { not 3 in input.missing }\n\
+        local { params := {\"rule\": \"x\"}; not f(params.ranges) }\n";
+    let input = r#"{"present": 1}"#;
+    // Undefined operand of a call, `!=`, `in`, or an index: the literal
+    // fails (OPA hoists them before the `not`).
+    for rule in ["call", "neq", "index", "member", "local"] {
+        assert_eq!(
+            both(source, &format!("data.p.{rule}"), input),
+            Value::Undefined,
+            "{rule}"
+        );
+    }
+    // Defined operands, and `==` (a unification in OPA): as before.
+    assert_eq!(
+        both(source, "data.p.call_defined", input),
+        Value::from(true)
+    );
+    assert_eq!(both(source, "data.p.eq", input), Value::from(true));
+}
+
+// Speed patches of the VM (vendor/regorus/REGENT-PATCHES.md, 6): results
+// must not change.
+
+#[test]
+fn function_results_are_reused_only_for_the_same_arguments() {
+    let source = "package p\n\
+        size(\"Mi\") = 1048576 { true }\n\
+        size(\"Gi\") = 1073741824 { true }\n\
+        size(s) = 1 { s != \"Mi\"; s != \"Gi\" }\n\
+        sizes := [size(u) | u := input.units[_]]\n\
+        twice := [x | x := size(input.units[_])]\n\
+        missing { not size(input.none) }\n";
+    let input = r#"{"units": ["Mi", "Gi", "Mi", "k", "Gi", "k"]}"#;
+    let expected =
+        Value::from_json_str("[1048576, 1073741824, 1048576, 1, 1073741824, 1]").unwrap();
+    assert_eq!(both(source, "data.p.sizes", input), expected);
+    assert_eq!(both(source, "data.p.twice", input), expected);
+    // An undefined argument is never answered from the cache.
+    assert_eq!(both(source, "data.p.missing", input), Value::Undefined);
+}
+
+#[test]
+fn function_results_are_reused_for_identical_and_equal_arguments_only() {
+    // Patch 10: cached argument lists are searched by reference first,
+    // then by value, without building a vector for the lookup.
+    let source = "package p\n\
+        import rego.v1\n\
+        total(o) := sum([v | some v in o])\n\
+        copy := json.unmarshal(json.marshal(input.a))\n\
+        results := [total(input.a), total(input.a), total(copy), total(input.b), total(input.a), total(input.b)]\n\
+        pairs := [(total(x) + total(y)) | some x in [input.a, input.b]; some y in [input.b, copy]]\n";
+    let input = r#"{"a": {"x": 1, "y": 2}, "b": {"x": 1, "y": 5}}"#;
+    assert_eq!(
+        both(source, "data.p.results", input),
+        Value::from_json_str("[3, 3, 3, 6, 3, 6]").unwrap()
+    );
+    assert_eq!(
+        both(source, "data.p.pairs", input),
+        Value::from_json_str("[9, 6, 12, 9]").unwrap()
+    );
+}
+
+#[test]
+fn objects_are_iterated_entry_by_entry_in_key_order() {
+    // Patch 10: a cursor over a parsed object steps by position.
+    let source = "package p\n\
+        import rego.v1\n\
+        pairs := [[k, v] | some k, v in input.o]\n\
+        built := {k: (v + 1) | some k, v in input.o}\n\
+        built_pairs := [[k, v] | some k, v in built]\n\
+        cross := count([1 | some a, _ in input.o; some b, _ in input.o; a != b])\n";
+    for n in [1usize, 2, 8, 9, 40] {
+        let mut keys: Vec<String> = (0..n).map(|i| format!("k{}", n - i)).collect();
+        let input = format!(
+            "{{\"o\": {{{}}}}}",
+            keys.iter()
+                .enumerate()
+                .map(|(i, k)| format!("\"{k}\": {i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        keys.sort();
+        let value_of = |k: &str| n - k[1..].parse::<usize>().unwrap();
+        let expected: Vec<serde_json::Value> = keys
+            .iter()
+            .map(|k| serde_json::json!([k, value_of(k)]))
+            .collect();
+        let expected_built: Vec<serde_json::Value> = keys
+            .iter()
+            .map(|k| serde_json::json!([k, value_of(k) + 1]))
+            .collect();
+        let as_value = |v: Vec<serde_json::Value>| {
+            Value::from_json_str(&serde_json::to_string(&v).unwrap()).unwrap()
+        };
+        assert_eq!(
+            both(source, "data.p.pairs", &input),
+            as_value(expected),
+            "n = {n}"
+        );
+        assert_eq!(
+            both(source, "data.p.built_pairs", &input),
+            as_value(expected_built),
+            "n = {n}"
+        );
+        assert_eq!(
+            both(source, "data.p.cross", &input),
+            Value::from(n * (n - 1)),
+            "n = {n}"
+        );
+    }
+}
+
+#[test]
+fn rule_bodies_start_from_undefined_registers() {
+    // Patch 10: between bodies only the registers a body wrote are reset.
+    let source = "package p\n\
+        import rego.v1\n\
+        kind(v) := \"big\" if { w := v * 2; w > 10 }\n\
+        kind(v) := \"small\" if { w := v * 2; w <= 10; w > 0 }\n\
+        kind(v) := \"none\" if { v == 0 }\n\
+        kinds := [kind(v) | some v in input.xs]\n\
+        found contains x if { some x in input.xs; y := x * 3; y > 30 }\n\
+        found contains \"empty\" if { not input.missing; count(input.xs) == 0 }\n\
+        found contains \"zero\" if { some x in input.xs; x == 0 }\n\
+        first := v if { v := input.xs[0]; v > 100 } else := \"none\" if { not input.missing }\n";
+    let input = r#"{"xs": [0, 3, 6, 20]}"#;
+    assert_eq!(
+        both(source, "data.p.kinds", input),
+        Value::from_json_str(r#"["none", "small", "big", "big"]"#).unwrap()
+    );
+    assert_eq!(
+        both(source, "data.p.found", input),
+        Value::from_json_str(r#"[20, "zero"]"#)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into()
+    );
+    assert_eq!(both(source, "data.p.first", input), Value::from("none"));
+    assert_eq!(
+        both(source, "data.p.found", r#"{"xs": []}"#),
+        Value::from_json_str(r#"["empty"]"#)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into()
+    );
+}
+
+#[test]
+fn assigning_an_undefined_value_fails_the_body() {
+    // Patch 11: `x := <undefined>` failed nothing on the VM, so a later
+    // `not f(x)` was true there and a violation appeared that OPA and
+    // the interpreter do not report.
+    let source = "package p\n\
+        import rego.v1\n\
+        small(v) if v < 10\n\
+        missing contains \"x\" if { x := input.missing; not small(x) }\n\
+        nested contains \"x\" if { x := input.a.b.c; not small(x) }\n\
+        destructured contains \"x\" if { [a, b] := input.missing; not small(a) }\n\
+        in_comprehension := [y | some v in input.xs; y := v.missing; not small(y)]\n\
+        present contains x if { x := input.big; not small(x) }\n\
+        false_is_defined contains \"x\" if { x := false; not x }\n";
+    let input = r#"{"a": {}, "xs": [{"n": 1}, {"n": 20}], "big": 50}"#;
+    let empty_set = Value::new_set();
+    for entry in ["missing", "nested", "destructured"] {
+        assert_eq!(
+            both(source, &format!("data.p.{entry}"), input),
+            empty_set,
+            "{entry}"
+        );
+    }
+    assert_eq!(
+        both(source, "data.p.in_comprehension", input),
+        Value::new_array()
+    );
+    let only = |v: Value| Value::from(std::collections::BTreeSet::from([v]));
+    assert_eq!(
+        both(source, "data.p.present", input),
+        only(Value::from(50u64))
+    );
+    assert_eq!(
+        both(source, "data.p.false_is_defined", input),
+        only(Value::from("x"))
+    );
+}
+
+#[test]
+fn conflicting_outputs_are_an_error_on_both_evaluators() {
+    // Patch 12: the VM returned undefined where OPA and the interpreter
+    // report a conflict.
+    let source = "package p\n\
+        import rego.v1\n\
+        level(x) := \"some\" if x > 0\n\
+        level(x) := \"many\" if x > 1\n\
+        function_out := level(input.n)\n\
+        rule_out := \"low\" if input.n < 5\n\
+        rule_out := \"odd\" if input.n % 2 == 1\n\
+        nested contains v if { some v in [level(input.n)] }\n";
+    for entry in ["data.p.function_out", "data.p.rule_out", "data.p.nested"] {
+        let mut engine = new_engine();
+        add_module(&mut engine, "p.rego", source, Syntax::V0).unwrap();
+        let mut program = Program::new(engine);
+        // n = 6: no conflict (one body of each decides), the VM is kept.
+        let agreeing = Value::from_json_str(r#"{"n": 6}"#).unwrap();
+        program
+            .compile_bytecode(&[entry], &[agreeing], Limits::default())
+            .unwrap();
+        assert_eq!(program.evaluator(), Evaluator::Vm, "{entry}");
+        // n = 3: both bodies decide, differently.
+        let conflicting = Value::from_json_str(r#"{"n": 3}"#).unwrap();
+        let vm = program.eval(entry, conflicting.clone(), Budget::UNLIMITED);
+        let interpreted = program.eval_interpreted(entry, conflicting, Budget::UNLIMITED);
+        for (evaluator, result) in [("vm", vm), ("interpreter", interpreted)] {
+            let text = match result {
+                Ok(value) => format!("no error, but {value}"),
+                Err(err) => err.to_string(),
+            };
+            assert!(
+                text.contains("multiple outputs") || text.contains("conflicts with"),
+                "{entry} on the {evaluator}: {text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn else_runs_when_a_body_with_a_loop_finds_nothing() {
+    // Patch 13: the VM stopped the chain after a body whose loop found
+    // no element, so the `else` value was never reached.
+    let source = "package p\n\
+        wanted() = out { \"q\" == input.list[_]; out := \"listed\" } else = out { out := \"default\" }\n\
+        pick(xs) = x { x := xs[_]; x > 10 } else = \"none\" { true }\n\
+        kind = \"listed\" { input.list[_] == \"q\" } else = \"default\" { true }\n\
+        out := [wanted, pick(input.nums), kind]\n";
+    for (input, expected) in [
+        (
+            r#"{"list": ["z"], "nums": [1, 2]}"#,
+            r#"["default", "none", "default"]"#,
+        ),
+        (
+            r#"{"list": [], "nums": []}"#,
+            r#"["default", "none", "default"]"#,
+        ),
+        (
+            r#"{"list": ["z", "q"], "nums": [1, 20]}"#,
+            r#"["listed", 20, "listed"]"#,
+        ),
+    ] {
+        assert_eq!(
+            both(source, "data.p.out", input),
+            Value::from_json_str(expected).unwrap(),
+            "{input}"
+        );
+    }
+}
+
+#[test]
+fn bodies_joined_without_else_keep_the_head_value() {
+    // Patch 14: `f(x) = v { ... } { ... }` is two rules with the same
+    // head in OPA; both evaluators gave the second body no value (the VM
+    // `true`, the interpreter nothing).
+    let source = "package p\n\
+        account(obj) = name {\n  obj.kind == \"Pod\"\n  name := obj.spec.sa\n} {\n  obj.kind == \"Deployment\"\n  name := obj.spec.template.spec.sa\n}\n\
+        level = n {\n  input.a\n  n := \"a\"\n} {\n  input.b\n  n := \"b\"\n}\n\
+        out := [account(input.pod), account(input.deploy)]\n";
+    let objects = r#""pod": {"kind": "Pod", "spec": {"sa": "p"}},
+        "deploy": {"kind": "Deployment", "spec": {"template": {"spec": {"sa": "d"}}}}"#;
+    assert_eq!(
+        both(source, "data.p.out", &format!("{{{objects}}}")),
+        Value::from_json_str(r#"["p", "d"]"#).unwrap()
+    );
+    assert_eq!(
+        both(source, "data.p.level", r#"{"b": true}"#),
+        Value::from("b")
+    );
+    assert_eq!(
+        both(source, "data.p.level", r#"{"a": true}"#),
+        Value::from("a")
+    );
+}
+
+#[test]
+fn sets_of_objects_are_iterated_whole_small_or_large() {
+    let source = "package p\n\
+        items[{\"msg\": sprintf(\"%v\", [i]), \"field\": f}] { some i; input.n[i]; f := [\"a\", \"b\"][_] }\n\
+        count_items := count([x | items[x]])\n\
+        names := {m | items[{\"msg\": m, \"field\": \"a\"}]}\n";
+    for n in [1usize, 3, 8, 9, 40] {
+        let input = format!(
+            "{{\"n\": {}}}",
+            serde_json::to_string(&vec![true; n]).unwrap()
+        );
+        assert_eq!(
+            both(source, "data.p.count_items", &input),
+            Value::from(2 * n),
+            "n = {n}"
+        );
+        let names = both(source, "data.p.names", &input);
+        assert_eq!(names.as_set().unwrap().len(), n, "n = {n}");
+    }
+}
+
+#[test]
+fn duplicate_keys_keep_the_last_value() {
+    // Patch 7: objects are built from a sorted vector, not a map.
+    let parsed: Value =
+        serde_json::from_str(r#"{"b": 2, "a": 1, "a": 3, "c": {}, "d": {"y": [1], "x": null}}"#)
+            .unwrap();
+    let expected =
+        Value::from_json_str(r#"{"a": 3, "b": 2, "c": {}, "d": {"x": null, "y": [1]}}"#).unwrap();
+    assert_eq!(parsed, expected);
+    assert_eq!(parsed["a"], Value::from(3u64));
+    let keys: Vec<String> = parsed
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_string().unwrap().to_string())
+        .collect();
+    assert_eq!(keys, ["a", "b", "c", "d"]);
+}
+
+#[test]
+fn string_keys_are_found_in_small_and_large_objects_with_any_key_types() {
+    // Patch 9: string lookups compare bytes (a scan up to 8 entries, a
+    // binary search beyond) and must agree with `Value`'s own order,
+    // which puts numbers before strings and arrays after them.
+    for n in [1usize, 4, 7, 8, 9, 40] {
+        // Objects built by the policy, with number, boolean and array keys
+        // around the string ones, looked up on both evaluators.
+        let source = format!(
+            "package p\nimport rego.v1\n\
+             obj := object.union({{k: i | some i in numbers.range(0, {last}); k := sprintf(\"k%02d\", [i])}}, \
+             {{5: \"five\", true: \"true\", [1]: \"array\", \"\": \"empty\"}})\n\
+             found := [v | some i in numbers.range(0, {last}); v := obj[sprintf(\"k%02d\", [i])]]\n\
+             missing := [k | some k in [\"k\", \"k999\", \"a\"]; not obj[k]]\n\
+             others := [obj[5], obj[true], obj[[1]], obj[\"\"]]\n\
+             result := {{\"found\": found, \"missing\": missing, \"others\": others}}\n",
+            last = n as i64 - 1,
+        );
+        let got = both(&source, "data.p.result", "{}");
+        let want: Vec<Value> = (0..n as u64).map(Value::from).collect();
+        assert_eq!(got["found"], Value::from(want), "{n} string keys");
+        assert_eq!(
+            got["missing"],
+            Value::from_json_str(r#"["k", "k999", "a"]"#).unwrap()
+        );
+        assert_eq!(
+            got["others"],
+            Value::from_json_str(r#"["five", "true", "array", "empty"]"#).unwrap()
+        );
+    }
+    let parsed: Value = serde_json::from_str(
+        r#"{"m":1,"l":2,"k":3,"j":4,"i":5,"h":6,"g":7,"f":8,"e":9,"d":10,"c":11,"b":12,"a":13,"":14}"#,
+    )
+    .unwrap();
+    for (key, want) in [("a", 13u64), ("m", 1), ("", 14), ("g", 7)] {
+        assert_eq!(parsed[&Value::from(key)], Value::from(want));
+    }
+    assert_eq!(parsed[&Value::from("z")], Value::Undefined);
+    assert_eq!(parsed[&Value::from("aa")], Value::Undefined);
+    // A value compared with itself (shared by reference) is equal, and
+    // distinct values still order as before.
+    let a = Value::from_json_str(r#"{"x":[1,{"y":2}]}"#).unwrap();
+    let b = Value::from_json_str(r#"{"x":[1,{"y":3}]}"#).unwrap();
+    assert_eq!(a.cmp(&a.clone()), std::cmp::Ordering::Equal);
+    assert_eq!(a.cmp(&b), std::cmp::Ordering::Less);
+    assert_eq!(b.cmp(&a), std::cmp::Ordering::Greater);
+}
+
+#[test]
+fn builtin_errors_are_undefined_on_both_evaluators() {
+    // As in OPA by default and in Gatekeeper: `lower(null)` is undefined,
+    // so `not allowed(c)` holds (the library's older proc-mount template
+    // reports a container whose `procMount` is null). The interpreter
+    // raised an error while the VM was undefined until `new_engine`.
+    let source = "package p\n\
+        allowed(c) { lower(c.procMount) == \"default\" }\n\
+        denied[name] { c := input.containers[_]; c.procMount; not allowed(c); name := c.name }\n\
+        ratio := input.a / input.b\n\
+        parsed := to_number(input.s)\n";
+    let input = r#"{"containers": [{"name": "a", "procMount": null}, {"name": "b", "procMount": "Default"}], "a": 1, "b": 0, "s": "abc"}"#;
+    let denied = both(source, "data.p.denied", input);
+    let names: Vec<Value> = denied.as_set().unwrap().iter().cloned().collect();
+    assert_eq!(names, [Value::from("a")]);
+    assert_eq!(both(source, "data.p.ratio", input), Value::Undefined);
+    assert_eq!(both(source, "data.p.parsed", input), Value::Undefined);
+    // Patch 19: arithmetic on an operand of the wrong type, or a modulo
+    // of a float, is undefined on the interpreter too (it raised an
+    // error even with builtin errors off).
+    let arithmetic = "package p\n\
+        product := input.cpu * 1000\n\
+        difference := input.missing_is_null - 1\n\
+        remainder := input.f % 2\n\
+        doubled := [(x * 2) | x := input.xs[_]]\n";
+    let input = r#"{"cpu": "500m", "missing_is_null": null, "f": 2.5, "xs": [1, "2", 3]}"#;
+    for entry in ["product", "difference", "remainder"] {
+        assert_eq!(
+            both(arithmetic, &format!("data.p.{entry}"), input),
+            Value::Undefined,
+            "{entry}"
+        );
+    }
+    assert_eq!(
+        both(arithmetic, "data.p.doubled", input),
+        Value::from_json_str("[2, 6]").unwrap()
+    );
+}
+
+#[test]
+fn an_object_key_with_two_values_is_an_error_on_both_evaluators() {
+    // Patch 15: in a partial object rule or an object comprehension the
+    // VM let the later value overwrite the key, where OPA and the
+    // interpreter report an error (the library's older seccomp template
+    // on a Pod whose container and ephemeral container share a name).
+    let source = "package p\n\
+        by_name[c.name] = c { c := input.containers[_] }\n\
+        by_name[c.name] = c { c := input.ephemeral[_] }\n\
+        names := {n | by_name[n]}\n\
+        images := {c.name: c.image | c := array.concat(input.containers, input.ephemeral)[_]}\n";
+    for entry in ["data.p.names", "data.p.images"] {
+        let mut engine = new_engine();
+        add_module(&mut engine, "p.rego", source, Syntax::V0).unwrap();
+        let mut program = Program::new(engine);
+        // Distinct names, or one name with equal values: no conflict,
+        // the VM is kept and agrees.
+        let agreeing = Value::from_json_str(
+            r#"{"containers": [{"name": "a", "image": "x"}], "ephemeral": [{"name": "a", "image": "x"}, {"name": "b"}]}"#,
+        )
+        .unwrap();
+        program
+            .compile_bytecode(&[entry], std::slice::from_ref(&agreeing), Limits::default())
+            .unwrap();
+        assert_eq!(program.evaluator(), Evaluator::Vm, "{entry}");
+        let conflicting = Value::from_json_str(
+            r#"{"containers": [{"name": "a", "image": "x"}], "ephemeral": [{"name": "a", "image": "y"}]}"#,
+        )
+        .unwrap();
+        let vm = program.eval(entry, conflicting.clone(), Budget::UNLIMITED);
+        let interpreted = program.eval_interpreted(entry, conflicting, Budget::UNLIMITED);
+        for (evaluator, result) in [("vm", vm), ("interpreter", interpreted)] {
+            let text = match result {
+                Ok(value) => format!("no error, but {value}"),
+                Err(err) => err.to_string(),
+            };
+            assert!(
+                text.contains("must be unique")
+                    || text.contains("conflicts with")
+                    || text.contains("multiple times"),
+                "{entry} on the {evaluator}: {text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_comprehension_head_that_is_undefined_produces_no_element() {
+    // Patch 16: on the VM the array and object comprehensions kept an
+    // `<undefined>` element, so `count([c.x | ...])` counted elements
+    // without `x`.
+    let source = "package p\n\
+        arr := [x.v | x := input.xs[_]]\n\
+        obj := {x.k: x.v | x := input.xs[_]}\n\
+        keys := {x.k: 1 | x := input.xs[_]}\n\
+        set := {x.v | x := input.xs[_]}\n\
+        counted := count([x.v | x := input.xs[_]])\n";
+    let input = r#"{"xs": [{"k": "a", "v": 1}, {"k": "b"}, {"v": 3}]}"#;
+    for (entry, expected) in [
+        ("data.p.arr", "[1, 3]"),
+        ("data.p.obj", r#"{"a": 1}"#),
+        ("data.p.keys", r#"{"a": 1, "b": 1}"#),
+        ("data.p.counted", "2"),
+    ] {
+        assert_eq!(
+            both(source, entry, input),
+            Value::from_json_str(expected).unwrap(),
+            "{entry}"
+        );
+    }
+    assert_eq!(both(source, "data.p.set", input).as_set().unwrap().len(), 2);
+}
+
+#[test]
+fn some_in_a_scalar_iterates_nothing() {
+    // Patch 17: the interpreter failed the evaluation on `some x in null`
+    // (an explicit `initContainers: null`), the VM iterated nothing.
+    let source = "package p\nimport future.keywords.in\n\
+        names := [c.name | some c in input.list]\n\
+        any_named { some c in input.list; c.name }\n";
+    for list in ["null", "5", "\"text\""] {
+        let input = format!(r#"{{"list": {list}}}"#);
+        assert_eq!(
+            both(source, "data.p.names", &input),
+            Value::from_json_str("[]").unwrap(),
+            "{list}"
+        );
+        assert_eq!(both(source, "data.p.any_named", &input), Value::Undefined);
+    }
+}
+
+#[test]
+fn a_partial_rule_element_with_an_undefined_key_or_value_is_skipped() {
+    // Patch 20: the interpreter cleared everything a partial rule had
+    // produced when one element's key or value was undefined (an empty
+    // set, or "not an object" on the next element); the VM stored the
+    // element under an `<undefined>` key.
+    let source = "package p\nimport future.keywords.contains\nimport future.keywords.if\nimport future.keywords.in\n\
+        names contains c.k if some c in input.xs\n\
+        by_name[c.k] := c.v if some c in input.xs\n\
+        older[c.k] = c { c := input.xs[_] }\n";
+    let input = r#"{"xs": [{"k": "a", "v": 1}, {"v": 3}, {"k": "b"}]}"#;
+    let names = both(source, "data.p.names", input);
+    assert_eq!(names.as_set().unwrap().len(), 2);
+    assert_eq!(
+        both(source, "data.p.by_name", input),
+        Value::from_json_str(r#"{"a": 1}"#).unwrap()
+    );
+    assert_eq!(
+        both(source, "data.p.older", input),
+        Value::from_json_str(r#"{"a": {"k": "a", "v": 1}, "b": {"k": "b"}}"#).unwrap()
+    );
+    // No element at all: an empty object, as for an empty input.
+    assert_eq!(
+        both(source, "data.p.by_name", r#"{"xs": [1, 2]}"#),
+        Value::from_json_str("{}").unwrap()
+    );
+}
