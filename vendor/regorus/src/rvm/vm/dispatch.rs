@@ -1204,28 +1204,31 @@ impl RegoVM {
                         available: program.instruction_data.chained_index_params.len(),
                     })?;
 
-                let mut current_value = self.get_register(params.root)?.clone();
+                // [regent patch] Walk the path by reference and clone only
+                // the value reached: cloning every key and intermediate
+                // value cost four atomic reference-count updates per step.
+                let mut current: &Value = self.get_register(params.root)?;
 
                 for component in &params.path_components {
-                    let key_value = match *component {
+                    let key_value: &Value = match *component {
                         LiteralOrRegister::Literal(idx) => program
                             .literals
                             .get(usize::from(idx))
                             .ok_or_else(|| VmError::LiteralIndexOutOfBounds {
                                 index: idx,
                                 pc: self.pc,
-                            })?
-                            .clone(),
-                        LiteralOrRegister::Register(reg) => self.get_register(reg)?.clone(),
+                            })?,
+                        LiteralOrRegister::Register(reg) => self.get_register(reg)?,
                     };
 
-                    current_value = current_value[&key_value].clone();
+                    current = &current[key_value];
 
-                    if current_value == Value::Undefined {
+                    if matches!(current, Value::Undefined) {
                         break;
                     }
                 }
 
+                let current_value = current.clone();
                 self.set_register(params.dest, current_value)?;
                 Ok(InstructionOutcome::Continue)
             }
