@@ -321,50 +321,39 @@ fn the_fixed_constructs_run_on_the_vm_and_decide_as_opa() {
         let interpreted = constructs.evaluate_interpreted(input, Budget::UNLIMITED);
         (vm.map(|v| messages(&v)), interpreted.map(|v| messages(&v)))
     };
-    let plain = vec![
-        "runs as admin".to_string(),
-        "size plain".to_string(),
-        "strict without a listed mode".to_string(),
-        "tier label not allowed".to_string(),
-    ];
-    let (vm, interpreted) = decide("plain");
-    assert_eq!(vm.unwrap(), plain);
-    assert_eq!(interpreted.unwrap(), plain);
+    let decides = |name: &str, expected: &[&str]| {
+        let (vm, interpreted) = decide(name);
+        assert_eq!(vm.unwrap(), expected, "{name} on the VM");
+        assert_eq!(interpreted.unwrap(), expected, "{name} on the interpreter");
+    };
+    let fails = |name: &str, any_of: &[&str]| {
+        let (vm, interpreted) = decide(name);
+        for result in [vm, interpreted] {
+            let error = result.expect_err(name).to_string();
+            assert!(any_of.iter().any(|n| error.contains(n)), "{name}: {error}");
+        }
+    };
+    decides(
+        "plain",
+        &[
+            "runs as admin",
+            "size plain",
+            "strict without a listed mode",
+            "tier label not allowed",
+        ],
+    );
     // Patch 14: the Deployment's service account is found by the second body.
-    let deployment = vec![
-        "runs as admin".to_string(),
-        "strict without a listed mode".to_string(),
-    ];
-    let (vm, interpreted) = decide("admin-deployment");
-    assert_eq!(vm.unwrap(), deployment);
-    assert_eq!(interpreted.unwrap(), deployment);
+    decides(
+        "admin-deployment",
+        &["runs as admin", "strict without a listed mode"],
+    );
     // Builtin errors are undefined on both (`lower(null)`).
-    let null_mount = vec![
-        "proc mount of nullable".to_string(),
-        "size plain".to_string(),
-    ];
-    let (vm, interpreted) = decide("null-proc-mount");
-    assert_eq!(vm.unwrap(), null_mount);
-    assert_eq!(interpreted.unwrap(), null_mount);
+    decides("null-proc-mount", &["proc mount of nullable", "size plain"]);
     // Patch 15: a container and an ephemeral container sharing a name
     // give `by_name` two values for one key: an error on both.
-    let (vm, interpreted) = decide("shared-name");
-    for result in [vm, interpreted] {
-        let error = result.expect_err("a key with two values").to_string();
-        assert!(
-            error.contains("must be unique") || error.contains("conflicts with"),
-            "{error}"
-        );
-    }
+    fails("shared-name", &["must be unique", "conflicts with"]);
     // Patch 12: two answers for one container are an error on both.
-    let (vm, interpreted) = decide("conflicting");
-    for result in [vm, interpreted] {
-        let error = result.expect_err("conflicting outputs").to_string();
-        assert!(
-            error.contains("multiple outputs") || error.contains("conflict"),
-            "{error}"
-        );
-    }
+    fails("conflicting", &["multiple outputs", "conflict"]);
 }
 
 #[test]

@@ -364,6 +364,40 @@ fn assigning_an_undefined_value_fails_the_body() {
     );
 }
 
+/// Compiles `entry` for the VM with `agreeing` as the warm-up sample (it
+/// must stay on the VM), then runs `failing` on both evaluators: the text
+/// each gives, an error's message or "no error, but <value>".
+fn errors_on_both(
+    source: &str,
+    entry: &str,
+    agreeing: &str,
+    failing: &str,
+) -> [(&'static str, String); 2] {
+    let mut engine = new_engine();
+    add_module(&mut engine, "p.rego", source, Syntax::V0).unwrap();
+    let mut program = Program::new(engine);
+    let agreeing = Value::from_json_str(agreeing).unwrap();
+    program
+        .compile_bytecode(&[entry], &[agreeing], Limits::default())
+        .unwrap();
+    assert_eq!(program.evaluator(), Evaluator::Vm, "{entry}");
+    let failing = Value::from_json_str(failing).unwrap();
+    let text = |result: Result<Value, RunError>| match result {
+        Ok(value) => format!("no error, but {value}"),
+        Err(err) => err.to_string(),
+    };
+    [
+        (
+            "vm",
+            text(program.eval(entry, failing.clone(), Budget::UNLIMITED)),
+        ),
+        (
+            "interpreter",
+            text(program.eval_interpreted(entry, failing, Budget::UNLIMITED)),
+        ),
+    ]
+}
+
 #[test]
 fn conflicting_outputs_are_an_error_on_both_evaluators() {
     // Patch 12: the VM returned undefined where OPA and the interpreter
@@ -377,24 +411,9 @@ fn conflicting_outputs_are_an_error_on_both_evaluators() {
         rule_out := \"odd\" if input.n % 2 == 1\n\
         nested contains v if { some v in [level(input.n)] }\n";
     for entry in ["data.p.function_out", "data.p.rule_out", "data.p.nested"] {
-        let mut engine = new_engine();
-        add_module(&mut engine, "p.rego", source, Syntax::V0).unwrap();
-        let mut program = Program::new(engine);
-        // n = 6: no conflict (one body of each decides), the VM is kept.
-        let agreeing = Value::from_json_str(r#"{"n": 6}"#).unwrap();
-        program
-            .compile_bytecode(&[entry], &[agreeing], Limits::default())
-            .unwrap();
-        assert_eq!(program.evaluator(), Evaluator::Vm, "{entry}");
-        // n = 3: both bodies decide, differently.
-        let conflicting = Value::from_json_str(r#"{"n": 3}"#).unwrap();
-        let vm = program.eval(entry, conflicting.clone(), Budget::UNLIMITED);
-        let interpreted = program.eval_interpreted(entry, conflicting, Budget::UNLIMITED);
-        for (evaluator, result) in [("vm", vm), ("interpreter", interpreted)] {
-            let text = match result {
-                Ok(value) => format!("no error, but {value}"),
-                Err(err) => err.to_string(),
-            };
+        // n = 6: no conflict (one body of each decides); n = 3: both bodies
+        // decide, differently.
+        for (evaluator, text) in errors_on_both(source, entry, r#"{"n": 6}"#, r#"{"n": 3}"#) {
             assert!(
                 text.contains("multiple outputs") || text.contains("conflicts with"),
                 "{entry} on the {evaluator}: {text}"
@@ -597,31 +616,11 @@ fn an_object_key_with_two_values_is_an_error_on_both_evaluators() {
         by_name[c.name] = c { c := input.ephemeral[_] }\n\
         names := {n | by_name[n]}\n\
         images := {c.name: c.image | c := array.concat(input.containers, input.ephemeral)[_]}\n";
+    // Distinct names, or one name with equal values: no conflict.
+    let agreeing = r#"{"containers": [{"name": "a", "image": "x"}], "ephemeral": [{"name": "a", "image": "x"}, {"name": "b"}]}"#;
+    let conflicting = r#"{"containers": [{"name": "a", "image": "x"}], "ephemeral": [{"name": "a", "image": "y"}]}"#;
     for entry in ["data.p.names", "data.p.images"] {
-        let mut engine = new_engine();
-        add_module(&mut engine, "p.rego", source, Syntax::V0).unwrap();
-        let mut program = Program::new(engine);
-        // Distinct names, or one name with equal values: no conflict,
-        // the VM is kept and agrees.
-        let agreeing = Value::from_json_str(
-            r#"{"containers": [{"name": "a", "image": "x"}], "ephemeral": [{"name": "a", "image": "x"}, {"name": "b"}]}"#,
-        )
-        .unwrap();
-        program
-            .compile_bytecode(&[entry], std::slice::from_ref(&agreeing), Limits::default())
-            .unwrap();
-        assert_eq!(program.evaluator(), Evaluator::Vm, "{entry}");
-        let conflicting = Value::from_json_str(
-            r#"{"containers": [{"name": "a", "image": "x"}], "ephemeral": [{"name": "a", "image": "y"}]}"#,
-        )
-        .unwrap();
-        let vm = program.eval(entry, conflicting.clone(), Budget::UNLIMITED);
-        let interpreted = program.eval_interpreted(entry, conflicting, Budget::UNLIMITED);
-        for (evaluator, result) in [("vm", vm), ("interpreter", interpreted)] {
-            let text = match result {
-                Ok(value) => format!("no error, but {value}"),
-                Err(err) => err.to_string(),
-            };
+        for (evaluator, text) in errors_on_both(source, entry, agreeing, conflicting) {
             assert!(
                 text.contains("must be unique")
                     || text.contains("conflicts with")
