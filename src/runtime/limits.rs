@@ -183,13 +183,68 @@ pub fn run_error(text: String, limit: Option<Duration>, memory: Option<u64>) -> 
         {
             RunError::Timeout(l)
         }
-        _ => RunError::Failed(text),
+        _ => RunError::Failed(one_line(&text)),
+    }
+}
+
+/// The longest cause an evaluation error carries (it ends up in a denial
+/// line, a warning, a log line and a PolicyReport).
+pub const MAX_CAUSE_CHARS: usize = 300;
+
+/// A regorus report on one line: its multi-line form (`--> file:line:col`,
+/// the source excerpt, `error: message`) becomes regorus's own short form
+/// `file:line:col error: message` (which [`super::rego_error`] reads back),
+/// other text has its lines joined; at most [`MAX_CAUSE_CHARS`]. A denial
+/// names an erroring Constraint or policy in one line.
+fn one_line(text: &str) -> String {
+    let location = text.lines().find_map(|l| l.trim().strip_prefix("--> "));
+    let message = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("error: "))
+        .or_else(|| {
+            text.lines()
+                .find_map(|l| l.split_once(" error: ").map(|(_, m)| m))
+        });
+    let line = match (location, message) {
+        (Some(at), Some(message)) => format!("{} error: {}", at.trim(), message.trim()),
+        _ => text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(" "),
+    };
+    if line.chars().count() <= MAX_CAUSE_CHARS {
+        line
+    } else {
+        let cut: String = line.chars().take(MAX_CAUSE_CHARS - 1).collect();
+        format!("{cut}…")
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn regorus_reports_become_one_line_causes() {
+        let report = "\n--> p.rego:3:8\n  |\n3 | by_name[c.name] = c { c := input.ephemeral[_] }\n  |        ^\nerror: rule conflicts with rule at p.rego:2:8";
+        assert_eq!(
+            run_error(report.to_string(), None, None),
+            RunError::Failed("p.rego:3:8 error: rule conflicts with rule at p.rego:2:8".into())
+        );
+        let long = format!("object keys must be unique: {}", "k".repeat(1000));
+        let cause = run_error(long, None, None).to_string();
+        assert_eq!(
+            cause.chars().count(),
+            "policy evaluation failed: ".len() + MAX_CAUSE_CHARS,
+            "{cause}"
+        );
+        assert!(
+            cause.starts_with("policy evaluation failed: object keys must be unique: kkk")
+                && cause.ends_with('…')
+        );
+    }
 
     #[test]
     fn byte_counts_read_well() {
