@@ -156,8 +156,16 @@ pub struct Rejected {
 /// Parses a request body. `Err(Ok(rejected))` is a JSON body that is not a
 /// valid review; `Err(Err(e))` is a body that is not JSON at all.
 pub fn parse(body: &[u8]) -> Result<Review, Result<Rejected, ReviewError>> {
+    // One UTF-8 check of the whole body, then a parse that trusts it: faster
+    // than checking each string as `from_slice` does, and the same bodies pass.
+    let text = std::str::from_utf8(body).map_err(|e| {
+        Err(ReviewError::NotJson(format!(
+            "invalid UTF-8 at byte {}",
+            e.valid_up_to()
+        )))
+    })?;
     let input: Value =
-        serde_json::from_slice(body).map_err(|e| Err(ReviewError::NotJson(e.to_string())))?;
+        serde_json::from_str(text).map_err(|e| Err(ReviewError::NotJson(e.to_string())))?;
     let reject = |version, uid: &str, error| {
         Ok(Rejected {
             version,
@@ -464,6 +472,11 @@ mod tests {
         for body in [&b"{\"apiVersion\": "[..], b"\xff\xfe", b"", &b"{}}"[..]] {
             assert!(matches!(parse(body), Err(Err(ReviewError::NotJson(_)))));
         }
+        let latin1 = b"{\"apiVersion\": \"admission.k8s.io/v1\", \"kind\": \"caf\xe9\"}";
+        let Err(Err(ReviewError::NotJson(message))) = parse(latin1) else {
+            panic!("a non-UTF-8 body parsed");
+        };
+        assert_eq!(message, "invalid UTF-8 at byte 50");
         let deep = "[".repeat(10_000);
         assert!(matches!(
             parse(deep.as_bytes()),

@@ -703,3 +703,46 @@ fn a_partial_rule_element_with_an_undefined_key_or_value_is_skipped() {
         Value::from_json_str("{}").unwrap()
     );
 }
+
+/// Patch 22: object keys come from a per-thread cache looked up by their
+/// text. Whatever the cache holds (hits, collisions, evictions, keys too long
+/// to cache, escaped keys), every parsed document must equal the same
+/// document read through `serde_json::Value`.
+#[test]
+fn object_keys_parse_alike_through_the_key_cache() {
+    let mut keys: Vec<String> = (0..2_000).map(|i| format!("k{i}")).collect();
+    keys.push("x".repeat(200));
+    keys.push("a\\u0062c".to_string()); // "abc", escaped
+    keys.push("abc".to_string());
+    keys.push("ünïcödé/key.example.com".to_string());
+    for round in 0..3 {
+        // The same keys, in a different order each round, some objects nested.
+        let mut body = String::from("{");
+        for (i, k) in keys.iter().enumerate() {
+            let n = (i * 7 + round) % keys.len();
+            body.push_str(&format!(
+                "\"{}\": {{\"{}\": {n}, \"v\": \"{}\"}},",
+                keys[n], k, k
+            ));
+        }
+        body.push_str("\"last\": [{\"a\": 1, \"a\": 2}]}");
+        let ours: Value = serde_json::from_str(&body).unwrap();
+        let theirs: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            serde_json::to_value(&ours).unwrap(),
+            theirs,
+            "round {round}"
+        );
+        assert_eq!(ours["abc"], theirs["abc"].clone().into());
+        assert_eq!(
+            ours["last"][0]["a"],
+            Value::from(2u64),
+            "the last of equal keys wins"
+        );
+    }
+    // A YAML mapping may have keys that are not strings.
+    let yaml: Value = serde_yaml_ng::from_str("1: one\ntrue: yes\nname: x\n").unwrap();
+    assert_eq!(yaml[&Value::from(1u64)], Value::from("one"));
+    assert_eq!(yaml[&Value::Bool(true)], Value::from("yes"));
+    assert_eq!(yaml["name"], Value::from("x"));
+}

@@ -16,6 +16,7 @@
 //! relies on `thread_local!`.
 
 use core::cell::RefCell;
+use alloc::vec::Vec;
 use std::collections::HashSet;
 
 /// A content-addressed interning table scoped to a single deserialization call.
@@ -98,4 +99,61 @@ pub fn intern_key(rc: crate::Rc<str>) -> crate::Rc<str> {
 #[cfg(test)]
 pub fn is_installed() -> bool {
     TABLE.with(|t| t.borrow().is_some())
+}
+
+/// [regent patch 22] Keys cached per thread across parses: a direct-mapped
+/// table of `KEY_CACHE_SLOTS` slots, each holding the last key whose hash
+/// fell there. A key found in its slot is a reference-count clone, with no
+/// allocation; any other key is allocated and takes the slot. A collision
+/// costs a miss, never a scan, so no input can make a lookup slower than the
+/// allocation it replaces. Only keys up to `KEY_CACHE_MAX_LEN` bytes are
+/// cached, so the table holds at most a few kilobytes per thread.
+const KEY_CACHE_SLOTS: usize = 512;
+const KEY_CACHE_MAX_LEN: usize = 48;
+
+std::thread_local! {
+    static KEY_CACHE: RefCell<Vec<Option<crate::Rc<str>>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The key `s` as an `Rc<str>`: interned in the active session if there is
+/// one, else from this thread's key cache.
+pub fn key(s: &str) -> crate::Rc<str> {
+    if let Some(rc) = TABLE.with(|t| {
+        t.borrow_mut().as_mut().map(|table| {
+            if let Some(existing) = table.set.get(s) {
+                return crate::Rc::clone(existing);
+            }
+            let rc: crate::Rc<str> = crate::Rc::from(s);
+            table.set.insert(crate::Rc::clone(&rc));
+            rc
+        })
+    }) {
+        return rc;
+    }
+    if s.len() > KEY_CACHE_MAX_LEN {
+        return crate::Rc::from(s);
+    }
+    // FNV-1a: a few instructions per byte; collisions only cost misses.
+    let mut hash: u32 = 0x811c_9dc5;
+    for &b in s.as_bytes() {
+        hash = (hash ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    let slot = (hash as usize) % KEY_CACHE_SLOTS;
+    KEY_CACHE.with(|cache| {
+        let Ok(mut cache) = cache.try_borrow_mut() else {
+            return crate::Rc::from(s);
+        };
+        if cache.is_empty() {
+            cache.resize(KEY_CACHE_SLOTS, None);
+        }
+        match cache.get_mut(slot) {
+            Some(Some(cached)) if cached.as_ref() == s => crate::Rc::clone(cached),
+            Some(entry) => {
+                let rc: crate::Rc<str> = crate::Rc::from(s);
+                *entry = Some(crate::Rc::clone(&rc));
+                rc
+            }
+            None => crate::Rc::from(s),
+        }
+    })
 }

@@ -318,7 +318,8 @@ impl<'de> Visitor<'de> for ValueVisitor {
     where
         V: MapAccess<'de>,
     {
-        if let Some((key, value)) = visitor.next_entry()? {
+        if let Some(key) = visitor.next_key_seed(KeySeed)? {
+            let value: Value = visitor.next_value()?;
             if let (Value::String(k), Value::String(v)) = (&key, &value) {
                 if k.as_ref() == "$serde_json::private::Number" {
                     match Number::from_str(v) {
@@ -331,11 +332,12 @@ impl<'de> Visitor<'de> for ValueVisitor {
             // last of equal keys wins, as a map insert would), then become the
             // object's compact storage directly: no B-tree is built and frozen.
             let mut entries = Vec::with_capacity(visitor.size_hint().unwrap_or(4).max(1));
-            entries.push((intern_object_key(key), value));
+            entries.push((key, value));
             // Enforce allocator limit while expanding a deserialized object.
             enforce_limit_for::<V::Error>()?;
-            while let Some((key, value)) = visitor.next_entry()? {
-                entries.push((intern_object_key(key), value));
+            while let Some(key) = visitor.next_key_seed(KeySeed)? {
+                let value: Value = visitor.next_value()?;
+                entries.push((key, value));
                 // Enforce allocator limit while expanding a deserialized object.
                 enforce_limit_for::<V::Error>()?;
             }
@@ -350,21 +352,81 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
 }
 
-/// Key-only interning hook for the JSON deserialization hot path (see
-/// [`crate::value::interning`]). No-op when no interning session is installed
-/// or when built without the `std` feature.
-#[cfg(feature = "std")]
-fn intern_object_key(key: Value) -> Value {
-    match key {
-        Value::String(rc) => Value::String(interning::intern_key(rc)),
-        other => other,
+/// [regent patch 22] Reads an object key: a string key is looked up by its
+/// borrowed text (see [`interning::key`]) before anything is allocated; any
+/// other key (YAML allows them) is read as a value.
+struct KeySeed;
+
+impl<'de> de::DeserializeSeed<'de> for KeySeed {
+    type Value = Value;
+
+    fn deserialize<D>(self, deserializer: D) -> Result<Value, D::Error>
+    where
+        D: Deserializer<'de>,
+    {
+        deserializer.deserialize_any(KeyVisitor)
     }
 }
 
-/// No-op key hook for builds without the `std` feature (no interning table).
-#[cfg(not(feature = "std"))]
-const fn intern_object_key(key: Value) -> Value {
-    key
+struct KeyVisitor;
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = Value;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("a key")
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Value, E> {
+        #[cfg(feature = "std")]
+        return Ok(Value::String(interning::key(s)));
+        #[cfg(not(feature = "std"))]
+        return Ok(Value::String(crate::Rc::from(s)));
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        ValueVisitor.visit_unit()
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+        ValueVisitor.visit_bool(v)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
+        ValueVisitor.visit_none()
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        ValueVisitor.visit_some(deserializer)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        ValueVisitor.visit_u64(v)
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        ValueVisitor.visit_i64(v)
+    }
+
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Value, E> {
+        ValueVisitor.visit_u128(v)
+    }
+
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Value, E> {
+        ValueVisitor.visit_i128(v)
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        ValueVisitor.visit_f64(v)
+    }
+
+    fn visit_seq<V: SeqAccess<'de>>(self, visitor: V) -> Result<Value, V::Error> {
+        ValueVisitor.visit_seq(visitor)
+    }
+
+    fn visit_map<V: MapAccess<'de>>(self, visitor: V) -> Result<Value, V::Error> {
+        ValueVisitor.visit_map(visitor)
+    }
 }
 
 #[doc(hidden)]
