@@ -426,12 +426,12 @@ impl NativeSet {
         }
         let result = self.eval(VALIDATE_ENTRY, input.clone(), limits.start())?;
         let mut out = Vec::new();
-        for entry in result.as_array().map(Vec::as_slice).unwrap_or_default() {
-            let name = entry["policy"].as_str().unwrap_or_default();
+        // Policy name -> its violations, for the policies in scope, by name.
+        for (name, violations) in result.as_object().into_iter().flatten() {
             let Some(policy) = self.find_policy(PolicyKind::Validate, name) else {
                 continue;
             };
-            let violations = match &entry["violations"] {
+            let violations = match violations {
                 Json::Array(items) => items.iter().map(violation).collect::<Result<Vec<_>, _>>(),
                 other => Err(format!("violation must be a set, got {other}")),
             }
@@ -555,14 +555,13 @@ impl NativeSet {
         let mut current_input = input.clone();
         for round in 0..max_rounds {
             let result = self.eval(MUTATE_ENTRY, current_input.clone(), budget)?;
+            // Policy name -> its patch, for the policies in scope.
             let mut entries: Vec<(&Policy, &Json)> = result
-                .as_array()
-                .map(Vec::as_slice)
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|e| {
-                    let name = e["policy"].as_str()?;
-                    Some((self.find_policy(PolicyKind::Mutate, name)?, &e["patch"]))
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter_map(|(name, patch)| {
+                    Some((self.find_policy(PolicyKind::Mutate, name)?, patch))
                 })
                 .collect();
             entries.sort_by(|a, b| (a.0.order, &a.0.name).cmp(&(b.0.order, &b.0.name)));
