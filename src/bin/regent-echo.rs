@@ -44,7 +44,12 @@ async fn allow_minimal(body: Body) -> axum::response::Response {
     let Ok(bytes) = axum::body::to_bytes(body, DEFAULT_MAX_BODY_BYTES).await else {
         return StatusCode::PAYLOAD_TOO_LARGE.into_response();
     };
-    let Ok(review) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+    // One UTF-8 check of the whole body, then a parse that trusts it: the
+    // fastest way serde_json reads a body (as `regent serve` reads one).
+    let Ok(text) = std::str::from_utf8(&bytes) else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let Ok(review) = serde_json::from_str::<serde_json::Value>(text) else {
         return StatusCode::BAD_REQUEST.into_response();
     };
     let (Some(uid), Some(api_version)) = (
