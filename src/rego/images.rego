@@ -29,18 +29,14 @@ image_repository(image) := image if {
 # ("app@sha256:...") reports its digest as "@sha256:...".
 image_tag(image) := concat("", ["@", split(image, "@")[1]]) if contains(image, "@")
 
+# The last path segment's part after ":", or "" when it has none (the ""
+# appended by array.concat): one body, not one per case, as this runs for
+# every container of every request.
 image_tag(image) := tag if {
 	not contains(image, "@")
 	parts := split(image, "/")
-	last := parts[count(parts) - 1]
-	contains(last, ":")
-	tag := split(last, ":")[1]
-}
-
-image_tag(image) := "" if {
-	not contains(image, "@")
-	parts := split(image, "/")
-	not contains(parts[count(parts) - 1], ":")
+	segments := split(parts[count(parts) - 1], ":")
+	tag := array.concat(segments, [""])[1]
 }
 
 # The registry host of an image reference; Docker Hub when the first path part

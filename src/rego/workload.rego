@@ -75,12 +75,13 @@ container_fields := ["containers", "initContainers", "ephemeralContainers"]
 containers := [c |
 	some field in container_fields
 	some i, ctr in pod_spec[field]
+	index := format_int(i, 10)
 	c := {
 		"container": ctr,
 		"field": field,
 		"index": i,
-		"path": concat("", [spec_path, ".", field, "[", format_int(i, 10), "]"]),
-		"pointer": concat("/", [spec_pointer, field, format_int(i, 10)]),
+		"path": concat("", [spec_path, ".", field, "[", index, "]"]),
+		"pointer": concat("/", [spec_pointer, field, index]),
 	}
 ]
 

@@ -1,6 +1,7 @@
 package validate.image_tag_test
 
 import data.test.fixtures
+import data.regent.lib.images.image_tag
 import data.validate.image_tag as policy
 import rego.v1
 
@@ -19,3 +20,20 @@ test_allows_pinned_tag if count(violations_for("nginx:1.27.3")) == 0
 test_allows_registry_port_and_tag if count(violations_for("localhost:5000/team/app:2.0")) == 0
 
 test_allows_digest if count(violations_for("nginx@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")) == 0
+
+test_image_tag_of_each_reference_form if {
+	image_tag("nginx") == ""
+	image_tag("nginx:1.27.3") == "1.27.3"
+	image_tag("localhost:5000/team/app") == ""
+	image_tag("localhost:5000/team/app:2.0") == "2.0"
+	image_tag("registry.example.com/app:latest") == "latest"
+	image_tag("app@sha256:0123") == "@sha256:0123"
+	image_tag("") == ""
+	not image_tag(5)
+	not image_tag(null)
+}
+
+test_container_without_an_image_is_not_reported if {
+	v := policy.violation with input as fixtures.review("Pod", {"containers": [{"name": "x"}]})
+	count(v) == 0
+}
