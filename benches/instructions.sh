@@ -84,6 +84,14 @@ measure() {
     python3 -c "import socket, sys; socket.create_connection(('127.0.0.1', int(sys.argv[1])))" "$port" 2>/dev/null && break
     sleep 0.5
   done
+  # regent: wait until /readyz answers 200, i.e. every bundle is compiled
+  # (a bundle compiled while counting would be counted as requests).
+  if [ -n "${admin_port:-}" ] && [ "$1" = "$regent" ]; then
+    for _ in $(seq 1200); do
+      python3 -c "import urllib.request, sys; urllib.request.urlopen('http://127.0.0.1:%s/readyz' % sys.argv[1], timeout=5)" "$admin_port" 2>/dev/null && break
+      sleep 0.5
+    done
+  fi
   send "$port" 20
   callgrind_control -z "$pid" >/dev/null 2>&1
   send "$port" "$requests"
@@ -100,7 +108,8 @@ measure() {
   echo $((total / requests))
 }
 
-regent_args=("$regent" serve --log warn --admin-addr "127.0.0.1:$((50000 + RANDOM % 10000))")
+admin_port=$((50000 + RANDOM % 10000))
+regent_args=("$regent" serve --log warn --admin-addr "127.0.0.1:$admin_port")
 label="regent serve (default bundle)"
 if [ -n "$policies" ]; then
   regent_args+=(--policies "$policies" --with-default-bundle)
