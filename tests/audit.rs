@@ -501,8 +501,12 @@ async fn only_the_lease_holder_writes_and_a_standby_takes_over() {
         metric(&second.metrics(), "regent_audit_leader") == 1.0
     })
     .await;
+    // Expected: the 3 s Lease plus its 1 s grace and a watch round. The
+    // bound leaves room for a loaded 2-core machine running every test
+    // binary at once (8 s was exceeded there once); a standby that waited
+    // for the default 15 s Lease, or never took over, still fails it.
     let took = started.elapsed();
-    assert!(took < Duration::from_secs(8), "{took:?}");
+    assert!(took < Duration::from_secs(12), "{took:?}");
     api.put_object("", "pods", pod("good", "shop", true));
     eventually(Duration::from_secs(15), "the new leader's report", || {
         reports(&api).len() == 2
