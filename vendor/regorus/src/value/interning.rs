@@ -119,14 +119,14 @@ std::thread_local! {
 /// one, else from this thread's key cache.
 pub fn key(s: &str) -> crate::Rc<str> {
     if let Some(rc) = TABLE.with(|t| {
-        t.borrow_mut().as_mut().map(|table| {
-            if let Some(existing) = table.set.get(s) {
-                return crate::Rc::clone(existing);
-            }
-            let rc: crate::Rc<str> = crate::Rc::from(s);
-            table.set.insert(crate::Rc::clone(&rc));
-            rc
-        })
+        let mut slot = t.try_borrow_mut().ok()?;
+        let table = slot.as_mut()?;
+        if let Some(existing) = table.set.get(s) {
+            return Some(crate::Rc::clone(existing));
+        }
+        let rc: crate::Rc<str> = crate::Rc::from(s);
+        table.set.insert(crate::Rc::clone(&rc));
+        Some(rc)
     }) {
         return rc;
     }
