@@ -223,14 +223,8 @@ fn function_results_are_reused_for_identical_and_equal_arguments_only() {
         results := [total(input.a), total(input.a), total(copy), total(input.b), total(input.a), total(input.b)]\n\
         pairs := [(total(x) + total(y)) | some x in [input.a, input.b]; some y in [input.b, copy]]\n";
     let input = r#"{"a": {"x": 1, "y": 2}, "b": {"x": 1, "y": 5}}"#;
-    assert_eq!(
-        both(source, "data.p.results", input),
-        Value::from_json_str("[3, 3, 3, 6, 3, 6]").unwrap()
-    );
-    assert_eq!(
-        both(source, "data.p.pairs", input),
-        Value::from_json_str("[9, 6, 12, 9]").unwrap()
-    );
+    expect_both(source, "data.p.results", input, "[3, 3, 3, 6, 3, 6]");
+    expect_both(source, "data.p.pairs", input, "[9, 6, 12, 9]");
 }
 
 #[test]
@@ -297,9 +291,11 @@ fn rule_bodies_start_from_undefined_registers() {
         found contains \"zero\" if { some x in input.xs; x == 0 }\n\
         first := v if { v := input.xs[0]; v > 100 } else := \"none\" if { not input.missing }\n";
     let input = r#"{"xs": [0, 3, 6, 20]}"#;
-    assert_eq!(
-        both(source, "data.p.kinds", input),
-        Value::from_json_str(r#"["none", "small", "big", "big"]"#).unwrap()
+    expect_both(
+        source,
+        "data.p.kinds",
+        input,
+        r#"["none", "small", "big", "big"]"#,
     );
     assert_eq!(
         both(source, "data.p.found", input),
@@ -361,6 +357,15 @@ fn assigning_an_undefined_value_fails_the_body() {
     assert_eq!(
         both(source, "data.p.false_is_defined", input),
         only(Value::from("x"))
+    );
+}
+
+/// Asserts that `entry` evaluates to the JSON `expected` on both evaluators.
+fn expect_both(source: &str, entry: &str, input: &str, expected: &str) {
+    assert_eq!(
+        both(source, entry, input),
+        Value::from_json_str(expected).unwrap(),
+        "{entry} on {input}"
     );
 }
 
@@ -445,11 +450,7 @@ fn else_runs_when_a_body_with_a_loop_finds_nothing() {
             r#"["listed", 20, "listed"]"#,
         ),
     ] {
-        assert_eq!(
-            both(source, "data.p.out", input),
-            Value::from_json_str(expected).unwrap(),
-            "{input}"
-        );
+        expect_both(source, "data.p.out", input, expected);
     }
 }
 
@@ -464,9 +465,11 @@ fn bodies_joined_without_else_keep_the_head_value() {
         out := [account(input.pod), account(input.deploy)]\n";
     let objects = r#""pod": {"kind": "Pod", "spec": {"sa": "p"}},
         "deploy": {"kind": "Deployment", "spec": {"template": {"spec": {"sa": "d"}}}}"#;
-    assert_eq!(
-        both(source, "data.p.out", &format!("{{{objects}}}")),
-        Value::from_json_str(r#"["p", "d"]"#).unwrap()
+    expect_both(
+        source,
+        "data.p.out",
+        &format!("{{{objects}}}"),
+        r#"["p", "d"]"#,
     );
     assert_eq!(
         both(source, "data.p.level", r#"{"b": true}"#),
@@ -599,10 +602,7 @@ fn builtin_errors_are_undefined_on_both_evaluators() {
             "{entry}"
         );
     }
-    assert_eq!(
-        both(arithmetic, "data.p.doubled", input),
-        Value::from_json_str("[2, 6]").unwrap()
-    );
+    expect_both(arithmetic, "data.p.doubled", input, "[2, 6]");
 }
 
 #[test]
@@ -649,11 +649,7 @@ fn a_comprehension_head_that_is_undefined_produces_no_element() {
         ("data.p.keys", r#"{"a": 1, "b": 1}"#),
         ("data.p.counted", "2"),
     ] {
-        assert_eq!(
-            both(source, entry, input),
-            Value::from_json_str(expected).unwrap(),
-            "{entry}"
-        );
+        expect_both(source, entry, input, expected);
     }
     assert_eq!(both(source, "data.p.set", input).as_set().unwrap().len(), 2);
 }
@@ -667,11 +663,7 @@ fn some_in_a_scalar_iterates_nothing() {
         any_named { some c in input.list; c.name }\n";
     for list in ["null", "5", "\"text\""] {
         let input = format!(r#"{{"list": {list}}}"#);
-        assert_eq!(
-            both(source, "data.p.names", &input),
-            Value::from_json_str("[]").unwrap(),
-            "{list}"
-        );
+        expect_both(source, "data.p.names", &input, "[]");
         assert_eq!(both(source, "data.p.any_named", &input), Value::Undefined);
     }
 }
@@ -689,19 +681,15 @@ fn a_partial_rule_element_with_an_undefined_key_or_value_is_skipped() {
     let input = r#"{"xs": [{"k": "a", "v": 1}, {"v": 3}, {"k": "b"}]}"#;
     let names = both(source, "data.p.names", input);
     assert_eq!(names.as_set().unwrap().len(), 2);
-    assert_eq!(
-        both(source, "data.p.by_name", input),
-        Value::from_json_str(r#"{"a": 1}"#).unwrap()
-    );
-    assert_eq!(
-        both(source, "data.p.older", input),
-        Value::from_json_str(r#"{"a": {"k": "a", "v": 1}, "b": {"k": "b"}}"#).unwrap()
+    expect_both(source, "data.p.by_name", input, r#"{"a": 1}"#);
+    expect_both(
+        source,
+        "data.p.older",
+        input,
+        r#"{"a": {"k": "a", "v": 1}, "b": {"k": "b"}}"#,
     );
     // No element at all: an empty object, as for an empty input.
-    assert_eq!(
-        both(source, "data.p.by_name", r#"{"xs": [1, 2]}"#),
-        Value::from_json_str("{}").unwrap()
-    );
+    expect_both(source, "data.p.by_name", r#"{"xs": [1, 2]}"#, "{}");
 }
 
 /// Patch 22: object keys come from a per-thread cache looked up by their
