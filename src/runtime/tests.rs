@@ -737,3 +737,113 @@ fn object_keys_parse_alike_through_the_key_cache() {
     assert_eq!(yaml[&Value::Bool(true)], Value::from("yes"));
     assert_eq!(yaml["name"], Value::from("x"));
 }
+
+// Regent patch 23: rules that depend on data alone are computed once per VM.
+
+const KEPT_RULES: &str = r#"package p
+import rego.v1
+names := data.params.names
+table := {upper(x) | some x in names}
+mixed := count(table) + input.n
+f(x) := x + input.n
+via_function := f(1)
+g(x) := x * 10
+via_pure_function := g(count(names))
+indirect := data.p.mixed + 0
+now := time.now_ns()
+out := {"table": table, "mixed": mixed, "via_function": via_function, "pure": via_pure_function, "indirect": indirect}
+timed := {"out": out, "now": now}
+"#;
+
+fn kept_rules_engine(names: &str) -> Engine {
+    let mut engine = new_engine();
+    add_module(&mut engine, "p.rego", KEPT_RULES, Syntax::V1).unwrap();
+    engine
+        .add_data(Value::from_json_str(&format!(r#"{{"params": {{"names": {names}}}}}"#)).unwrap())
+        .unwrap();
+    engine
+}
+
+#[test]
+fn rules_that_read_data_alone_are_kept_and_the_others_follow_the_input() {
+    let mut program = Program::new(kept_rules_engine(r#"["a", "b"]"#));
+    let sample = Value::from_json_str(r#"{"n": 1}"#).unwrap();
+    program
+        .warm("data.p.out", sample.clone(), Limits::default())
+        .unwrap();
+    program
+        .compile_bytecode(&["data.p.out"], &[sample], Limits::default())
+        .unwrap();
+    assert_eq!(program.evaluator(), Evaluator::Vm);
+    for n in [1, 2, 5, 2] {
+        let input = Value::from_json_str(&format!(r#"{{"n": {n}}}"#)).unwrap();
+        let vm = program
+            .eval("data.p.out", input.clone(), Budget::UNLIMITED)
+            .unwrap();
+        let interpreted = program
+            .eval_interpreted("data.p.out", input, Budget::UNLIMITED)
+            .unwrap();
+        let expected = format!(
+            r#"{{"table": ["A", "B"], "mixed": {}, "via_function": {}, "pure": 20, "indirect": {}}}"#,
+            2 + n,
+            1 + n,
+            2 + n
+        );
+        let expected = Value::from_json_str(&expected).unwrap();
+        let table: std::collections::BTreeSet<Value> =
+            ["A", "B"].into_iter().map(Value::from).collect();
+        let mut expected = expected;
+        expected
+            .as_object_mut()
+            .unwrap()
+            .insert(Value::from("table"), Value::from(table));
+        assert_eq!(vm, expected, "VM, n = {n}");
+        assert_eq!(interpreted, expected, "interpreter, n = {n}");
+    }
+}
+
+#[test]
+fn a_vm_keeps_exactly_the_data_only_rules_and_forgets_them_with_new_data() {
+    let engine = kept_rules_engine(r#"["a", "b"]"#);
+    let rule: regorus::Rc<str> = regorus::Rc::from("data.p.timed");
+    let mut compile_engine = engine.clone();
+    let compiled = compile_engine.compile_with_entrypoint(&rule).unwrap();
+    let program = regorus::languages::rego::compiler::Compiler::compile_from_policy(
+        &compiled,
+        &["data.p.timed"],
+    )
+    .unwrap();
+    let mut vm = regorus::rvm::vm::RegoVM::new_with_policy(compiled);
+    vm.load_program(program);
+    vm.set_max_instructions(usize::MAX);
+    vm.set_data(compile_engine.get_data()).unwrap();
+    assert_eq!(vm.kept_rule_count(), 0);
+    vm.set_input(Value::from_json_str(r#"{"n": 1}"#).unwrap());
+    let first = vm.execute_entry_point_by_name("data.p.timed").unwrap();
+    // names, table and via_pure_function; not mixed, via_function,
+    // indirect (input), now (time), out or timed.
+    assert_eq!(vm.kept_rule_count(), 3);
+    std::thread::sleep(Duration::from_millis(1));
+    vm.set_input(Value::from_json_str(r#"{"n": 7}"#).unwrap());
+    let second = vm.execute_entry_point_by_name("data.p.timed").unwrap();
+    assert_eq!(first["out"]["table"], second["out"]["table"]);
+    assert_eq!(second["out"]["mixed"], Value::from(9));
+    assert_ne!(
+        first["now"], second["now"],
+        "time.now_ns() is read on every execution"
+    );
+    assert_eq!(vm.kept_rule_count(), 3);
+    // New data: the kept values are forgotten and computed again.
+    vm.set_data(kept_rules_engine(r#"["c"]"#).get_data())
+        .unwrap();
+    assert_eq!(vm.kept_rule_count(), 0);
+    let third = vm.execute_entry_point_by_name("data.p.timed").unwrap();
+    let table: std::collections::BTreeSet<Value> = [Value::from("C")].into_iter().collect();
+    assert_eq!(third["out"]["table"], Value::from(table));
+    assert_eq!(third["out"]["pure"], Value::from(10));
+    assert_eq!(third["out"]["mixed"], Value::from(8));
+    assert_eq!(vm.kept_rule_count(), 3);
+    // Another builtin strictness forgets them too.
+    vm.set_strict_builtin_errors(true);
+    assert_eq!(vm.kept_rule_count(), 0);
+}

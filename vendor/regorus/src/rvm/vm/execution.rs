@@ -75,6 +75,7 @@ impl RegoVM {
                     })();
                     match result {
                         Ok(value) => {
+                            self.keep_constant_rule_values();
                             self.finish_implicit_memory_budget_execution();
                             Ok(value)
                         }
@@ -130,6 +131,7 @@ impl RegoVM {
                     })();
                     match result {
                         Ok(value) => {
+                            self.keep_constant_rule_values();
                             self.finish_implicit_memory_budget_execution();
                             Ok(value)
                         }
@@ -214,6 +216,7 @@ impl RegoVM {
                 self.execution_state = ExecutionState::Completed {
                     result: value.clone(),
                 };
+                self.keep_constant_rule_values();
                 self.finish_implicit_memory_budget_execution();
                 Ok(value)
             }

@@ -59,6 +59,15 @@ pub struct RegoVM {
     /// Rule execution cache: rule_index -> (computed: bool, result: Value)
     pub(super) rule_cache: Vec<(bool, Value)>,
 
+    /// Per rule: whether its value is the same on every execution (Regent
+    /// patch 23, see `constant_rules`).
+    pub(super) constant_rules: Vec<bool>,
+
+    /// Values of constant rules computed by an earlier execution, by rule
+    /// index: restored into `rule_cache` when an execution starts. Forgotten
+    /// by `load_program`, `set_data` and `set_strict_builtin_errors`.
+    pub(super) kept_rule_values: Vec<Option<Value>>,
+
     /// Global data object
     pub(super) data: Value,
 
@@ -250,6 +259,8 @@ impl RegoVM {
             program: Arc::new(Program::default()),
             compiled_policy: None,
             rule_cache: Vec::new(),
+            constant_rules: Vec::new(),
+            kept_rule_values: Vec::new(),
             data: Value::Null,
             input: Value::Null,
             context: Value::Undefined,
@@ -333,6 +344,8 @@ impl RegoVM {
 
         // Initialize rule cache
         self.rule_cache = vec![(false, Value::Undefined); program.rule_infos.len()];
+        self.constant_rules = super::constant_rules::constant_rules(&program);
+        self.kept_rule_values = vec![None; program.rule_infos.len()];
 
         // Set PC to main entry point
         self.pc = usize::try_from(program.main_entry_point).unwrap_or(0);
@@ -372,6 +385,7 @@ impl RegoVM {
         self.program.check_rule_data_conflicts(&data)?;
 
         self.data = data;
+        self.forget_kept_rule_values();
         Ok(())
     }
 
@@ -426,8 +440,17 @@ impl RegoVM {
     }
 
     /// Configure whether builtin operations should raise errors strictly
-    pub const fn set_strict_builtin_errors(&mut self, strict: bool) {
+    pub fn set_strict_builtin_errors(&mut self, strict: bool) {
+        if self.strict_builtin_errors != strict {
+            self.forget_kept_rule_values();
+        }
         self.strict_builtin_errors = strict;
+    }
+
+    /// How many rules' values are kept from an earlier execution (rules that
+    /// depend on data alone; Regent patch 23).
+    pub fn kept_rule_count(&self) -> usize {
+        self.kept_rule_values.iter().filter(|v| v.is_some()).count()
     }
 
     /// Returns whether builtin operations raise errors strictly

@@ -3,6 +3,7 @@
 
 mod arithmetic;
 mod comprehension;
+mod constant_rules;
 mod context;
 mod dispatch;
 mod errors;

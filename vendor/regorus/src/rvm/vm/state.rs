@@ -28,6 +28,32 @@ impl RegoVM {
         Ok(())
     }
 
+    /// After a successful execution: keeps the values of the constant rules
+    /// it computed for the next executions (Regent patch 23). Only a
+    /// completed execution's values are kept; a failed one may have stopped
+    /// inside a rule, though a rule's cache entry is only written once the
+    /// rule is complete.
+    pub(super) fn keep_constant_rule_values(&mut self) {
+        for ((kept, constant), (computed, value)) in self
+            .kept_rule_values
+            .iter_mut()
+            .zip(self.constant_rules.iter())
+            .zip(self.rule_cache.iter())
+        {
+            if *constant && *computed && kept.is_none() {
+                *kept = Some(value.clone());
+            }
+        }
+    }
+
+    /// Forgets the kept values of constant rules (the data, the program or
+    /// the builtin strictness changed).
+    pub(super) fn forget_kept_rule_values(&mut self) {
+        for kept in &mut self.kept_rule_values {
+            *kept = None;
+        }
+    }
+
     pub(super) fn release_previous_execution_state(&mut self) {
         self.evaluated = Value::Undefined;
         self.execution_state = ExecutionState::Ready;
@@ -107,8 +133,14 @@ impl RegoVM {
 
         self.execution_state = ExecutionState::Ready;
 
-        // Reset rule cache
+        // Reset rule cache, then restore the values of rules that depend on
+        // data alone from an earlier execution (Regent patch 23).
         self.rule_cache = alloc::vec![(false, Value::Undefined); self.program.rule_infos.len()];
+        for (entry, kept) in self.rule_cache.iter_mut().zip(self.kept_rule_values.iter()) {
+            if let Some(value) = kept {
+                *entry = (true, value.clone());
+            }
+        }
 
         // Reset registers to clean state
         self.registers
@@ -174,8 +206,13 @@ impl RegoVM {
             self.program.rule_infos.len(),
             "reset_execution_state postcondition: rule_cache size must match program rule_infos"
         );
+        // (except the values of constant rules kept from an earlier
+        // execution, Regent patch 23)
         debug_assert!(
-            self.rule_cache.iter().all(|entry| !entry.0),
+            self.rule_cache
+                .iter()
+                .zip(self.kept_rule_values.iter().map(Option::is_some).chain(core::iter::repeat(false)))
+                .all(|(entry, kept)| !entry.0 || kept),
             "reset_execution_state postcondition: rule_cache entries must be uncomputed"
         );
 
