@@ -847,3 +847,57 @@ fn a_vm_keeps_exactly_the_data_only_rules_and_forgets_them_with_new_data() {
     vm.set_strict_builtin_errors(true);
     assert_eq!(vm.kept_rule_count(), 0);
 }
+
+// Regent patch 24: moves, literal loads, passing guards, equality and cached
+// rule calls run in the VM's loop without the general dispatch.
+
+#[test]
+fn guards_and_equality_decide_alike_for_every_kind_of_value() {
+    let source = r#"package p
+not_string { not input.s }
+not_zero { not input.n }
+not_false { not input.f }
+not_true { not input.t }
+not_missing { not input.missing }
+not_null { not input.z }
+not_empty_array { not input.a }
+if_string { input.s }
+if_zero { input.n }
+if_false { input.f }
+if_null { input.z }
+eq_number { input.n == 0 }
+eq_string { input.s == "x" }
+ne_kind { input.n == "0" }
+eq_missing { input.missing == input.missing }
+cached_twice { shared; shared }
+shared { input.t }
+out := {
+  "not_string": [x | not_string; x := 1],
+  "not_zero": [x | not_zero; x := 1],
+  "not_false": [x | not_false; x := 1],
+  "not_true": [x | not_true; x := 1],
+  "not_missing": [x | not_missing; x := 1],
+  "not_null": [x | not_null; x := 1],
+  "not_empty_array": [x | not_empty_array; x := 1],
+  "if_string": [x | if_string; x := 1],
+  "if_zero": [x | if_zero; x := 1],
+  "if_false": [x | if_false; x := 1],
+  "if_null": [x | if_null; x := 1],
+  "eq_number": [x | eq_number; x := 1],
+  "eq_string": [x | eq_string; x := 1],
+  "ne_kind": [x | ne_kind; x := 1],
+  "eq_missing": [x | eq_missing; x := 1],
+  "cached_twice": [x | cached_twice; x := 1],
+}
+"#;
+    expect_both(
+        source,
+        "data.p.out",
+        r#"{"s": "x", "n": 0, "f": false, "t": true, "z": null, "a": []}"#,
+        r#"{"not_string": [], "not_zero": [], "not_false": [1], "not_true": [],
+            "not_missing": [1], "not_null": [], "not_empty_array": [],
+            "if_string": [1], "if_zero": [1], "if_false": [], "if_null": [1],
+            "eq_number": [1], "eq_string": [1], "ne_kind": [], "eq_missing": [],
+            "cached_twice": [1]}"#,
+    );
+}

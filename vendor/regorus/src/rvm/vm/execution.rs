@@ -1,6 +1,6 @@
 // Copyright (c) Microsoft Corporation.
 // Licensed under the MIT License.
-use crate::rvm::instructions::Instruction;
+use crate::rvm::instructions::{GuardMode, Instruction};
 use crate::rvm::program::Program;
 use crate::value::Value;
 use alloc::string::String;
@@ -169,12 +169,84 @@ impl RegoVM {
 
             self.execution_timer_tick(1)?;
             self.executed_instructions = self.executed_instructions.saturating_add(1);
-            let instruction = program.instructions.get(self.pc).cloned().ok_or_else(|| {
+            let instruction = program.instructions.get(self.pc).ok_or_else(|| {
                 VmError::ProgramCounterOutOfBounds {
                     pc: self.pc,
                     instruction_count: program.instructions.len(),
                 }
             })?;
+
+            // [regent patch 24] The three commonest instructions (a copy
+            // between registers, a literal load, a guard that passes) run
+            // here, without the call into the dispatch and its result; they
+            // do exactly what their handlers in `dispatch.rs` do. A failing
+            // guard, and everything else, takes the general path.
+            match *instruction {
+                Instruction::Move { dest, src } => {
+                    let value = self.get_register(src)?.clone();
+                    self.set_register(dest, value)?;
+                    self.pc = self.pc.saturating_add(1);
+                    continue;
+                }
+                Instruction::Load { dest, literal_idx } => {
+                    if let Some(value) = program.literals.get(usize::from(literal_idx)) {
+                        self.set_register(dest, value.clone())?;
+                        self.pc = self.pc.saturating_add(1);
+                        continue;
+                    }
+                }
+                Instruction::Guard { register, mode } => {
+                    let value = self.get_register(register)?;
+                    let passed = match mode {
+                        GuardMode::Not => match *value {
+                            Value::Undefined => true,
+                            Value::Bool(b) => !b,
+                            _ => false,
+                        },
+                        GuardMode::Condition => match *value {
+                            Value::Bool(b) => b,
+                            Value::Undefined => false,
+                            _ => true,
+                        },
+                        GuardMode::NotUndefined => !matches!(value, Value::Undefined),
+                    };
+                    if passed {
+                        self.pc = self.pc.saturating_add(1);
+                        continue;
+                    }
+                }
+                Instruction::Eq { dest, left, right } => {
+                    let a = self.get_register(left)?;
+                    let b = self.get_register(right)?;
+                    let result = if a == &Value::Undefined || b == &Value::Undefined {
+                        Value::Undefined
+                    } else {
+                        Value::Bool(a == b)
+                    };
+                    self.set_register(dest, result)?;
+                    self.pc = self.pc.saturating_add(1);
+                    continue;
+                }
+                // A rule already computed in this execution (or kept, patch
+                // 23): its cached value, as `execute_call_rule_common` gives it.
+                Instruction::CallRule { dest, rule_index }
+                    if matches!(self.execution_mode, ExecutionMode::RunToCompletion) =>
+                {
+                    let index = usize::from(rule_index);
+                    let is_rule = program
+                        .rule_infos
+                        .get(index)
+                        .is_some_and(|info| info.function_info.is_none());
+                    if let (true, Some((true, value))) = (is_rule, self.rule_cache.get(index)) {
+                        let value = value.clone();
+                        self.set_register(dest, value)?;
+                        self.pc = self.pc.saturating_add(1);
+                        continue;
+                    }
+                }
+                _ => {}
+            }
+            let instruction = instruction.clone();
 
             match self.execute_instruction(&program, instruction)? {
                 InstructionOutcome::Continue => {
