@@ -851,6 +851,51 @@ impl RegoVM {
         }
     }
 
+    /// `ChainedIndex`: reads a path of keys from a register (also run from
+    /// `jump_to`'s fast path, Regent patch 24).
+    pub(super) fn execute_chained_index(
+        &mut self,
+        program: &Program,
+        params_index: u16,
+    ) -> Result<()> {
+        let params = program
+            .instruction_data
+            .get_chained_index_params(params_index)
+            .ok_or_else(|| VmError::InvalidChainedIndexParams {
+                index: params_index,
+                pc: self.pc,
+                available: program.instruction_data.chained_index_params.len(),
+            })?;
+
+        // [regent patch] Walk the path by reference and clone only
+        // the value reached: cloning every key and intermediate
+        // value cost four atomic reference-count updates per step.
+        let mut current: &Value = self.get_register(params.root)?;
+
+        for component in &params.path_components {
+            let key_value: &Value = match *component {
+                LiteralOrRegister::Literal(idx) => program
+                    .literals
+                    .get(usize::from(idx))
+                    .ok_or_else(|| VmError::LiteralIndexOutOfBounds {
+                        index: idx,
+                        pc: self.pc,
+                    })?,
+                LiteralOrRegister::Register(reg) => self.get_register(reg)?,
+            };
+
+            current = &current[key_value];
+
+            if matches!(current, Value::Undefined) {
+                break;
+            }
+        }
+
+        let current_value = current.clone();
+        self.set_register(params.dest, current_value)?;
+        Ok(())
+    }
+
     fn execute_loop_instruction(
         &mut self,
         program: &Program,
@@ -1195,41 +1240,7 @@ impl RegoVM {
         use Instruction::*;
         match instruction {
             ChainedIndex { params_index } => {
-                let params = program
-                    .instruction_data
-                    .get_chained_index_params(params_index)
-                    .ok_or_else(|| VmError::InvalidChainedIndexParams {
-                        index: params_index,
-                        pc: self.pc,
-                        available: program.instruction_data.chained_index_params.len(),
-                    })?;
-
-                // [regent patch] Walk the path by reference and clone only
-                // the value reached: cloning every key and intermediate
-                // value cost four atomic reference-count updates per step.
-                let mut current: &Value = self.get_register(params.root)?;
-
-                for component in &params.path_components {
-                    let key_value: &Value = match *component {
-                        LiteralOrRegister::Literal(idx) => program
-                            .literals
-                            .get(usize::from(idx))
-                            .ok_or_else(|| VmError::LiteralIndexOutOfBounds {
-                                index: idx,
-                                pc: self.pc,
-                            })?,
-                        LiteralOrRegister::Register(reg) => self.get_register(reg)?,
-                    };
-
-                    current = &current[key_value];
-
-                    if matches!(current, Value::Undefined) {
-                        break;
-                    }
-                }
-
-                let current_value = current.clone();
-                self.set_register(params.dest, current_value)?;
+                self.execute_chained_index(program, params_index)?;
                 Ok(InstructionOutcome::Continue)
             }
             VirtualDataDocumentLookup { params_index } => {

@@ -176,11 +176,13 @@ impl RegoVM {
                 }
             })?;
 
-            // [regent patch 24] The three commonest instructions (a copy
-            // between registers, a literal load, a guard that passes) run
-            // here, without the call into the dispatch and its result; they
-            // do exactly what their handlers in `dispatch.rs` do. A failing
-            // guard, and everything else, takes the general path.
+            // [regent patch 24] The commonest instructions (a copy between
+            // registers, a literal load, a guard that passes, equality,
+            // indexing, a loop step, a rule already computed) run here,
+            // without the call into the dispatch and its result; they do
+            // exactly what their handlers in `dispatch.rs` do (or call the
+            // same method). A failing guard, and everything else, takes the
+            // general path.
             match *instruction {
                 Instruction::Move { dest, src } => {
                     let value = self.get_register(src)?.clone();
@@ -224,6 +226,43 @@ impl RegoVM {
                         Value::Bool(a == b)
                     };
                     self.set_register(dest, result)?;
+                    self.pc = self.pc.saturating_add(1);
+                    continue;
+                }
+                Instruction::Index {
+                    dest,
+                    container,
+                    key,
+                } => {
+                    let key_value = self.get_register(key)?;
+                    let container_value = self.get_register(container)?;
+                    let result = container_value[key_value].clone();
+                    self.set_register(dest, result)?;
+                    self.pc = self.pc.saturating_add(1);
+                    continue;
+                }
+                Instruction::IndexLiteral {
+                    dest,
+                    container,
+                    literal_idx,
+                } => {
+                    if let Some(key_value) = program.literals.get(usize::from(literal_idx)) {
+                        let result = self.get_register(container)?[key_value].clone();
+                        self.set_register(dest, result)?;
+                        self.pc = self.pc.saturating_add(1);
+                        continue;
+                    }
+                }
+                Instruction::ChainedIndex { params_index } => {
+                    self.execute_chained_index(&program, params_index)?;
+                    self.pc = self.pc.saturating_add(1);
+                    continue;
+                }
+                Instruction::LoopNext {
+                    body_start,
+                    loop_end,
+                } => {
+                    self.execute_loop_next(body_start, loop_end)?;
                     self.pc = self.pc.saturating_add(1);
                     continue;
                 }
