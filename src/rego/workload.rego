@@ -75,20 +75,19 @@ container_fields := ["containers", "initContainers", "ephemeralContainers"]
 containers := [c |
 	some field in container_fields
 	some i, ctr in pod_spec[field]
-	index := format_int(i, 10)
 	c := {
 		"container": ctr,
 		"field": field,
 		"index": i,
-		"path": concat("", [spec_path, ".", field, "[", index, "]"]),
-		"pointer": concat("/", [spec_pointer, field, index]),
+		"path": sprintf("%s.%s[%d]", [spec_path, field, i]),
+		"pointer": sprintf("%s/%s/%d", [spec_pointer, field, i]),
 	}
 ]
 
 # Every volume of the pod spec, with its field path.
 volumes := [v |
 	some i, vol in pod_spec.volumes
-	v := {"volume": vol, "index": i, "path": concat("", [spec_path, ".volumes[", format_int(i, 10), "]"])}
+	v := {"volume": vol, "index": i, "path": sprintf("%s.volumes[%d]", [spec_path, i])}
 ]
 
 # The field path of `field` inside the pod spec, e.g. field_path("hostNetwork").
