@@ -8,7 +8,9 @@ serve` run on 127.0.0.1 with the same certificate; wrk drives them in turn
 with the same 8 KB Pod AdmissionReview. Server CPU comes from
 /proc/<pid>/stat (user + system) over each run, peak RSS from VmHWM.
 """
-import argparse, json, os, platform, re, shutil, socket, subprocess, sys, tempfile, time, urllib.request
+import argparse, json, os, platform, re, shutil, socket, statistics, subprocess, sys, tempfile, time, urllib.request
+
+median = statistics.median
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REGENT = os.path.join(ROOT, "target/release/regent")
@@ -284,7 +286,8 @@ def main():
     ap.add_argument("--regent", default=REGENT, help="the regent binary to measure (e.g. an older build)")
     ap.add_argument("--candidate", action="store_true",
                     help="instead of regent vs echo: regent without and with a candidate bundle (shadow evaluation)")
-    ap.add_argument("--rounds", type=int, default=3, help="alternated rounds with --candidate or --gatekeeper-library")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="alternated rounds (every mode; each figure is the median over them)")
     ap.add_argument("--gatekeeper-library", metavar="DIR",
                     help="instead of regent vs echo: the default bundle alone and with every template of this "
                          "gatekeeper-library checkout (one sample Constraint each)")
@@ -320,25 +323,40 @@ def main():
     regent = start([regent_bin, "serve", "--addr", f"127.0.0.1:{rport}", "--admin-addr", f"127.0.0.1:{radmin}"] + tls, rport)
     time.sleep(0.3)
     servers = [("echo", echo, eport), ("echo (engine parse)", echo2, e2port), ("regent", regent, rport)]
-    rows = []
+    configs = [(1, False), (8, False), (64, False), (8, True)]
+    runs = {}  # (conns, close, server) -> one result per round
     try:
-        for conns, close in [(1, False), (8, False), (64, False), (8, True)]:
-            group = {}
-            for name, proc, port in servers:
-                c0 = cpu_seconds(proc.pid)
-                r = wrk(f"https://127.0.0.1:{port}/validate", conns, close, args.duration, args.body)
-                r["cpu_us"] = (cpu_seconds(proc.pid) - c0) * 1e6 / max(r["total"], 1)
-                r["rss"] = peak_rss_mib(proc.pid)
-                group[name] = r
-            rows.append((conns, close, group))
+        # Rounds alternate the servers at each connection count, so that the
+        # machine's drift (this one's speed moves by ±20 % within minutes)
+        # falls on all of them; the table shows each figure's median.
+        for _ in range(args.rounds):
+            for conns, close in configs:
+                for name, proc, port in servers:
+                    c0 = cpu_seconds(proc.pid)
+                    r = wrk(f"https://127.0.0.1:{port}/validate", conns, close, args.duration, args.body)
+                    r["cpu_us"] = (cpu_seconds(proc.pid) - c0) * 1e6 / max(r["total"], 1)
+                    r["rss"] = peak_rss_mib(proc.pid)
+                    runs.setdefault((conns, close, name), []).append(r)
     finally:
         for _, proc, _ in servers:
             proc.terminate()
         for _, proc, _ in servers:
             proc.wait()
+    rows = []
+    for conns, close in configs:
+        group = {}
+        for name, _, _ in servers:
+            rs = runs[(conns, close, name)]
+            group[name] = {k: median([r[k] for r in rs]) for k in ("rps", "p50", "p99", "cpu_us")}
+            group[name]["rss"] = max(r["rss"] for r in rs)
+            group[name]["errors"] = sum(r["errors"] for r in rs)
+            group[name]["socket"] = "; ".join(r["socket"] for r in rs if r["socket"])
+            group[name]["rounds"] = [r["rps"] for r in rs]
+        rows.append((conns, close, group))
     print()
     print("load generator: wrk. echo = the lightest correct webhook (same TLS stack and accept loop, body parsed "
-          "into serde_json::Value, uid echoed); echo (engine parse) = the same, parsing as regent does.")
+          "into serde_json::Value, uid echoed); echo (engine parse) = the same, parsing as regent does. "
+          f"{args.rounds} alternated round(s) of {args.duration}s per server and connection count; medians.")
     print("| connections | server | req/s | p50 ms | p99 ms | server CPU µs/req | peak RSS MiB | req/s ÷ echo | p99 ÷ echo |")
     print("|---|---|---|---|---|---|---|---|---|")
     for conns, close, group in rows:
@@ -354,6 +372,9 @@ def main():
     by = {(c, k): g for c, k, g in rows}
     r8, r1 = by[(8, False)], by[(1, False)]
     print()
+    if args.rounds > 1:
+        per_round = ", ".join(f"{r / e:.2f}×" for r, e in zip(r8["regent"]["rounds"], r8["echo"]["rounds"]))
+        print(f"req/s at 8 connections, regent ÷ echo in each round: {per_round}")
     print(f"regent ÷ echo, req/s at 8 connections: {r8['regent']['rps'] / r8['echo']['rps']:.2f}× (target ≥ 0.5×); "
           f"p99 at 1 connection: {r1['regent']['p99'] / r1['echo']['p99']:.2f}× (target ≤ 2×); "
           f"regent peak RSS {max(g['regent']['rss'] for _, _, g in rows):.1f} MiB (target ≤ 32)")

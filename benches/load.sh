@@ -4,10 +4,11 @@
 # lightest correct webhook: same TLS stack and accept loop, the body parsed
 # into serde_json::Value, the uid echoed) and `regent-echo --engine-parse`
 # (the same, parsing as regent does) on 127.0.0.1, drives each in turn at 1, 8
-# and 64 keep-alive connections and 8 without keep-alive, and prints one table
+# and 64 keep-alive connections and 8 without keep-alive, `--rounds` times
+# (3 by default) with the servers alternated, and prints one table of medians
 # with the ratios to the echo. Every run is bounded in time.
 #
-#   benches/load.sh [--duration SECONDS] [--body FILE]
+#   benches/load.sh [--duration SECONDS] [--rounds N] [--body FILE]   # N alternated rounds, medians
 #   benches/load.sh --candidate [--rounds N]   # with vs without a candidate bundle
 #   benches/load.sh --mutators [--rounds N]    # /mutate: native mutating policies, the same as
 #       Gatekeeper mutators (tests/fixtures/mutators), and both
