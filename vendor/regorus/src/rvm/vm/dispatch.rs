@@ -104,15 +104,8 @@ impl RegoVM {
         use Instruction::*;
         match instruction {
             Load { dest, literal_idx } => {
-                if let Some(value) = program.literals.get(usize::from(literal_idx)) {
-                    self.set_register(dest, value.clone())?;
-                    Ok(InstructionOutcome::Continue)
-                } else {
-                    Err(VmError::LiteralIndexOutOfBounds {
-                        index: literal_idx,
-                        pc: self.pc,
-                    })
-                }
+                self.execute_load(program, dest, literal_idx)?;
+                Ok(InstructionOutcome::Continue)
             }
             LoadTrue { dest } => {
                 self.set_register(dest, Value::Bool(true))?;
@@ -147,8 +140,7 @@ impl RegoVM {
                 Ok(InstructionOutcome::Continue)
             }
             Move { dest, src } => {
-                let value = self.get_register(src)?.clone();
-                self.set_register(dest, value)?;
+                self.execute_move(dest, src)?;
                 Ok(InstructionOutcome::Continue)
             }
             other => self.execute_arithmetic_instruction(program, other),
@@ -239,15 +231,7 @@ impl RegoVM {
         use Instruction::*;
         match instruction {
             Eq { dest, left, right } => {
-                let a = self.get_register(left)?;
-                let b = self.get_register(right)?;
-
-                if a == &Value::Undefined || b == &Value::Undefined {
-                    self.set_register(dest, Value::Undefined)?;
-                    return Ok(InstructionOutcome::Continue);
-                }
-
-                self.set_register(dest, Value::Bool(a == b))?;
+                self.execute_eq(dest, left, right)?;
                 Ok(InstructionOutcome::Continue)
             }
             Ne { dest, left, right } => {
@@ -408,20 +392,7 @@ impl RegoVM {
                 Ok(InstructionOutcome::Continue)
             }
             Guard { register, mode } => {
-                let value = self.get_register(register)?;
-                let passed = match mode {
-                    GuardMode::Not => match *value {
-                        Value::Undefined => true,
-                        Value::Bool(b) => !b,
-                        _ => false,
-                    },
-                    GuardMode::Condition => match *value {
-                        Value::Bool(b) => b,
-                        Value::Undefined => false,
-                        _ => true,
-                    },
-                    GuardMode::NotUndefined => !matches!(value, Value::Undefined),
-                };
+                let passed = guard_passes(self.get_register(register)?, mode);
                 self.handle_condition(passed)?;
                 Ok(InstructionOutcome::Continue)
             }
@@ -643,10 +614,7 @@ impl RegoVM {
                 container,
                 key,
             } => {
-                let key_value = self.get_register(key)?;
-                let container_value = self.get_register(container)?;
-                let result = container_value[key_value].clone();
-                self.set_register(dest, result)?;
+                self.execute_index(dest, container, key)?;
                 Ok(InstructionOutcome::Continue)
             }
             IndexLiteral {
@@ -654,18 +622,8 @@ impl RegoVM {
                 container,
                 literal_idx,
             } => {
-                let container_value = self.get_register(container)?;
-
-                if let Some(key_value) = program.literals.get(usize::from(literal_idx)) {
-                    let result = container_value[key_value].clone();
-                    self.set_register(dest, result)?;
-                    Ok(InstructionOutcome::Continue)
-                } else {
-                    Err(VmError::LiteralIndexOutOfBounds {
-                        index: literal_idx,
-                        pc: self.pc,
-                    })
-                }
+                self.execute_index_literal(program, dest, container, literal_idx)?;
+                Ok(InstructionOutcome::Continue)
             }
             ArrayNew { dest } => {
                 let empty_array = Value::new_array();
@@ -849,6 +807,71 @@ impl RegoVM {
             }
             other => self.execute_loop_instruction(program, other),
         }
+    }
+
+    // The handlers below are shared by the dispatch and `jump_to`'s fast
+    // path (Regent patch 24), so both do the same thing.
+
+    /// `Load`: a literal into a register.
+    #[inline(always)]
+    pub(super) fn execute_load(&mut self, program: &Program, dest: u8, literal_idx: u16) -> Result<()> {
+        let value = program
+            .literals
+            .get(usize::from(literal_idx))
+            .ok_or(VmError::LiteralIndexOutOfBounds {
+                index: literal_idx,
+                pc: self.pc,
+            })?
+            .clone();
+        self.set_register(dest, value)
+    }
+
+    /// `Move`: a copy between registers.
+    #[inline(always)]
+    pub(super) fn execute_move(&mut self, dest: u8, src: u8) -> Result<()> {
+        let value = self.get_register(src)?.clone();
+        self.set_register(dest, value)
+    }
+
+    /// `Eq`: undefined when either side is.
+    #[inline(always)]
+    pub(super) fn execute_eq(&mut self, dest: u8, left: u8, right: u8) -> Result<()> {
+        let a = self.get_register(left)?;
+        let b = self.get_register(right)?;
+        let result = if a == &Value::Undefined || b == &Value::Undefined {
+            Value::Undefined
+        } else {
+            Value::Bool(a == b)
+        };
+        self.set_register(dest, result)
+    }
+
+    /// `Index`: `container[key]`.
+    #[inline(always)]
+    pub(super) fn execute_index(&mut self, dest: u8, container: u8, key: u8) -> Result<()> {
+        let key_value = self.get_register(key)?;
+        let result = self.get_register(container)?[key_value].clone();
+        self.set_register(dest, result)
+    }
+
+    /// `IndexLiteral`: `container[literal]`.
+    #[inline(always)]
+    pub(super) fn execute_index_literal(
+        &mut self,
+        program: &Program,
+        dest: u8,
+        container: u8,
+        literal_idx: u16,
+    ) -> Result<()> {
+        let key_value = program
+            .literals
+            .get(usize::from(literal_idx))
+            .ok_or(VmError::LiteralIndexOutOfBounds {
+                index: literal_idx,
+                pc: self.pc,
+            })?;
+        let result = self.get_register(container)?[key_value].clone();
+        self.set_register(dest, result)
     }
 
     /// `ChainedIndex`: reads a path of keys from a register (also run from
@@ -1273,5 +1296,23 @@ impl RegoVM {
                 pc: self.pc,
             }),
         }
+    }
+}
+
+/// Whether a guard lets the body go on.
+#[inline(always)]
+pub(super) fn guard_passes(value: &Value, mode: GuardMode) -> bool {
+    match mode {
+        GuardMode::Not => match *value {
+            Value::Undefined => true,
+            Value::Bool(b) => !b,
+            _ => false,
+        },
+        GuardMode::Condition => match *value {
+            Value::Bool(b) => b,
+            Value::Undefined => false,
+            _ => true,
+        },
+        GuardMode::NotUndefined => !matches!(value, Value::Undefined),
     }
 }

@@ -1,12 +1,12 @@
 // Copyright (c) Microsoft Corporation.
 // Licensed under the MIT License.
-use crate::rvm::instructions::{GuardMode, Instruction};
+use crate::rvm::instructions::Instruction;
 use crate::rvm::program::Program;
 use crate::value::Value;
 use alloc::string::String;
 use core::convert::TryFrom as _;
 
-use super::dispatch::InstructionOutcome;
+use super::dispatch::{guard_passes, InstructionOutcome};
 use super::errors::{Result, VmError};
 use super::execution_model::{
     ExecutionFrame, ExecutionMode, ExecutionState, FrameKind, RuleFrameData, RuleFramePhase,
@@ -179,53 +179,28 @@ impl RegoVM {
             // [regent patch 24] The commonest instructions (a copy between
             // registers, a literal load, a guard that passes, equality,
             // indexing, a loop step, a rule already computed) run here,
-            // without the call into the dispatch and its result; they do
-            // exactly what their handlers in `dispatch.rs` do (or call the
-            // same method). A failing guard, and everything else, takes the
-            // general path.
+            // without the call into the dispatch and its result, through the
+            // same methods their handlers in `dispatch.rs` call. A failing
+            // guard, and everything else, takes the general path.
             match *instruction {
                 Instruction::Move { dest, src } => {
-                    let value = self.get_register(src)?.clone();
-                    self.set_register(dest, value)?;
+                    self.execute_move(dest, src)?;
                     self.pc = self.pc.saturating_add(1);
                     continue;
                 }
                 Instruction::Load { dest, literal_idx } => {
-                    if let Some(value) = program.literals.get(usize::from(literal_idx)) {
-                        self.set_register(dest, value.clone())?;
-                        self.pc = self.pc.saturating_add(1);
-                        continue;
-                    }
+                    self.execute_load(&program, dest, literal_idx)?;
+                    self.pc = self.pc.saturating_add(1);
+                    continue;
                 }
                 Instruction::Guard { register, mode } => {
-                    let value = self.get_register(register)?;
-                    let passed = match mode {
-                        GuardMode::Not => match *value {
-                            Value::Undefined => true,
-                            Value::Bool(b) => !b,
-                            _ => false,
-                        },
-                        GuardMode::Condition => match *value {
-                            Value::Bool(b) => b,
-                            Value::Undefined => false,
-                            _ => true,
-                        },
-                        GuardMode::NotUndefined => !matches!(value, Value::Undefined),
-                    };
-                    if passed {
+                    if guard_passes(self.get_register(register)?, mode) {
                         self.pc = self.pc.saturating_add(1);
                         continue;
                     }
                 }
                 Instruction::Eq { dest, left, right } => {
-                    let a = self.get_register(left)?;
-                    let b = self.get_register(right)?;
-                    let result = if a == &Value::Undefined || b == &Value::Undefined {
-                        Value::Undefined
-                    } else {
-                        Value::Bool(a == b)
-                    };
-                    self.set_register(dest, result)?;
+                    self.execute_eq(dest, left, right)?;
                     self.pc = self.pc.saturating_add(1);
                     continue;
                 }
@@ -234,10 +209,7 @@ impl RegoVM {
                     container,
                     key,
                 } => {
-                    let key_value = self.get_register(key)?;
-                    let container_value = self.get_register(container)?;
-                    let result = container_value[key_value].clone();
-                    self.set_register(dest, result)?;
+                    self.execute_index(dest, container, key)?;
                     self.pc = self.pc.saturating_add(1);
                     continue;
                 }
@@ -246,12 +218,9 @@ impl RegoVM {
                     container,
                     literal_idx,
                 } => {
-                    if let Some(key_value) = program.literals.get(usize::from(literal_idx)) {
-                        let result = self.get_register(container)?[key_value].clone();
-                        self.set_register(dest, result)?;
-                        self.pc = self.pc.saturating_add(1);
-                        continue;
-                    }
+                    self.execute_index_literal(&program, dest, container, literal_idx)?;
+                    self.pc = self.pc.saturating_add(1);
+                    continue;
                 }
                 Instruction::ChainedIndex { params_index } => {
                     self.execute_chained_index(&program, params_index)?;
@@ -271,12 +240,7 @@ impl RegoVM {
                 Instruction::CallRule { dest, rule_index }
                     if matches!(self.execution_mode, ExecutionMode::RunToCompletion) =>
                 {
-                    let index = usize::from(rule_index);
-                    let is_rule = program
-                        .rule_infos
-                        .get(index)
-                        .is_some_and(|info| info.function_info.is_none());
-                    if let (true, Some((true, value))) = (is_rule, self.rule_cache.get(index)) {
+                    if let Some(value) = self.computed_rule_value(usize::from(rule_index)) {
                         let value = value.clone();
                         self.set_register(dest, value)?;
                         self.pc = self.pc.saturating_add(1);

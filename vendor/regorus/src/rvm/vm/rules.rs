@@ -239,7 +239,22 @@ impl RegoVM {
         Ok((final_result, false))
     }
 
-    pub(super) fn execute_call_rule_common(
+    /// The value of rule `index` when it is a rule (not a function) whose
+    /// value this execution already has (computed, or kept by patch 23).
+    #[inline(always)]
+    pub(super) fn computed_rule_value(&self, index: usize) -> Option<&Value> {
+        let is_rule = self
+            .program
+            .rule_infos
+            .get(index)
+            .is_some_and(|info| info.function_info.is_none());
+        match self.rule_cache.get(index) {
+            Some((true, value)) if is_rule => Some(value),
+            _ => None,
+        }
+    }
+
+        pub(super) fn execute_call_rule_common(
         &mut self,
         dest: u8,
         rule_index: u16,
@@ -270,20 +285,11 @@ impl RegoVM {
 
         let is_function_rule = rule_info.function_info.is_some();
 
-        if !is_function_rule {
-            let (ref computed, ref cached_result) =
-                *self
-                    .rule_cache
-                    .get(rule_idx)
-                    .ok_or_else(|| VmError::RuleIndexOutOfBounds {
-                        index: rule_index,
-                        pc: self.pc,
-                        available: self.rule_cache.len(),
-                    })?;
-            if *computed {
-                self.set_register(dest, cached_result.clone())?;
-                return Ok(());
-            }
+        // (The index was checked against the rule cache above.)
+        if let Some(cached_result) = self.computed_rule_value(rule_idx) {
+            let cached_result = cached_result.clone();
+            self.set_register(dest, cached_result)?;
+            return Ok(());
         }
 
         let rule_type = rule_info.rule_type.clone();
@@ -436,20 +442,11 @@ impl RegoVM {
 
         let is_function_rule = rule_info.function_info.is_some();
 
-        if !is_function_rule {
-            let (ref computed, ref cached_result) =
-                *self
-                    .rule_cache
-                    .get(rule_idx)
-                    .ok_or_else(|| VmError::RuleIndexOutOfBounds {
-                        index: rule_index,
-                        pc: self.pc,
-                        available: self.rule_cache.len(),
-                    })?;
-            if *computed {
-                self.set_register(dest, cached_result.clone())?;
-                return Ok(());
-            }
+        // (The index was checked against the rule cache above.)
+        if let Some(cached_result) = self.computed_rule_value(rule_idx) {
+            let cached_result = cached_result.clone();
+            self.set_register(dest, cached_result)?;
+            return Ok(());
         }
 
         if rule_info.definitions.is_empty() {
