@@ -901,3 +901,93 @@ out := {
             "cached_twice": [1]}"#,
     );
 }
+
+#[test]
+fn function_results_are_reused_for_small_equal_values_and_shared_large_ones() {
+    // Patch 25: a small array or object of scalars is matched by value (an
+    // equal copy is answered from the cache), a larger one by reference
+    // only; either way each call gets its own arguments' result. The large
+    // objects differ only in their last key, the small ones in one value.
+    let source = "package p\n\
+        import rego.v1\n\
+        total(o) := sum([v | some v in o])\n\
+        keys(o) := concat(\",\", [k | some k, _ in o])\n\
+        small_copy := json.unmarshal(json.marshal(input.small))\n\
+        large_copy := json.unmarshal(json.marshal(input.large))\n\
+        results := [total(input.small), total(small_copy), total(input.other_small),\n\
+          total(input.large), total(large_copy), total(input.other_large), total(large_copy),\n\
+          keys(input.nested), keys(json.unmarshal(json.marshal(input.nested))), keys(input.other_nested)]\n";
+    let large: Vec<String> = (0..20).map(|i| format!("\"k{i:02}\": {i}")).collect();
+    let mut other_large = large.clone();
+    other_large[19] = "\"k19\": 100".to_string();
+    let input = format!(
+        r#"{{"small": {{"cpu": 1, "memory": 2}}, "other_small": {{"cpu": 1, "memory": 3}},
+            "large": {{{}}}, "other_large": {{{}}},
+            "nested": {{"a": {{"x": 1}}, "b": [1]}}, "other_nested": {{"a": {{"x": 1}}, "c": [1]}}}}"#,
+        large.join(","),
+        other_large.join(",")
+    );
+    expect_both(
+        source,
+        "data.p.results",
+        &input,
+        r#"[3, 3, 4, 190, 190, 271, 190, "a,b", "a,b", "a,c"]"#,
+    );
+}
+
+#[test]
+fn patterns_match_alike_when_compiled_once_and_shared_across_threads() {
+    // Patch 25: compiled regexes and globs are shared with the cache, not
+    // cloned. More patterns than the cache holds (256), each matched twice
+    // from four threads at once, on both evaluators.
+    let source = "package p\n\
+        import rego.v1\n\
+        regex_hits := [i | some i in numbers.range(0, 299); regex.match(sprintf(\"^x%d(-[a-z]+)?$\", [i]), input.names[i])]\n\
+        regex_misses := [i | some i in numbers.range(0, 299); not regex.match(sprintf(\"^x%d$\", [i]), input.others[i])]\n\
+        globs := [i | some i in numbers.range(0, 299); glob.match(sprintf(\"x%d.*\", [i]), [\".\"], input.dotted[i])]\n";
+    let names: Vec<String> = (0..300).map(|i| format!("\"x{i}-abc\"")).collect();
+    let others: Vec<String> = (0..300).map(|i| format!("\"x{}\"", i + 1)).collect();
+    let dotted: Vec<String> = (0..300)
+        .map(|i| {
+            if i % 3 == 0 {
+                format!("\"x{i}.io\"")
+            } else {
+                format!("\"y{i}.io\"")
+            }
+        })
+        .collect();
+    let input = format!(
+        r#"{{"names": [{}], "others": [{}], "dotted": [{}]}}"#,
+        names.join(","),
+        others.join(","),
+        dotted.join(",")
+    );
+    let all: Vec<String> = (0..300).map(|i| i.to_string()).collect();
+    let thirds: Vec<String> = (0..300).step_by(3).map(|i| i.to_string()).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                for _ in 0..2 {
+                    expect_both(
+                        source,
+                        "data.p.regex_hits",
+                        &input,
+                        &format!("[{}]", all.join(",")),
+                    );
+                    expect_both(
+                        source,
+                        "data.p.regex_misses",
+                        &input,
+                        &format!("[{}]", all.join(",")),
+                    );
+                    expect_both(
+                        source,
+                        "data.p.globs",
+                        &input,
+                        &format!("[{}]", thirds.join(",")),
+                    );
+                }
+            });
+        }
+    });
+}

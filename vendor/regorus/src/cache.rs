@@ -124,7 +124,10 @@ impl<V> LruCache<V> {
 
 #[cfg(feature = "regex")]
 lazy_static! {
-    pub(crate) static ref REGEX_CACHE: Mutex<LruCache<regex::Regex>> =
+    // [regent patch 25] Shared, not cloned: a cloned `Regex` gets a pool of
+    // its own and builds its matching cache again on first use, which
+    // cost more than the match itself.
+    pub(crate) static ref REGEX_CACHE: Mutex<LruCache<alloc::sync::Arc<regex::Regex>>> =
         Mutex::new(LruCache::new(Config::default().regex));
 }
 
@@ -134,7 +137,9 @@ lazy_static! {
 
 #[cfg(feature = "glob")]
 lazy_static! {
-    pub(crate) static ref GLOB_CACHE: Mutex<LruCache<globset::GlobMatcher>> =
+    // [regent patch 25] Shared, as the regex cache above (a matcher holds a
+    // `Regex`).
+    pub(crate) static ref GLOB_CACHE: Mutex<LruCache<alloc::sync::Arc<globset::GlobMatcher>>> =
         Mutex::new(LruCache::new(Config::default().glob));
 }
 

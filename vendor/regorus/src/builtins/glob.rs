@@ -51,33 +51,42 @@ fn make_delimiters_unix_style(s: &str, delimiters: &[char]) -> Result<String> {
     Ok(s)
 }
 
-fn make_glob(pattern: &str, span: &Span) -> Result<GlobMatcher> {
+/// [regent patch 25] The matcher is shared with the cache (`Arc`), not
+/// cloned: a clone's regex would build its matching cache again.
+fn make_glob(pattern: &str, span: &Span) -> Result<alloc::sync::Arc<GlobMatcher>> {
     #[cfg(feature = "cache")]
     {
         {
             let mut cache = crate::cache::GLOB_CACHE.lock();
             if let Some(matcher) = cache.get(pattern) {
-                return Ok(matcher.clone());
+                return Ok(alloc::sync::Arc::clone(matcher));
             }
         }
-        let matcher = GlobBuilder::new(pattern)
-            .literal_separator(true)
-            .build()
-            .or_else(|_| bail!(span.error("invalid glob")))?
-            .compile_matcher();
+        let matcher = alloc::sync::Arc::new(
+            GlobBuilder::new(pattern)
+                .literal_separator(true)
+                .build()
+                .or_else(|_| bail!(span.error("invalid glob")))?
+                .compile_matcher(),
+        );
         {
             let mut cache = crate::cache::GLOB_CACHE.lock();
-            cache.put(alloc::string::String::from(pattern), matcher.clone());
+            cache.put(
+                alloc::string::String::from(pattern),
+                alloc::sync::Arc::clone(&matcher),
+            );
         }
         Ok(matcher)
     }
     #[cfg(not(feature = "cache"))]
     {
-        Ok(GlobBuilder::new(pattern)
-            .literal_separator(true)
-            .build()
-            .or_else(|_| bail!(span.error("invalid glob")))?
-            .compile_matcher())
+        Ok(alloc::sync::Arc::new(
+            GlobBuilder::new(pattern)
+                .literal_separator(true)
+                .build()
+                .or_else(|_| bail!(span.error("invalid glob")))?
+                .compile_matcher(),
+        ))
     }
 }
 

@@ -48,11 +48,8 @@ impl RegoVM {
     /// function was called with the same (defined) arguments before.
     ///
     /// [regent patch] The arguments are compared where they are, in the
-    /// registers: a vector is built only for a call that is not cached. The
-    /// cached argument lists are first searched by identity (a hit is most
-    /// often the very value passed before, e.g. the same container of the
-    /// input), then by value, so a hit does not walk the values of earlier
-    /// entries.
+    /// registers: a vector is built only for a call that is not cached (see
+    /// `cached_function_result` for what counts as the same arguments).
     fn execute_function_call_cached(&mut self, params: &FunctionCallParams) -> Result<()> {
         let registers = params.arg_registers();
         let mut cacheable = true;
@@ -88,9 +85,11 @@ impl RegoVM {
         Ok(())
     }
 
-    /// The cached result of `function` for the arguments in `registers`:
-    /// an entry whose arguments are the same values (by reference) first,
-    /// then one whose arguments are equal.
+    /// The cached result of `function` for the arguments in `registers`: an
+    /// entry whose arguments are the same values by reference first (a hit
+    /// is most often the very value passed before), then one whose
+    /// arguments are equal where comparing them is cheap (see
+    /// [`equal_argument`]).
     fn cached_function_result(&self, function: u16, registers: &[u8]) -> Option<Value> {
         let entries = self.function_cache.get(&function)?;
         let argument = |i: usize| {
@@ -108,7 +107,7 @@ impl RegoVM {
         entries
             .iter()
             .find(|(cached, _)| matches(cached, Value::is_same_value))
-            .or_else(|| entries.iter().find(|(cached, _)| matches(cached, |c, a| c == a)))
+            .or_else(|| entries.iter().find(|(cached, _)| matches(cached, equal_argument)))
             .map(|(_, result)| result.clone())
     }
 
@@ -238,5 +237,44 @@ impl RegoVM {
         self.memory_check()?;
 
         Ok(())
+    }
+}
+
+/// Whether a remembered argument `cached` answers for `arg` when they are
+/// not the same by reference: equal, where comparing them is cheap (scalars,
+/// and arrays, sets and objects of at most `SMALL_COMPOUND` scalars, such as
+/// a container's `resources.limits`).
+///
+/// [regent patch 25] A larger compound value is matched by reference only.
+/// Comparing it by value walked, on every call that missed, each remembered
+/// container or review until the first difference (8 % of the
+/// gatekeeper-library's users template's evaluation). The large values a
+/// policy passes again are shared (an element of the input, a rule's
+/// value), so those hits remain; a large value built anew for each call
+/// misses and the function runs again, with the same result.
+#[inline]
+fn equal_argument(cached: &Value, arg: &Value) -> bool {
+    small(cached) && cached == arg
+}
+
+/// Elements of an array, set or object compared by value in the cache.
+const SMALL_COMPOUND: usize = 8;
+
+/// Whether comparing `v` by value is cheap: a scalar, or an array, set or
+/// object of at most `SMALL_COMPOUND` scalars.
+fn small(v: &Value) -> bool {
+    let scalar = |v: &Value| {
+        !matches!(
+            v,
+            Value::Array(_) | Value::Set(_) | Value::Object(_) | Value::Undefined
+        )
+    };
+    match v {
+        Value::Array(a) => a.len() <= SMALL_COMPOUND && a.iter().all(scalar),
+        Value::Set(s) => s.len() <= SMALL_COMPOUND && s.iter().all(scalar),
+        Value::Object(o) => {
+            o.len() <= SMALL_COMPOUND && o.iter().all(|(k, v)| scalar(k) && scalar(v))
+        }
+        _ => true,
     }
 }
