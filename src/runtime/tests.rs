@@ -991,3 +991,60 @@ fn patterns_match_alike_when_compiled_once_and_shared_across_threads() {
         }
     });
 }
+
+#[test]
+fn object_keys_are_found_by_every_byte_in_objects_scanned_or_searched() {
+    // Patch 26: objects of up to 16 keys are scanned, comparing lengths and
+    // then the bytes as overlapping words. Keys of 1 to 20 bytes; for each,
+    // queries that differ from it in exactly one byte (at every position)
+    // must not find it, in objects of 3, 13, 16 and 17 keys.
+    let source = "package p\n\
+        import rego.v1\n\
+        found := {q: input.obj[q] | some q in input.queries}\n";
+    for size in [3usize, 13, 16, 17] {
+        for len in 1..=20usize {
+            let key: String = (0..len)
+                .map(|i| char::from(b'a' + u8::try_from(i % 26).unwrap()))
+                .collect();
+            let mut keys = vec![key.clone()];
+            // Fillers of the same length (differing in the last byte) and others.
+            for f in 1..size {
+                let filler = if f % 2 == 0 {
+                    format!(
+                        "{}{}",
+                        &key[..len - 1],
+                        char::from(b'A' + u8::try_from(f % 26).unwrap())
+                    )
+                } else {
+                    format!("z{f}")
+                };
+                if !keys.contains(&filler) {
+                    keys.push(filler);
+                }
+            }
+            let mut queries = vec![key.clone()];
+            for at in 0..len {
+                let mut q = key.clone().into_bytes();
+                q[at] = b'#';
+                queries.push(String::from_utf8(q).unwrap());
+            }
+            let obj: Vec<String> = keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| format!("\"{k}\": {i}"))
+                .collect();
+            let quoted: Vec<String> = queries.iter().map(|q| format!("\"{q}\"")).collect();
+            let input = format!(
+                r#"{{"obj": {{{}}}, "queries": [{}]}}"#,
+                obj.join(","),
+                quoted.join(",")
+            );
+            expect_both(
+                source,
+                "data.p.found",
+                &input,
+                &format!(r#"{{"{key}": 0}}"#),
+            );
+        }
+    }
+}
