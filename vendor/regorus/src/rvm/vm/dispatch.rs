@@ -158,7 +158,7 @@ impl RegoVM {
                 let a = self.get_register(left)?;
                 let b = self.get_register(right)?;
 
-                if a == &Value::Undefined || b == &Value::Undefined {
+                if matches!(a, Value::Undefined) || matches!(b, Value::Undefined) {
                     self.set_register(dest, Value::Undefined)?;
                     return Ok(InstructionOutcome::Continue);
                 }
@@ -171,7 +171,7 @@ impl RegoVM {
                 let a = self.get_register(left)?;
                 let b = self.get_register(right)?;
 
-                if a == &Value::Undefined || b == &Value::Undefined {
+                if matches!(a, Value::Undefined) || matches!(b, Value::Undefined) {
                     self.set_register(dest, Value::Undefined)?;
                     return Ok(InstructionOutcome::Continue);
                 }
@@ -184,7 +184,7 @@ impl RegoVM {
                 let a = self.get_register(left)?;
                 let b = self.get_register(right)?;
 
-                if a == &Value::Undefined || b == &Value::Undefined {
+                if matches!(a, Value::Undefined) || matches!(b, Value::Undefined) {
                     self.set_register(dest, Value::Undefined)?;
                     return Ok(InstructionOutcome::Continue);
                 }
@@ -197,7 +197,7 @@ impl RegoVM {
                 let a = self.get_register(left)?;
                 let b = self.get_register(right)?;
 
-                if a == &Value::Undefined || b == &Value::Undefined {
+                if matches!(a, Value::Undefined) || matches!(b, Value::Undefined) {
                     self.set_register(dest, Value::Undefined)?;
                     return Ok(InstructionOutcome::Continue);
                 }
@@ -210,7 +210,7 @@ impl RegoVM {
                 let a = self.get_register(left)?;
                 let b = self.get_register(right)?;
 
-                if a == &Value::Undefined || b == &Value::Undefined {
+                if matches!(a, Value::Undefined) || matches!(b, Value::Undefined) {
                     self.set_register(dest, Value::Undefined)?;
                     return Ok(InstructionOutcome::Continue);
                 }
@@ -238,7 +238,7 @@ impl RegoVM {
                 let a = self.get_register(left)?;
                 let b = self.get_register(right)?;
 
-                if a == &Value::Undefined || b == &Value::Undefined {
+                if matches!(a, Value::Undefined) || matches!(b, Value::Undefined) {
                     self.set_register(dest, Value::Undefined)?;
                     return Ok(InstructionOutcome::Continue);
                 }
@@ -250,7 +250,7 @@ impl RegoVM {
                 let a = self.get_register(left)?;
                 let b = self.get_register(right)?;
 
-                if a == &Value::Undefined || b == &Value::Undefined {
+                if matches!(a, Value::Undefined) || matches!(b, Value::Undefined) {
                     self.set_register(dest, Value::Undefined)?;
                     return Ok(InstructionOutcome::Continue);
                 }
@@ -271,7 +271,7 @@ impl RegoVM {
                 let a = self.get_register(left)?;
                 let b = self.get_register(right)?;
 
-                if a == &Value::Undefined || b == &Value::Undefined {
+                if matches!(a, Value::Undefined) || matches!(b, Value::Undefined) {
                     self.set_register(dest, Value::Undefined)?;
                     return Ok(InstructionOutcome::Continue);
                 }
@@ -292,7 +292,7 @@ impl RegoVM {
                 let a = self.get_register(left)?;
                 let b = self.get_register(right)?;
 
-                if a == &Value::Undefined || b == &Value::Undefined {
+                if matches!(a, Value::Undefined) || matches!(b, Value::Undefined) {
                     self.set_register(dest, Value::Undefined)?;
                     return Ok(InstructionOutcome::Continue);
                 }
@@ -313,7 +313,7 @@ impl RegoVM {
                 let a = self.get_register(left)?;
                 let b = self.get_register(right)?;
 
-                if a == &Value::Undefined || b == &Value::Undefined {
+                if matches!(a, Value::Undefined) || matches!(b, Value::Undefined) {
                     self.set_register(dest, Value::Undefined)?;
                     return Ok(InstructionOutcome::Continue);
                 }
@@ -334,7 +334,7 @@ impl RegoVM {
                 let left_value = self.get_register(left)?;
                 let right_value = self.get_register(right)?;
 
-                if left_value == &Value::Undefined || right_value == &Value::Undefined {
+                if matches!(left_value, Value::Undefined) || matches!(right_value, Value::Undefined) {
                     self.set_register(dest, Value::Undefined)?;
                     return Ok(InstructionOutcome::Continue);
                 }
@@ -356,7 +356,7 @@ impl RegoVM {
                 let left_value = self.get_register(left)?;
                 let right_value = self.get_register(right)?;
 
-                if left_value == &Value::Undefined || right_value == &Value::Undefined {
+                if matches!(left_value, Value::Undefined) || matches!(right_value, Value::Undefined) {
                     self.set_register(dest, Value::Undefined)?;
                     return Ok(InstructionOutcome::Continue);
                 }
@@ -385,9 +385,11 @@ impl RegoVM {
                 Ok(InstructionOutcome::Continue)
             }
             AssertEq { left, right } => {
+                // [regent patch 27] Undefined is tested with `matches!`
+                // here and throughout the VM (no call to the derived `==`).
                 let a = self.get_register(left)?;
                 let b = self.get_register(right)?;
-                let passed = a != &Value::Undefined && b != &Value::Undefined && a == b;
+                let passed = !matches!(a, Value::Undefined) && !matches!(b, Value::Undefined) && a == b;
                 self.handle_condition(passed)?;
                 Ok(InstructionOutcome::Continue)
             }
@@ -655,7 +657,7 @@ impl RegoVM {
                 // `field('alias[*].property')` collection semantics where
                 // absent nested properties are excluded from the collected
                 // array.
-                if self.get_register(value)? == &Value::Undefined {
+                if matches!(self.get_register(value)?, Value::Undefined) {
                     return Ok(InstructionOutcome::Continue);
                 }
 
@@ -838,7 +840,7 @@ impl RegoVM {
     pub(super) fn execute_eq(&mut self, dest: u8, left: u8, right: u8) -> Result<()> {
         let a = self.get_register(left)?;
         let b = self.get_register(right)?;
-        let result = if a == &Value::Undefined || b == &Value::Undefined {
+        let result = if matches!(a, Value::Undefined) || matches!(b, Value::Undefined) {
             Value::Undefined
         } else {
             Value::Bool(a == b)

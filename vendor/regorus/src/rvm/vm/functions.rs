@@ -148,7 +148,9 @@ impl RegoVM {
             });
         }
 
-        if args.iter().any(|a| a == &Value::Undefined) {
+        // [regent patch 27] `matches!` rather than `== &Value::Undefined`:
+        // the derived equality was a call per argument.
+        if args.iter().any(|a| matches!(a, Value::Undefined)) {
             self.cached_builtin_args = args;
             self.set_register(params.dest, Value::Undefined)?;
             self.memory_check()?;

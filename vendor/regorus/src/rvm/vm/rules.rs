@@ -152,8 +152,8 @@ impl RegoVM {
                         let mut produced = true;
                         if matches!(rule_info.rule_type, RuleType::Complete) || is_function_call {
                             let current_result = self.get_register(result_reg)?.clone();
-                            produced = current_result != Value::Undefined;
-                            if current_result != Value::Undefined {
+                            produced = !matches!(current_result, Value::Undefined);
+                            if !matches!(current_result, Value::Undefined) {
                                 if let Some(ref expected) = first_successful_result {
                                     if *expected != current_result {
                                         // [regent patch] A conflict is an
@@ -360,7 +360,7 @@ impl RegoVM {
 
         self.set_register(dest, result_from_rule.clone())?;
 
-        if self.get_register(dest)? == &Value::Undefined && !rule_failed_due_to_inconsistency {
+        if matches!(self.get_register(dest)?, Value::Undefined) && !rule_failed_due_to_inconsistency {
             match call_context.rule_type {
                 RuleType::PartialSet => {
                     self.set_register(dest, Value::new_set())?;
@@ -717,7 +717,7 @@ impl RegoVM {
                 .cloned()
                 .unwrap_or(Value::Undefined);
 
-            if current_result != Value::Undefined {
+            if !matches!(current_result, Value::Undefined) {
                 if let Some(ref expected) = frame_data.accumulated_result {
                     if *expected != current_result {
                         frame_data.rule_failed_due_to_inconsistency = true;
@@ -818,7 +818,7 @@ impl RegoVM {
 
         let needs_default = parent_registers
             .get(dest_idx)
-            .is_some_and(|value| *value == Value::Undefined);
+            .is_some_and(|value| matches!(value, Value::Undefined));
 
         if needs_default && !rule_failed_due_to_inconsistency {
             match rule_type {

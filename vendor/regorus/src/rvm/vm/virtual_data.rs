@@ -52,7 +52,7 @@ impl RegoVM {
             return Ok(());
         };
 
-        if *target == Value::Undefined {
+        if matches!(*target, Value::Undefined) {
             *target = Value::new_object();
         }
 
@@ -228,8 +228,8 @@ impl RegoVM {
 
             let mut rule_child = &current_node[&key_value];
             let mut data_child = &data_ref[&key_value];
-            if *rule_child == Value::Undefined
-                && *data_child == Value::Undefined
+            if matches!(*rule_child, Value::Undefined)
+                && matches!(*data_child, Value::Undefined)
                 && matches!(key_value, Value::Number(_))
             {
                 string_fallback_indices.push(i);
@@ -282,7 +282,7 @@ impl RegoVM {
                 for component in params.path_components.iter().skip(components_consumed) {
                     let key_value = self.literal_or_register_value(component)?;
                     let mut child = &result_ref[&key_value];
-                    if *child == Value::Undefined && matches!(key_value, Value::Number(_)) {
+                    if matches!(*child, Value::Undefined) && matches!(key_value, Value::Number(_)) {
                         let string_key = Value::from(key_value.to_string());
                         child = &result_ref[&string_key];
                     }
@@ -297,7 +297,7 @@ impl RegoVM {
                 for component in &params.path_components {
                     let key_value = self.literal_or_register_value(component)?;
                     let mut child = &result_data_ref[&key_value];
-                    if *child == Value::Undefined && matches!(key_value, Value::Number(_)) {
+                    if matches!(*child, Value::Undefined) && matches!(key_value, Value::Number(_)) {
                         let string_key = Value::from(key_value.to_string());
                         child = &result_data_ref[&string_key];
                     }
