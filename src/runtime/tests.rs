@@ -1048,3 +1048,41 @@ fn object_keys_are_found_by_every_byte_in_objects_scanned_or_searched() {
         }
     }
 }
+
+#[test]
+fn a_deadline_stops_a_long_loop_on_the_vm() {
+    // Patch 27: the VM tells its execution timer of its instructions 32 at
+    // a time. A loop of 125 million steps that allocates nothing (no memory
+    // budget can stop it) must still end at its deadline, on the VM.
+    let source = "package p\n\
+        import rego.v1\n\
+        out := count({1 | some a in input.r; some b in input.r; some c in input.r})\n";
+    let mut engine = new_engine();
+    add_module(&mut engine, "p.rego", source, Syntax::V1).unwrap();
+    let mut program = Program::new(engine);
+    let sample = Value::from_json_str(r#"{"r": [1, 2]}"#).unwrap();
+    program
+        .warm("data.p.out", sample.clone(), Limits::default())
+        .unwrap();
+    program
+        .compile_bytecode(
+            &["data.p.out"],
+            std::slice::from_ref(&sample),
+            Limits::default(),
+        )
+        .unwrap();
+    assert_eq!(program.evaluator(), Evaluator::Vm);
+    let range: Vec<String> = (0..500).map(|i| i.to_string()).collect();
+    let long = Value::from_json_str(&format!(r#"{{"r": [{}]}}"#, range.join(","))).unwrap();
+    let started = std::time::Instant::now();
+    let soon = Budget {
+        deadline: Some(started + Duration::from_millis(100)),
+        memory: None,
+    };
+    assert!(matches!(
+        program.eval("data.p.out", long, soon),
+        Err(RunError::Timeout(_))
+    ));
+    // Generous: the loop itself would take minutes in a debug build.
+    assert!(started.elapsed() < Duration::from_secs(10));
+}

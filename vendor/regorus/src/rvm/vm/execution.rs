@@ -16,6 +16,10 @@ use super::machine::RegoVM;
 
 /// Memory is checked when the executed instruction count has these bits clear.
 const MEMORY_CHECK_MASK: usize = 31;
+/// Work units the execution timer is told of at each periodic check
+/// (one per instruction, `MEMORY_CHECK_MASK + 1` instructions at a time).
+#[allow(clippy::as_conversions)]
+const TIMER_UNITS: u32 = (MEMORY_CHECK_MASK + 1) as u32;
 
 impl RegoVM {
     pub fn execute(&mut self) -> Result<Value> {
@@ -156,8 +160,12 @@ impl RegoVM {
             // Memory is checked every few instructions (and by every
             // function and builtin call), not on each one: the check reads
             // thread-local counters and the global limit.
+            // [regent patch 27] The execution timer is told of those
+            // instructions at the same moment, all at once, rather than one
+            // by one: the same work units, counted 32 at a time.
             if self.executed_instructions & MEMORY_CHECK_MASK == 0 {
                 self.memory_check()?;
+                self.execution_timer_tick(TIMER_UNITS)?;
             }
             if self.executed_instructions >= self.max_instructions {
                 return Err(VmError::InstructionLimitExceeded {
@@ -167,7 +175,6 @@ impl RegoVM {
                 });
             }
 
-            self.execution_timer_tick(1)?;
             self.executed_instructions = self.executed_instructions.saturating_add(1);
             let instruction = program.instructions.get(self.pc).ok_or_else(|| {
                 VmError::ProgramCounterOutOfBounds {
