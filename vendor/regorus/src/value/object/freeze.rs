@@ -30,7 +30,13 @@ impl Object {
         if entries.is_empty() {
             return Self { repr: Repr::Empty };
         }
-        if !entries.windows(2).any(|w| w[0].0 == w[1].0) {
+        // [regent patch 28] Adjacent string keys are compared as bytes
+        // inline (`same_bytes`), not through a call to `Value`'s `==`.
+        let same_key = |a: &Value, b: &Value| match (a, b) {
+            (Value::String(x), Value::String(y)) => super::same_bytes(x.as_bytes(), y.as_bytes()),
+            _ => a == b,
+        };
+        if !entries.windows(2).any(|w| same_key(&w[0].0, &w[1].0)) {
             return Self {
                 repr: Repr::Frozen(entries.into_boxed_slice()),
             };
