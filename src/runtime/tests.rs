@@ -43,29 +43,31 @@ fn older_syntax_is_detected() {
     assert_eq!(package, "data.p");
 }
 
+/// A program of the one module `source`, warmed on `sample` and compiled
+/// for the VM, which it must have kept.
+fn vm_program(source: &str, syntax: Syntax, entry: &str, sample: &Value) -> Program {
+    let mut engine = new_engine();
+    add_module(&mut engine, "p.rego", source, syntax).unwrap();
+    let mut program = Program::new(engine);
+    program
+        .warm(entry, sample.clone(), Limits::default())
+        .unwrap();
+    program
+        .compile_bytecode(&[entry], std::slice::from_ref(sample), Limits::default())
+        .unwrap();
+    assert_eq!(program.evaluator(), Evaluator::Vm, "{source}");
+    program
+}
+
 #[test]
 fn the_vm_is_kept_only_when_it_agrees_and_limits_are_honoured() {
-    let mut engine = new_engine();
-    add_module(
-        &mut engine,
-        "p.rego",
+    let sample = Value::from_json_str(r#"{"n": 3}"#).unwrap();
+    let program = vm_program(
         "package p\nimport rego.v1\nout := count([x | some x in numbers.range(1, input.n)])\n",
         Syntax::V1,
-    )
-    .unwrap();
-    let mut program = Program::new(engine);
-    let sample = Value::from_json_str(r#"{"n": 3}"#).unwrap();
-    program
-        .warm("data.p.out", sample.clone(), Limits::default())
-        .unwrap();
-    program
-        .compile_bytecode(
-            &["data.p.out"],
-            std::slice::from_ref(&sample),
-            Limits::default(),
-        )
-        .unwrap();
-    assert_eq!(program.evaluator(), Evaluator::Vm);
+        "data.p.out",
+        &sample,
+    );
     assert_eq!(
         program
             .eval("data.p.out", sample, Budget::UNLIMITED)
@@ -101,17 +103,8 @@ fn the_vm_is_kept_only_when_it_agrees_and_limits_are_honoured() {
 /// Evaluates `entry` of an older-syntax module on the VM and on the
 /// interpreter; both must agree, and the VM must have been kept.
 fn both(source: &str, entry: &str, input: &str) -> Value {
-    let mut engine = new_engine();
-    add_module(&mut engine, "p.rego", source, Syntax::V0).unwrap();
-    let mut program = Program::new(engine);
     let input = Value::from_json_str(input).unwrap();
-    program
-        .warm(entry, input.clone(), Limits::default())
-        .unwrap();
-    program
-        .compile_bytecode(&[entry], std::slice::from_ref(&input), Limits::default())
-        .unwrap();
-    assert_eq!(program.evaluator(), Evaluator::Vm, "{source}");
+    let program = vm_program(source, Syntax::V0, entry, &input);
     let vm = program
         .eval(entry, input.clone(), Budget::UNLIMITED)
         .unwrap();
@@ -1057,21 +1050,8 @@ fn a_deadline_stops_a_long_loop_on_the_vm() {
     let source = "package p\n\
         import rego.v1\n\
         out := count({1 | some a in input.r; some b in input.r; some c in input.r})\n";
-    let mut engine = new_engine();
-    add_module(&mut engine, "p.rego", source, Syntax::V1).unwrap();
-    let mut program = Program::new(engine);
     let sample = Value::from_json_str(r#"{"r": [1, 2]}"#).unwrap();
-    program
-        .warm("data.p.out", sample.clone(), Limits::default())
-        .unwrap();
-    program
-        .compile_bytecode(
-            &["data.p.out"],
-            std::slice::from_ref(&sample),
-            Limits::default(),
-        )
-        .unwrap();
-    assert_eq!(program.evaluator(), Evaluator::Vm);
+    let program = vm_program(source, Syntax::V1, "data.p.out", &sample);
     let range: Vec<String> = (0..500).map(|i| i.to_string()).collect();
     let long = Value::from_json_str(&format!(r#"{{"r": [{}]}}"#, range.join(","))).unwrap();
     let started = std::time::Instant::now();
