@@ -93,6 +93,9 @@ async fn handle(
     body: Body,
     webhook: Webhook,
 ) -> HttpResponse {
+    // In progress from here (the body still arriving) to the answer: while
+    // another request is, Gatekeeper templates are not split across threads.
+    let _running = crate::gatekeeper::Running::start();
     let metrics = state.live.metrics();
     let read = tokio::time::timeout(
         state.body_timeout,

@@ -130,6 +130,9 @@ fn work(queue: &ArrayQueue<Job>, closed: &AtomicBool, live: &Live) {
     if let Err(e) = rustix::process::setpriority_process(Some(tid), NICE) {
         tracing::warn!(error = %e, "could not lower the shadow thread's priority; it competes with admission for CPU");
     }
+    // Candidate templates are never handed to the review helper: it runs
+    // at normal priority and belongs to admission requests.
+    crate::gatekeeper::keep_reviews_on_this_thread();
     while !closed.load(Ordering::Acquire) {
         while let Some(job) = queue.pop() {
             evaluate(live, job);

@@ -1,14 +1,23 @@
 //! A second pair of hands for one webhook review at a time: when no other
-//! review is running, half of the matching templates are evaluated on a
-//! helper thread while the request's own thread evaluates the other half.
-//! A lone request (the common case of admission traffic) so uses both
-//! cores; under load, when reviews overlap, every review stays on its own
-//! thread and nothing is split (splitting would only add hand-over cost).
+//! admission request is in progress, half of the matching templates are
+//! evaluated on a helper thread while the request's own thread evaluates the
+//! other half. A lone request (the common case of admission traffic) so uses
+//! both cores; under load, when requests overlap, every review stays on its
+//! own thread and nothing is split (splitting would only add hand-over cost).
+//!
+//! "In progress" counts a request from the start of its handler (the body
+//! still being received and decrypted) to its answer, not only while its
+//! templates run: under load the other core is busy receiving, parsing and
+//! answering other requests even when no other review is evaluating, and a
+//! split then took that core from them. Background threads (shadow
+//! evaluation of a candidate bundle) never split: their work must not reach
+//! the helper, which runs at normal priority.
 //!
 //! The helper keeps its own prepared VMs (they are per thread), runs each
 //! evaluation under the request's budget, and is started on first use, only
 //! on machines with more than one core.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -35,28 +44,41 @@ struct Helper {
     busy: AtomicBool,
 }
 
-/// Webhook reviews in progress in this process.
+/// Admission requests in progress in this process.
 static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// Whether reviews on this thread stay on it (a background thread).
+    static KEEP_HERE: Cell<bool> = const { Cell::new(false) };
+    /// Reviews this thread split with the helper (for tests).
+    static SPLITS_HERE: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Keeps every review evaluated on this thread from now on on this thread:
+/// for background threads (shadow evaluation), whose work must never take
+/// the helper from an admission request or run at the helper's priority.
+pub fn keep_reviews_on_this_thread() {
+    KEEP_HERE.with(|k| k.set(true));
+}
 
 static HELPER: OnceLock<Option<Helper>> = OnceLock::new();
 
-/// Reviews split so far (for tests).
-static SPLITS: AtomicUsize = AtomicUsize::new(0);
-
-/// How many reviews were split with the helper so far.
+/// How many reviews this thread split with the helper so far.
 #[cfg(test)]
-pub fn splits() -> usize {
-    SPLITS.load(Ordering::Relaxed)
+pub fn splits_here() -> usize {
+    SPLITS_HERE.with(Cell::get)
 }
 
 /// Fewer template evaluations than this are not worth a hand-over.
 const MIN_SPLIT: usize = 4;
 
-/// Counts a webhook review as running while it lives.
+/// Counts an admission request as in progress while it lives: the server
+/// holds one from the start of each request's handler to its answer.
+#[derive(Debug)]
 pub struct Running(());
 
 impl Running {
-    /// Marks the start of a review.
+    /// Marks the start of a request.
     pub fn start() -> Self {
         ACTIVE.fetch_add(1, Ordering::AcqRel);
         Self(())
@@ -106,7 +128,7 @@ pub fn evaluate(work: &[Work], budget: Budget) -> Results {
 /// Evaluates `work`, splitting it with the helper when this is the only
 /// review running and the helper is free; otherwise on this thread.
 pub fn evaluate_split(work: Vec<Work>, budget: Budget) -> Results {
-    if work.len() < MIN_SPLIT || ACTIVE.load(Ordering::Acquire) > 1 {
+    if work.len() < MIN_SPLIT || ACTIVE.load(Ordering::Acquire) > 1 || KEEP_HERE.with(Cell::get) {
         return evaluate(&work, budget);
     }
     let Some(helper) = helper() else {
@@ -129,7 +151,7 @@ pub fn evaluate_split(work: Vec<Work>, budget: Budget) -> Results {
             theirs.push(w);
         }
     }
-    SPLITS.fetch_add(1, Ordering::Relaxed);
+    SPLITS_HERE.with(|n| n.set(n.get() + 1));
     let (reply, answer) = mpsc::sync_channel(1);
     let sent = helper.jobs.lock().map(|jobs| {
         jobs.send(Job {

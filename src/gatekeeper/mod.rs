@@ -28,6 +28,7 @@
 pub mod constraint;
 pub mod expansion;
 mod helper;
+pub use helper::{keep_reviews_on_this_thread, Running};
 pub mod inventory;
 pub mod matching;
 pub mod mutators;
@@ -264,9 +265,10 @@ impl Set {
     }
 
     /// Reviews an admission request at the webhook, as [`Set::review_all`]
-    /// with `isolate`; when no other webhook review is running, the
-    /// matching templates are evaluated on two threads (latency only: under
-    /// load nothing is split).
+    /// with `isolate`; when no other admission request is in progress (see
+    /// [`Running`]; the server holds one per request), the matching
+    /// templates are evaluated on two threads (latency only: under load
+    /// nothing is split).
     pub fn review_at_webhook(
         &self,
         request: &Value,
@@ -277,7 +279,6 @@ impl Set {
         if self.constraints.is_empty() {
             return Ok(out);
         }
-        let _running = helper::Running::start();
         let request = prepare_request(request, inventory);
         let pass = Pass {
             inventory,
@@ -799,10 +800,9 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_webhook_review_split_over_two_threads_decides_as_one_thread_does() {
-        // Seven templates, each reporting its own message (one fails to
-        // evaluate); the split review must give the same results, in order.
+    /// Seven templates, each reporting its own message (one fails to
+    /// evaluate), a Pod request and an empty inventory.
+    fn seven_templates() -> (Set, Value, Value) {
         let mut docs = Vec::new();
         for i in 0..7 {
             let rego = if i == 3 {
@@ -822,6 +822,32 @@ mod tests {
         )
         .unwrap();
         let inventory = Value::from(inventory(std::iter::empty()));
+        (set, request, inventory)
+    }
+
+    /// Reviews at the webhook until one is split on this thread (other
+    /// tests' requests in progress may prevent it for a while): whether one
+    /// was, within 200 tries.
+    fn some_review_splits(set: &Set, request: &Value, inventory: &Value) -> bool {
+        let before = helper::splits_here();
+        for _ in 0..200 {
+            set.review_at_webhook(request, inventory, Budget::UNLIMITED)
+                .unwrap();
+            if helper::splits_here() > before {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn two_cores() -> bool {
+        std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2
+    }
+
+    #[test]
+    fn a_webhook_review_split_over_two_threads_decides_as_one_thread_does() {
+        // The split review must give the same results, in order.
+        let (set, request, inventory) = seven_templates();
         let summary = |r: Reviewed| {
             (
                 r.hits
@@ -846,20 +872,59 @@ mod tests {
         );
         // Other tests may run reviews at the same time (then nothing is
         // split): try until one review was split.
-        let before = helper::splits();
+        let before = helper::splits_here();
         for _ in 0..200 {
             let split = summary(
                 set.review_at_webhook(&request, &inventory, Budget::UNLIMITED)
                     .unwrap(),
             );
             assert_eq!(split, alone);
-            if helper::splits() > before {
+            if helper::splits_here() > before {
                 return;
             }
         }
+        assert!(!two_cores(), "no review was split");
+    }
+
+    #[test]
+    fn a_review_is_split_only_while_no_other_request_is_in_progress() {
+        let (set, request, inventory) = seven_templates();
+        // This request in progress (as the server marks it): splits.
+        let this = Running::start();
         assert!(
-            std::thread::available_parallelism().map_or(1, |n| n.get()) < 2,
-            "no review was split"
+            some_review_splits(&set, &request, &inventory) || !two_cores(),
+            "a lone request was never split"
         );
+        // Another request in progress (its body being received, say):
+        // never.
+        let other = Running::start();
+        let before = helper::splits_here();
+        for _ in 0..50 {
+            set.review_at_webhook(&request, &inventory, Budget::UNLIMITED)
+                .unwrap();
+        }
+        assert_eq!(helper::splits_here(), before);
+        drop((other, this));
+    }
+
+    #[test]
+    fn a_thread_that_keeps_its_reviews_never_splits_them() {
+        let (set, request, inventory) = seven_templates();
+        let (set, request, inventory) = (Arc::new(set), Arc::new(request), Arc::new(inventory));
+        let run = |keep: bool| {
+            let (set, request, inventory) = (set.clone(), request.clone(), inventory.clone());
+            std::thread::spawn(move || {
+                if keep {
+                    keep_reviews_on_this_thread();
+                }
+                some_review_splits(&set, &request, &inventory)
+            })
+            .join()
+            .unwrap()
+        };
+        // The same thread without the mark splits (so the check below can
+        // fail); with it, none of 200 reviews is split.
+        assert!(run(false) || !two_cores(), "an unmarked thread never split");
+        assert!(!run(true), "a review on a marked thread was split");
     }
 }
