@@ -175,7 +175,7 @@ async fn handle(
         // evaluated on the shadow threads while this response goes out.
         shadow.offer(Job {
             webhook,
-            review,
+            body: bytes,
             decision,
             options: state.options,
         });

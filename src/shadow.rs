@@ -2,7 +2,7 @@
 //! request is decided again under it, off the response path, and what it
 //! would have decided differently is counted and logged.
 //!
-//! The request path only hands the parsed review and the live decision to a
+//! The request path only hands the request body and the live decision to a
 //! bounded lock-free queue ([`Shadow::offer`]): the response never waits for
 //! the candidate, and no lock is shared with the shadow threads. A few threads of their own, at the lowest scheduling
 //! priority (nice 19), take jobs off the queue; when they fall behind (the server is
@@ -18,7 +18,6 @@ use crossbeam_queue::ArrayQueue;
 
 use crate::decision::{self, DecideOptions, Decision, Verdict, Webhook};
 use crate::diff::{self, Side};
-use crate::review::Review;
 use crate::state::Live;
 
 /// The nice value of the shadow threads. Not `SCHED_IDLE`, which measured
@@ -27,12 +26,19 @@ use crate::state::Live;
 const NICE: i32 = 19;
 
 /// One request to decide again.
+///
+/// It carries the request body, not the review parsed on the admission
+/// thread: a parsed review's object keys are reference-counted and shared
+/// with that thread's key cache, so evaluating and dropping it here would
+/// touch the same counters the admission thread uses while it parses the
+/// next request. The shadow thread parses the body again, into keys of its
+/// own.
 #[derive(Debug)]
 pub struct Job {
     /// The webhook it came to.
     pub webhook: Webhook,
-    /// The parsed review.
-    pub review: Review,
+    /// The request body, as received.
+    pub body: axum::body::Bytes,
     /// The live bundle's decision, as sent.
     pub decision: Decision,
     /// The options it was decided with.
@@ -152,10 +158,23 @@ pub fn evaluate(live: &Live, job: Job) {
     };
     let Job {
         webhook,
-        review,
+        body,
         decision: before,
         options,
     } = job;
+    let review = match crate::review::parse(&body) {
+        Ok(review) => review,
+        Err(_) => {
+            // The live bundle parsed these same bytes, so this does not
+            // happen; counted rather than assumed.
+            metrics.evaluations.with_label_values(&["failed"]).inc();
+            tracing::warn!(
+                webhook = webhook.as_str(),
+                "a request the live bundle decided could not be parsed again for the candidate"
+            );
+            return;
+        }
+    };
     let bundle = &candidate.bundle;
     let after = match webhook {
         Webhook::Validate => {
