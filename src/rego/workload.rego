@@ -72,7 +72,13 @@ container_fields := ["containers", "initContainers", "ephemeralContainers"]
 #    "path": "spec.template.spec.initContainers[0]",
 #    "pointer": "/spec/template/spec/initContainers/0"}
 # An array, not a set: a set would compare whole containers to order them.
-containers := [c |
+#
+# Regent computes it natively (the builtin regent.workload.containers, one
+# call instead of a comprehension per request) for the shapes an API server
+# sends; the Rego below is the definition, and decides any other shape.
+containers := cs if {
+	cs := regent.workload.containers(pod_spec, spec_path, spec_pointer)
+} else := [c |
 	some field in container_fields
 	some i, ctr in pod_spec[field]
 	c := {
@@ -84,8 +90,11 @@ containers := [c |
 	}
 ]
 
-# Every volume of the pod spec, with its field path.
-volumes := [v |
+# Every volume of the pod spec, with its field path (natively computed as
+# containers is, with the Rego definition for any other shape).
+volumes := vs if {
+	vs := regent.workload.volumes(pod_spec, spec_path)
+} else := [v |
 	some i, vol in pod_spec.volumes
 	v := {"volume": vol, "index": i, "path": sprintf("%s.volumes[%d]", [spec_path, i])}
 ]

@@ -8,11 +8,13 @@
 //! - a [`Program`]: a prepared engine plus, when it decides sample inputs
 //!   exactly as the interpreter does, the same entry rules compiled for
 //!   regorus's bytecode VM ([`vm`]);
-//! - evaluation errors ([`RunError`]); a panic inside regorus becomes one.
+//! - evaluation errors ([`RunError`]); a panic inside regorus becomes one;
+//! - Regent's own builtins, for the workload library ([`builtins`]).
 //!
 //! A program is prepared once, off the request path; an evaluation clones
 //! nothing but the engine's shared handles, takes no lock and does no I/O.
 
+pub mod builtins;
 pub mod limits;
 pub mod vm;
 
@@ -57,7 +59,15 @@ pub enum Syntax {
 /// errors on. regorus's interpreter is strict unless told otherwise while its
 /// bytecode VM is not: without this one place the same policy decided
 /// differently on the two evaluators. Resource limits stay errors on both.
+///
+/// Regent's own builtins ([`builtins`]) are registered with regorus before
+/// the first engine exists.
 pub fn new_engine() -> Engine {
+    if let Err(e) = builtins::register() {
+        // Only possible if regorus's builtin table was built before this
+        // first engine: the library's calls then fail to compile and say so.
+        tracing::error!(error = %e, "regent's builtins are not registered");
+    }
     let mut engine = Engine::new();
     engine.set_strict_builtin_errors(false);
     engine

@@ -1066,3 +1066,175 @@ fn a_deadline_stops_a_long_loop_on_the_vm() {
     // Generous: the loop itself would take minutes in a debug build.
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+// Regent's own builtins (`super::builtins`) against the Rego they replaced.
+
+/// Evaluates `entry` of a modern-Rego module on the VM (which it must keep)
+/// and on the interpreter, for each input; both must agree. Returns the VM's.
+fn both_v1(source: &str, entry: &str, inputs: &[Value]) -> Vec<Value> {
+    let program = vm_program(source, Syntax::V1, entry, &inputs[0]);
+    inputs
+        .iter()
+        .map(|input| {
+            let vm = program
+                .eval(entry, input.clone(), Budget::UNLIMITED)
+                .unwrap();
+            let interpreted = program
+                .eval_interpreted(entry, input.clone(), Budget::UNLIMITED)
+                .unwrap();
+            assert_eq!(vm, interpreted, "{input}");
+            vm
+        })
+        .collect()
+}
+
+#[test]
+fn image_builtins_decide_as_the_rego_they_replaced() {
+    // The definitions `src/rego/images.rego` had before the builtins, kept
+    // here as the reference. `[x | x := f(image)]` is `[]` where `f` is
+    // undefined.
+    let source = r#"package p
+import rego.v1
+
+ref_repository(image) := repo if {
+	not contains(image, "@")
+	parts := split(image, "/")
+	last := parts[count(parts) - 1]
+	contains(last, ":")
+	repo := trim_suffix(image, concat("", [":", split(last, ":")[1]]))
+}
+ref_repository(image) := split(image, "@")[0] if contains(image, "@")
+ref_repository(image) := image if {
+	not contains(image, "@")
+	parts := split(image, "/")
+	not contains(parts[count(parts) - 1], ":")
+}
+ref_tag(image) := concat("", ["@", split(image, "@")[1]]) if contains(image, "@")
+ref_tag(image) := tag if {
+	not contains(image, "@")
+	parts := split(image, "/")
+	segments := split(parts[count(parts) - 1], ":")
+	tag := array.concat(segments, [""])[1]
+}
+ref_registry(image) := registry if {
+	parts := split(image, "/")
+	count(parts) > 1
+	is_host(parts[0])
+	registry := parts[0]
+}
+ref_registry(image) := "docker.io" if {
+	parts := split(image, "/")
+	count(parts) == 1
+}
+ref_registry(image) := "docker.io" if {
+	parts := split(image, "/")
+	count(parts) > 1
+	not is_host(parts[0])
+}
+is_host(part) if contains(part, ".")
+is_host(part) if contains(part, ":")
+is_host(part) if part == "localhost"
+
+# Per function, [image, result] for each image it is defined for.
+native := {
+	"tag": [[image, x] | some image in input.images; x := regent.images.tag(image)],
+	"repository": [[image, x] | some image in input.images; x := regent.images.repository(image)],
+	"registry": [[image, x] | some image in input.images; x := regent.images.registry(image)],
+}
+reference := {
+	"tag": [[image, x] | some image in input.images; x := ref_tag(image)],
+	"repository": [[image, x] | some image in input.images; x := ref_repository(image)],
+	"registry": [[image, x] | some image in input.images; x := ref_registry(image)],
+}
+out := [native, reference]
+"#;
+    let images = r#"["nginx", "nginx:1.27.3", "localhost:5000/team/app", "localhost:5000/team/app:2.0",
+        "registry.example.com/app:latest", "app@sha256:0123", "", "a@b@c", "a:b:c", "a:b:b",
+        "host:5000/a:b:c", "/", "a/", "x/y:", ":", "@", "@@", "docker.io/library/nginx:1",
+        "localhost/app", "LOCALHOST/app", "a.b/c@sha256:x:y", "a.b/c:1@sha256:x", "ü.example/é:ß",
+        "ghcr.io/o/r:v1:v2", "team/app", "team/app:1", 5, null, true, ["x"], {"a": 1}]"#;
+    let input = Value::from_json_str(&format!(r#"{{"images": {images}}}"#)).unwrap();
+    let out = both_v1(source, "data.p.out", &[input]).remove(0);
+    let pair = out.as_array().unwrap();
+    let (native, reference) = (&pair[0], &pair[1]);
+    assert_eq!(native, reference);
+    // Not vacuously: defined for the 26 strings only, and two answers.
+    for part in ["tag", "repository", "registry"] {
+        assert_eq!(native[part].as_array().unwrap().len(), 26, "{part}");
+    }
+    let tag = |i: usize| native["tag"][i][1].clone();
+    assert_eq!(tag(3), Value::from("2.0"));
+    assert_eq!(tag(5), Value::from("@sha256:0123"));
+    assert_eq!(native["registry"][3][1], Value::from("localhost:5000"));
+}
+
+#[test]
+fn workload_builtins_decide_as_the_rego_definition() {
+    // The comprehensions of `src/rego/workload.rego` without the builtins.
+    let source = r#"package p
+import rego.v1
+
+container_fields := ["containers", "initContainers", "ephemeralContainers"]
+ref_containers := [c |
+	some field in container_fields
+	some i, ctr in input.spec[field]
+	c := {
+		"container": ctr,
+		"field": field,
+		"index": i,
+		"path": sprintf("%s.%s[%d]", [input.path, field, i]),
+		"pointer": sprintf("%s/%s/%d", [input.pointer, field, i]),
+	}
+]
+ref_volumes := [v |
+	some i, vol in input.spec.volumes
+	v := {"volume": vol, "index": i, "path": sprintf("%s.volumes[%d]", [input.path, i])}
+]
+out := {
+	"containers": [[x | x := regent.workload.containers(input.spec, input.path, input.pointer)], [ref_containers]],
+	"volumes": [[x | x := regent.workload.volumes(input.spec, input.path)], [ref_volumes]],
+}
+"#;
+    let spec = |spec: &str| {
+        Value::from_json_str(&format!(
+            r#"{{"spec": {spec}, "path": "spec.template.spec", "pointer": "/spec/template/spec"}}"#
+        ))
+        .unwrap()
+    };
+    let same = [
+        r#"{"containers": [{"name": "a", "image": "x"}, {"name": "b"}], "initContainers": [{"name": "i"}],
+            "ephemeralContainers": [{"name": "e"}], "volumes": [{"name": "v"}, {"name": "w"}]}"#,
+        r#"{"containers": [{"name": "a"}]}"#,
+        r#"{}"#,
+        r#"{"containers": [], "volumes": []}"#,
+        r#"{"containers": "not a list", "initContainers": null, "volumes": 3}"#,
+        r#"["containers"]"#,
+        r#""spec""#,
+    ];
+    let inputs: Vec<Value> = same.iter().map(|s| spec(s)).collect();
+    for (out, text) in both_v1(source, "data.p.out", &inputs).iter().zip(same) {
+        for part in ["containers", "volumes"] {
+            let pair = out[part].as_array().unwrap();
+            assert_eq!(pair[0], pair[1], "{part} of {text}");
+        }
+    }
+    // Shapes the builtins leave to the Rego (iterated by key): undefined.
+    let by_key = [
+        r#"{"containers": {"web": {"name": "a"}}}"#,
+        r#"{"volumes": {"v": {"name": "v"}}}"#,
+    ];
+    let inputs: Vec<Value> = by_key.iter().map(|s| spec(s)).collect();
+    let outs = both_v1(source, "data.p.out", &inputs);
+    let empty = Value::from_json_str("[]").unwrap();
+    assert_eq!(outs[0]["containers"][0], empty);
+    assert_eq!(outs[1]["volumes"][0], empty);
+    // Not vacuous: the first spec's four containers and two volumes.
+    let first = both_v1(source, "data.p.out", &[spec(same[0])]).remove(0);
+    let containers = first["containers"][0][0].as_array().unwrap().clone();
+    assert_eq!(containers.len(), 4);
+    assert_eq!(
+        containers[2]["pointer"],
+        Value::from("/spec/template/spec/initContainers/0")
+    );
+    assert_eq!(first["volumes"][0][0].as_array().unwrap().len(), 2);
+}

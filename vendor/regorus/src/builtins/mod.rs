@@ -118,8 +118,58 @@ lazy_static! {
 	#[cfg(feature = "opa-testutil")]
 	test::register(&mut m);
 
+	// [regent patch 29] The embedding program's own builtins, if it
+	// registered any before this table was first used.
+	#[cfg(feature = "std")]
+	{
+	    HOST_BUILTINS_SEALED.store(true, core::sync::atomic::Ordering::SeqCst);
+	    if let Some(host) = HOST_BUILTINS.get() {
+		for (name, fcn) in host {
+		    // OPA's builtins win: a clash is reported by the registration.
+		    if !m.contains_key(name) {
+			m.insert(*name, *fcn);
+		    }
+		}
+	    }
+	}
+
 	m
     };
+}
+
+/// [regent patch 29] Builtins of the embedding program, registered with
+/// [`register_host_builtins`].
+#[cfg(feature = "std")]
+static HOST_BUILTINS: std::sync::OnceLock<alloc::vec::Vec<(&'static str, BuiltinFcn)>> =
+    std::sync::OnceLock::new();
+
+/// [regent patch 29] Set once the builtin table exists: registering later
+/// would not reach it.
+#[cfg(feature = "std")]
+static HOST_BUILTINS_SEALED: core::sync::atomic::AtomicBool =
+    core::sync::atomic::AtomicBool::new(false);
+
+/// [regent patch 29] Adds the embedding program's builtins to the table both
+/// evaluators use (the interpreter, and the bytecode VM's compiler and
+/// program loader), under names that must not be OPA's. Call it once, before
+/// the first engine is created: the table is built on first use and never
+/// changes afterwards. Fails when called twice, when called after the table
+/// was built, or when a name is already a builtin.
+#[cfg(feature = "std")]
+pub fn register_host_builtins(builtins: &[(&'static str, BuiltinFcn)]) -> Result<()> {
+    if HOST_BUILTINS_SEALED.load(core::sync::atomic::Ordering::SeqCst) {
+        anyhow::bail!("host builtins must be registered before the first engine is created");
+    }
+    HOST_BUILTINS
+        .set(builtins.to_vec())
+        .map_err(|_| anyhow::anyhow!("host builtins are already registered"))?;
+    for (name, fcn) in builtins {
+        let installed = BUILTINS.get(name).map(|f| f.0 as usize);
+        if installed != Some(fcn.0 as usize) {
+            anyhow::bail!("host builtin {name} clashes with a builtin of the same name");
+        }
+    }
+    Ok(())
 }
 
 pub fn must_cache(path: &str) -> Option<&'static str> {
