@@ -1238,3 +1238,51 @@ out := {
     );
     assert_eq!(first["volumes"][0][0].as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn plain_digit_strings_read_as_the_general_path_reads_them() {
+    // Patch 30: `to_number` and the number parser behind `units.parse`
+    // read plain digits that fit a u64 directly. Each case against what the
+    // general path gives (a leading zero, a sign, a fraction, an exponent or
+    // 20 digits take it), on both evaluators.
+    let source = r#"package p
+import rego.v1
+numbers := [[s, x] | some s in input.strings; x := to_number(s)]
+units := [[s, x] | some s in input.strings; x := units.parse(s)]
+"#;
+    let input = r#"{"strings": ["0", "7", "42", "007", "-3", "+3", "1.5", "1e3", "9999999999999999999",
+        "18446744073709551615", "18446744073709551616", "", " 12", "12 ", "1_000", "x", "512Mi", "250m", "4"]}"#;
+    let input = Value::from_json_str(input).unwrap();
+    let program = vm_program(source, Syntax::V1, "data.p.numbers", &input);
+    let expected_numbers = r#"[["0", 0], ["7", 7], ["42", 42], ["-3", -3], ["1.5", 1.5], ["1e3", 1000],
+        ["9999999999999999999", 9999999999999999999], ["18446744073709551615", 18446744073709551615],
+        ["18446744073709551616", 18446744073709551616], [" 12", 12], ["12 ", 12], ["4", 4]]"#;
+    let numbers = program
+        .eval("data.p.numbers", input.clone(), Budget::UNLIMITED)
+        .unwrap();
+    assert_eq!(numbers, Value::from_json_str(expected_numbers).unwrap());
+    assert_eq!(
+        program
+            .eval_interpreted("data.p.numbers", input.clone(), Budget::UNLIMITED)
+            .unwrap(),
+        numbers
+    );
+    let units = both_v1(source, "data.p.units", &[input]).remove(0);
+    let unit = |s: &str| {
+        units
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|pair| pair[0] == Value::from(s))
+            .map(|pair| pair[1].clone())
+    };
+    assert_eq!(unit("0"), Some(Value::from(0u64)));
+    assert_eq!(unit("007"), Some(Value::from(7u64)));
+    assert_eq!(
+        unit("9999999999999999999"),
+        Some(Value::from(9999999999999999999u64))
+    );
+    assert_eq!(unit("512Mi"), Some(Value::from(536870912u64)));
+    assert_eq!(unit("250m"), Some(Value::from(0.25)));
+    assert_eq!(unit("x"), None);
+}

@@ -378,6 +378,19 @@ impl FromStr for Number {
     type Err = ParseNumberError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        // [regent patch 30] Plain digits that fit a u64 (at most 19 of
+        // them): the value the general path below reaches (`Int(0)` for
+        // zero, `UInt` otherwise), without its copies and big integer.
+        if !s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit()) {
+            let value = s
+                .bytes()
+                .fold(0u64, |n, b| n * 10 + u64::from(b - b'0'));
+            return Ok(if value == 0 {
+                Number::Int(0)
+            } else {
+                Number::UInt(value)
+            });
+        }
         let trimmed = s.trim();
         if trimmed.is_empty() {
             return Err(ParseNumberError);

@@ -29,6 +29,16 @@ fn to_number(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -
         // Eventhough the doc says that strings are converted using strconv.Atoi golang method,
         // in practice strings seems to be read as json numbers. This means that floating point
         // numbers are read and the string representation is limited to what json allows.
+        // [regent patch 30] Plain digits that fit a u64, without a leading
+        // zero: the number the JSON path below reads, without a parser.
+        Value::String(s)
+            if !s.is_empty()
+                && s.len() <= 19
+                && (s.len() == 1 || !s.starts_with('0'))
+                && s.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            Value::from(s.bytes().fold(0u64, |n, b| n * 10 + u64::from(b - b'0')))
+        }
         Value::String(s) => match Value::from_json_str(s) {
             Ok(Value::Number(n)) => Value::Number(n),
             _ => {
