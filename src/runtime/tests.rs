@@ -1286,3 +1286,41 @@ units := [[s, x] | some s in input.strings; x := units.parse(s)]
     assert_eq!(unit("250m"), Some(Value::from(0.25)));
     assert_eq!(unit("x"), None);
 }
+#[test]
+fn a_failing_comprehension_body_inside_a_loop_fails_only_the_comprehension() {
+    // Patch 31: a comprehension without a loop of its own, begun inside a
+    // loop, whose body fails (a builtin error, a missing key) is empty;
+    // the VM failed the enclosing loop's iteration instead and dropped the
+    // element. The last case (a loop inside the comprehension) was right.
+    let cases = [
+        r#"[{"a": [x | x := lower(i)]} | some i in input.xs]"#,
+        r#"[[x | x := lower(i)] | some i in input.xs]"#,
+        r#"[{"a": [x | x := input.m[i]]} | some i in input.xs]"#,
+        r#"[count(y) | some i in input.xs; y := {x | x := lower(i)}]"#,
+        r#"[{"a": [x | some j in [1]; x := lower(i)]} | some i in input.xs]"#,
+    ];
+    let expected = [
+        r#"[{"a": ["a"]}, {"a": []}]"#,
+        r#"[["a"], []]"#,
+        r#"[{"a": [1]}, {"a": []}]"#,
+        r#"[1, 0]"#,
+        r#"[{"a": ["a"]}, {"a": []}]"#,
+    ];
+    let input = Value::from_json_str(r#"{"xs": ["A", 5], "m": {"A": 1}}"#).unwrap();
+    for (case, expected) in cases.iter().zip(expected) {
+        let source = format!("package p\nimport rego.v1\nout := {case}\n");
+        // The warm-up sample does not fail inside the comprehension, so the
+        // program stays on the VM whatever the VM does with the input.
+        let sample = Value::from_json_str(r#"{"xs": ["a"], "m": {"a": 1}}"#).unwrap();
+        let program = vm_program(&source, Syntax::V1, "data.p.out", &sample);
+        let vm = program
+            .eval("data.p.out", input.clone(), Budget::UNLIMITED)
+            .unwrap();
+        let interpreted = program
+            .eval_interpreted("data.p.out", input.clone(), Budget::UNLIMITED)
+            .unwrap();
+        let expected = Value::from_json_str(expected).unwrap();
+        assert_eq!(vm, expected, "VM: {case}");
+        assert_eq!(interpreted, expected, "interpreter: {case}");
+    }
+}

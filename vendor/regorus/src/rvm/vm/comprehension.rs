@@ -94,6 +94,7 @@ impl RegoVM {
             comprehension_end: params.comprehension_end,
             iteration_state,
             resume_pc,
+            loop_depth: self.loop_stack.len(),
         };
 
         if auto_iterate {
@@ -177,6 +178,7 @@ impl RegoVM {
             comprehension_end: params.comprehension_end,
             iteration_state,
             resume_pc,
+            loop_depth: self.loop_stack.len(),
         };
 
         let next_pc = if auto_iterate {
@@ -487,7 +489,13 @@ impl RegoVM {
     ) -> Result<bool> {
         if let Some(mut context) = self.comprehension_stack.pop() {
             self.advance_comprehension_after_failure(&mut context)?;
-            self.comprehension_stack.push(context);
+            // [regent patch 31] A comprehension with nothing left to iterate
+            // resumes after its `ComprehensionEnd`, which would have dropped
+            // its context: drop it here, or the next yield of an enclosing
+            // comprehension lands in this finished one.
+            if context.iteration_state.is_some() {
+                self.comprehension_stack.push(context);
+            }
             Ok(true)
         } else {
             Ok(false)

@@ -119,6 +119,10 @@ pub(super) struct ComprehensionContext {
     pub(super) iteration_state: Option<IterationState>,
     /// Resume location for the parent frame once this comprehension completes
     pub(super) resume_pc: usize,
+    /// [regent patch 31] Loops active when the comprehension began (run to
+    /// completion): a failure while no more are active is the
+    /// comprehension's own, not the enclosing loop's.
+    pub(super) loop_depth: usize,
 }
 
 #[cfg(test)]

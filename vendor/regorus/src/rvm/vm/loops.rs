@@ -598,7 +598,16 @@ impl RegoVM {
             return Ok(());
         }
 
-        if !self.loop_stack.is_empty() {
+        // [regent patch 31] The innermost of the active loops and
+        // comprehensions handles the failure: a comprehension begun inside a
+        // loop, whose body started no loop of its own, ends (or goes on with
+        // its own iteration) instead of failing the enclosing loop's
+        // iteration, as on the interpreter and in suspendable execution.
+        let comprehension_is_innermost = self
+            .comprehension_stack
+            .last()
+            .is_some_and(|c| c.loop_depth == self.loop_stack.len());
+        if !self.loop_stack.is_empty() && !comprehension_is_innermost {
             let (loop_mode, loop_next_pc, loop_end, result_reg) = {
                 let loop_ctx = self
                     .loop_stack
