@@ -33,3 +33,19 @@ test_other_kinds_are_not_validated if {
 	}}
 	count(fixtures.all_violations(cm)) == 0
 }
+
+# The helper library computes `containers` with a Regent builtin for the
+# shapes an API server sends and falls back to its Rego definition for any
+# other: a container list written as an object is iterated by key.
+test_containers_of_a_list_written_as_an_object_come_from_the_rego_definition if {
+	review := fixtures.review("Pod", {"containers": {"web": {"name": "web", "image": "nginx"}}})
+	cs := data.regent.lib.workload.containers with input as review
+	[c.container.name | some c in cs] == ["web"]
+	[c.index | some c in cs] == ["web"]
+}
+
+test_containers_of_an_ordinary_spec_come_from_the_builtin if {
+	review := fixtures.review("Deployment", {"containers": [{"name": "a"}], "initContainers": [{"name": "i"}]})
+	cs := data.regent.lib.workload.containers with input as review
+	[c.pointer | some c in cs] == ["/spec/template/spec/containers/0", "/spec/template/spec/initContainers/0"]
+}
