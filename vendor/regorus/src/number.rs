@@ -374,6 +374,15 @@ impl From<f64> for Number {
 #[derive(Debug, PartialEq, Eq)]
 pub struct ParseNumberError;
 
+/// [regent patch 30] The value of `s` when it is at most 19 ASCII digits
+/// (so it fits a u64), read directly; `None` for anything else.
+pub(crate) fn plain_digits(s: &str) -> Option<u64> {
+    if s.is_empty() || s.len() > 19 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(s.bytes().fold(0u64, |n, b| n * 10 + u64::from(b - b'0')))
+}
+
 impl FromStr for Number {
     type Err = ParseNumberError;
 
@@ -381,10 +390,7 @@ impl FromStr for Number {
         // [regent patch 30] Plain digits that fit a u64 (at most 19 of
         // them): the value the general path below reaches (`Int(0)` for
         // zero, `UInt` otherwise), without its copies and big integer.
-        if !s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit()) {
-            let value = s
-                .bytes()
-                .fold(0u64, |n, b| n * 10 + u64::from(b - b'0'));
+        if let Some(value) = plain_digits(s) {
             return Ok(if value == 0 {
                 Number::Int(0)
             } else {

@@ -30,20 +30,18 @@ fn to_number(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -
         // in practice strings seems to be read as json numbers. This means that floating point
         // numbers are read and the string representation is limited to what json allows.
         // [regent patch 30] Plain digits that fit a u64, without a leading
-        // zero: the number the JSON path below reads, without a parser.
-        Value::String(s)
-            if !s.is_empty()
-                && s.len() <= 19
-                && (s.len() == 1 || !s.starts_with('0'))
-                && s.bytes().all(|b| b.is_ascii_digit()) =>
+        // zero (JSON refuses one): the number the JSON path reads, without a
+        // parser.
+        Value::String(s) => match crate::number::plain_digits(s)
+            .filter(|_| s.len() == 1 || !s.starts_with('0'))
         {
-            Value::from(s.bytes().fold(0u64, |n, b| n * 10 + u64::from(b - b'0')))
-        }
-        Value::String(s) => match Value::from_json_str(s) {
-            Ok(Value::Number(n)) => Value::Number(n),
-            _ => {
-                bail!(span.error("could not parse string as number"));
-            }
+            Some(n) => Value::from(n),
+            None => match Value::from_json_str(s) {
+                Ok(Value::Number(n)) => Value::Number(n),
+                _ => {
+                    bail!(span.error("could not parse string as number"));
+                }
+            },
         },
         _ => {
             bail!(
