@@ -1,5 +1,7 @@
 //! In-process benchmarks: the whole decision for a Pod and a Deployment on the
-//! default bundle (validate and mutate), each stage of it, and compiling and
+//! default bundle (validate and mutate), the same decision on one thread and
+//! on two at once (what threads sharing a compiled bundle cost each other),
+//! each stage of it, and compiling and
 //! preparing bundles of 10, 50 and 200 policies, and the default bundle plus
 //! Gatekeeper Constraints (the test fixtures' templates) deciding a Pod, and
 //! the same Pod with 0, 10, 25 and 50 Constraints of templates written here
@@ -353,9 +355,58 @@ fn gatekeeper_curve(c: &mut Criterion) {
     group.finish();
 }
 
+/// The same decision on one thread and on two at once (each thread its own
+/// evaluator, the compiled bundle shared, as in the server's two workers):
+/// the time of `iters` decisions per thread. On two idle cores the two
+/// figures are equal unless the threads contend for shared memory (the
+/// reference counts of a shared program or shared values, the allocator).
+fn parallel(c: &mut Criterion) {
+    let bundle = default_bundle();
+    let options = DecideOptions::default();
+    let body = fixture("pod-review.json");
+    let decide = || {
+        let r = review::parse(black_box(&body)).unwrap();
+        decision::validate(&bundle, &r, &options)
+            .response
+            .to_review_bytes(r.version)
+    };
+    let mut group = c.benchmark_group("parallel");
+    for threads in [1usize, 2] {
+        group.bench_function(BenchmarkId::new("validate_pod_8k", threads), |b| {
+            b.iter_custom(|iters| {
+                let start = std::sync::Barrier::new(threads);
+                std::thread::scope(|s| {
+                    let handles: Vec<_> = (0..threads)
+                        .map(|_| {
+                            s.spawn(|| {
+                                for _ in 0..20 {
+                                    black_box(decide());
+                                }
+                                start.wait();
+                                let t = std::time::Instant::now();
+                                for _ in 0..iters {
+                                    black_box(decide());
+                                }
+                                t.elapsed()
+                            })
+                        })
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|h| h.join().unwrap())
+                        .max()
+                        .unwrap()
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
     decisions,
+    parallel,
     stages,
     compile,
     gatekeeper,

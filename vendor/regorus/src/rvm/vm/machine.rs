@@ -50,8 +50,15 @@ pub struct RegoVM {
     /// Program counter
     pub(super) pc: usize,
 
-    /// The compiled program containing instructions, literals, and metadata
-    pub(super) program: Arc<Program>,
+    /// The compiled program containing instructions, literals, and metadata.
+    ///
+    /// [regent patch] Held through a handle of this VM's own: the dispatch
+    /// loop, rule calls and builtin calls clone `program` to borrow it while
+    /// they mutate the VM, and cloning the shared `Arc<Program>` itself
+    /// would write its reference count, one cache line that every VM
+    /// running the same program on another thread writes too. Cloning the
+    /// handle writes only this VM's count.
+    pub(super) program: Arc<Arc<Program>>,
 
     /// Reference to the compiled policy for default rule access
     pub(super) compiled_policy: Option<CompiledPolicy>,
@@ -256,7 +263,7 @@ impl RegoVM {
         RegoVM {
             registers: Vec::new(), // Start with no registers - will be resized when program is loaded
             pc: 0,
-            program: Arc::new(Program::default()),
+            program: Arc::new(Arc::new(Program::default())),
             compiled_policy: None,
             rule_cache: Vec::new(),
             constant_rules: Vec::new(),
@@ -332,7 +339,7 @@ impl RegoVM {
             self.finish_active_memory_budget_execution();
         }
 
-        self.program = program.clone();
+        self.program = Arc::new(program.clone());
 
         // Use the dispatch window size from the program for initial register allocation
         let dispatch_size = usize::from(program.dispatch_window_size).max(2); // Ensure at least 2 registers
@@ -418,7 +425,7 @@ impl RegoVM {
         &self.registers
     }
 
-    pub const fn get_program(&self) -> &Arc<Program> {
+    pub fn get_program(&self) -> &Arc<Program> {
         &self.program
     }
 
