@@ -93,11 +93,11 @@ def metric(admin, name):
     m = re.search(r"^" + re.escape(name) + r" ([\d.e+-]+)$", text, re.M)
     return float(m.group(1)) if m else 0.0
 
-def startup_and_reload(certs):
+def startup_and_reload(certs, regent=REGENT):
     """Time to /readyz with the default bundle; a 200-policy bundle's compile, warm-up and swap."""
     port, admin = free_port(), free_port()
     t0 = time.perf_counter()
-    p = subprocess.Popen([REGENT, "serve", "--addr", f"127.0.0.1:{port}", "--admin-addr", f"127.0.0.1:{admin}",
+    p = subprocess.Popen([regent, "serve", "--addr", f"127.0.0.1:{port}", "--admin-addr", f"127.0.0.1:{admin}",
                           "--tls-cert", f"{certs}/tls.crt", "--tls-key", f"{certs}/tls.key", "--log", "warn"],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=SERVER_ENV)
     ready = None
@@ -111,7 +111,7 @@ def startup_and_reload(certs):
     d = tempfile.mkdtemp()
     synthetic_bundle(d, 200, "v1")
     port, admin = free_port(), free_port()
-    p = subprocess.Popen([REGENT, "serve", "--addr", f"127.0.0.1:{port}", "--admin-addr", f"127.0.0.1:{admin}",
+    p = subprocess.Popen([regent, "serve", "--addr", f"127.0.0.1:{port}", "--admin-addr", f"127.0.0.1:{admin}",
                           "--tls-cert", f"{certs}/tls.crt", "--tls-key", f"{certs}/tls.key", "--policies", d, "--log", "warn"],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=SERVER_ENV)
     wait_port(admin)
@@ -284,6 +284,8 @@ def main():
     ap.add_argument("--body", default=os.path.join(ROOT, "benches/fixtures/pod-review.json"))
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--regent", default=REGENT, help="the regent binary to measure (e.g. an older build)")
+    ap.add_argument("--echo", default=ECHO,
+                    help="the regent-echo binary (e.g. one built the same way as --regent)")
     ap.add_argument("--candidate", action="store_true",
                     help="instead of regent vs echo: regent without and with a candidate bundle (shadow evaluation)")
     ap.add_argument("--rounds", type=int, default=3,
@@ -318,8 +320,8 @@ def main():
         return
     eport, e2port, rport, radmin = free_port(), free_port(), free_port(), free_port()
     tls = ["--tls-cert", f"{certs}/tls.crt", "--tls-key", f"{certs}/tls.key"]
-    echo = start([ECHO, "--addr", f"127.0.0.1:{eport}"] + tls, eport)
-    echo2 = start([ECHO, "--engine-parse", "--addr", f"127.0.0.1:{e2port}"] + tls, e2port)
+    echo = start([args.echo, "--addr", f"127.0.0.1:{eport}"] + tls, eport)
+    echo2 = start([args.echo, "--engine-parse", "--addr", f"127.0.0.1:{e2port}"] + tls, e2port)
     regent = start([regent_bin, "serve", "--addr", f"127.0.0.1:{rport}", "--admin-addr", f"127.0.0.1:{radmin}"] + tls, rport)
     time.sleep(0.3)
     servers = [("echo", echo, eport), ("echo (engine parse)", echo2, e2port), ("regent", regent, rport)]
@@ -378,7 +380,7 @@ def main():
     print(f"regent ÷ echo, req/s at 8 connections: {r8['regent']['rps'] / r8['echo']['rps']:.2f}× (target ≥ 0.5×); "
           f"p99 at 1 connection: {r1['regent']['p99'] / r1['echo']['p99']:.2f}× (target ≤ 2×); "
           f"regent peak RSS {max(g['regent']['rss'] for _, _, g in rows):.1f} MiB (target ≤ 32)")
-    ready, first, second, observed = startup_and_reload(certs)
+    ready, first, second, observed = startup_and_reload(certs, regent_bin)
     print()
     print(f"ready after start (default bundle, spawn to /readyz 200): {ready * 1e3:.0f} ms")
     print(f"200-policy bundle: first compile+warm-up {first * 1e3:.0f} ms; after a change: compile+warm-up+swap {second * 1e3:.0f} ms "

@@ -14,6 +14,8 @@
 #       Gatekeeper mutators (tests/fixtures/mutators), and both
 #   benches/load.sh --gatekeeper-library DIR [--rounds N]   # default bundle alone vs with
 #       every template of a gatekeeper-library checkout (kept outside this repository)
+#   benches/load.sh --pgo [any of the above]   # the same, on profile-guided builds of both
+#       regent and the echo (benches/pgo.sh: about 15 minutes more)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v wrk >/dev/null; then
@@ -24,5 +26,16 @@ if ! command -v wrk >/dev/null; then
     exit 2
   fi
 fi
+args=()
+pgo=
+for a in "$@"; do
+  if [ "$a" = --pgo ]; then pgo=1; else args+=("$a"); fi
+done
+if [ -n "$pgo" ]; then
+  benches/pgo.sh
+  # regent's own `cert` subcommand, used by load.py, comes from the plain build.
+  cargo build --release --locked --bin regent --bin regent-echo
+  exec python3 benches/load.py --regent target/pgo/release/regent --echo target/pgo/release/regent-echo "${args[@]}"
+fi
 cargo build --release --locked --bin regent --bin regent-echo
-exec python3 benches/load.py "$@"
+exec python3 benches/load.py "${args[@]}"
