@@ -15,7 +15,7 @@
 #   benches/load.sh --gatekeeper-library DIR [--rounds N]   # default bundle alone vs with
 #       every template of a gatekeeper-library checkout (kept outside this repository)
 #   benches/load.sh --pgo [any of the above]   # the same, on profile-guided builds of both
-#       regent and the echo (benches/pgo.sh: about 15 minutes more)
+#       regent and the echo (benches/pgo.sh: about 18 minutes more)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v wrk >/dev/null; then
