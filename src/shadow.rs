@@ -164,12 +164,16 @@ pub fn evaluate(live: &Live, job: Job) {
     } = job;
     let review = match crate::review::parse(&body) {
         Ok(review) => review,
-        Err(_) => {
-            // The live bundle parsed these same bytes, so this does not
-            // happen; counted rather than assumed.
+        Err(rejected) => {
+            // The live bundle parsed these same bytes, so this should not
+            // happen; counted and explained rather than assumed.
+            let error = match rejected {
+                Ok(rejected) => rejected.error,
+                Err(error) => error,
+            };
             metrics.evaluations.with_label_values(&["failed"]).inc();
             tracing::warn!(
-                webhook = webhook.as_str(),
+                webhook = webhook.as_str(), error = %error,
                 "a request the live bundle decided could not be parsed again for the candidate"
             );
             return;
@@ -231,4 +235,39 @@ pub fn evaluate(live: &Live, job: Job) {
         namespace = %m.namespace, name = %m.name, operation = %m.operation,
         changes = ?changes, "candidate bundle diverges"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::BundleFiles;
+    use crate::compiled::{CompileOptions, CompiledBundle};
+
+    fn failed(live: &Live) -> u64 {
+        live.metrics()
+            .candidate
+            .evaluations
+            .with_label_values(&["failed"])
+            .get()
+    }
+
+    #[test]
+    fn a_body_that_does_not_parse_again_is_counted_as_failed_not_evaluated(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let live = Live::new(crate::metrics::Metrics::new()?);
+        let bundle = CompiledBundle::compile(&BundleFiles::embedded()?, CompileOptions::default())?;
+        live.install_candidate(bundle, Vec::new());
+        let options = DecideOptions::default();
+        let job = |body: &'static [u8]| Job {
+            webhook: Webhook::Validate,
+            body: axum::body::Bytes::from_static(body),
+            decision: decision::no_bundle("u-1", &options),
+            options,
+        };
+        evaluate(&live, job(b"{\"apiVersion\": \"admission.k8s.io/v1\""));
+        assert_eq!(failed(&live), 1);
+        evaluate(&live, job(b"\xff\xfe"));
+        assert_eq!(failed(&live), 2);
+        Ok(())
+    }
 }
