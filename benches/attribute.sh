@@ -9,16 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-8}
 regent=${2:-target/release/regent}
-for tool in perf wrk; do
-  if ! command -v "$tool" >/dev/null; then
-    if [ "$(id -u)" = 0 ]; then
-      pkg=$tool; [ "$tool" = perf ] && pkg=linux-perf
-      apt-get install -y -q "$pkg" >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q "$pkg" >/dev/null; }
-    else
-      echo "$tool is not installed" >&2; exit 2
-    fi
-  fi
-done
+. benches/need.sh
+need perf linux-perf
+need wrk
 [ -x "$regent" ] || cargo build --release --locked --bin regent
 work=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT

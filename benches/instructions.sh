@@ -38,14 +38,8 @@ while [ $# -gt 0 ]; do
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
-if ! command -v valgrind >/dev/null; then
-  if [ "$(id -u)" = 0 ]; then
-    apt-get install -y -q valgrind >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q valgrind >/dev/null; }
-  else
-    echo "valgrind is not installed: sudo apt-get install valgrind" >&2
-    exit 2
-  fi
-fi
+. benches/need.sh
+need valgrind
 [ -x "$regent" ] && [ -x "$echo_bin" ] || cargo build --release --locked --bin regent --bin regent-echo
 work=$(mktemp -d)
 pid=

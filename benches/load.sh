@@ -18,14 +18,8 @@
 #       regent and the echo (benches/pgo.sh: about 18 minutes more)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v wrk >/dev/null; then
-  if [ "$(id -u)" = 0 ]; then
-    apt-get install -y -q wrk >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q wrk >/dev/null; }
-  else
-    echo "wrk is not installed: sudo apt-get install wrk" >&2
-    exit 2
-  fi
-fi
+. benches/need.sh
+need wrk
 args=()
 pgo=
 for a in "$@"; do

@@ -22,14 +22,8 @@ profdata="$sysroot/lib/rustlib/$host/bin/llvm-profdata"
 if [ ! -x "$profdata" ]; then
   rustup component add llvm-tools >/dev/null
 fi
-if ! command -v wrk >/dev/null; then
-  if [ "$(id -u)" = 0 ]; then
-    apt-get install -y -q wrk >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q wrk >/dev/null; }
-  else
-    echo "wrk is not installed: sudo apt-get install wrk" >&2
-    exit 2
-  fi
-fi
+. benches/need.sh
+need wrk
 root=$PWD
 data=$root/target/pgo-data
 rm -rf "$data"
