@@ -18,11 +18,13 @@
 //!
 //! Around them: the process allocator's options [`allocator`], TLS [`tls`], the admission port's accept loop and its
 //! connection limits [`connections`], metrics [`metrics`], the admin port
-//! [`admin`].
+//! [`admin`], and how a background thread yields to admission
+//! [`background`].
 
 pub mod admin;
 pub mod allocator;
 pub mod audit;
+pub mod background;
 pub mod bundle;
 pub mod cli;
 pub mod compiled;

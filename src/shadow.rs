@@ -5,7 +5,7 @@
 //! The request path only hands the request body and the live decision to a
 //! bounded lock-free queue ([`Shadow::offer`]): the response never waits for
 //! the candidate, and no lock is shared with the shadow threads. A few threads of their own, at the lowest scheduling
-//! priority (nice 19), take jobs off the queue; when they fall behind (the server is
+//! priority (nice 19 and the shortest slice, [`crate::background`]), take jobs off the queue; when they fall behind (the server is
 //! saturated) the queue fills and new jobs are dropped and counted, never
 //! queued without bound. The comparison is [`crate::diff`]'s, the decision
 //! code [`crate::decision`]'s: the candidate is judged exactly as it would
@@ -19,11 +19,6 @@ use crossbeam_queue::ArrayQueue;
 use crate::decision::{self, DecideOptions, Decision, Verdict, Webhook};
 use crate::diff::{self, Side};
 use crate::state::Live;
-
-/// The nice value of the shadow threads. Not `SCHED_IDLE`, which measured
-/// worse: p99 at one connection 3.0× the run without a candidate, against
-/// 1.4× at nice 19 (`benches/load.sh --candidate`, see benches/RESULTS.md).
-const NICE: i32 = 19;
 
 /// One request to decide again.
 ///
@@ -132,9 +127,12 @@ impl Drop for Shadow {
 }
 
 fn work(queue: &ArrayQueue<Job>, closed: &AtomicBool, live: &Live) {
-    let tid = rustix::thread::gettid();
-    if let Err(e) = rustix::process::setpriority_process(Some(tid), NICE) {
-        tracing::warn!(error = %e, "could not lower the shadow thread's priority; it competes with admission for CPU");
+    // Nice 19 and the shortest slice ([`crate::background`]). Not
+    // `SCHED_IDLE`, which measured worse: p99 at one connection 3.0× the
+    // run without a candidate, against 1.4× at nice 19 alone
+    // (`benches/load.sh --candidate`, see benches/RESULTS.md).
+    for e in crate::background::lower_this_thread() {
+        tracing::warn!(error = %e, "the shadow thread competes with admission for CPU more than intended");
     }
     // Candidate templates are never handed to the review helper: it runs
     // at normal priority and belongs to admission requests.
