@@ -9,10 +9,9 @@
 //!   scheduler lets a running thread finish its slice before a thread that
 //!   wakes on its core runs ("run to parity"), whatever their weights; with
 //!   the default slice (0.75 ms or more) an admission or client thread that
-//!   woke behind a busy shadow thread waited that long, which is what made
-//!   admission p99 at one connection 1.8–2.0× the run without a candidate
-//!   (`benches/RESULTS.md`, issue 13). With 0.1 ms the wait is bounded by
-//!   0.1 ms.
+//!   woke behind a busy shadow thread could wait that long: admission p99
+//!   at one connection was up to 2.0× the run without a candidate, and
+//!   0.91–0.96× with the short slice (`benches/RESULTS.md`, issue 13).
 //!
 //! Each setting failing (an older kernel, a seccomp profile, another OS) is
 //! reported to the caller and is never fatal: the thread then competes at a
