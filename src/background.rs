@@ -30,8 +30,8 @@ pub enum BackgroundError {
     /// `setpriority` failed.
     #[error("could not lower the thread's priority to nice {NICE}: {0}")]
     Nice(std::io::Error),
-    /// `sched_setattr` failed (kernels before 6.12 reject a slice for the
-    /// normal policy with `EINVAL`).
+    /// `sched_setattr` failed, or the kernel did not keep the slice
+    /// (before Linux 6.12 it ignores a slice for the normal policy).
     #[error("could not shorten the thread's scheduling slice to {SLICE_NS} ns: {0}")]
     Slice(std::io::Error),
 }
@@ -56,9 +56,22 @@ pub fn this_thread() -> std::io::Result<(i32, u64)> {
     sys::get()
 }
 
+/// Asks for the slice and reads it back: kernels before 6.12 accept the
+/// request but ignore `sched_runtime` for the normal policy (and report 0).
 #[cfg(target_os = "linux")]
 fn short_slice() -> std::io::Result<()> {
-    sys::set(NICE, SLICE_NS)
+    sys::set(NICE, SLICE_NS)?;
+    let (_, slice) = sys::get()?;
+    if slice == SLICE_NS {
+        Ok(())
+    } else {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            format!(
+                "the kernel kept a slice of {slice} ns (custom slices need Linux 6.12 or later)"
+            ),
+        ))
+    }
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -162,7 +175,7 @@ mod tests {
         let (before, failed, after) = seen.unwrap();
         let (_, slice_before) = before.unwrap();
         assert_ne!(slice_before, SLICE_NS, "the default slice is longer");
-        // Kernels before 6.12 refuse the slice; the error says so and the
+        // Kernels before 6.12 ignore the slice; the error says so and the
         // nice value is still set.
         let slice_refused = failed
             .iter()
