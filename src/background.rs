@@ -11,7 +11,7 @@
 //!   the default slice (0.75 ms or more) an admission or client thread that
 //!   woke behind a busy shadow thread could wait that long: admission p99
 //!   at one connection was up to 2.0× the run without a candidate, and
-//!   0.91–1.47× (median of nine runs 1.09×) with the short slice
+//!   0.91–1.47× (median of ten runs 1.07×) with the short slice
 //!   (`benches/RESULTS.md`, issue 13).
 //!
 //! Each setting failing (an older kernel, a seccomp profile, another OS) is
