@@ -87,16 +87,19 @@ mod sys {
     /// `SCHED_OTHER`, the normal policy the slice belongs to.
     const SCHED_OTHER: u32 = 0;
 
-    fn attr() -> libc::sched_attr {
+    /// The first version of the structure (48 bytes, no utilisation
+    /// clamps), which is what the `libc` crate declares.
+    const SIZE: u32 = std::mem::size_of::<libc::sched_attr>() as u32;
+
+    /// `SCHED_OTHER` with `nice` and a slice of `slice_ns`.
+    fn attr(nice: i32, slice_ns: u64) -> libc::sched_attr {
         libc::sched_attr {
-            // The first version of the structure (48 bytes, no utilisation
-            // clamps), which is what the `libc` crate declares.
-            size: std::mem::size_of::<libc::sched_attr>() as u32,
-            sched_policy: 0,
+            size: SIZE,
+            sched_policy: SCHED_OTHER,
             sched_flags: 0,
-            sched_nice: 0,
+            sched_nice: nice,
             sched_priority: 0,
-            sched_runtime: 0,
+            sched_runtime: slice_ns,
             sched_deadline: 0,
             sched_period: 0,
         }
@@ -105,10 +108,7 @@ mod sys {
     /// Sets the calling thread's policy to `SCHED_OTHER` with `nice` and a
     /// slice of `slice_ns` (`sched_runtime` is the slice for this policy).
     pub fn set(nice: i32, slice_ns: u64) -> std::io::Result<()> {
-        let mut a = attr();
-        a.sched_policy = SCHED_OTHER;
-        a.sched_nice = nice;
-        a.sched_runtime = slice_ns;
+        let a = attr(nice, slice_ns);
         // SAFETY: `a` is a valid, initialised `sched_attr` that outlives the
         // call, its `size` field is the structure's own size, and
         // the kernel only reads that many bytes; pid 0 is the calling thread;
@@ -130,9 +130,8 @@ mod sys {
 
     /// The calling thread's nice value and slice.
     pub fn get() -> std::io::Result<(i32, u64)> {
-        let mut a = attr();
-        let size = std::mem::size_of::<libc::sched_attr>() as libc::c_uint;
-        // SAFETY: `a` is a valid, writable `sched_attr` of `size` bytes that
+        let mut a = attr(0, 0);
+        // SAFETY: `a` is a valid, writable `sched_attr` of `SIZE` bytes that
         // outlives the call; the kernel writes at most `size` bytes into it;
         // pid 0 is the calling thread; flags 0.
         let r = unsafe {
@@ -140,7 +139,7 @@ mod sys {
                 libc::SYS_sched_getattr,
                 0 as libc::pid_t,
                 &mut a as *mut libc::sched_attr,
-                size,
+                SIZE as libc::c_uint,
                 0 as libc::c_uint,
             )
         };
@@ -161,7 +160,7 @@ mod sys {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::panic)]
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
