@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 use regent::bundle::BundleFiles;
 use regent::compiled::CompiledBundle;
 use regent::decision::{admit, empty_inventory, DecideOptions};
-use regent::gatekeeper::template::{self, Compiled, Template, INVENTORY_KEY};
+use regent::gatekeeper::template::{self, Compiled, Rewrite, Template, INVENTORY_KEY};
 use regent::native::CompileOptions;
 use regent::objects::{split_documents, ObjectDoc};
 use regent::runtime::limits::{Budget, Limits};
@@ -46,6 +46,9 @@ use serde_json::{json, Value as Json};
 /// the corpus directories.
 struct Corpus {
     templates: Vec<(PathBuf, Template, Vec<Json>)>,
+    /// The templates whose rules were specialized at load, compiled as
+    /// written (same order as their entries in `templates`, by name).
+    as_written: BTreeMap<String, Template>,
     objects: Vec<Json>,
 }
 
@@ -78,6 +81,7 @@ fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 fn read_corpus() -> Corpus {
     let mut templates = Vec::new();
+    let mut as_written = BTreeMap::new();
     let mut parameters: BTreeMap<String, Vec<Json>> = BTreeMap::new();
     let mut objects = Vec::new();
     let mut files = Vec::new();
@@ -107,6 +111,13 @@ fn read_corpus() -> Corpus {
                 // Templates that do not load (fixtures of errors) are
                 // another test's business.
                 if let Ok(Compiled::Rego(t, _)) = template::compile(&doc, Limits::default()) {
+                    if !t.specialized.is_empty() {
+                        if let Ok(Compiled::Rego(w, _)) =
+                            template::compile_as(&doc, Limits::default(), Rewrite::AsWritten)
+                        {
+                            as_written.insert(t.name.clone(), *w);
+                        }
+                    }
                     templates.push((path.clone(), *t, Vec::new()));
                 }
             } else if api_version.starts_with("constraints.gatekeeper.sh/") {
@@ -126,7 +137,11 @@ fn read_corpus() -> Corpus {
         let values: Vec<Value> = params.iter().map(to_value).collect();
         template.prefer_bytecode(&values, Limits::default());
     }
-    Corpus { templates, objects }
+    Corpus {
+        templates,
+        as_written,
+        objects,
+    }
 }
 
 fn to_value(json: &Json) -> Value {
@@ -292,6 +307,61 @@ fn templates_on_the_vm_decide_as_the_interpreter_does() {
     println!(
         "{evaluations} evaluations of {on_vm} templates on the VM, {} objects: VM and interpreter agree",
         corpus.objects.len()
+    );
+}
+
+/// Rule specialization (`src/gatekeeper/specialize.rs`) must not change a
+/// decision: each specialized template, on the evaluator it runs on,
+/// against the same template as written on the interpreter.
+#[test]
+fn specialized_templates_decide_as_written() {
+    let corpus = read_corpus();
+    let mut evaluations = 0usize;
+    let mut differences = Vec::new();
+    for (path, template, params) in &corpus.templates {
+        let Some(written) = corpus.as_written.get(&template.name) else {
+            continue;
+        };
+        for parameters in params {
+            for object in &corpus.objects {
+                for operation in ["CREATE", "UPDATE"] {
+                    let input = template_input(object, operation, parameters);
+                    let specialized = template.evaluate(input.clone(), Budget::UNLIMITED).ok();
+                    let as_written = written.evaluate_interpreted(input, Budget::UNLIMITED).ok();
+                    evaluations += 1;
+                    if specialized != as_written {
+                        differences.push(format!(
+                            "{} ({}) {operation} {}/{} parameters {parameters}: specialized {:?}, as written {:?}",
+                            template.name,
+                            path.display(),
+                            object["kind"],
+                            object["metadata"]["name"],
+                            specialized.as_deref().map(messages),
+                            as_written.as_deref().map(messages),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        !corpus.as_written.is_empty() && evaluations > 0,
+        "no specialized template in the corpus"
+    );
+    assert!(
+        differences.is_empty(),
+        "{} of {evaluations} evaluations differ:\n{}",
+        differences.len(),
+        differences
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    println!(
+        "{evaluations} evaluations of {} specialized templates: as written",
+        corpus.as_written.len()
     );
 }
 

@@ -68,13 +68,17 @@ impl CheckArgs {
                     );
                     // The server compiles templates the same way with or
                     // without test modules: say which evaluator runs each.
-                    for (name, kind, evaluator) in gk.template_evaluators() {
+                    for t in gk.template_evaluators() {
                         println!(
-                            "  {:<8} {:<28} {:<7} ({kind})",
+                            "  {:<8} {:<28} {:<7} ({})",
                             "template",
-                            name,
-                            evaluator.as_str()
+                            t.name,
+                            t.evaluator.as_str(),
+                            t.kind
                         );
+                        for copy in &t.specialized {
+                            println!("  {:<8} {:<28} specialized {copy}", "", "");
+                        }
                     }
                     for c in gk.constraints() {
                         let action = match &c.action {

@@ -34,6 +34,7 @@ pub mod matching;
 pub mod mutators;
 pub mod object;
 pub mod schema;
+pub mod specialize;
 pub mod suite;
 pub mod template;
 
@@ -66,6 +67,19 @@ pub struct Hit {
     /// The messages, in the template's words (with `[Implied by <name>]` for
     /// violations found in an expanded object).
     pub messages: Vec<String>,
+}
+
+/// How a loaded template runs (`regent check` prints it).
+#[derive(Debug, Clone)]
+pub struct TemplateInfo {
+    /// `metadata.name`.
+    pub name: String,
+    /// The Constraint kind it defines.
+    pub kind: String,
+    /// The evaluator that runs it.
+    pub evaluator: crate::runtime::Evaluator,
+    /// Its rules specialized at load (see [`specialize`]).
+    pub specialized: Vec<String>,
 }
 
 /// Every Gatekeeper object of a bundle, compiled.
@@ -206,10 +220,15 @@ impl Set {
     }
 
     /// `(template name, kind, evaluator)` of each compiled template.
-    pub fn template_evaluators(&self) -> Vec<(String, String, crate::runtime::Evaluator)> {
+    pub fn template_evaluators(&self) -> Vec<TemplateInfo> {
         self.templates
             .iter()
-            .map(|t| (t.name.clone(), t.kind.clone(), t.evaluator()))
+            .map(|t| TemplateInfo {
+                name: t.name.clone(),
+                kind: t.kind.clone(),
+                evaluator: t.evaluator(),
+                specialized: t.specialized.clone(),
+            })
             .collect()
     }
 
@@ -732,7 +751,7 @@ mod tests {
                 .unwrap()
                 .template_evaluators()
                 .into_iter()
-                .map(|(_, _, e)| e)
+                .map(|t| t.evaluator)
                 .collect::<Vec<_>>()
         };
         let diverges_on_update = "package t\ncfg.mode.a = 1 {\n  input.review.operation == \"UPDATE\"\n}\ncfg.mode.b = 2 {\n  input.review.oldObject\n}\nviolation[{\"msg\": m}] {\n  input.review.operation == \"UPDATE\"\n  c := cfg\n  m := sprintf(\"%v\", [c])\n}\n";

@@ -35,6 +35,9 @@ pub struct Template {
     /// Why audit cannot judge objects at rest with it, if it cannot (its
     /// Rego reads `userInfo` or `oldObject`).
     pub audit_skip: Option<String>,
+    /// The rules specialized at load (see [`super::specialize`]), each with
+    /// the field bindings of its copies; empty if none was.
+    pub specialized: Vec<String>,
     program: Program,
 }
 
@@ -52,6 +55,7 @@ pub enum Compiled {
 }
 
 /// Where a template's Rego comes from.
+#[derive(Clone)]
 struct RegoSource {
     field: String,
     rego: String,
@@ -88,9 +92,29 @@ impl Template {
     }
 }
 
+/// Whether [`compile_as`] may rewrite a template's rules for speed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rewrite {
+    /// Specialize partial set rules the template reads with a key field
+    /// fixed (see [`super::specialize`]); the template as written if the
+    /// rewrite does not compile.
+    Specialize,
+    /// The template exactly as written (to compare with).
+    AsWritten,
+}
+
 /// Compiles a ConstraintTemplate document; its warm-up evaluation runs
 /// within `limits`.
 pub fn compile(doc: &ObjectDoc, limits: Limits) -> Result<Compiled, GatekeeperError> {
+    compile_as(doc, limits, Rewrite::Specialize)
+}
+
+/// [`compile`], choosing whether rules may be specialized.
+pub fn compile_as(
+    doc: &ObjectDoc,
+    limits: Limits,
+    rewrite: Rewrite,
+) -> Result<Compiled, GatekeeperError> {
     let v = &doc.value;
     let name = name_of(doc)?;
     let kind = v["spec"]["crd"]["spec"]["names"]["kind"]
@@ -163,6 +187,51 @@ pub fn compile(doc: &ObjectDoc, limits: Limits) -> Result<Compiled, GatekeeperEr
     if source.rego.trim().is_empty() {
         return Err(invalid(doc, format!("{}.rego is empty", source.field)));
     }
+    let written = Written {
+        doc,
+        name: &name,
+        kind: &kind,
+        limits,
+    };
+    if rewrite == Rewrite::Specialize {
+        let libs: Vec<&str> = source.libs.iter().map(String::as_str).collect();
+        if let Some(rewritten) = super::specialize::specialize(&source.rego, &libs, source.v1) {
+            let specialized = RegoSource {
+                rego: rewritten.source,
+                ..source.clone()
+            };
+            match build(&written, &specialized) {
+                Ok(mut template) => {
+                    tracing::debug!(template = %name, copies = ?rewritten.copies, "rules specialized");
+                    template.specialized = rewritten.copies;
+                    return Ok(Compiled::Rego(template, schema));
+                }
+                Err(e) => {
+                    tracing::debug!(template = %name, error = %e, "the specialized template does not compile; compiling it as written");
+                }
+            }
+        }
+    }
+    Ok(Compiled::Rego(build(&written, &source)?, schema))
+}
+
+/// What [`build`] needs of the template besides its Rego.
+struct Written<'a> {
+    doc: &'a ObjectDoc,
+    name: &'a String,
+    kind: &'a String,
+    limits: Limits,
+}
+
+/// Compiles a template's Rego into a program, warms it up and checks that
+/// every function it calls exists.
+fn build(written: &Written<'_>, source: &RegoSource) -> Result<Box<Template>, GatekeeperError> {
+    let Written {
+        doc,
+        name,
+        kind,
+        limits,
+    } = *written;
     let mut engine = runtime::new_engine();
     let syntax = if source.v1 { Syntax::V1 } else { Syntax::V0 };
     if !source.v1 {
@@ -221,8 +290,9 @@ pub fn compile(doc: &ObjectDoc, limits: Limits) -> Result<Compiled, GatekeeperEr
         .join("\n");
     let mut template = Template {
         name: name.clone(),
-        kind,
+        kind: kind.clone(),
         audit_skip: crate::policy::audit_skip_reason(&reach),
+        specialized: Vec::new(),
         program: Program::new(engine),
     };
     // regorus resolves function names on first evaluation: a call to a
@@ -279,7 +349,7 @@ pub fn compile(doc: &ObjectDoc, limits: Limits) -> Result<Compiled, GatekeeperEr
             return Err(positioned(runtime::rego_error(&field, &text), src));
         }
     }
-    Ok(Compiled::Rego(Box::new(template), schema))
+    Ok(Box::new(template))
 }
 
 thread_local! {
