@@ -47,8 +47,9 @@ use serde_json::{json, Value as Json};
 struct Corpus {
     templates: Vec<(PathBuf, Template, Vec<Json>)>,
     /// The templates whose rules were specialized at load, compiled as
-    /// written (same order as their entries in `templates`, by name).
-    as_written: BTreeMap<String, Template>,
+    /// written, by their index in `templates` (the corpus may hold several
+    /// versions of one template).
+    as_written: BTreeMap<usize, Template>,
     objects: Vec<Json>,
 }
 
@@ -115,7 +116,7 @@ fn read_corpus() -> Corpus {
                         if let Ok(Compiled::Rego(w, _)) =
                             template::compile_as(&doc, Limits::default(), Rewrite::AsWritten)
                         {
-                            as_written.insert(t.name.clone(), *w);
+                            as_written.insert(templates.len(), *w);
                         }
                     }
                     templates.push((path.clone(), *t, Vec::new()));
@@ -318,8 +319,8 @@ fn specialized_templates_decide_as_written() {
     let corpus = read_corpus();
     let mut evaluations = 0usize;
     let mut differences = Vec::new();
-    for (path, template, params) in &corpus.templates {
-        let Some(written) = corpus.as_written.get(&template.name) else {
+    for (i, (path, template, params)) in corpus.templates.iter().enumerate() {
+        let Some(written) = corpus.as_written.get(&i) else {
             continue;
         };
         for parameters in params {
