@@ -254,9 +254,13 @@ fn set_definition(
     // A variable the rule assigns (`v := ...`) or declares (`some v`) cannot
     // be bound before its bodies.
     let (from, to) = (span.start, span.end);
+    // Tokens are in source order: the rule's are one run of them.
+    let first = tokens.partition_point(|t| t.1.start < from);
+    let last = tokens.partition_point(|t| t.1.start < to);
     let inside: Vec<&Token> = tokens
+        .get(first..last)?
         .iter()
-        .filter(|t| t.1.start >= from && t.1.end <= to)
+        .filter(|t| t.1.end <= to)
         .collect();
     for (i, t) in inside.iter().enumerate() {
         if !matches!(t.0, TokenKind::Ident) {
@@ -276,7 +280,9 @@ fn set_definition(
     for body in bodies {
         let first = body.query.stmts.first()?;
         let start = first.span.start as usize;
-        let at = tokens.iter().position(|t| t.1.start as usize == start)?;
+        let at = tokens
+            .binary_search_by_key(&start, |t| t.1.start as usize)
+            .ok()?;
         if !is_symbol(tokens.get(at.checked_sub(1)?)?, "{") {
             return None;
         }
