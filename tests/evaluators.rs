@@ -263,50 +263,16 @@ fn messages(violations: &[Value]) -> Vec<String> {
 #[test]
 fn templates_on_the_vm_decide_as_the_interpreter_does() {
     let corpus = read_corpus();
-    let mut evaluations = 0usize;
-    let mut on_vm = 0usize;
-    let mut differences = Vec::new();
-    for (path, template, params) in &corpus.templates {
-        if template.evaluator() != Evaluator::Vm {
-            continue;
-        }
-        on_vm += 1;
-        for parameters in params {
-            for object in &corpus.objects {
-                for operation in ["CREATE", "UPDATE"] {
-                    let input = template_input(object, operation, parameters);
-                    let vm = template.evaluate(input.clone(), Budget::UNLIMITED).ok();
-                    let interpreted = template.evaluate_interpreted(input, Budget::UNLIMITED).ok();
-                    evaluations += 1;
-                    if vm != interpreted {
-                        differences.push(format!(
-                            "{} ({}) {operation} {}/{} parameters {parameters}: VM {:?}, interpreter {:?}",
-                            template.name,
-                            path.display(),
-                            object["kind"],
-                            object["metadata"]["name"],
-                            vm.as_deref().map(messages),
-                            interpreted.as_deref().map(messages),
-                        ));
-                    }
-                }
-            }
-        }
-    }
-    assert!(on_vm > 0 && evaluations > 0, "nothing compared");
-    assert!(
-        differences.is_empty(),
-        "{} of {evaluations} evaluations differ:\n{}",
-        differences.len(),
-        differences
-            .iter()
-            .take(20)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    let on_vm: Vec<_> = corpus
+        .templates
+        .iter()
+        .filter(|(_, t, _)| t.evaluator() == Evaluator::Vm)
+        .map(|(path, t, params)| (path, t, t, params))
+        .collect();
+    let evaluations = compare_on_corpus(&corpus, &on_vm, ("VM", "interpreter"));
     println!(
-        "{evaluations} evaluations of {on_vm} templates on the VM, {} objects: VM and interpreter agree",
+        "{evaluations} evaluations of {} templates on the VM, {} objects: VM and interpreter agree",
+        on_vm.len(),
         corpus.objects.len()
     );
 }
@@ -317,28 +283,51 @@ fn templates_on_the_vm_decide_as_the_interpreter_does() {
 #[test]
 fn specialized_templates_decide_as_written() {
     let corpus = read_corpus();
+    let specialized: Vec<_> = corpus
+        .templates
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (path, t, params))| {
+            corpus.as_written.get(&i).map(|w| (path, t, w, params))
+        })
+        .collect();
+    let evaluations = compare_on_corpus(&corpus, &specialized, ("specialized", "as written"));
+    println!(
+        "{evaluations} evaluations of {} specialized templates: as written",
+        specialized.len()
+    );
+}
+
+/// Each `(path, left, right, parameters)`: `left` on its evaluator and
+/// `right` on the interpreter, under each parameter set, on every object of
+/// the corpus as a CREATE and an UPDATE; panics listing the first
+/// differences, else returns how many evaluations were compared.
+fn compare_on_corpus(
+    corpus: &Corpus,
+    pairs: &[(&PathBuf, &Template, &Template, &Vec<Json>)],
+    labels: (&str, &str),
+) -> usize {
     let mut evaluations = 0usize;
     let mut differences = Vec::new();
-    for (i, (path, template, params)) in corpus.templates.iter().enumerate() {
-        let Some(written) = corpus.as_written.get(&i) else {
-            continue;
-        };
-        for parameters in params {
+    for (path, left, right, params) in pairs {
+        for parameters in params.iter() {
             for object in &corpus.objects {
                 for operation in ["CREATE", "UPDATE"] {
                     let input = template_input(object, operation, parameters);
-                    let specialized = template.evaluate(input.clone(), Budget::UNLIMITED).ok();
-                    let as_written = written.evaluate_interpreted(input, Budget::UNLIMITED).ok();
+                    let l = left.evaluate(input.clone(), Budget::UNLIMITED).ok();
+                    let r = right.evaluate_interpreted(input, Budget::UNLIMITED).ok();
                     evaluations += 1;
-                    if specialized != as_written {
+                    if l != r {
                         differences.push(format!(
-                            "{} ({}) {operation} {}/{} parameters {parameters}: specialized {:?}, as written {:?}",
-                            template.name,
+                            "{} ({}) {operation} {}/{} parameters {parameters}: {} {:?}, {} {:?}",
+                            left.name,
                             path.display(),
                             object["kind"],
                             object["metadata"]["name"],
-                            specialized.as_deref().map(messages),
-                            as_written.as_deref().map(messages),
+                            labels.0,
+                            l.as_deref().map(messages),
+                            labels.1,
+                            r.as_deref().map(messages),
                         ));
                     }
                 }
@@ -346,8 +335,10 @@ fn specialized_templates_decide_as_written() {
         }
     }
     assert!(
-        !corpus.as_written.is_empty() && evaluations > 0,
-        "no specialized template in the corpus"
+        !pairs.is_empty() && evaluations > 0,
+        "nothing compared ({} / {})",
+        labels.0,
+        labels.1
     );
     assert!(
         differences.is_empty(),
@@ -360,10 +351,7 @@ fn specialized_templates_decide_as_written() {
             .collect::<Vec<_>>()
             .join("\n")
     );
-    println!(
-        "{evaluations} evaluations of {} specialized templates: as written",
-        corpus.as_written.len()
-    );
+    evaluations
 }
 
 #[test]

@@ -234,13 +234,7 @@ fn set_definition(
     };
     let mut variables = BTreeMap::new();
     for (_, k, v) in fields {
-        let Expr::String {
-            value: Value::String(k),
-            ..
-        } = k.as_ref()
-        else {
-            return None;
-        };
+        let k = string_key(k)?;
         if let Expr::Var {
             value: Value::String(var),
             ..
@@ -373,13 +367,7 @@ fn binding(index: &str, fields: &BTreeSet<&String>) -> Option<Vec<(String, Strin
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
     for (_, k, v) in entries {
-        let Expr::String {
-            value: Value::String(k),
-            ..
-        } = k.as_ref()
-        else {
-            return None;
-        };
+        let k = string_key(k)?;
         if !seen.insert(k.to_string()) {
             return None;
         }
@@ -473,6 +461,17 @@ fn tokens_of(text: &str) -> Option<Vec<Token>> {
             return Some(out);
         }
         out.push(token);
+    }
+}
+
+/// An object literal's key, if it is a string.
+fn string_key(k: &regorus::unstable::Ref<Expr>) -> Option<&str> {
+    match k.as_ref() {
+        Expr::String {
+            value: Value::String(k),
+            ..
+        } => Some(k.as_ref()),
+        _ => None,
     }
 }
 
