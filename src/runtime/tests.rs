@@ -1324,3 +1324,52 @@ fn a_failing_comprehension_body_inside_a_loop_fails_only_the_comprehension() {
         assert_eq!(interpreted, expected, "interpreter: {case}");
     }
 }
+
+#[test]
+fn functions_written_as_tables_pick_the_definition_of_their_literal_arguments() {
+    // Patch 33: a call skips a definition whose literal parameter its
+    // argument does not equal, without running the definition; the answer
+    // must be the one the definitions' own comparisons give, whatever the
+    // literal's kind (1.0 equals 1) or position.
+    let source = r#"package p
+unit("Ki") = 1024
+unit("Mi") = 1048576
+unit("k") = 1000
+unit(1) = "one"
+unit(true) = "yes"
+unit(null) = "nothing"
+unit(x) = "list" { is_array(x) }
+pair("a", y) = concat("-", ["a", y])
+pair(x, "b") = concat("+", [x, "b"])
+pair(x, y) = "same" { x == y }
+three(x, 2, "z") = x
+three(_, 3, z) = z
+table = [[k, unit(k)] | k := input.keys[_]]
+pairs = [[x, y, pair(x, y)] | [x, y] := input.pairs[_]]
+threes = [[a, b, c, three(a, b, c)] | [a, b, c] := input.threes[_]]
+"#;
+    let input = r#"{
+        "keys": ["Ki", "Mi", "k", "mi", "", 1, 1.0, 2, true, false, null, [1], {"a": 1}],
+        "pairs": [["a", "c"], ["c", "b"], ["c", "c"], ["b", "a"], [1, "b"]],
+        "threes": [["x", 2, "z"], ["x", 2, "y"], ["x", 3, "y"], [5, 2.0, "z"], ["x", "2", "z"]]
+    }"#;
+    expect_both(
+        source,
+        "data.p.table",
+        input,
+        r#"[["Ki", 1024], ["Mi", 1048576], ["k", 1000], [1, "one"], [1.0, "one"],
+            [true, "yes"], [null, "nothing"], [[1], "list"]]"#,
+    );
+    expect_both(
+        source,
+        "data.p.pairs",
+        input,
+        r#"[["a", "c", "a-c"], ["c", "b", "c+b"], ["c", "c", "same"]]"#,
+    );
+    expect_both(
+        source,
+        "data.p.threes",
+        input,
+        r#"[["x", 2, "z", "x"], ["x", 3, "y", "y"], [5, 2.0, "z", 5]]"#,
+    );
+}

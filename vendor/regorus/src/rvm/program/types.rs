@@ -106,6 +106,14 @@ pub struct RuleInfo {
     /// checking consistency with remaining definitions.
     #[serde(default)]
     pub early_exit_on_first_success: bool,
+    /// [regent patch 33] Per definition of a function, its parameters that
+    /// are literals (`mem_multiple("Mi") := ...`), as (parameter register,
+    /// literal). A call whose argument is not that literal skips the
+    /// definition without running its destructuring block: rule indexing on
+    /// literal arguments. Empty for a definition with any parameter that is
+    /// neither a variable, `_` nor a literal.
+    #[serde(default)]
+    pub literal_params: Vec<Vec<(u8, crate::value::Value)>>,
 }
 
 impl RuleInfo {
@@ -132,6 +140,7 @@ impl RuleInfo {
             destructuring_blocks: alloc::vec![None; num_definitions],
             else_bodies,
             early_exit_on_first_success: false,
+            literal_params: Vec::new(),
         }
     }
 
@@ -164,6 +173,7 @@ impl RuleInfo {
             destructuring_blocks: alloc::vec![None; num_definitions],
             else_bodies,
             early_exit_on_first_success: false,
+            literal_params: Vec::new(),
         }
     }
 

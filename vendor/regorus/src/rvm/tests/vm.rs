@@ -434,6 +434,7 @@ mod tests {
                     .map(|b| alloc::vec![false; b.len()])
                     .collect(),
                 early_exit_on_first_success: false,
+                literal_params: Vec::new(),
             };
 
             program.rule_infos.push(rule_info);

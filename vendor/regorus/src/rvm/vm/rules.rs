@@ -71,6 +71,26 @@ impl RegoVM {
         self.registers.resize(count, Value::Undefined);
     }
 
+    /// Whether the arguments of the current call (already in this rule's
+    /// register window) equal the literal parameters of definition
+    /// `def_idx`, as its destructuring block's `Eq` and `Guard` would find:
+    /// an undefined argument equals nothing.
+    ///
+    /// [regent patch 33] Rule indexing on literal arguments: a function
+    /// written as a table (`mem_multiple("Mi") := ...` fourteen times) ran
+    /// every definition's block to find the one whose literal matched.
+    fn literal_params_match(&self, rule_info: &RuleInfo, def_idx: usize) -> bool {
+        let Some(literals) = rule_info.literal_params.get(def_idx) else {
+            return true;
+        };
+        literals.iter().all(|(register, literal)| {
+            match self.registers.get(usize::from(*register)) {
+                Some(Value::Undefined) | None => false,
+                Some(argument) => argument == literal,
+            }
+        })
+    }
+
     pub(super) fn execute_rule_definitions_common(
         &mut self,
         rule_definitions: &[Vec<u32>],
@@ -117,6 +137,12 @@ impl RegoVM {
         self.registers = register_window;
 
         'outer: for (def_idx, definition_bodies) in rule_definitions.iter().enumerate() {
+            // [regent patch 33] A definition with a literal parameter that
+            // the call's argument does not equal cannot succeed: its
+            // destructuring block would fail on that comparison.
+            if function_call_params.is_some() && !self.literal_params_match(rule_info, def_idx) {
+                continue 'outer;
+            }
             for (body_entry_point_idx, body_entry_point) in definition_bodies.iter().enumerate() {
                 if let Some(ctx) = self.call_rule_stack.last_mut() {
                     ctx.current_body_index = body_entry_point_idx;

@@ -123,6 +123,9 @@ pub struct Compiler<'a> {
     rule_definitions: Vec<Vec<Vec<u32>>>,
     rule_definition_function_params: Vec<Vec<Option<Vec<String>>>>,
     rule_definition_destructuring_patterns: Vec<Vec<Option<u32>>>,
+    /// [regent patch 33] Per-rule, per-definition of a function: its literal
+    /// parameters (see `RuleInfo::literal_params`).
+    rule_definition_literal_params: Vec<Vec<Vec<(u8, Value)>>>,
     /// Per-rule, per-definition marker for bodies introduced by `else`.
     rule_definition_else_bodies: Vec<Vec<Vec<bool>>>,
     /// Per-rule, per-definition: the static value produced by this definition,
@@ -166,6 +169,7 @@ impl<'a> Compiler<'a> {
             rule_definitions: Vec::new(),
             rule_definition_function_params: Vec::new(),
             rule_definition_destructuring_patterns: Vec::new(),
+            rule_definition_literal_params: Vec::new(),
             rule_definition_else_bodies: Vec::new(),
             rule_definition_static_values: Vec::new(),
             rule_types: Vec::new(),

@@ -12,7 +12,7 @@
 
 use super::{CompilationContext, Compiler, CompilerError, ContextType, Result, WorklistEntry};
 use crate::ast::{Expr, ExprRef, Rule, RuleHead};
-use crate::compiler::destructuring_planner::plans::BindingPlan;
+use crate::compiler::destructuring_planner::plans::{BindingPlan, DestructuringPlan};
 use crate::lexer::Span;
 use crate::parser::Parser;
 use crate::rvm::program::{Program, RuleType};
@@ -491,6 +491,11 @@ impl<'a> Compiler<'a> {
                             self.register_counter =
                                 self.register_counter.saturating_add(args.len() as u8);
 
+                            // [regent patch 33] The literal parameters of
+                            // this definition, while every parameter is a
+                            // variable, `_` or a literal (`None` otherwise).
+                            let mut literal_params = Some(Vec::new());
+
                             for (arg_idx, arg) in args.iter().enumerate() {
                                 let param_reg = param_base_register + arg_idx as u8;
 
@@ -507,7 +512,21 @@ impl<'a> Compiler<'a> {
                                 let binding_plan =
                                     self.expect_binding_plan_for_expr(arg, &context_desc)?;
 
-                                if let BindingPlan::Parameter { .. } = &binding_plan {
+                                if let BindingPlan::Parameter {
+                                    destructuring_plan, ..
+                                } = &binding_plan
+                                {
+                                    match destructuring_plan {
+                                        DestructuringPlan::EqualityValue(literal)
+                                            if !self.soft_assert_mode =>
+                                        {
+                                            if let Some(params) = literal_params.as_mut() {
+                                                params.push((param_reg, literal.clone()));
+                                            }
+                                        }
+                                        DestructuringPlan::Var(_) | DestructuringPlan::Ignore => {}
+                                        _ => literal_params = None,
+                                    }
                                     let _ = self
                                         .apply_binding_plan(&binding_plan, param_reg, arg.span())
                                         .map_err(|e| CompilerError::from(e).at(arg.span()))?;
@@ -524,6 +543,12 @@ impl<'a> Compiler<'a> {
 
                             self.rule_definition_function_params[rule_index as usize]
                                 .push(Some(param_names.clone()));
+                            while self.rule_definition_literal_params.len() <= rule_index as usize
+                            {
+                                self.rule_definition_literal_params.push(Vec::new());
+                            }
+                            self.rule_definition_literal_params[rule_index as usize]
+                                .push(literal_params.unwrap_or_default());
 
                             if let Some(entry) = destructuring_entry {
                                 let success_span = last_param_span.as_ref().unwrap_or(span);
