@@ -1373,3 +1373,40 @@ threes = [[a, b, c, three(a, b, c)] | [a, b, c] := input.threes[_]]
         r#"[["x", 2, "z", "x"], ["x", 3, "y", "y"], [5, 2.0, "z", 5]]"#,
     );
 }
+
+#[test]
+fn remembered_function_results_hold_within_one_evaluation_only() {
+    // Patch 34: the function cache keeps its vectors from one evaluation to
+    // the next on the same VM. Results must come from the evaluation's own
+    // input (the second evaluation's `k` differs), a function called with
+    // more distinct arguments than it remembers (64) still answers each,
+    // and functions of different arity calling each other stay apart.
+    let source = "package p\n\
+        plus(x) = y { y := x + input.k }\n\
+        pair(x, y) = z { z := plus(x) * 1000 + plus(y) }\n\
+        many := [plus(i) | i := numbers.range(1, 100)[_]]\n\
+        again := [plus(i) | i := numbers.range(1, 100)[_]]\n\
+        pairs := [pair(i, j) | i := [1, 2, 1][_]; j := [2, 1][_]]\n";
+    let first = Value::from_json_str(r#"{"k": 10}"#).unwrap();
+    let program = vm_program(source, Syntax::V0, "data.p.many", &first);
+    for k in [10, 20, 10] {
+        let input = Value::from_json_str(&format!(r#"{{"k": {k}}}"#)).unwrap();
+        let expected: Vec<Value> = (1..=100).map(|i| Value::from(i + k)).collect();
+        for entry in ["data.p.many", "data.p.again"] {
+            let vm = program
+                .eval(entry, input.clone(), Budget::UNLIMITED)
+                .unwrap();
+            assert_eq!(vm, Value::from(expected.clone()), "{entry} with k = {k}");
+        }
+        let pairs = program
+            .eval("data.p.pairs", input.clone(), Budget::UNLIMITED)
+            .unwrap();
+        let pair = |x: i64, y: i64| Value::from((x + k) * 1000 + y + k);
+        let expected = [(1, 2), (1, 1), (2, 2), (2, 1), (1, 2), (1, 1)].map(|(x, y)| pair(x, y));
+        assert_eq!(pairs, Value::from(expected.to_vec()), "pairs with k = {k}");
+        let interpreted = program
+            .eval_interpreted("data.p.pairs", input, Budget::UNLIMITED)
+            .unwrap();
+        assert_eq!(interpreted, pairs);
+    }
+}

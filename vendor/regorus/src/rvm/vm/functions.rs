@@ -64,23 +64,30 @@ impl RegoVM {
                 return self.set_register(params.dest, result);
             }
         }
-        let mut args = Vec::with_capacity(registers.len());
-        if cacheable {
+        // The arguments are kept before the call: its body may reuse the
+        // caller's registers only through its own window, but a value read
+        // now is the one the result belongs to.
+        let remembered = cacheable
+            && self
+                .function_cache
+                .has_room(params.func_rule_index, registers.len());
+        let mut args = core::mem::take(&mut self.function_cache.pending);
+        args.clear();
+        if remembered {
             for &register in registers {
                 args.push(self.get_register(register)?.clone());
             }
         }
-        self.execute_call_rule_common(params.dest, params.func_rule_index, Some(params))?;
-        if cacheable {
+        let called =
+            self.execute_call_rule_common(params.dest, params.func_rule_index, Some(params));
+        if remembered && called.is_ok() {
             let result = self.get_register(params.dest)?.clone();
-            let entries = self
-                .function_cache
-                .entry(params.func_rule_index)
-                .or_default();
-            if entries.len() < FUNCTION_CACHE_PER_RULE {
-                entries.push((args, result));
-            }
+            self.function_cache
+                .remember(params.func_rule_index, &mut args, result);
         }
+        args.clear();
+        self.function_cache.pending = args;
+        called?;
         self.memory_check()?;
         Ok(())
     }
@@ -91,23 +98,25 @@ impl RegoVM {
     /// arguments are equal where comparing them is cheap (see
     /// [`equal_argument`]).
     fn cached_function_result(&self, function: u16, registers: &[u8]) -> Option<Value> {
-        let entries = self.function_cache.get(&function)?;
+        let mut calls = self.function_cache.calls(function, registers.len())?;
         let argument = |i: usize| {
             registers
                 .get(i)
                 .and_then(|&r| self.registers.get(usize::from(r)))
         };
         let matches = |cached: &[Value], same: fn(&Value, &Value) -> bool| {
-            cached.len() == registers.len()
-                && cached
-                    .iter()
-                    .enumerate()
-                    .all(|(i, c)| argument(i).is_some_and(|a| same(c, a)))
+            cached
+                .iter()
+                .enumerate()
+                .all(|(i, c)| argument(i).is_some_and(|a| same(c, a)))
         };
-        entries
-            .iter()
+        calls
             .find(|(cached, _)| matches(cached, Value::is_same_value))
-            .or_else(|| entries.iter().find(|(cached, _)| matches(cached, equal_argument)))
+            .or_else(|| {
+                self.function_cache
+                    .calls(function, registers.len())?
+                    .find(|(cached, _)| matches(cached, equal_argument))
+            })
             .map(|(_, result)| result.clone())
     }
 
@@ -239,6 +248,86 @@ impl RegoVM {
         self.memory_check()?;
 
         Ok(())
+    }
+}
+
+/// The results of user-defined function calls in one evaluation, by
+/// function rule index: for each function, the arguments of at most
+/// `FUNCTION_CACHE_PER_RULE` calls one after another (a function's calls
+/// all have its arity) and their results.
+///
+/// [regent patch 34] This was a `BTreeMap` of vectors of (argument vector,
+/// result): every remembered call allocated its argument vector, and every
+/// evaluation freed the map's nodes and every vector when it was cleared.
+/// The flat vectors here keep their capacity from one evaluation to the
+/// next on the same VM; clearing drops the values only, and only of the
+/// functions that were called.
+#[derive(Debug, Default)]
+pub(super) struct FunctionCache {
+    functions: Vec<CachedCalls>,
+    /// Indices of `functions` that hold calls (cleared by `clear`).
+    used: Vec<u16>,
+    /// A spare vector for a call's arguments while it runs.
+    pending: Vec<Value>,
+}
+
+#[derive(Debug, Default)]
+struct CachedCalls {
+    /// The arity of the calls held (0 while none is).
+    arity: usize,
+    arguments: Vec<Value>,
+    results: Vec<Value>,
+}
+
+impl FunctionCache {
+    /// The remembered calls of `function` with `arity` arguments, as
+    /// (arguments, result); `None` when there are none.
+    fn calls(
+        &self,
+        function: u16,
+        arity: usize,
+    ) -> Option<impl Iterator<Item = (&[Value], &Value)>> {
+        let calls = self.functions.get(usize::from(function))?;
+        if calls.results.is_empty() || calls.arity != arity || arity == 0 {
+            return None;
+        }
+        Some(calls.arguments.chunks_exact(arity).zip(calls.results.iter()))
+    }
+
+    /// Whether a call of `function` with `arity` arguments can be remembered.
+    fn has_room(&self, function: u16, arity: usize) -> bool {
+        arity > 0
+            && self.functions.get(usize::from(function)).is_none_or(|calls| {
+                calls.results.is_empty()
+                    || (calls.arity == arity && calls.results.len() < FUNCTION_CACHE_PER_RULE)
+            })
+    }
+
+    /// Remembers that `function` called with `args` (moved out) gave `result`.
+    fn remember(&mut self, function: u16, args: &mut Vec<Value>, result: Value) {
+        let index = usize::from(function);
+        if self.functions.len() <= index {
+            self.functions.resize_with(index + 1, CachedCalls::default);
+        }
+        let Some(calls) = self.functions.get_mut(index) else {
+            return;
+        };
+        if calls.results.is_empty() {
+            calls.arity = args.len();
+            self.used.push(function);
+        }
+        calls.arguments.append(args);
+        calls.results.push(result);
+    }
+
+    /// Forgets every remembered call, keeping the vectors' capacity.
+    pub(super) fn clear(&mut self) {
+        for function in self.used.drain(..) {
+            if let Some(calls) = self.functions.get_mut(usize::from(function)) {
+                calls.arguments.clear();
+                calls.results.clear();
+            }
+        }
     }
 }
 

@@ -166,12 +166,11 @@ pub struct RegoVM {
     /// a `Hash` implementation.
     pub(super) builtins_cache: BTreeMap<&'static str, Vec<(Vec<Value>, Value)>>,
 
-    /// Results of user-defined function calls in this evaluation, by function
-    /// rule index, then arguments (scanned linearly, at most
-    /// `FUNCTION_CACHE_PER_RULE` per function). Functions are pure within an
+    /// Results of user-defined function calls in this evaluation (see
+    /// [`super::functions::FunctionCache`]). Functions are pure within an
     /// evaluation (input and data do not change, `with` is not compiled), so
     /// a call with the same arguments has the same result; OPA caches them too.
-    pub(super) function_cache: BTreeMap<u16, Vec<(Vec<Value>, Value)>>,
+    pub(super) function_cache: super::functions::FunctionCache,
 
     /// Optional override for the execution timer configuration
     pub(super) execution_timer_config: Option<ExecutionTimerConfig>,
@@ -297,7 +296,7 @@ impl RegoVM {
             frame_pc_overridden: false,
             strict_builtin_errors: false,
             builtins_cache: BTreeMap::new(),
-            function_cache: BTreeMap::new(),
+            function_cache: super::functions::FunctionCache::default(),
             execution_timer_config: None,
             execution_timer: ExecutionTimer::new(fallback_timer),
             execution_timer_elapsed_at_suspend: None,

@@ -135,7 +135,10 @@ impl RegoVM {
 
         // Reset rule cache, then restore the values of rules that depend on
         // data alone from an earlier execution (Regent patch 23).
-        self.rule_cache = alloc::vec![(false, Value::Undefined); self.program.rule_infos.len()];
+        // [regent patch 34] The vector is refilled, not allocated anew.
+        self.rule_cache.clear();
+        self.rule_cache
+            .resize(self.program.rule_infos.len(), (false, Value::Undefined));
         for (entry, kept) in self.rule_cache.iter_mut().zip(self.kept_rule_values.iter()) {
             if let Some(value) = kept {
                 *entry = (true, value.clone());
