@@ -150,33 +150,31 @@ pub struct Target<'a> {
     pub namespace_object: Option<&'a Value>,
 }
 
-impl Target<'_> {
+impl<'a> Target<'a> {
     fn is_namespace(&self) -> bool {
         self.kind == "Namespace" && self.group.is_empty()
     }
 
-    fn object_namespace(&self) -> String {
+    fn object_namespace(&self) -> &'a str {
         match crate::runtime::text(&self.object["metadata"]["namespace"]) {
-            Some(ns) if !ns.is_empty() => ns.to_string(),
-            _ => self.namespace.to_string(),
+            Some(ns) if !ns.is_empty() => ns,
+            _ => self.namespace,
         }
     }
 
-    fn name(&self) -> String {
-        crate::runtime::text(&self.object["metadata"]["name"])
-            .unwrap_or_default()
-            .to_string()
+    fn name(&self) -> &'a str {
+        crate::runtime::text(&self.object["metadata"]["name"]).unwrap_or_default()
     }
 
     /// The namespace the namespace rules test: the object's own name for a
     /// Namespace, else the known Namespace, else the one the object declares.
-    fn namespace_for_rules(&self) -> Option<String> {
+    fn namespace_for_rules(&self) -> Option<&'a str> {
         if self.is_namespace() {
             return Some(self.name());
         }
         if let Some(ns) = self.namespace_object {
             if let Some(name) = crate::runtime::text(&ns["metadata"]["name"]) {
-                return Some(name.to_string());
+                return Some(name);
             }
         }
         Some(self.object_namespace()).filter(|n| !n.is_empty())
@@ -212,7 +210,7 @@ impl Match {
                 .name
                 .as_deref()
                 .filter(|n| !n.is_empty())
-                .is_none_or(|n| glob(n, &t.name())))
+                .is_none_or(|n| glob(n, t.name())))
     }
 
     fn kinds_match(&self, t: &Target<'_>) -> bool {
@@ -240,7 +238,7 @@ impl Match {
             return true;
         }
         match t.namespace_for_rules() {
-            Some(ns) => self.namespaces.iter().any(|p| glob(p, &ns)),
+            Some(ns) => self.namespaces.iter().any(|p| glob(p, ns)),
             None => true,
         }
     }
@@ -250,7 +248,7 @@ impl Match {
             return true;
         }
         match t.namespace_for_rules() {
-            Some(ns) => !self.excluded_namespaces.iter().any(|p| glob(p, &ns)),
+            Some(ns) => !self.excluded_namespaces.iter().any(|p| glob(p, ns)),
             None => true,
         }
     }

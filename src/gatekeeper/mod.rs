@@ -346,6 +346,7 @@ impl Set {
         let mut steps = Vec::new();
         let mut work: Vec<helper::Work> = Vec::new();
         let mut input: Option<Value> = None;
+        let parameters_key = Value::from("parameters");
         for c in &self.constraints {
             let mut enforcement = c.action.at(pass.point);
             if enforcement == Enforcement::Off {
@@ -392,7 +393,7 @@ impl Set {
                 .clone();
             let mut this_input = base;
             if let Ok(map) = this_input.as_object_mut() {
-                map.insert(Value::from("parameters"), c.parameters.clone());
+                map.insert(parameters_key.clone(), c.parameters.clone());
             }
             work.push((template.clone(), this_input));
             steps.push(Step::Evaluate(c, enforcement));
