@@ -1410,3 +1410,16 @@ fn remembered_function_results_hold_within_one_evaluation_only() {
         assert_eq!(interpreted, pairs);
     }
 }
+
+#[test]
+fn sprintf_prints_strings_and_other_values_as_before() {
+    // Patch 35: the message is built in a buffer sized from the start and a
+    // string argument of `%v` is copied in place; what is printed is as OPA
+    // prints it.
+    let source = "package p\n\
+        msg := sprintf(\"%v|%s|%v|%v|%v|%%|%v|%v\", [input.q, \"é\", 1.5, [\"x\", 2], {\"k\": \"v\"}, true, input.long])\n";
+    let long = "x".repeat(300);
+    let input = format!(r#"{{"q": "a\"b", "long": "{long}"}}"#);
+    let expected = format!(r#""a\"b|é|1.5|[\"x\", 2]|{{\"k\": \"v\"}}|%|true|{long}""#);
+    expect_both(source, "data.p.msg", &input, &expected);
+}

@@ -315,7 +315,10 @@ fn sprintf(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> 
     let fmt = ensure_string(name, &params[0], &args[0])?;
     let args = ensure_array(name, &params[1], args[1].clone())?;
 
-    let mut s = String::default();
+    // [regent patch 35] Room for the format and some of its arguments from
+    // the start: the message grew by doubling from empty, a reallocation
+    // every few characters early on.
+    let mut s = String::with_capacity(fmt.len().saturating_mul(2));
     let mut args_idx = 0usize;
     let mut chars = fmt.chars().peekable();
     let args_span = params[1].span();
@@ -401,6 +404,9 @@ fn sprintf(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> 
             ('s', Value::String(sv)) => s += sv.as_ref(),
             ('s', v) => s += &to_string(v, false),
 
+            // [regent patch 35] A string printed with `%v` is copied in
+            // place, not through a temporary copy (what `to_string` gives).
+            ('v', Value::String(sv)) => s += sv.as_ref(),
             ('v', _) => s += &to_string(arg, false),
             ('b', Value::Number(f)) if f.is_integer() => {
                 let (sign, v) = get_sign_value(f);
