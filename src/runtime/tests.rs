@@ -1423,3 +1423,27 @@ fn sprintf_prints_strings_and_other_values_as_before() {
     let expected = format!(r#""a\"b|é|1.5|[\"x\", 2]|{{\"k\": \"v\"}}|%|true|{long}""#);
     expect_both(source, "data.p.msg", &input, &expected);
 }
+
+#[test]
+fn definitions_of_different_sizes_each_start_from_cleared_registers() {
+    // Patch 36: each definition clears only the registers it uses. Small
+    // and large definitions of one function and of one partial set rule,
+    // called in turn and in both orders, decide as the interpreter does.
+    let source = "package p\n\
+        g(x) = \"neg\" { x < 0 }\n\
+        g(x) = y { x >= 10; a := [x, x + 1, x + 2]; b := {v | v := a[_]; v % 2 == 0}; y := sprintf(\"%v-%v\", [x, count(b)]) }\n\
+        g(x) = \"small\" { x >= 0; x < 10 }\n\
+        out := [g(i) | i := input.xs[_]]\n\
+        s[x] { x := \"a\" }\n\
+        s[y] { a := input.xs; b := [v | v := a[_]; v > 5]; c := [w | w := b[_]; w < 100]; y := count(c) }\n\
+        s[z] { z := input.xs[_]; z < 0 }\n\
+        members := [x | s[x]]\n";
+    let input = r#"{"xs": [12, -1, 3, 11, 0, -7, 40]}"#;
+    expect_both(
+        source,
+        "data.p.out",
+        input,
+        r#"["12-2", "neg", "small", "11-1", "small", "neg", "40-2"]"#,
+    );
+    expect_both(source, "data.p.members", input, r#"[-7, -1, 3, "a"]"#);
+}

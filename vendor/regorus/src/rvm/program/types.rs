@@ -114,6 +114,12 @@ pub struct RuleInfo {
     /// neither a variable, `_` nor a literal.
     #[serde(default)]
     pub literal_params: Vec<Vec<(u8, crate::value::Value)>>,
+    /// [regent patch 36] Per definition, the registers it uses (at most
+    /// `num_registers`, the rule's largest): a body of a smaller definition
+    /// clears only those before it runs. Empty: every definition clears
+    /// `num_registers`.
+    #[serde(default)]
+    pub definition_num_registers: Vec<u8>,
 }
 
 impl RuleInfo {
@@ -141,6 +147,7 @@ impl RuleInfo {
             else_bodies,
             early_exit_on_first_success: false,
             literal_params: Vec::new(),
+            definition_num_registers: Vec::new(),
         }
     }
 
@@ -174,6 +181,7 @@ impl RuleInfo {
             else_bodies,
             early_exit_on_first_success: false,
             literal_params: Vec::new(),
+            definition_num_registers: Vec::new(),
         }
     }
 

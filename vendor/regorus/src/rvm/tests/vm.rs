@@ -435,6 +435,7 @@ mod tests {
                     .collect(),
                 early_exit_on_first_success: false,
                 literal_params: Vec::new(),
+                definition_num_registers: Vec::new(),
             };
 
             program.rule_infos.push(rule_info);

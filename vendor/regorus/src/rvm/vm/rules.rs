@@ -143,13 +143,22 @@ impl RegoVM {
             if function_call_params.is_some() && !self.literal_params_match(rule_info, def_idx) {
                 continue 'outer;
             }
+            // [regent patch 36] Only the registers this definition uses
+            // are cleared (never fewer than the retained ones, never more
+            // than the rule's).
+            let definition_registers = rule_info
+                .definition_num_registers
+                .get(def_idx)
+                .map_or(num_registers, |&n| {
+                    usize::from(n).max(num_retained_registers).min(num_registers)
+                });
             for (body_entry_point_idx, body_entry_point) in definition_bodies.iter().enumerate() {
                 if let Some(ctx) = self.call_rule_stack.last_mut() {
                     ctx.current_body_index = body_entry_point_idx;
                     ctx.current_definition_index = def_idx;
                 }
 
-                self.reset_body_registers(num_retained_registers, num_registers);
+                self.reset_body_registers(num_retained_registers, definition_registers);
 
                 if let Some(destructuring_entry_point) =
                     rule_info.destructuring_blocks.get(def_idx).and_then(|x| *x)

@@ -128,6 +128,9 @@ pub struct Compiler<'a> {
     rule_definition_literal_params: Vec<Vec<Vec<(u8, Value)>>>,
     /// Per-rule, per-definition marker for bodies introduced by `else`.
     rule_definition_else_bodies: Vec<Vec<Vec<bool>>>,
+    /// [regent patch 36] Per-rule, per-definition: the registers that
+    /// definition uses (see `RuleInfo::definition_num_registers`).
+    rule_definition_num_registers: Vec<Vec<u8>>,
     /// Per-rule, per-definition: the static value produced by this definition,
     /// or `None` if the value is dynamic or differs across else-branches.
     /// Used to compute `RuleInfo::early_exit_on_first_success`.
@@ -171,6 +174,7 @@ impl<'a> Compiler<'a> {
             rule_definition_destructuring_patterns: Vec::new(),
             rule_definition_literal_params: Vec::new(),
             rule_definition_else_bodies: Vec::new(),
+            rule_definition_num_registers: Vec::new(),
             rule_definition_static_values: Vec::new(),
             rule_types: Vec::new(),
             rule_function_param_count: Vec::new(),

@@ -99,6 +99,11 @@ impl<'a> Compiler<'a> {
             };
 
             rule_info.destructuring_blocks = destructuring_blocks;
+            rule_info.definition_num_registers = self
+                .rule_definition_num_registers
+                .get(rule_index as usize)
+                .cloned()
+                .unwrap_or_default();
             rule_info.literal_params = self
                 .rule_definition_literal_params
                 .get(rule_index as usize)

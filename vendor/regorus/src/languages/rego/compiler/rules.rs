@@ -749,6 +749,14 @@ impl<'a> Compiler<'a> {
 
                     self.rule_definitions[rule_index as usize].push(body_entry_points);
                     self.rule_definition_else_bodies[rule_index as usize].push(body_is_else);
+                    while self.rule_definition_num_registers.len() <= rule_index as usize {
+                        self.rule_definition_num_registers.push(Vec::new());
+                    }
+                    // [regent patch 36] The counter only grows while a
+                    // definition compiles (it starts at 0 for each): its
+                    // value now is the registers this definition uses.
+                    self.rule_definition_num_registers[rule_index as usize]
+                        .push(self.register_counter);
 
                     if self.register_counter > num_registers_used {
                         num_registers_used = self.register_counter;
