@@ -64,9 +64,9 @@ impl RegoVM {
                 return self.set_register(params.dest, result);
             }
         }
-        // The arguments are kept before the call: its body may reuse the
-        // caller's registers only through its own window, but a value read
-        // now is the one the result belongs to.
+        // [regent patch 34] The arguments are copied before the call, into
+        // the cache's spare vector (a nested call finds it taken and uses
+        // a new one); they move into the cache with the result.
         let remembered = cacheable
             && self
                 .function_cache
