@@ -112,7 +112,8 @@ impl ModuleFile {
     }
 }
 
-/// One data document of a bundle, already parsed.
+/// One data document of a bundle (or a policy's parameters schema),
+/// already parsed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DataFile {
     /// Where it came from, as shown in errors.
@@ -121,6 +122,33 @@ pub struct DataFile {
     pub mount: Vec<String>,
     /// The document.
     pub value: Json,
+    /// Its text, to place an error about a key at its line.
+    pub text: String,
+}
+
+/// Where something in a bundle's data is: a file, a line and a column
+/// (0 when only the file is known).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// The file.
+    pub path: String,
+    /// 1-based line, or 0.
+    pub line: usize,
+    /// 1-based column, or 0.
+    pub column: usize,
+}
+
+/// The file name of a native policy's parameters schema, in its folder.
+pub const SCHEMA_FILES: [&str; 3] = [
+    "parameters.schema.yaml",
+    "parameters.schema.yml",
+    "parameters.schema.json",
+];
+
+/// Whether a file (by its name) is a native policy's parameters schema.
+pub fn is_schema_file(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    SCHEMA_FILES.contains(&name)
 }
 
 /// What a file of a bundle is.
@@ -130,6 +158,8 @@ pub enum EntryKind {
     Module,
     /// A data document mounted at this `data` path.
     Data(Vec<String>),
+    /// A native policy's parameters schema, for the policy at this path.
+    Schema(Vec<String>),
     /// A YAML file of Kubernetes objects; the Gatekeeper ones are loaded.
     Objects,
     /// An OPA bundle `.manifest`.
@@ -160,6 +190,8 @@ impl Entry {
         let name = path.rsplit('/').next().unwrap_or(path);
         let kind = if name.ends_with(".rego") {
             EntryKind::Module
+        } else if is_schema_file(name) {
+            EntryKind::Schema(mount_of(path))
         } else if is_data_file(name) {
             EntryKind::Data(mount_of(path))
         } else if name == ".manifest" {
@@ -253,6 +285,8 @@ pub struct BundleFiles {
     pub modules: Vec<ModuleFile>,
     /// The data documents, sorted by path.
     pub data: Vec<DataFile>,
+    /// Native policies' parameters schemas, sorted by path.
+    pub schemas: Vec<DataFile>,
     /// Policy objects (Gatekeeper's), by file and position; which YAML
     /// documents those are is [`crate::objects`]' call.
     pub objects: Vec<ObjectDoc>,
@@ -291,6 +325,7 @@ impl BundleFiles {
         let mut hasher = Sha256::new();
         let mut modules = Vec::new();
         let mut data = Vec::new();
+        let mut schemas = Vec::new();
         let mut object_docs = Vec::new();
         let mut manifest_revision = None;
         let single_archive = entries.first().and_then(|e| e.archive.clone()).filter(|a| {
@@ -345,6 +380,16 @@ impl BundleFiles {
                         path: label,
                         mount,
                         value,
+                        text,
+                    });
+                }
+                EntryKind::Schema(mount) => {
+                    let value = parse_data(&label, &text)?;
+                    schemas.push(DataFile {
+                        path: label,
+                        mount,
+                        value,
+                        text,
                     });
                 }
                 EntryKind::Objects => {
@@ -378,10 +423,49 @@ impl BundleFiles {
             origin: origin.to_string(),
             modules,
             data,
+            schemas,
             objects: object_docs,
             revision,
         })
     }
+
+    /// Where `path` (below `data`) is set: the data file whose mount is
+    /// the longest prefix of it, and the line of the deepest part of the
+    /// path found in that file (the key itself when present).
+    pub fn locate(&self, path: &[String]) -> Option<Location> {
+        let file = self
+            .data
+            .iter()
+            .filter(|f| path.starts_with(&f.mount))
+            .max_by_key(|f| {
+                let rest = &path[f.mount.len()..];
+                // Prefer the file that actually holds the key.
+                let holds = rest
+                    .iter()
+                    .try_fold(&f.value, |at, k| at.get(k))
+                    .is_some();
+                (holds, f.mount.len())
+            })?;
+        Some(locate_in(file, &path[file.mount.len()..]))
+    }
+
+    /// The parameters schema of the policy at `mount` (`validate/<name>`).
+    pub fn schema_for(&self, mount: &[String]) -> Option<&DataFile> {
+        self.schemas.iter().find(|f| f.mount == mount)
+    }
+}
+
+/// Where `rest` (below the file's mount) is in `file`.
+pub fn locate_in(file: &DataFile, rest: &[String]) -> Location {
+    let (line, column) = crate::positions::nearest(&file.text, rest).unwrap_or((0, 0));
+    Location {
+        path: file.path.clone(),
+        line,
+        column,
+    }
+}
+
+impl BundleFiles {
 
     /// Merges every data file into one `data` document. Two files that set the
     /// same leaf are a conflict naming both.
@@ -454,6 +538,7 @@ impl BundleFiles {
         self.origin = format!("{} + {}", self.origin, other.origin);
         self.modules.extend(other.modules);
         self.data.extend(other.data);
+        self.schemas.extend(other.schemas);
         self.objects.extend(other.objects);
         self
     }
@@ -517,6 +602,7 @@ fn is_bundle_file(path: &Path) -> bool {
         .unwrap_or_default();
     name.ends_with(".rego")
         || is_data_file(&name)
+        || is_schema_file(&name)
         || name.ends_with(".yaml")
         || name.ends_with(".yml")
 }

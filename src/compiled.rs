@@ -48,6 +48,10 @@ pub enum CompileError {
     /// A policy is declared or configured wrongly.
     #[error(transparent)]
     Policy(#[from] PolicyError),
+    /// Modules call functions, or import or reference names, that exist
+    /// nowhere.
+    #[error("{}", crate::runtime::check::summary(.0))]
+    Check(Vec<crate::runtime::check::Finding>),
     /// Two modules of different files declare the same policy package.
     #[error("policy {package} is declared by both {first} and {second}")]
     Duplicate {
@@ -95,6 +99,7 @@ impl From<NativeError> for CompileError {
                 detail: e.detail,
             },
             NativeError::Policy(e) => Self::Policy(e),
+            NativeError::Check(findings) => Self::Check(findings),
             NativeError::Duplicate {
                 package,
                 first,
@@ -234,6 +239,22 @@ impl CompiledBundle {
     /// Which evaluator serves the native policies.
     pub fn evaluator(&self) -> Evaluator {
         self.native.evaluator()
+    }
+
+    /// What the author should know although the bundle serves: the
+    /// bytecode VM refused the native policies (they run on the
+    /// interpreter, about three times slower), and Gatekeeper objects that
+    /// are loaded but not enforced.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(why) = self.native.interpreter_reason() {
+            out.push(format!(
+                "the native policies run on the interpreter, about three times slower than the bytecode VM: {}",
+                why.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+            ));
+        }
+        out.extend(self.gatekeeper.notes().iter().cloned());
+        out
     }
 
     /// Runs every validating native policy whose scope matches the request,

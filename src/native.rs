@@ -51,6 +51,10 @@ pub enum NativeError {
     /// A policy is declared or configured wrongly.
     #[error(transparent)]
     Policy(#[from] PolicyError),
+    /// Modules call functions, or import or reference names, that exist
+    /// nowhere (each with its position and the closest existing name).
+    #[error("{}", runtime::check::summary(.0))]
+    Check(Vec<runtime::check::Finding>),
     /// Two modules of different files declare the same policy package.
     #[error("policy {package} is declared by both {first} and {second}")]
     Duplicate {
@@ -148,7 +152,9 @@ pub struct NativeSet {
     program: Program,
     policies: Vec<Policy>,
     tests: Vec<TestCase>,
-    revision: String,
+    /// Why the policies are served by the interpreter rather than the
+    /// bytecode VM, when they are (a construct the VM lacks).
+    interpreter_reason: Option<String>,
 }
 
 impl NativeSet {
@@ -160,7 +166,7 @@ impl NativeSet {
         for (path, source) in LIBRARY {
             runtime::add_module(&mut engine, path, source, Syntax::Detect)?;
         }
-        let data = files.merged_data()?;
+        let mut data = files.merged_data()?;
         let mut declared: BTreeMap<(PolicyKind, String), String> = BTreeMap::new();
         let mut sources: BTreeMap<(PolicyKind, String), String> = BTreeMap::new();
         // Helper packages (neither policies nor tests), for audit's reading
@@ -205,6 +211,7 @@ impl NativeSet {
             }
         }
         let mut policies = Vec::new();
+        let mut findings = Vec::new();
         for ((kind, name), path) in &declared {
             let source = sources
                 .get(&(*kind, name.clone()))
@@ -218,7 +225,13 @@ impl NativeSet {
                 }
                 .into());
             }
-            let mut policy = policy::settings(*kind, name, path, &data)?;
+            let mut policy = match crate::settings::read(*kind, name, path, &mut data, files) {
+                Ok(p) => p,
+                Err(problems) => {
+                    findings.extend(problems);
+                    continue;
+                }
+            };
             // What the policy reads: its own modules and the helper packages
             // they name.
             let mut reach = source.to_string();
@@ -232,6 +245,31 @@ impl NativeSet {
             policies.push(policy);
         }
         policies.sort_by(|a, b| (a.kind, a.order, &a.name).cmp(&(b.kind, b.order, &b.name)));
+        // Calls and imports regorus resolves only when a request reaches
+        // them: an author's mistake is a load error, not a request failure.
+        let texts: Vec<runtime::check::ModuleText<'_>> = LIBRARY
+            .iter()
+            .map(|(path, source)| runtime::check::ModuleText {
+                path,
+                source,
+                checked: false,
+            })
+            .chain(
+                files
+                    .modules
+                    .iter()
+                    .filter(|m| options.include_tests || !m.is_test())
+                    .map(|m| runtime::check::ModuleText {
+                        path: &m.path,
+                        source: &m.source,
+                        checked: true,
+                    }),
+            )
+            .collect();
+        findings.extend(runtime::check::check(&texts, &data, &[]));
+        if !findings.is_empty() {
+            return Err(NativeError::Check(findings));
+        }
         engine
             .add_data(Value::from(data))
             .map_err(|e| NativeError::Engine {
@@ -248,7 +286,7 @@ impl NativeSet {
             program: Program::new(engine),
             policies,
             tests,
-            revision: files.revision.clone(),
+            interpreter_reason: None,
         })
     }
 
@@ -306,7 +344,7 @@ impl NativeSet {
             self.program
                 .compile_bytecode(&[VALIDATE_ENTRY, MUTATE_ENTRY], &samples, limits)
         {
-            tracing::warn!(revision = %self.revision, error = %why, "serving with the interpreter");
+            self.interpreter_reason = Some(why.to_string());
         }
         Ok(())
     }
@@ -388,6 +426,12 @@ impl NativeSet {
     /// Which evaluator serves the policies.
     pub fn evaluator(&self) -> Evaluator {
         self.program.evaluator()
+    }
+
+    /// Why the interpreter serves the policies, when the bytecode VM was
+    /// refused (a construct the VM lacks, or a disagreement on a sample).
+    pub fn interpreter_reason(&self) -> Option<&str> {
+        self.interpreter_reason.as_deref()
     }
 
     fn find_policy(&self, kind: PolicyKind, name: &str) -> Option<&Policy> {

@@ -6,7 +6,8 @@
 //! a mutating policy is a package `mutate.<name>` with a `patch` rule. Its
 //! settings live in the data document at the same path
 //! (`data.validate.<name>.enforcement`, `.match`, `.order`, `.parameters`), so a
-//! policy can be scoped, downgraded or switched off by data alone. Packages
+//! policy can be scoped, downgraded or switched off by data alone; reading
+//! them strictly is [`crate::settings`]' job. Packages
 //! under `regent` are reserved for the built-in library and the generated entry
 //! points; no bundle may define them.
 
@@ -73,16 +74,6 @@ pub enum PolicyError {
         package: String,
         /// The rule that is missing.
         rule: &'static str,
-    },
-    /// A policy's settings in data are malformed.
-    #[error("data.{kind}.{name}: {message}")]
-    Settings {
-        /// `validate` or `mutate`.
-        kind: &'static str,
-        /// The policy name.
-        name: String,
-        /// What is wrong.
-        message: String,
     },
 }
 
@@ -188,22 +179,6 @@ impl Match {
     }
 }
 
-/// The settings a policy reads from data at its own path.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Settings {
-    #[serde(default)]
-    enforcement: Enforcement,
-    #[serde(default, rename = "match")]
-    matching: Option<Match>,
-    #[serde(default)]
-    order: Option<i64>,
-    #[serde(default)]
-    severity: Option<Severity>,
-    #[serde(default)]
-    category: Option<String>,
-}
-
 /// One policy of a compiled bundle.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
@@ -229,6 +204,22 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// A policy with the default settings: `deny`, the default scope,
+    /// order 100 ([`crate::settings`] reads the real ones).
+    pub fn new(kind: PolicyKind, name: &str, source: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            kind,
+            enforcement: Enforcement::Deny,
+            matching: Match::default(),
+            order: 100,
+            source: source.to_string(),
+            severity: None,
+            category: None,
+            audit_skip: None,
+        }
+    }
+
     /// `data.validate.<name>` or `data.mutate.<name>`.
     pub fn package(&self) -> String {
         format!("data.{}.{}", self.kind.root(), self.name)
@@ -263,44 +254,6 @@ pub fn classify(path: &str, package: &str) -> Result<Option<(PolicyKind, String)
             package: package.to_string(),
         }),
     }
-}
-
-/// Reads a policy's settings from the bundle's merged data.
-pub fn settings(
-    kind: PolicyKind,
-    name: &str,
-    source: &str,
-    data: &Json,
-) -> Result<Policy, PolicyError> {
-    let node = data.get(kind.root()).and_then(|k| k.get(name));
-    let settings: Settings = match node {
-        None => Settings::default(),
-        Some(node) => {
-            // Only the keys regent owns; `parameters` and the rest are the policy's.
-            let mut own = serde_json::Map::new();
-            for key in ["enforcement", "match", "order", "severity", "category"] {
-                if let Some(v) = node.get(key) {
-                    own.insert(key.to_string(), v.clone());
-                }
-            }
-            serde_json::from_value(Json::Object(own)).map_err(|e| PolicyError::Settings {
-                kind: kind.root(),
-                name: name.to_string(),
-                message: e.to_string(),
-            })?
-        }
-    };
-    Ok(Policy {
-        name: name.to_string(),
-        kind,
-        enforcement: settings.enforcement,
-        matching: settings.matching.unwrap_or_default(),
-        order: settings.order.unwrap_or(100),
-        source: source.to_string(),
-        severity: settings.severity,
-        category: settings.category,
-        audit_skip: None,
-    })
 }
 
 /// Why audit cannot judge a policy whose Rego is `source` on an object at
@@ -462,27 +415,6 @@ mod tests {
     }
 
     #[test]
-    fn settings_come_from_data_at_the_policy_path() {
-        let data = serde_json::json!({"validate": {"p": {"enforcement": "warn", "parameters": {"x": 1},
-            "match": {"kinds": ["Pod"], "excludedNamespaces": ["kube-*"]}}}});
-        let p = settings(PolicyKind::Validate, "p", "p.rego", &data).unwrap();
-        assert_eq!(p.enforcement, Enforcement::Warn);
-        assert_eq!(p.matching.kinds, vec!["Pod"]);
-        assert_eq!(p.matching.operations, vec!["CREATE", "UPDATE"]);
-        let q = settings(PolicyKind::Validate, "q", "q.rego", &data).unwrap();
-        assert_eq!(q.enforcement, Enforcement::Deny);
-        assert_eq!(q.matching, Match::default());
-        let bad = serde_json::json!({"validate": {"p": {"enforcement": "block"}}});
-        let err = settings(PolicyKind::Validate, "p", "p.rego", &bad)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.starts_with("data.validate.p: unknown variant `block`"),
-            "{err}"
-        );
-    }
-
-    #[test]
     fn audit_skips_policies_that_read_the_request_only() {
         assert!(audit_skip_reason("x if input.request.userInfo.username == \"a\"").is_some());
         let r = audit_skip_reason("x if input.request.oldObject.spec != input.request.object.spec")
@@ -531,7 +463,7 @@ mod tests {
 
     #[test]
     fn entry_module_guards_each_policy_and_skips_off() {
-        let mut p = settings(PolicyKind::Validate, "p", "p.rego", &Json::Null).unwrap();
+        let mut p = Policy::new(PolicyKind::Validate, "p", "p.rego");
         p.matching.excluded_namespaces = vec!["kube-*".into()];
         let mut off = p.clone();
         off.name = "off".into();

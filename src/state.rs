@@ -92,8 +92,8 @@ impl Live {
             constraints = bundle.gatekeeper().constraints().len(),
             "policy bundle live"
         );
-        for note in bundle.gatekeeper().notes() {
-            tracing::warn!(note = %note, "part of the bundle is not enforced");
+        for warning in bundle.warnings() {
+            tracing::warn!(revision = bundle.revision(), %warning, "policy bundle warning");
         }
         let revision = bundle.revision().to_string();
         self.bundle.store(Some(Arc::new(bundle)));

@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 
 use crate::compiled::CompileOptions;
+use crate::outcome::Enforcement;
+use crate::policy::PolicyKind;
 
 /// Arguments of `regent check`.
 #[derive(Debug, clap::Args)]
@@ -39,21 +41,31 @@ impl CheckArgs {
                     },
                 )
                 .map(|b| b.evaluator());
+                let count = |kind: PolicyKind| {
+                    bundle.policies().iter().filter(|p| p.kind == kind).count()
+                };
+                let tests = bundle.tests().len();
                 println!(
-                    "ok: {} (revision {}): {} policies, {} tests, compiled in {:.1} ms, evaluator {}",
+                    "ok: {} (revision {}): {}, {}, {}, compiled in {:.1} ms, evaluator {}",
                     bundle.origin(),
                     bundle.revision(),
-                    bundle.policies().len(),
-                    bundle.tests().len(),
+                    plural(count(PolicyKind::Validate), "validating policy", "validating policies"),
+                    plural(count(PolicyKind::Mutate), "mutating policy", "mutating policies"),
+                    plural(tests, "test", "tests"),
                     bundle.compile_time().as_secs_f64() * 1e3,
                     serving.map(|e| e.as_str()).unwrap_or("unknown")
                 );
                 for p in bundle.policies() {
+                    let what = match (p.kind, p.enforcement) {
+                        (PolicyKind::Mutate, Enforcement::Off) => "off".to_string(),
+                        (PolicyKind::Mutate, _) => format!("order {}", p.order),
+                        (PolicyKind::Validate, e) => e.as_str().to_string(),
+                    };
                     println!(
-                        "  {:<8} {:<28} {:<7} {}",
+                        "  {:<8} {:<28} {:<9} {}",
                         p.kind.root(),
                         p.name,
-                        p.enforcement.as_str(),
+                        what,
                         p.source
                     );
                 }
@@ -105,8 +117,8 @@ impl CheckArgs {
                         m.kind.as_str()
                     );
                 }
-                for note in gk.notes() {
-                    println!("note: {note}");
+                for warning in bundle.warnings() {
+                    println!("warning: {warning}");
                 }
                 super::common::EXIT_OK
             }
@@ -116,4 +128,9 @@ impl CheckArgs {
             }
         }
     }
+}
+
+/// `1 policy`, `2 policies`.
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }

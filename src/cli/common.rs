@@ -92,10 +92,18 @@ pub fn load_bundle(
 
 /// Prints a compile error the way an editor can jump to it.
 pub fn print_compile_error(e: &CompileError) {
-    eprintln!("error: {e}");
-    if let CompileError::Rego { detail, .. } = e {
-        for line in detail.lines() {
-            eprintln!("  {line}");
+    match e {
+        CompileError::Check(findings) => {
+            for f in findings {
+                eprintln!("error: {f}");
+            }
         }
+        CompileError::Rego { detail, .. } => {
+            eprintln!("error: {e}");
+            for line in detail.lines() {
+                eprintln!("  {line}");
+            }
+        }
+        _ => eprintln!("error: {e}"),
     }
 }

@@ -7,7 +7,6 @@ use serde_json::Value as Json;
 
 use super::matching;
 use super::object::{invalid, name_of, GatekeeperError};
-use super::schema;
 use crate::objects::ObjectDoc;
 use crate::outcome::Enforcement;
 
@@ -143,15 +142,15 @@ pub fn load(
         other => other.clone(),
     };
     if let Some(schema) = schema {
-        schema::check(schema, &mut parameters, "spec.parameters").map_err(|(field, message)| {
+        crate::schema::check(schema, &mut parameters, "spec.parameters").map_err(|m| {
             GatekeeperError::Parameters {
                 path: doc.path.clone(),
                 line: doc.line,
                 kind: kind.clone(),
                 constraint: name.clone(),
                 template: template_name.to_string(),
-                field,
-                message,
+                field: m.field,
+                message: m.message,
             }
         })?;
     }

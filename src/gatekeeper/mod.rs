@@ -33,7 +33,6 @@ pub mod inventory;
 pub mod matching;
 pub mod mutators;
 pub mod object;
-pub mod schema;
 pub mod specialize;
 pub mod suite;
 pub mod template;

@@ -317,6 +317,8 @@ pub fn entries(cms: &[&ConfigMap]) -> Result<Vec<Entry>, BundleError> {
             };
             let kind = if key.ends_with(".rego") {
                 EntryKind::Module
+            } else if crate::bundle::is_schema_file(key) {
+                EntryKind::Schema(mount.clone())
             } else if (key.ends_with(".yaml") || key.ends_with(".yml"))
                 && crate::objects::holds_policy_objects(text)
             {

@@ -15,6 +15,7 @@
 //! nothing but the engine's shared handles, takes no lock and does no I/O.
 
 pub mod builtins;
+pub mod check;
 pub mod limits;
 pub mod vm;
 
