@@ -124,6 +124,9 @@ pub struct DataFile {
     pub value: Json,
     /// Its text, to place an error about a key at its line.
     pub text: String,
+    /// Which bundle of a composition it belongs to (0 for the first, or
+    /// only, bundle): a higher layer's data overrides a lower one's.
+    pub layer: usize,
 }
 
 /// Where something in a bundle's data is: a file, a line and a column
@@ -292,19 +295,24 @@ pub struct BundleFiles {
     pub objects: Vec<ObjectDoc>,
     /// A content hash over every file, stable across machines.
     pub revision: String,
+    /// The directory it was read from, if any: in a composition, the
+    /// files of every bundle after the first are labelled under it
+    /// (`my-bundle/validate/x/data.yaml`), so each label says whose it is.
+    pub root: Option<String>,
 }
 
 impl BundleFiles {
     /// The default bundle embedded in the binary.
     pub fn embedded() -> Result<Self, BundleError> {
-        let mut files = Vec::new();
-        collect_embedded(&DEFAULT_BUNDLE, &mut files);
-        Self::from_files("embedded default bundle", files)
+        Self::from_files("embedded default bundle", embedded_files())
     }
 
     /// Reads every `.rego` module and data file under `dir`.
     pub fn from_dir(dir: &Path) -> Result<Self, BundleError> {
-        Self::from_entries(&dir.display().to_string(), read_dir_entries(dir)?)
+        let origin = dir.display().to_string();
+        let mut files = Self::from_entries(&origin, read_dir_entries(dir)?)?;
+        files.root = Some(origin);
+        Ok(files)
     }
 
     /// Builds a bundle from `(relative path, contents)` pairs of a bundle
@@ -381,6 +389,7 @@ impl BundleFiles {
                         mount,
                         value,
                         text,
+                        layer: 0,
                     });
                 }
                 EntryKind::Schema(mount) => {
@@ -390,6 +399,7 @@ impl BundleFiles {
                         mount,
                         value,
                         text,
+                        layer: 0,
                     });
                 }
                 EntryKind::Objects => {
@@ -426,6 +436,7 @@ impl BundleFiles {
             schemas,
             objects: object_docs,
             revision,
+            root: None,
         })
     }
 
@@ -440,11 +451,8 @@ impl BundleFiles {
             .max_by_key(|f| {
                 let rest = &path[f.mount.len()..];
                 // Prefer the file that actually holds the key.
-                let holds = rest
-                    .iter()
-                    .try_fold(&f.value, |at, k| at.get(k))
-                    .is_some();
-                (holds, f.mount.len())
+                let holds = rest.iter().try_fold(&f.value, |at, k| at.get(k)).is_some();
+                (holds, f.layer, f.mount.len())
             })?;
         Some(locate_in(file, &path[file.mount.len()..]))
     }
@@ -466,22 +474,106 @@ pub fn locate_in(file: &DataFile, rest: &[String]) -> Location {
 }
 
 impl BundleFiles {
-
-    /// Merges every data file into one `data` document. Two files that set the
-    /// same leaf are a conflict naming both.
+    /// Merges every data file into one `data` document. Within one bundle,
+    /// two files that set the same leaf are a conflict naming both; in a
+    /// composition, a later bundle's data overrides an earlier one's.
     pub fn merged_data(&self) -> Result<Json, BundleError> {
+        self.merged_data_with_overrides().map(|(data, _)| data)
+    }
+
+    /// [`BundleFiles::merged_data`], and every value a later bundle of a
+    /// composition overrides, so an override is never silent.
+    pub fn merged_data_with_overrides(&self) -> Result<(Json, Vec<Override>), BundleError> {
         let mut root = Json::Object(Map::new());
-        let mut owners: Vec<(String, String)> = Vec::new();
-        for file in &self.data {
-            let mut doc = file.value.clone();
-            for segment in file.mount.iter().rev() {
-                let mut m = Map::new();
-                m.insert(segment.clone(), doc);
-                doc = Json::Object(m);
+        let mut overrides = Vec::new();
+        let mut below: Vec<(String, String)> = Vec::new();
+        let top = self.data.iter().map(|f| f.layer).max().unwrap_or(0);
+        for layer in 0..=top {
+            let mut merged = Json::Object(Map::new());
+            let mut owners: Vec<(String, String)> = Vec::new();
+            for file in self.data.iter().filter(|f| f.layer == layer) {
+                let mut doc = file.value.clone();
+                for segment in file.mount.iter().rev() {
+                    let mut m = Map::new();
+                    m.insert(segment.clone(), doc);
+                    doc = Json::Object(m);
+                }
+                merge(&mut merged, doc, &mut Vec::new(), &file.path, &mut owners)?;
             }
-            merge(&mut root, doc, &mut Vec::new(), &file.path, &mut owners)?;
+            overlay(
+                &mut root,
+                merged,
+                &mut Vec::new(),
+                &owners,
+                &below,
+                &mut overrides,
+            );
+            below.extend(owners);
         }
-        Ok(root)
+        Ok((root, overrides))
+    }
+}
+
+/// A value of a lower bundle replaced by a later bundle of a composition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Override {
+    /// The dotted key below `data`.
+    pub key: String,
+    /// The file that sets it now.
+    pub by: String,
+    /// The file whose value it replaces.
+    pub replaces: String,
+}
+
+impl std::fmt::Display for Override {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "data.{} from {} overrides {}",
+            self.key, self.by, self.replaces
+        )
+    }
+}
+
+/// Lays a later bundle's merged data over the data so far: objects merge,
+/// anything else replaces (and is recorded as an override).
+fn overlay(
+    target: &mut Json,
+    upper: Json,
+    at: &mut Vec<String>,
+    owners: &[(String, String)],
+    below: &[(String, String)],
+    out: &mut Vec<Override>,
+) {
+    let owner = |list: &[(String, String)], key: &str| {
+        list.iter()
+            .rev()
+            .find(|(k, _)| key == k || key.starts_with(&format!("{k}.")))
+            .map(|(_, f)| f.clone())
+            .unwrap_or_default()
+    };
+    match (target, upper) {
+        (Json::Object(t), Json::Object(u)) => {
+            for (k, v) in u {
+                at.push(k.clone());
+                match t.get_mut(&k) {
+                    Some(existing) => overlay(existing, v, at, owners, below, out),
+                    None => {
+                        t.insert(k, v);
+                    }
+                }
+                at.pop();
+            }
+        }
+        (target, upper) => {
+            let key = at.join(".");
+            out.push(Override {
+                by: owner(owners, &key),
+                replaces: owner(below, &key),
+                key,
+            });
+            *target = upper;
+        }
     }
 }
 
@@ -524,23 +616,86 @@ fn merge(
     }
 }
 
-/// Everything from `other` added to `self` (the embedded default bundle
-/// layered under a source, for instance); the revision covers both.
 impl BundleFiles {
-    /// Combines two bundles; the revision hashes both revisions.
-    pub fn layered(mut self, other: BundleFiles) -> Self {
+    /// Composes bundles as one, bottom first (the embedded default bundle,
+    /// then `--policies` in the order given, then ConfigMaps): modules,
+    /// Gatekeeper objects and schemas side by side, data laid over (a later
+    /// bundle's value overrides an earlier one's, and says so in
+    /// [`BundleFiles::merged_data_with_overrides`]). A file path in two
+    /// bundles, or two schemas for one policy, is an error naming both. The
+    /// revision hashes the revisions in order.
+    pub fn compose(layers: Vec<BundleFiles>) -> Result<Self, BundleError> {
+        let mut layers = layers.into_iter();
+        let Some(mut out) = layers.next() else {
+            return Ok(Self::default());
+        };
         let mut hasher = Sha256::new();
-        hasher.update(self.revision.as_bytes());
-        hasher.update([0]);
-        hasher.update(other.revision.as_bytes());
-        let digest = hasher.finalize();
-        self.revision = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-        self.origin = format!("{} + {}", self.origin, other.origin);
-        self.modules.extend(other.modules);
-        self.data.extend(other.data);
-        self.schemas.extend(other.schemas);
-        self.objects.extend(other.objects);
-        self
+        hasher.update(out.revision.as_bytes());
+        let mut origins = vec![out.origin.clone()];
+        for (index, mut layer) in layers.enumerate() {
+            let layer_no = index + 1;
+            if let Some(root) = layer.root.clone() {
+                let under = |p: &mut String| *p = format!("{}/{p}", root.trim_end_matches('/'));
+                layer.modules.iter_mut().for_each(|m| under(&mut m.path));
+                layer.data.iter_mut().for_each(|d| under(&mut d.path));
+                layer.schemas.iter_mut().for_each(|d| under(&mut d.path));
+                layer.objects.iter_mut().for_each(|o| under(&mut o.path));
+            }
+            let taken = |path: &str, out: &BundleFiles| {
+                out.modules
+                    .iter()
+                    .map(|m| &m.path)
+                    .chain(out.data.iter().map(|d| &d.path))
+                    .chain(out.schemas.iter().map(|d| &d.path))
+                    .any(|p| p == path)
+            };
+            for path in layer
+                .modules
+                .iter()
+                .map(|m| &m.path)
+                .chain(layer.data.iter().map(|d| &d.path))
+                .chain(layer.schemas.iter().map(|d| &d.path))
+            {
+                if taken(path, &out) {
+                    return Err(BundleError::DuplicateFile {
+                        path: path.clone(),
+                        first: origins.join(" + "),
+                        second: layer.origin.clone(),
+                    });
+                }
+            }
+            if let Some(s) = layer
+                .schemas
+                .iter()
+                .find(|s| out.schemas.iter().any(|o| o.mount == s.mount))
+            {
+                return Err(BundleError::DuplicateFile {
+                    path: format!("{}/parameters.schema", s.mount.join("/")),
+                    first: origins.join(" + "),
+                    second: layer.origin.clone(),
+                });
+            }
+            hasher.update([0]);
+            hasher.update(layer.revision.as_bytes());
+            origins.push(layer.origin.clone());
+            out.modules.extend(layer.modules);
+            out.data.extend(layer.data.into_iter().map(|mut d| {
+                d.layer = layer_no;
+                d
+            }));
+            out.schemas.extend(layer.schemas.into_iter().map(|mut d| {
+                d.layer = layer_no;
+                d
+            }));
+            out.objects.extend(layer.objects);
+        }
+        if origins.len() > 1 {
+            let digest = hasher.finalize();
+            out.revision = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+            out.origin = origins.join(" + ");
+        }
+        out.modules.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
     }
 }
 
@@ -581,6 +736,14 @@ pub fn read_dir_entries(dir: &Path) -> Result<Vec<Entry>, BundleError> {
         entries.push(Entry::at_path(rel.clone(), &rel, bytes));
     }
     Ok(entries)
+}
+
+/// The embedded default bundle's files (`policies/` at build time), as
+/// `(relative path, contents)`, for `regent bundle export`.
+pub fn embedded_files() -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    collect_embedded(&DEFAULT_BUNDLE, &mut files);
+    files
 }
 
 fn collect_embedded(dir: &Dir<'static>, out: &mut Vec<(String, Vec<u8>)>) {

@@ -241,6 +241,12 @@ impl CompiledBundle {
         self.native.evaluator()
     }
 
+    /// Data values a later bundle of the composition overrides (a default
+    /// policy's `enforcement` set by your bundle, say).
+    pub fn overrides(&self) -> &[crate::bundle::Override] {
+        self.native.overrides()
+    }
+
     /// What the author should know although the bundle serves: the
     /// bytecode VM refused the native policies (they run on the
     /// interpreter, about three times slower), and Gatekeeper objects that

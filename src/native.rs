@@ -155,6 +155,8 @@ pub struct NativeSet {
     /// Why the policies are served by the interpreter rather than the
     /// bytecode VM, when they are (a construct the VM lacks).
     interpreter_reason: Option<String>,
+    /// Data values a later bundle of a composition overrides.
+    overrides: Vec<crate::bundle::Override>,
 }
 
 impl NativeSet {
@@ -166,7 +168,7 @@ impl NativeSet {
         for (path, source) in LIBRARY {
             runtime::add_module(&mut engine, path, source, Syntax::Detect)?;
         }
-        let mut data = files.merged_data()?;
+        let (mut data, overrides) = files.merged_data_with_overrides()?;
         let mut declared: BTreeMap<(PolicyKind, String), String> = BTreeMap::new();
         let mut sources: BTreeMap<(PolicyKind, String), String> = BTreeMap::new();
         // Helper packages (neither policies nor tests), for audit's reading
@@ -287,6 +289,7 @@ impl NativeSet {
             policies,
             tests,
             interpreter_reason: None,
+            overrides,
         })
     }
 
@@ -426,6 +429,11 @@ impl NativeSet {
     /// Which evaluator serves the policies.
     pub fn evaluator(&self) -> Evaluator {
         self.program.evaluator()
+    }
+
+    /// Data values a later bundle of the composition overrides.
+    pub fn overrides(&self) -> &[crate::bundle::Override] {
+        &self.overrides
     }
 
     /// Why the interpreter serves the policies, when the bytecode VM was

@@ -31,7 +31,10 @@ pub fn position(text: &str, path: &[String]) -> Option<(usize, usize)> {
         // current key, or that sequence's next item.
         let begins_node = matches!(
             event,
-            Event::Scalar(..) | Event::MappingStart(..) | Event::SequenceStart(..) | Event::Alias(_)
+            Event::Scalar(..)
+                | Event::MappingStart(..)
+                | Event::SequenceStart(..)
+                | Event::Alias(_)
         );
         if begins_node {
             let depth = stack.len();
@@ -145,10 +148,7 @@ mod tests {
             Some((8, 39))
         );
         assert_eq!(position(text, &p(&["parameters", "missing"])), None);
-        assert_eq!(
-            nearest(text, &p(&["parameters", "missing"])),
-            Some((8, 1))
-        );
+        assert_eq!(nearest(text, &p(&["parameters", "missing"])), Some((8, 1)));
     }
 
     #[test]

@@ -125,10 +125,8 @@ fn check_in(
                 ),
             );
             if let Json::String(text) = value {
-                m.hint = crate::runtime::check::closest(
-                    text,
-                    options.iter().filter_map(Json::as_str),
-                );
+                m.hint =
+                    crate::runtime::check::closest(text, options.iter().filter_map(Json::as_str));
             }
             return Err(m);
         }
@@ -140,7 +138,11 @@ fn check_in(
             let count = items.len() as u64;
             if let Some(min) = s.get("minItems").and_then(Json::as_u64) {
                 if count < min {
-                    return Err(mismatch(at, path, format!("must have at least {min} items")));
+                    return Err(mismatch(
+                        at,
+                        path,
+                        format!("must have at least {min} items"),
+                    ));
                 }
             }
             if let Some(max) = s.get("maxItems").and_then(Json::as_u64) {
@@ -163,7 +165,11 @@ fn check_in(
                     if !fields.contains_key(name) {
                         let mut p = path.clone();
                         p.push(name.to_string());
-                        return Err(mismatch(&format!("{at}.{name}"), &p, "is required".to_string()));
+                        return Err(mismatch(
+                            &format!("{at}.{name}"),
+                            &p,
+                            "is required".to_string(),
+                        ));
                     }
                 }
             }
@@ -185,7 +191,9 @@ fn check_in(
                         Some(Json::Bool(false)) if properties.is_some() => {
                             return Err(undeclared(&child, path, properties))
                         }
-                        Some(extra @ Json::Object(_)) => check_in(extra, field, &child, path, mode)?,
+                        Some(extra @ Json::Object(_)) => {
+                            check_in(extra, field, &child, path, mode)?
+                        }
                         None if mode == Mode::Closed && properties.is_some() => {
                             return Err(undeclared(&child, path, properties))
                         }
@@ -286,13 +294,16 @@ fn lint_in(schema: &Json, path: &mut Vec<String>, out: &mut Vec<Mismatch>) {
                 hint: crate::runtime::check::closest(k, KEYWORDS.into_iter()),
             }),
             "type" => {
-                const TYPES: [&str; 6] = ["object", "array", "string", "integer", "number", "boolean"];
+                const TYPES: [&str; 6] =
+                    ["object", "array", "string", "integer", "number", "boolean"];
                 match value.as_str() {
                     Some(t) if TYPES.contains(&t) => {}
                     Some(t) => out.push(Mismatch {
                         field: here,
                         path: path.clone(),
-                        message: format!("{t:?} is not a type (object, array, string, integer, number, boolean)"),
+                        message: format!(
+                            "{t:?} is not a type (object, array, string, integer, number, boolean)"
+                        ),
                         hint: crate::runtime::check::closest(t, TYPES.into_iter()),
                     }),
                     None => out.push(mismatch(&here, path, "must be a string".to_string())),
@@ -306,7 +317,11 @@ fn lint_in(schema: &Json, path: &mut Vec<String>, out: &mut Vec<Mismatch>) {
                         path.pop();
                     }
                 }
-                _ => out.push(mismatch(&here, path, "must be a mapping of field names to schemas".to_string())),
+                _ => out.push(mismatch(
+                    &here,
+                    path,
+                    "must be a mapping of field names to schemas".to_string(),
+                )),
             },
             "items" | "not" => lint_in(value, path, out),
             "additionalProperties" if value.is_object() => lint_in(value, path, out),
@@ -318,7 +333,11 @@ fn lint_in(schema: &Json, path: &mut Vec<String>, out: &mut Vec<Mismatch>) {
                         path.pop();
                     }
                 }
-                _ => out.push(mismatch(&here, path, "must be a list of schemas".to_string())),
+                _ => out.push(mismatch(
+                    &here,
+                    path,
+                    "must be a list of schemas".to_string(),
+                )),
             },
             "required" | "enum" if !value.is_array() => {
                 out.push(mismatch(&here, path, "must be a list".to_string()))
@@ -341,9 +360,8 @@ fn combinators(
     path: &[String],
     mode: Mode,
 ) -> Result<(), Mismatch> {
-    let fits = |schema: &Json| {
-        check_in(schema, &mut value.clone(), at, &mut path.to_vec(), mode).is_ok()
-    };
+    let fits =
+        |schema: &Json| check_in(schema, &mut value.clone(), at, &mut path.to_vec(), mode).is_ok();
     if let Some(Json::Array(all)) = s.get("allOf") {
         for schema in all {
             check_in(schema, &mut value.clone(), at, &mut path.to_vec(), mode)?;
@@ -351,7 +369,11 @@ fn combinators(
     }
     if let Some(Json::Array(any)) = s.get("anyOf") {
         if !any.iter().any(fits) {
-            return Err(mismatch(at, path, "fits none of the anyOf schemas".to_string()));
+            return Err(mismatch(
+                at,
+                path,
+                "fits none of the anyOf schemas".to_string(),
+            ));
         }
     }
     if let Some(Json::Array(one)) = s.get("oneOf") {
@@ -366,7 +388,11 @@ fn combinators(
     }
     if let Some(not) = s.get("not") {
         if fits(not) {
-            return Err(mismatch(at, path, "fits the schema under `not`".to_string()));
+            return Err(mismatch(
+                at,
+                path,
+                "fits the schema under `not`".to_string(),
+            ));
         }
     }
     Ok(())
@@ -381,12 +407,20 @@ fn check_string(
     let len = text.chars().count() as u64;
     if let Some(min) = s.get("minLength").and_then(Json::as_u64) {
         if len < min {
-            return Err(mismatch(at, path, format!("must be at least {min} characters")));
+            return Err(mismatch(
+                at,
+                path,
+                format!("must be at least {min} characters"),
+            ));
         }
     }
     if let Some(max) = s.get("maxLength").and_then(Json::as_u64) {
         if len > max {
-            return Err(mismatch(at, path, format!("must be at most {max} characters")));
+            return Err(mismatch(
+                at,
+                path,
+                format!("must be at most {max} characters"),
+            ));
         }
     }
     if let Some(pattern) = s.get("pattern").and_then(Json::as_str) {
@@ -491,8 +525,10 @@ mod tests {
     fn lint_finds_typos_and_bad_types_in_a_schema() {
         let problems = lint(&json!({"type": "object", "properties": {
             "a": {"tpye": "string"}, "b": {"type": "strng"}, "c": {"type": "string", "pattern": "("}}}));
-        let found: Vec<(String, Option<String>)> =
-            problems.iter().map(|m| (m.field.clone(), m.hint.clone())).collect();
+        let found: Vec<(String, Option<String>)> = problems
+            .iter()
+            .map(|m| (m.field.clone(), m.hint.clone()))
+            .collect();
         assert_eq!(
             found,
             vec![

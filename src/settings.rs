@@ -84,22 +84,38 @@ pub fn read(
         if let Some(file) = schema_file.filter(|_| reader.findings.is_empty()) {
             // No settings at all: the schema's defaults, or its `required`.
             let mut parameters = Json::Object(serde_json::Map::new());
-            match schema::check_mode(&file.value, &mut parameters, "parameters", schema::Mode::Closed) {
+            match schema::check_mode(
+                &file.value,
+                &mut parameters,
+                "parameters",
+                schema::Mode::Closed,
+            ) {
                 Ok(()) => insert_parameters(data, &base, parameters),
-                Err(m) => reader.at(&["parameters"], format!("{}: {}", m.field, m.message), m.hint),
+                Err(m) => reader.at(
+                    &["parameters"],
+                    format!("{}: {}", m.field, m.message),
+                    m.hint,
+                ),
             }
         }
         return finish(policy, reader.findings);
     };
     let Json::Object(settings) = node else {
-        reader.at(&[], "a policy's settings must be a mapping".to_string(), None);
+        reader.at(
+            &[],
+            "a policy's settings must be a mapping".to_string(),
+            None,
+        );
         return finish(policy, reader.findings);
     };
     for key in settings.keys() {
         if !KEYS.contains(&key.as_str()) {
             reader.at(
                 &[key],
-                format!("unknown setting {key:?}; a policy's settings are {}", KEYS.join(", ")),
+                format!(
+                    "unknown setting {key:?}; a policy's settings are {}",
+                    KEYS.join(", ")
+                ),
                 closest(key, KEYS.into_iter()),
             );
         }
@@ -110,7 +126,10 @@ pub fn read(
                 Ok(e) => policy.enforcement = e,
                 Err(_) => reader.at(
                     &["enforcement"],
-                    format!("{text:?} is not an enforcement; use one of {}", ENFORCEMENTS.join(", ")),
+                    format!(
+                        "{text:?} is not an enforcement; use one of {}",
+                        ENFORCEMENTS.join(", ")
+                    ),
                     closest(text, ENFORCEMENTS.into_iter()),
                 ),
             },
@@ -133,7 +152,10 @@ pub fn read(
             Some((_, Some(s))) => policy.severity = Some(s),
             Some((t, None)) => reader.at(
                 &["severity"],
-                format!("{t:?} is not a severity; use one of {}", SEVERITIES.join(", ")),
+                format!(
+                    "{t:?} is not a severity; use one of {}",
+                    SEVERITIES.join(", ")
+                ),
                 closest(&t.to_ascii_lowercase(), SEVERITIES.into_iter()),
             ),
             None => reader.at(&["severity"], must_be("a string", v), None),
@@ -145,7 +167,10 @@ pub fn read(
             None => reader.at(&["category"], must_be("a string", v), None),
         }
     }
-    let lint_ok = reader.findings.iter().all(|f| !f.message.starts_with("parameters schema"));
+    let lint_ok = reader
+        .findings
+        .iter()
+        .all(|f| !f.message.starts_with("parameters schema"));
     match (settings.get_mut("parameters"), schema_file) {
         (Some(p), _) if !p.is_object() && !p.is_null() => {
             let message = must_be("a mapping", p);
@@ -156,7 +181,12 @@ pub fn read(
                 Some(v @ Json::Object(_)) => v.clone(),
                 _ => Json::Object(serde_json::Map::new()),
             };
-            match schema::check_mode(&file.value, &mut parameters, "parameters", schema::Mode::Closed) {
+            match schema::check_mode(
+                &file.value,
+                &mut parameters,
+                "parameters",
+                schema::Mode::Closed,
+            ) {
                 Ok(()) => {
                     settings.insert("parameters".to_string(), parameters);
                 }
@@ -280,7 +310,10 @@ impl Reader<'_> {
             }
             out.kinds = kinds;
         }
-        if let Some(ops) = m.get("operations").and_then(|v| self.strings("operations", v)) {
+        if let Some(ops) = m
+            .get("operations")
+            .and_then(|v| self.strings("operations", v))
+        {
             for (i, op) in ops.iter().enumerate() {
                 if !OPERATIONS.contains(&op.as_str()) {
                     let index = i.to_string();
@@ -293,7 +326,10 @@ impl Reader<'_> {
             }
             out.operations = ops;
         }
-        if let Some(ns) = m.get("namespaces").and_then(|v| self.strings("namespaces", v)) {
+        if let Some(ns) = m
+            .get("namespaces")
+            .and_then(|v| self.strings("namespaces", v))
+        {
             out.namespaces = ns;
         }
         if let Some(ns) = m
@@ -325,7 +361,14 @@ mod tests {
     fn read_p(files: &[(&str, &str)]) -> Result<(Policy, Json), Vec<Finding>> {
         let b = bundle(files);
         let mut data = b.merged_data().unwrap();
-        read(PolicyKind::Validate, "p", "validate/p/policy.rego", &mut data, &b).map(|p| (p, data))
+        read(
+            PolicyKind::Validate,
+            "p",
+            "validate/p/policy.rego",
+            &mut data,
+            &b,
+        )
+        .map(|p| (p, data))
     }
 
     const SCHEMA: &str = "type: object\nproperties:\n  minReplicas: {type: integer, minimum: 1, default: 2}\n  mode: {type: string, enum: [strict, lax]}\n";
@@ -379,11 +422,18 @@ mod tests {
         assert_eq!(e[0].line, 2);
         assert_eq!(e[0].hint.as_deref(), Some("minReplicas"));
         let e = read_p(&[
-            ("validate/p/data.yaml", "parameters:\n  minReplicas: \"2\"\n"),
+            (
+                "validate/p/data.yaml",
+                "parameters:\n  minReplicas: \"2\"\n",
+            ),
             ("validate/p/parameters.schema.yaml", SCHEMA),
         ])
         .unwrap_err();
-        assert!(e[0].message.contains("must be of type integer, got string \"2\""), "{e:?}");
+        assert!(
+            e[0].message
+                .contains("must be of type integer, got string \"2\""),
+            "{e:?}"
+        );
         assert_eq!((e[0].path.as_str(), e[0].line), ("validate/p/data.yaml", 2));
     }
 

@@ -92,6 +92,9 @@ impl Live {
             constraints = bundle.gatekeeper().constraints().len(),
             "policy bundle live"
         );
+        for o in bundle.overrides() {
+            tracing::info!(revision = bundle.revision(), %o, "a composed bundle overrides data");
+        }
         for warning in bundle.warnings() {
             tracing::warn!(revision = bundle.revision(), %warning, "policy bundle warning");
         }

@@ -128,7 +128,7 @@ struct Ctx {
 /// Runs the audit process until SIGTERM or SIGINT.
 pub async fn run(
     args: ClusterArgs,
-    policies: Option<PathBuf>,
+    policies: Vec<PathBuf>,
     limits: Limits,
     reports: ReportOptions,
 ) -> anyhow::Result<u8> {

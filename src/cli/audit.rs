@@ -24,9 +24,11 @@ pub struct AuditArgs {
     /// JSON, `kind: List` as `kubectl get -o yaml` prints).
     #[arg(short = 'f', long = "filename", required_unless_present = "cluster")]
     pub files: Vec<String>,
-    /// The bundle directory; the embedded default bundle when omitted.
-    #[arg(long, env = "REGENT_POLICIES")]
-    pub policies: Option<PathBuf>,
+    /// A bundle directory; repeatable, composed in the order given (with
+    /// `--with-default-bundle`, over the embedded default bundle). The
+    /// embedded default bundle when omitted.
+    #[arg(long, env = "REGENT_POLICIES", value_delimiter = ',')]
+    pub policies: Vec<PathBuf>,
     /// Output: a table per object and a summary per policy, one JSON record
     /// per result, or the report objects the in-cluster audit would write.
     #[arg(long, short = 'o', value_enum, default_value_t = AuditOutput::Text)]
@@ -97,7 +99,8 @@ impl AuditArgs {
     fn offline(&self) -> u8 {
         let limits = self.limits.limits();
         let bundle = match super::common::load_bundle(
-            self.policies.as_ref(),
+            &self.policies,
+            self.cluster_args.sources.with_default_bundle,
             CompileOptions {
                 limits,
                 ..Default::default()

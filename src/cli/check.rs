@@ -10,9 +10,13 @@ use crate::policy::PolicyKind;
 /// Arguments of `regent check`.
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
-    /// The bundle directory; the embedded default bundle when omitted.
-    #[arg(env = "REGENT_POLICIES")]
-    pub dir: Option<PathBuf>,
+    /// Bundle directories, composed in the order given (later data
+    /// overrides earlier); the embedded default bundle when omitted.
+    #[arg(env = "REGENT_POLICIES", value_delimiter = ',')]
+    pub dirs: Vec<PathBuf>,
+    /// Compose the embedded default bundle under the directories.
+    #[arg(long, env = "REGENT_WITH_DEFAULT_BUNDLE")]
+    pub with_default_bundle: bool,
     /// The limits the bundle's warm-up runs under, as at the server.
     #[command(flatten)]
     pub limits: super::common::LimitArgs,
@@ -21,10 +25,15 @@ pub struct CheckArgs {
 impl CheckArgs {
     /// Compiles and reports.
     pub fn run(self) -> u8 {
-        let Self { dir, limits } = self;
+        let Self {
+            dirs,
+            with_default_bundle,
+            limits,
+        } = self;
         let limits = limits.limits();
         match super::common::load_bundle(
-            dir.as_ref(),
+            &dirs,
+            with_default_bundle,
             CompileOptions {
                 include_tests: true,
                 interpreter_only: false,
@@ -34,23 +43,31 @@ impl CheckArgs {
             Ok(bundle) => {
                 // What the server would run: compiled without the tests.
                 let serving = super::common::load_bundle(
-                    dir.as_ref(),
+                    &dirs,
+                    with_default_bundle,
                     CompileOptions {
                         limits,
                         ..Default::default()
                     },
                 )
                 .map(|b| b.evaluator());
-                let count = |kind: PolicyKind| {
-                    bundle.policies().iter().filter(|p| p.kind == kind).count()
-                };
+                let count =
+                    |kind: PolicyKind| bundle.policies().iter().filter(|p| p.kind == kind).count();
                 let tests = bundle.tests().len();
                 println!(
                     "ok: {} (revision {}): {}, {}, {}, compiled in {:.1} ms, evaluator {}",
                     bundle.origin(),
                     bundle.revision(),
-                    plural(count(PolicyKind::Validate), "validating policy", "validating policies"),
-                    plural(count(PolicyKind::Mutate), "mutating policy", "mutating policies"),
+                    plural(
+                        count(PolicyKind::Validate),
+                        "validating policy",
+                        "validating policies"
+                    ),
+                    plural(
+                        count(PolicyKind::Mutate),
+                        "mutating policy",
+                        "mutating policies"
+                    ),
                     plural(tests, "test", "tests"),
                     bundle.compile_time().as_secs_f64() * 1e3,
                     serving.map(|e| e.as_str()).unwrap_or("unknown")
@@ -116,6 +133,9 @@ impl CheckArgs {
                         m.origin.1,
                         m.kind.as_str()
                     );
+                }
+                for o in bundle.overrides() {
+                    println!("override: {o}");
                 }
                 for warning in bundle.warnings() {
                     println!("warning: {warning}");

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 pub use crate::units::{parse_bytes, parse_duration};
 
-use crate::bundle::BundleFiles;
+use crate::bundle::{BundleError, BundleFiles};
 use crate::compiled::{CompileError, CompileOptions, CompiledBundle};
 use crate::decision::{DecideOptions, FailureMode};
 use crate::runtime::Limits;
@@ -78,15 +78,41 @@ impl DecideArgs {
     }
 }
 
-/// Reads and compiles a bundle: `dir`, or the embedded default bundle.
+/// Which bundles a command decides with, composed as the server composes
+/// them.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BundleArgs {
+    /// A bundle directory; repeatable, composed in the order given (later
+    /// data overrides earlier). The embedded default bundle when omitted.
+    #[arg(long, env = "REGENT_POLICIES", value_delimiter = ',')]
+    pub policies: Vec<PathBuf>,
+    /// Compose the embedded default bundle under `--policies`, as `regent
+    /// serve --with-default-bundle` does: "the defaults plus mine".
+    #[arg(long, env = "REGENT_WITH_DEFAULT_BUNDLE")]
+    pub with_default_bundle: bool,
+}
+
+/// The files of the bundles `dirs`, composed in order, with the embedded
+/// default bundle underneath when `with_default` (or alone when `dirs` is
+/// empty).
+pub fn bundle_files(dirs: &[PathBuf], with_default: bool) -> Result<BundleFiles, BundleError> {
+    let mut layers = Vec::new();
+    if with_default || dirs.is_empty() {
+        layers.push(BundleFiles::embedded()?);
+    }
+    for d in dirs {
+        layers.push(BundleFiles::from_dir(d)?);
+    }
+    BundleFiles::compose(layers)
+}
+
+/// Reads and compiles the bundles `dirs` (see [`bundle_files`]).
 pub fn load_bundle(
-    dir: Option<&PathBuf>,
+    dirs: &[PathBuf],
+    with_default: bool,
     options: CompileOptions,
 ) -> Result<CompiledBundle, CompileError> {
-    let files = match dir {
-        Some(d) => BundleFiles::from_dir(d)?,
-        None => BundleFiles::embedded()?,
-    };
+    let files = bundle_files(dirs, with_default)?;
     CompiledBundle::compile(&files, options)
 }
 

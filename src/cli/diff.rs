@@ -19,12 +19,18 @@ use crate::review;
 /// Arguments of `regent diff`.
 #[derive(Debug, clap::Args)]
 pub struct DiffArgs {
-    /// The bundle running now (a directory); the embedded default bundle when omitted.
+    /// The bundle running now (a directory; repeatable, composed in order);
+    /// the embedded default bundle when omitted.
     #[arg(long)]
-    pub from: Option<PathBuf>,
-    /// The bundle to ship (a directory).
-    #[arg(long)]
-    pub to: PathBuf,
+    pub from: Vec<PathBuf>,
+    /// The bundle to ship (a directory; repeatable, composed in order).
+    #[arg(long, required = true)]
+    pub to: Vec<PathBuf>,
+    /// Compose the embedded default bundle under both sides, as the server
+    /// does with `--with-default-bundle`: the diff shows only what your
+    /// bundles change.
+    #[arg(long, env = "REGENT_WITH_DEFAULT_BUNDLE")]
+    pub with_default_bundle: bool,
     /// Manifests or AdmissionReviews: files, directories or `-`.
     #[arg(short = 'f', long = "filename", required = true)]
     pub files: Vec<String>,
@@ -97,16 +103,17 @@ impl DiffArgs {
     /// newly denied (or warned, with `--fail-on warn`), 2 on an error.
     pub fn run(self) -> u8 {
         let limits = self.decide.limits.limits();
-        let compile = |dir: Option<&PathBuf>| {
+        let compile = |dirs: &[PathBuf]| {
             super::common::load_bundle(
-                dir,
+                dirs,
+                self.with_default_bundle,
                 CompileOptions {
                     limits,
                     ..Default::default()
                 },
             )
         };
-        let (old, new) = match (compile(self.from.as_ref()), compile(Some(&self.to))) {
+        let (old, new) = match (compile(&self.from), compile(&self.to)) {
             (Ok(o), Ok(n)) => (o, n),
             (Err(e), _) | (_, Err(e)) => {
                 super::common::print_compile_error(&e);
@@ -170,12 +177,8 @@ impl DiffArgs {
             .collect();
         let stricter = count(Change::NewlyDenied) > 0
             || (self.fail_on == FailOn::Warn && count(Change::NewWarning) > 0);
-        let from = self
-            .from
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "embedded default bundle".to_string());
-        let to = self.to.display().to_string();
+        let from = old.origin().to_string();
+        let to = new.origin().to_string();
         match self.output {
             DiffOutput::Json => {
                 let report = Report {

@@ -6,8 +6,6 @@
 //! (operation from `--operation`, user `regent-eval`); reviews are used as
 //! they are.
 
-use std::path::PathBuf;
-
 use serde::Serialize;
 use serde_json::{json, Value as Json};
 
@@ -26,9 +24,9 @@ pub struct EvalArgs {
     /// Manifest or AdmissionReview files, directories, or `-` for stdin (repeatable).
     #[arg(short = 'f', long = "filename", required = true)]
     pub files: Vec<String>,
-    /// The bundle directory; the embedded default bundle when omitted.
-    #[arg(long, env = "REGENT_POLICIES")]
-    pub policies: Option<PathBuf>,
+    /// The bundles to decide with.
+    #[command(flatten)]
+    pub bundles: super::common::BundleArgs,
     /// The operation plain manifests are reviewed as.
     #[arg(long, value_enum, default_value_t = Operation::Create)]
     pub operation: Operation,
@@ -82,7 +80,8 @@ impl EvalArgs {
     /// Decides every input; exit 0 all admitted, 1 any denied, 2 usage or input error.
     pub fn run(self) -> u8 {
         let bundle = match super::common::load_bundle(
-            self.policies.as_ref(),
+            &self.bundles.policies,
+            self.bundles.with_default_bundle,
             CompileOptions {
                 limits: self.decide.limits.limits(),
                 ..Default::default()

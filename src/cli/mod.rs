@@ -3,6 +3,7 @@
 //! [`Cli`] and calls [`Cli::run`]; everything else lives here and below.
 
 mod audit;
+mod bundle;
 mod cert;
 mod check;
 mod common;
@@ -19,7 +20,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub use common::{
-    load_bundle, parse_duration, print_compile_error, DecideArgs, EXIT_FAILED, EXIT_OK, EXIT_USAGE,
+    bundle_files, load_bundle, parse_duration, print_compile_error, BundleArgs, DecideArgs,
+    EXIT_FAILED, EXIT_OK, EXIT_USAGE,
 };
 
 pub use eval::EvalArgs;
@@ -70,6 +72,8 @@ pub enum Command {
     Audit(Box<audit::AuditArgs>),
     /// Make the candidate bundle live: relabel its ConfigMaps (after compiling it).
     Promote(Box<promote::PromoteArgs>),
+    /// Work with bundles: `regent bundle export DIR` writes the embedded default bundle.
+    Bundle(bundle::BundleCommand),
 }
 
 impl Cli {
@@ -85,6 +89,7 @@ impl Cli {
             Command::Audit(args) => args.run().await?,
             Command::Diff(args) => args.run(),
             Command::Promote(args) => args.run().await?,
+            Command::Bundle(args) => args.run(),
         };
         Ok(ExitCode::from(code))
     }

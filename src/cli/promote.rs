@@ -92,7 +92,7 @@ impl PromoteArgs {
                 let files =
                     BundleFiles::from_entries(&format!("ConfigMaps in {namespace}"), entries)?;
                 Ok(if self.with_default_bundle {
-                    files.layered(BundleFiles::embedded()?)
+                    BundleFiles::compose(vec![BundleFiles::embedded()?, files])?
                 } else {
                     files
                 })

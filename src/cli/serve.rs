@@ -34,9 +34,10 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub tls: TlsArgs,
     /// Policy bundle directory, watched for changes (the kubelet's `..data`
-    /// layout of a mounted ConfigMap included).
-    #[arg(long, env = "REGENT_POLICIES")]
-    pub policies: Option<PathBuf>,
+    /// layout of a mounted ConfigMap included). Repeatable: the bundles are
+    /// composed in the order given, later data overriding earlier.
+    #[arg(long, env = "REGENT_POLICIES", value_delimiter = ',')]
+    pub policies: Vec<PathBuf>,
     /// Bundle sources beyond the directory, and how reloads are applied.
     #[command(flatten)]
     pub sources: SourceArgs,

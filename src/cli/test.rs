@@ -8,9 +8,14 @@ use crate::compiled::CompileOptions;
 /// Arguments of `regent test`.
 #[derive(Debug, clap::Args)]
 pub struct TestArgs {
-    /// The bundle directory; the embedded default bundle when omitted.
-    #[arg(env = "REGENT_POLICIES")]
-    pub dir: Option<PathBuf>,
+    /// Bundle directories, composed in the order given; the embedded
+    /// default bundle when omitted.
+    #[arg(env = "REGENT_POLICIES", value_delimiter = ',')]
+    pub dirs: Vec<PathBuf>,
+    /// Compose the embedded default bundle under the directories (its tests
+    /// run too).
+    #[arg(long, env = "REGENT_WITH_DEFAULT_BUNDLE")]
+    pub with_default_bundle: bool,
     /// Print passing tests too.
     #[arg(long, short)]
     pub verbose: bool,
@@ -26,14 +31,16 @@ impl TestArgs {
     /// Runs the tests; exit 1 when any fails.
     pub fn run(self) -> u8 {
         let Self {
-            dir,
+            dirs,
+            with_default_bundle,
             verbose,
             run,
             limits,
         } = self;
         let limits = limits.limits();
         let bundle = match super::common::load_bundle(
-            dir.as_ref(),
+            &dirs,
+            with_default_bundle,
             CompileOptions {
                 include_tests: true,
                 interpreter_only: false,

@@ -39,8 +39,8 @@ pub use crate::state::ConfigMapRef;
 /// A bundle source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SourceKind {
-    /// A watched directory (`--policies`).
-    Directory,
+    /// A watched directory (`--policies`, the n-th one given).
+    Directory(u8),
     /// A watched directory holding the candidate bundle (`--candidate-policies`).
     CandidateDirectory,
     /// Labelled ConfigMaps (`--watch-configmaps`).
@@ -51,7 +51,7 @@ impl SourceKind {
     /// A label for metrics and logs.
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::Directory => "directory",
+            Self::Directory(_) => "directory",
             Self::CandidateDirectory => "candidate-directory",
             Self::ConfigMaps => "configmaps",
         }
@@ -150,7 +150,7 @@ pub trait StatusSink: Send + Sync {
 /// Reload settings.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ReloadOptions {
-    /// Layer the embedded default bundle under the sources.
+    /// Compose the embedded default bundle under the sources.
     pub with_default_bundle: bool,
     /// Run the bundle's `test_*` rules and reject it if any fails.
     pub require_tests: bool,
@@ -388,13 +388,20 @@ impl Reloader {
     /// source's candidate view.
     fn assemble(&self, slot: Slot) -> (Result<BundleFiles, ReloadError>, Vec<ConfigMapRef>) {
         let candidate_dir = self.latest.contains_key(&SourceKind::CandidateDirectory);
-        let mut entries = Vec::new();
-        let mut origins = Vec::new();
+        let mut layers = Vec::new();
+        if self.options.with_default_bundle {
+            match BundleFiles::embedded() {
+                Ok(files) => layers.push(files),
+                Err(e) => return (Err(e.into()), Vec::new()),
+            }
+        }
         let mut configmaps = Vec::new();
+        // Sources in order: the directories as given, then ConfigMaps; each
+        // is one bundle of the composition.
         for update in self.latest.values() {
             let view = match (slot, update.source) {
                 (Slot::Live, SourceKind::CandidateDirectory) => continue,
-                (Slot::Candidate, SourceKind::Directory) if candidate_dir => continue,
+                (Slot::Candidate, SourceKind::Directory(_)) if candidate_dir => continue,
                 (Slot::Candidate, _) => {
                     update.candidate.as_ref().map(|v| (&v.files, &v.configmaps))
                 }
@@ -405,7 +412,18 @@ impl Reloader {
                 configmaps.extend(cms.iter().cloned());
             }
             match files {
-                Ok(files) => entries.extend(files.iter().cloned()),
+                Ok(files) => match BundleFiles::from_entries(&update.origin, files.clone()) {
+                    Ok(mut b) => {
+                        if matches!(
+                            update.source,
+                            SourceKind::Directory(_) | SourceKind::CandidateDirectory
+                        ) {
+                            b.root = Some(update.origin.clone());
+                        }
+                        layers.push(b)
+                    }
+                    Err(e) => return (Err(e.into()), configmaps),
+                },
                 Err(e) => {
                     let error = ReloadError::Source {
                         kind: update.source.as_str(),
@@ -414,17 +432,8 @@ impl Reloader {
                     return (Err(error), configmaps);
                 }
             }
-            origins.push(update.origin.clone());
         }
-        let files = BundleFiles::from_entries(&origins.join(" + "), entries)
-            .map_err(ReloadError::from)
-            .and_then(|files| {
-                if self.options.with_default_bundle {
-                    Ok(files.layered(BundleFiles::embedded()?))
-                } else {
-                    Ok(files)
-                }
-            });
+        let files = BundleFiles::compose(layers).map_err(ReloadError::from);
         (files, configmaps)
     }
 }

@@ -42,7 +42,9 @@ pub struct SourceArgs {
     /// do the same with `--watch-configmaps`).
     #[arg(long, env = "REGENT_CANDIDATE_POLICIES")]
     pub candidate_policies: Option<PathBuf>,
-    /// Layer the embedded default bundle under the configured sources.
+    /// Compose the embedded default bundle under the configured sources
+    /// (its data overridable by theirs); without it, `--policies` and
+    /// ConfigMaps are served alone.
     #[arg(long, env = "REGENT_WITH_DEFAULT_BUNDLE")]
     pub with_default_bundle: bool,
     /// Run a new bundle's own test_* rules before it goes live; reject it if any fails.
@@ -62,11 +64,38 @@ pub struct SourceArgs {
     pub inventory_fields: Vec<super::inventory::KindFields>,
 }
 
+/// Says how the embedded default bundle decides, when it is served alone
+/// (`regent serve` with no source): its policies' enforcements as shipped,
+/// which the Helm chart replaces with an audit-first start.
+fn log_default_bundle_mode(bundle: &crate::compiled::CompiledBundle) {
+    use crate::outcome::Enforcement;
+    use crate::policy::PolicyKind;
+    let count = |kind: PolicyKind, e: Enforcement| {
+        bundle
+            .policies()
+            .iter()
+            .filter(|p| p.kind == kind && p.enforcement == e)
+            .count()
+    };
+    let mutating = bundle
+        .policies()
+        .iter()
+        .filter(|p| p.kind == PolicyKind::Mutate && p.enforcement != Enforcement::Off)
+        .count();
+    tracing::info!(
+        deny = count(PolicyKind::Validate, Enforcement::Deny),
+        warn = count(PolicyKind::Validate, Enforcement::Warn),
+        dryrun = count(PolicyKind::Validate, Enforcement::Dryrun),
+        mutating,
+        "serving the embedded default bundle with its shipped enforcement (a demonstration: it denies); the Helm chart installs it audit-first (policies.default.mode: dryrun)"
+    );
+}
+
 /// Starts the bundle sources and the reloader; with no source configured,
 /// installs the embedded default bundle.
 pub async fn start(
     live: &Arc<Live>,
-    policies: Option<PathBuf>,
+    policies: Vec<PathBuf>,
     sources: &SourceArgs,
     limits: Limits,
 ) -> anyhow::Result<()> {
@@ -104,7 +133,7 @@ pub async fn start(
         );
         client = Some(c);
     }
-    if policies.is_none() && !watch_configmaps {
+    if policies.is_empty() && !watch_configmaps {
         let compile = CompileOptions {
             limits,
             ..Default::default()
@@ -112,6 +141,7 @@ pub async fn start(
         let files = crate::bundle::BundleFiles::embedded()?;
         let bundle = crate::compiled::CompiledBundle::compile(&files, compile)
             .context("the embedded bundle does not compile")?;
+        log_default_bundle_mode(&bundle);
         live.install(bundle);
         if candidate_policies.is_none() {
             return Ok(());
@@ -127,15 +157,34 @@ pub async fn start(
         limits,
     };
     let mut reporter = None;
-    if let Some(dir) = policies {
-        super::dir::spawn(
-            dir.clone(),
-            SourceKind::Directory,
-            tx.clone(),
-            metrics.clone(),
-        )
-        .with_context(|| format!("watching {}", dir.display()))?;
-        expected.push(SourceKind::Directory);
+    if policies.len() > usize::from(u8::MAX) {
+        anyhow::bail!("--policies: at most {} directories", u8::MAX);
+    }
+    for (i, dir) in policies.iter().enumerate() {
+        let kind = SourceKind::Directory(u8::try_from(i).unwrap_or(u8::MAX));
+        super::dir::spawn(dir.clone(), kind, tx.clone(), metrics.clone())
+            .with_context(|| format!("watching {}", dir.display()))?;
+        expected.push(kind);
+    }
+    let mut composed: Vec<String> = Vec::new();
+    if *with_default_bundle {
+        composed.push("the embedded default bundle".to_string());
+    }
+    composed.extend(
+        policies
+            .iter()
+            .map(|d| format!("directory {}", d.display())),
+    );
+    if *watch_configmaps {
+        composed.push("bundle ConfigMaps".to_string());
+    }
+    if *with_default_bundle {
+        tracing::info!(bundles = %composed.join(" + "), "serving a composition of bundles, later ones overriding the data of earlier ones");
+    } else {
+        tracing::info!(
+            bundles = %composed.join(" + "),
+            "serving these bundles only: the default bundle's policies are not included (add --with-default-bundle to compose them underneath)"
+        );
     }
     if let Some(dir) = candidate_policies {
         super::dir::spawn(

@@ -256,7 +256,10 @@ fn declared(rule: &Rule, out: &mut BTreeSet<String>) {
                     vars(value, out);
                 }
                 Literal::Every {
-                    key, value, query: q, ..
+                    key,
+                    value,
+                    query: q,
+                    ..
                 } => {
                     if let Some(k) = key {
                         out.insert(k.text().to_string());
@@ -337,7 +340,11 @@ impl Checker<'_, '_> {
                         }
                         Some((message, hint)) => {
                             let span = start_of(&import.refr).clone();
-                            self.report(&span, format!("import {}: {message}", path.join(".")), hint);
+                            self.report(
+                                &span,
+                                format!("import {}: {message}", path.join(".")),
+                                hint,
+                            );
                             self.imports.insert(alias, None);
                         }
                     }
@@ -560,7 +567,10 @@ impl Checker<'_, '_> {
         } else {
             format!("{place} has no rule, package or data named {name:?}")
         };
-        Some((message, closest(name, candidates.iter().map(String::as_str))))
+        Some((
+            message,
+            closest(name, candidates.iter().map(String::as_str)),
+        ))
     }
 
     fn call(&mut self, fcn: &Expr) {
@@ -730,7 +740,11 @@ mod tests {
         );
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!(f[0].line, 3);
-        assert!(f[0].message.contains("has no rule, package or data named \"container\""), "{f:?}");
+        assert!(
+            f[0].message
+                .contains("has no rule, package or data named \"container\""),
+            "{f:?}"
+        );
         assert_eq!(f[0].hint.as_deref(), Some("containers"));
     }
 
@@ -779,7 +793,11 @@ mod tests {
             Json::Null,
         );
         assert_eq!(f.len(), 2, "{f:?}");
-        assert!(f[0].message.contains("import data.lib.k8s: no package, rule or data is named \"lib\""), "{f:?}");
+        assert!(
+            f[0].message
+                .contains("import data.lib.k8s: no package, rule or data is named \"lib\""),
+            "{f:?}"
+        );
         assert_eq!(f[1].message, "limit is a rule, not a function");
     }
 }
