@@ -21,7 +21,7 @@ use crate::native::{NativeError, NativeSet};
 use crate::outcome::{AuditOutcome, AuditResult, EvalError};
 use crate::policy::{Policy, PolicyError};
 
-pub use crate::native::{CompileOptions, MutationOutcome, PolicyResult, TestCase};
+pub use crate::native::{CompileOptions, MutationOutcome, PolicyResult, TestCase, Validated};
 pub use crate::runtime::Evaluator;
 
 /// Errors compiling a bundle. Each names the file, and where known the line
@@ -265,11 +265,7 @@ impl CompiledBundle {
 
     /// Runs every validating native policy whose scope matches the request,
     /// in one evaluation. `input` is the whole AdmissionReview.
-    pub fn validate(
-        &self,
-        input: &Value,
-        limits: Limits,
-    ) -> Result<Vec<PolicyResult<'_>>, EvalError> {
+    pub fn validate(&self, input: &Value, limits: Limits) -> Result<Validated<'_>, EvalError> {
         self.native.validate(input, limits)
     }
 
@@ -293,7 +289,7 @@ impl CompiledBundle {
         inventory: &Value,
         limits: Limits,
     ) -> Result<MutationOutcome, EvalError> {
-        self.mutate_as(input, inventory, limits, None)
+        self.mutate_as(input, inventory, limits, None, false)
     }
 
     /// [`CompiledBundle::mutate_with_inventory`], with the operation the
@@ -305,20 +301,16 @@ impl CompiledBundle {
         inventory: &Value,
         limits: Limits,
         operation: Option<&str>,
+        record: bool,
     ) -> Result<MutationOutcome, EvalError> {
         let mutators = self.gatekeeper.mutators();
         if mutators.is_empty() {
-            return self.native.mutate(input, limits);
+            return self.native.mutate_recording(input, limits, record);
         }
         let started = Instant::now();
         let request = &input["request"];
         let original = serde_json::to_value(&request["object"]).unwrap_or(serde_json::Value::Null);
-        let mut outcome = MutationOutcome {
-            object: original.clone(),
-            patch: None,
-            applied: Vec::new(),
-            evaluated: Vec::new(),
-        };
+        let mut outcome = MutationOutcome::unchanged(original.clone());
         if !original.is_object() {
             return Ok(outcome);
         }
@@ -336,25 +328,31 @@ impl CompiledBundle {
         // in which the mutators change nothing leaves the native policies
         // at theirs too: no copy of the object is compared.
         for round in 0..MUTATION_ROUNDS {
-            let applied = mutators
-                .mutate(
-                    &mut outcome.object,
-                    &namespace,
-                    &operation,
-                    namespace_object,
-                    deadline,
-                )
-                .map_err(|e| match e {
-                    gatekeeper::mutators::MutateError::Timeout { .. } => {
-                        EvalError::Timeout(limits.time.unwrap_or_default())
-                    }
-                    other => EvalError::Failed(other.to_string()),
-                })?;
+            let run = if record {
+                gatekeeper::mutators::Mutators::mutate_recording
+            } else {
+                gatekeeper::mutators::Mutators::mutate
+            };
+            let applied = run(
+                mutators,
+                &mut outcome.object,
+                &namespace,
+                &operation,
+                namespace_object,
+                deadline,
+            )
+            .map_err(|e| match e {
+                gatekeeper::mutators::MutateError::Timeout { .. } => {
+                    EvalError::Timeout(limits.time.unwrap_or_default())
+                }
+                other => EvalError::Failed(other.to_string()),
+            })?;
             let gatekeeper_changed = !applied.changed.is_empty();
             if round == 0 {
                 outcome.evaluated = applied.matched;
             }
             outcome.applied.extend(applied.changed);
+            outcome.steps.extend(applied.steps);
             if round > 0 && !gatekeeper_changed {
                 break;
             }
@@ -364,12 +362,19 @@ impl CompiledBundle {
                 None
             };
             let left = limits.time.map(|t| t.saturating_sub(started.elapsed()));
-            let native = self.native.mutate(
+            let native = self.native.mutate_recording(
                 native_input.as_ref().unwrap_or(input),
                 limits.with_time(left),
+                record,
             )?;
             if round == 0 {
                 outcome.evaluated.extend(native.evaluated);
+            }
+            outcome.steps.extend(native.steps);
+            for e in native.errors {
+                if !outcome.errors.iter().any(|(p, _, _)| *p == e.0) {
+                    outcome.errors.push(e);
+                }
             }
             if native.applied.is_empty() {
                 break;
@@ -540,7 +545,7 @@ impl CompiledBundle {
             out.push(result(
                 c,
                 AuditOutcome::Error,
-                gatekeeper::error_line(&c.constraint, e),
+                crate::outcome::error_line(&c.constraint, e),
             ));
         }
         out
@@ -566,46 +571,53 @@ impl CompiledBundle {
             severity: None,
             category: None,
         };
-        match self.mutate_as(review, inventory, limits, Some("")) {
+        match self.mutate_as(review, inventory, limits, Some(""), true) {
             Ok(outcome) => {
-                let Some(patch) = outcome.patch else {
-                    return Vec::new();
-                };
-                let ops: Vec<String> = patch
-                    .0
-                    .iter()
-                    .map(|op| {
-                        let v = serde_json::to_value(op).unwrap_or_default();
-                        format!(
-                            "{} {}",
-                            v["op"].as_str().unwrap_or_default(),
-                            v["path"].as_str().unwrap_or_default()
-                        )
-                    })
-                    .collect();
-                let shown = ops.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
-                let more = ops.len().saturating_sub(5);
-                let summary = if more > 0 {
-                    format!("{shown} and {more} more")
-                } else {
-                    shown
-                };
-                let mut names: Vec<&String> = Vec::new();
-                for n in &outcome.applied {
-                    if !names.contains(&n) {
-                        names.push(n);
+                let mut out = Vec::new();
+                // Each policy with its own changes, in the order it first
+                // made one (a policy that changed the object twice, once).
+                let mut order: Vec<&String> = Vec::new();
+                for (name, _) in &outcome.steps {
+                    if !order.contains(&name) {
+                        order.push(name);
                     }
                 }
-                names
-                    .into_iter()
-                    .map(|n| {
-                        result(
-                            n,
-                            AuditOutcome::Mutate,
-                            format!("[{n}] would change this object on admission; the mutation's patch: {summary}"),
-                        )
-                    })
-                    .collect()
+                for name in order {
+                    let ops: Vec<String> = outcome
+                        .steps
+                        .iter()
+                        .filter(|(n, _)| n == name)
+                        .flat_map(|(_, patch)| patch.0.iter())
+                        .map(|op| {
+                            let v = serde_json::to_value(op).unwrap_or_default();
+                            format!(
+                                "{} {}",
+                                v["op"].as_str().unwrap_or_default(),
+                                v["path"].as_str().unwrap_or_default()
+                            )
+                        })
+                        .collect();
+                    let shown = ops.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+                    let more = ops.len().saturating_sub(5);
+                    let summary = if more > 0 {
+                        format!("{shown} and {more} more")
+                    } else {
+                        shown
+                    };
+                    out.push(result(
+                        name,
+                        AuditOutcome::Mutate,
+                        format!("[{name}] would change this object on admission: {summary}"),
+                    ));
+                }
+                for (name, _, error) in &outcome.errors {
+                    out.push(result(
+                        name,
+                        AuditOutcome::Error,
+                        format!("[{name}] could not be evaluated: {error}"),
+                    ));
+                }
+                out
             }
             Err(e) => vec![result(
                 "mutation",

@@ -10,8 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::compiled::CompiledBundle;
-use crate::gatekeeper;
-use crate::outcome::{EvalError, Violation};
+use crate::outcome::{error_line, EvalError, Violation};
 use crate::policy::Enforcement;
 use crate::review::{Response, Review};
 use crate::runtime::Limits;
@@ -184,10 +183,12 @@ pub fn validate_with_inventory(
 ) -> Decision {
     let uid = &review.meta.uid;
     let started = std::time::Instant::now();
-    let results = match bundle.validate(&review.input, options.limits()) {
+    let validated = match bundle.validate(&review.input, options.limits()) {
         Ok(r) => r,
         Err(e) => return failed(Some(bundle.revision()), uid, e, options),
     };
+    let results = validated.results;
+    let native_errors = validated.errors;
     let left = options.timeout.saturating_sub(started.elapsed());
     let reviewed = match bundle.review_gatekeeper(
         &review.input,
@@ -198,16 +199,21 @@ pub fn validate_with_inventory(
         Err(e) => return failed(Some(bundle.revision()), uid, e, options),
     };
     let hits = reviewed.hits;
-    let policy_errors: Vec<PolicyError> = reviewed
-        .errors
+    let policy_errors: Vec<PolicyError> = native_errors
         .into_iter()
-        .map(|(c, error)| PolicyError {
+        .map(|(p, error)| PolicyError {
+            policy: p.name.clone(),
+            enforcement: p.enforcement,
+            error,
+        })
+        .chain(reviewed.errors.into_iter().map(|(c, error)| PolicyError {
             policy: c.constraint,
             enforcement: c.enforcement,
             error,
-        })
+        }))
         .collect();
     let mut evaluated: Vec<String> = results.iter().map(|r| r.policy.name.clone()).collect();
+    evaluated.extend(policy_errors.iter().map(|e| e.policy.clone()));
     evaluated.extend(hits.iter().map(|h| h.constraint.clone()));
     let gatekeeper_fired = hits.into_iter().map(|h| {
         let mut violations: Vec<Violation> = h
@@ -257,7 +263,7 @@ pub fn validate_with_inventory(
     let mut denials = lines(Enforcement::Deny);
     let mut warnings = lines(Enforcement::Warn);
     for e in &policy_errors {
-        let line = gatekeeper::error_line(&e.policy, &e.error);
+        let line = error_line(&e.policy, &e.error);
         match (e.enforcement, options.failure_mode) {
             (Enforcement::Deny, FailureMode::Deny) => denials.push(line),
             (Enforcement::Deny, FailureMode::Allow) => warnings.push(format!(
@@ -352,16 +358,62 @@ pub fn mutate_with_inventory(
     if !mutated_by.is_empty() {
         audit.insert("mutated-by".to_string(), mutated_by.join(","));
     }
+    // A mutating policy that failed was left out; its own enforcement
+    // decides what that does to the request, as for validating policies.
+    let policy_errors: Vec<PolicyError> = outcome
+        .errors
+        .into_iter()
+        .map(|(policy, enforcement, error)| PolicyError {
+            policy,
+            enforcement,
+            error: EvalError::Failed(error),
+        })
+        .collect();
+    let mut refusals = Vec::new();
+    for e in &policy_errors {
+        let line = error_line(&e.policy, &e.error);
+        match (e.enforcement, options.failure_mode) {
+            (Enforcement::Deny, FailureMode::Deny) => refusals.push(line),
+            (Enforcement::Deny, FailureMode::Allow) => response.warnings.push(truncate(
+                &format!("{line} (its change is left out: failure mode allow)"),
+                MAX_WARNING_CHARS,
+            )),
+            (Enforcement::Warn, _) => response.warnings.push(truncate(
+                &format!("{line} (its change is left out)"),
+                MAX_WARNING_CHARS,
+            )),
+            _ => {}
+        }
+    }
+    if !policy_errors.is_empty() {
+        let names: Vec<&str> = policy_errors.iter().map(|e| e.policy.as_str()).collect();
+        audit.insert("policy-errors".to_string(), names.join(","));
+    }
+    let verdict = if refusals.is_empty() {
+        Verdict::Allowed
+    } else {
+        response = Response::refuse(
+            uid,
+            500,
+            "InternalError",
+            format!(
+                "{} could not be mutated, so the request is refused (failure mode: deny); this is a policy failure, not a problem found in your object:\n{}",
+                review.meta.describe(),
+                refusals.join("\n")
+            ),
+        );
+        Verdict::Failed
+    };
     response.audit_annotations = audit;
     Decision {
         response,
-        verdict: Verdict::Allowed,
+        verdict,
         evaluated: outcome.evaluated,
         fired: Vec::new(),
         mutated_by,
         mutated_object: outcome.object,
-        error: None,
-        policy_errors: Vec::new(),
+        error: (verdict == Verdict::Failed).then(|| EvalError::Failed(refusals.join("; "))),
+        policy_errors,
     }
 }
 

@@ -110,6 +110,16 @@ pub struct PolicyResult<'a> {
     pub violations: Vec<Violation>,
 }
 
+/// What the validating policies found for one request.
+#[derive(Debug, Default)]
+pub struct Validated<'a> {
+    /// Each policy in scope that was evaluated, with its violations.
+    pub results: Vec<PolicyResult<'a>>,
+    /// Policies whose own evaluation failed while the others decided: an
+    /// error in one policy is that policy's result, not the request's.
+    pub errors: Vec<(&'a Policy, EvalError)>,
+}
+
 /// What the mutating policies did to one request's object.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MutationOutcome {
@@ -122,6 +132,27 @@ pub struct MutationOutcome {
     pub applied: Vec<String>,
     /// The policies that applied to the request (evaluated in the first round).
     pub evaluated: Vec<String>,
+    /// What each application changed, in order (the policy, and the patch
+    /// from the object before it to the object after): recorded when asked
+    /// (audit attributes each change to the policy that made it).
+    pub steps: Vec<(String, json_patch::Patch)>,
+    /// Mutating policies whose evaluation failed (each left out; the
+    /// others applied).
+    pub errors: Vec<(String, crate::outcome::Enforcement, String)>,
+}
+
+impl MutationOutcome {
+    /// Nothing changed yet: `object` as it is.
+    pub fn unchanged(object: Json) -> Self {
+        Self {
+            object,
+            patch: None,
+            applied: Vec::new(),
+            evaluated: Vec::new(),
+            steps: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
 }
 
 /// What audit found for one native validating policy on one object.
@@ -467,31 +498,79 @@ impl NativeSet {
     }
 
     /// Runs every validating policy whose scope matches the request, in one
-    /// evaluation. `input` is the whole AdmissionReview.
-    pub fn validate(
-        &self,
-        input: &Value,
-        limits: Limits,
-    ) -> Result<Vec<PolicyResult<'_>>, EvalError> {
+    /// evaluation. `input` is the whole AdmissionReview. When that
+    /// evaluation fails (a builtin error, conflicting values, a malformed
+    /// result), each policy in scope is evaluated alone, so the error is
+    /// the result of the policy that raised it and the others still
+    /// decide. Running out of time or memory stays the request's error:
+    /// the budget is spent for every policy.
+    pub fn validate(&self, input: &Value, limits: Limits) -> Result<Validated<'_>, EvalError> {
         if !self.could_apply(PolicyKind::Validate, input) {
-            return Ok(Vec::new());
+            return Ok(Validated::default());
         }
-        let result = self.eval(VALIDATE_ENTRY, input.clone(), limits.start())?;
-        let mut out = Vec::new();
+        let budget = limits.start();
+        let result = match self.eval(VALIDATE_ENTRY, input.clone(), budget) {
+            Ok(r) => r,
+            Err(e) if e.is_limit() => return Err(e),
+            Err(_) => return self.validate_each(input, budget),
+        };
+        let mut out = Validated::default();
         // Policy name -> its violations, for the policies in scope, by name.
         for (name, violations) in result.as_object().into_iter().flatten() {
             let Some(policy) = self.find_policy(PolicyKind::Validate, name) else {
                 continue;
             };
-            let violations = match violations {
-                Json::Array(items) => items.iter().map(violation).collect::<Result<Vec<_>, _>>(),
-                other => Err(format!("violation must be a set, got {other}")),
+            match violations_of(policy, violations) {
+                Ok(violations) => out.results.push(PolicyResult { policy, violations }),
+                Err(e) => out.errors.push((policy, e)),
             }
-            .map_err(|message| EvalError::Malformed {
-                policy: name.to_string(),
-                message,
-            })?;
-            out.push(PolicyResult { policy, violations });
+        }
+        Ok(out)
+    }
+
+    /// The validating policies in scope of `input` (kind, operation and
+    /// namespace, as the generated entry module decides), `off` aside.
+    fn in_scope(&self, kind: PolicyKind, input: &Value) -> Vec<&Policy> {
+        fn text(v: &Value) -> &str {
+            crate::runtime::text(v).unwrap_or_default()
+        }
+        let request = &input["request"];
+        let (k, op, ns) = (
+            text(&request["kind"]["kind"]),
+            text(&request["operation"]),
+            text(&request["namespace"]),
+        );
+        self.policies
+            .iter()
+            .filter(|p| {
+                p.kind == kind
+                    && p.enforcement != crate::outcome::Enforcement::Off
+                    && p.matching.could_apply(k, op)
+                    && p.matching.matches_namespace(ns)
+            })
+            .collect()
+    }
+
+    /// Evaluates one policy's rule alone (on the interpreter).
+    fn eval_one(&self, policy: &Policy, input: &Value, budget: Budget) -> Result<Json, EvalError> {
+        let rule = format!("{}.{}", policy.package(), policy.kind.rule());
+        let value = self.program.eval_rule(&rule, input.clone(), budget)?;
+        serde_json::to_value(&value).map_err(|e| EvalError::Failed(e.to_string()))
+    }
+
+    /// Every validating policy in scope evaluated alone, each error
+    /// confined to its policy (a limit still fails the request).
+    fn validate_each(&self, input: &Value, budget: Budget) -> Result<Validated<'_>, EvalError> {
+        let mut out = Validated::default();
+        for policy in self.in_scope(PolicyKind::Validate, input) {
+            match self
+                .eval_one(policy, input, budget)
+                .and_then(|v| violations_of(policy, &v))
+            {
+                Ok(violations) => out.results.push(PolicyResult { policy, violations }),
+                Err(e) if e.is_limit() => return Err(e),
+                Err(e) => out.errors.push((policy, e)),
+            }
         }
         Ok(out)
     }
@@ -532,45 +611,35 @@ impl NativeSet {
         if checked.is_empty() {
             return out;
         }
-        match self.validate(review, limits) {
-            Ok(results) => {
-                for r in results {
-                    if checked.iter().any(|p| std::ptr::eq(*p, r.policy)) {
-                        out.push(Audited::Checked(r.policy, r.violations));
+        let validated = match self.validate(review, limits) {
+            Ok(v) => v,
+            // A limit: each policy alone, within a budget of its own, so
+            // one that exhausts it does not take the others with it.
+            Err(_) => {
+                let mut v = Validated::default();
+                for p in &checked {
+                    match self
+                        .eval_one(p, review, limits.start())
+                        .and_then(|j| violations_of(p, &j))
+                    {
+                        Ok(violations) => v.results.push(PolicyResult {
+                            policy: p,
+                            violations,
+                        }),
+                        Err(e) => v.errors.push((p, e)),
                     }
                 }
+                v
             }
-            Err(_) => {
-                for p in checked {
-                    let rule = format!("{}.{}", p.package(), p.kind.rule());
-                    let evaluated = self
-                        .program
-                        .eval_rule(&rule, review.clone(), limits.start())
-                        .map_err(EvalError::from)
-                        .and_then(|v| {
-                            let json = serde_json::to_value(&v)
-                                .map_err(|e| EvalError::Failed(e.to_string()))?;
-                            match json {
-                                Json::Array(items) => items
-                                    .iter()
-                                    .map(violation)
-                                    .collect::<Result<Vec<_>, _>>()
-                                    .map_err(|message| EvalError::Malformed {
-                                        policy: p.name.clone(),
-                                        message,
-                                    }),
-                                Json::Null => Ok(Vec::new()),
-                                other => Err(EvalError::Malformed {
-                                    policy: p.name.clone(),
-                                    message: format!("violation must be a set, got {other}"),
-                                }),
-                            }
-                        });
-                    out.push(match evaluated {
-                        Ok(v) => Audited::Checked(p, v),
-                        Err(e) => Audited::Failed(p, e),
-                    });
-                }
+        };
+        for r in validated.results {
+            if checked.iter().any(|p| std::ptr::eq(*p, r.policy)) {
+                out.push(Audited::Checked(r.policy, r.violations));
+            }
+        }
+        for (p, e) in validated.errors {
+            if checked.iter().any(|c| std::ptr::eq(*c, p)) {
+                out.push(Audited::Failed(p, e));
             }
         }
         out
@@ -580,14 +649,22 @@ impl NativeSet {
     /// applicable policy on the current object; the first one (in order) whose
     /// patch changes it is applied and the round starts again, so every policy
     /// sees the object as changed by the ones before it. It ends when a round
-    /// changes nothing.
+    /// changes nothing. A policy whose evaluation fails, or whose patch cannot
+    /// be applied, is left out of this request (and reported in
+    /// [`MutationOutcome::errors`]); the others still apply. With `record`,
+    /// each application's own patch is kept ([`MutationOutcome::steps`]).
     pub fn mutate(&self, input: &Value, limits: Limits) -> Result<MutationOutcome, EvalError> {
-        let mut outcome = MutationOutcome {
-            object: Json::Null,
-            patch: None,
-            applied: Vec::new(),
-            evaluated: Vec::new(),
-        };
+        self.mutate_recording(input, limits, false)
+    }
+
+    /// [`NativeSet::mutate`], recording each application's patch when `record`.
+    pub fn mutate_recording(
+        &self,
+        input: &Value,
+        limits: Limits,
+        record: bool,
+    ) -> Result<MutationOutcome, EvalError> {
+        let mut outcome = MutationOutcome::unchanged(Json::Null);
         if !self.could_apply(PolicyKind::Mutate, input) {
             return Ok(outcome);
         }
@@ -605,28 +682,83 @@ impl NativeSet {
             .count();
         let max_rounds = 3 * n + 3;
         let mut current_input = input.clone();
+        // Once the combined evaluation fails, each policy runs alone, and
+        // the ones that failed are left out.
+        let mut each = false;
+        let mut failed: Vec<&Policy> = Vec::new();
         for round in 0..max_rounds {
-            let result = self.eval(MUTATE_ENTRY, current_input.clone(), budget)?;
-            // Policy name -> its patch, for the policies in scope.
-            let mut entries: Vec<(&Policy, &Json)> = result
-                .as_object()
-                .into_iter()
-                .flatten()
-                .filter_map(|(name, patch)| {
-                    Some((self.find_policy(PolicyKind::Mutate, name)?, patch))
-                })
-                .collect();
+            let mut entries: Vec<(&Policy, Json)> = Vec::new();
+            if !each {
+                match self.eval(MUTATE_ENTRY, current_input.clone(), budget) {
+                    Ok(result) => {
+                        if let Json::Object(m) = result {
+                            for (name, patch) in m {
+                                if let Some(p) = self.find_policy(PolicyKind::Mutate, &name) {
+                                    entries.push((p, patch));
+                                }
+                            }
+                        }
+                    }
+                    Err(e) if e.is_limit() => return Err(e),
+                    Err(_) => each = true,
+                }
+            }
+            if each {
+                for policy in self.in_scope(PolicyKind::Mutate, input) {
+                    if failed.iter().any(|f| std::ptr::eq(*f, policy)) {
+                        continue;
+                    }
+                    match self.eval_one(policy, &current_input, budget) {
+                        Ok(Json::Null) => {}
+                        Ok(patch) => entries.push((policy, patch)),
+                        Err(e) if e.is_limit() => return Err(e),
+                        Err(e) => {
+                            failed.push(policy);
+                            outcome.errors.push((
+                                policy.name.clone(),
+                                policy.enforcement,
+                                e.to_string(),
+                            ));
+                        }
+                    }
+                }
+            }
             entries.sort_by(|a, b| (a.0.order, &a.0.name).cmp(&(b.0.order, &b.0.name)));
             if round == 0 {
                 outcome.evaluated = entries.iter().map(|(p, _)| p.name.clone()).collect();
+                outcome
+                    .evaluated
+                    .extend(failed.iter().map(|p| p.name.clone()));
             }
             let mut progressed = false;
             for (policy, patch) in entries {
-                let ops = mutation::parse_ops(&policy.name, patch)?;
-                if mutation::apply(&policy.name, &mut outcome.object, &ops)? {
-                    outcome.applied.push(policy.name.clone());
-                    progressed = true;
-                    break;
+                if failed.iter().any(|f| std::ptr::eq(*f, policy)) {
+                    continue;
+                }
+                let before = record.then(|| outcome.object.clone());
+                let applied = mutation::parse_ops(&policy.name, &patch)
+                    .and_then(|ops| mutation::apply(&policy.name, &mut outcome.object, &ops));
+                match applied {
+                    Ok(true) => {
+                        outcome.applied.push(policy.name.clone());
+                        if let Some(before) = before {
+                            if let Some(step) = mutation::diff(&before, &outcome.object) {
+                                outcome.steps.push((policy.name.clone(), step));
+                            }
+                        }
+                        progressed = true;
+                        break;
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        // `apply` changes nothing unless every operation applies.
+                        failed.push(policy);
+                        outcome.errors.push((
+                            policy.name.clone(),
+                            policy.enforcement,
+                            EvalError::from(e).to_string(),
+                        ));
+                    }
                 }
             }
             if !progressed {
@@ -678,6 +810,19 @@ pub fn with_object(input: &Value, object: &Json) -> Result<Value, EvalError> {
         .ok_or_else(|| EvalError::Failed("review has no request object".to_string()))?;
     request.insert(Value::from("object"), Value::from(object.clone()));
     Ok(review)
+}
+
+/// A policy's `violation` set as violations; undefined is none.
+fn violations_of(policy: &Policy, value: &Json) -> Result<Vec<Violation>, EvalError> {
+    match value {
+        Json::Array(items) => items.iter().map(violation).collect::<Result<Vec<_>, _>>(),
+        Json::Null => Ok(Vec::new()),
+        other => Err(format!("violation must be a set, got {other}")),
+    }
+    .map_err(|message| EvalError::Malformed {
+        policy: policy.name.clone(),
+        message,
+    })
 }
 
 /// Reads one violation: a string, or an object with `msg` and optional `path`

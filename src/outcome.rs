@@ -71,6 +71,13 @@ impl Violation {
     }
 }
 
+/// The line for a policy (or Constraint) that could not be evaluated, as
+/// a warning, a denial line or an audit result:
+/// `[policy] could not be evaluated: <why>`.
+pub fn error_line(policy: &str, error: &EvalError) -> String {
+    format!("[{policy}] could not be evaluated: {error}")
+}
+
 /// How serious a policy's violation is, in PolicyReport words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -237,6 +244,12 @@ impl From<RunError> for EvalError {
 }
 
 impl EvalError {
+    /// Whether a limit (time or memory) stopped the evaluation: the
+    /// request's budget is spent, for every policy.
+    pub fn is_limit(&self) -> bool {
+        matches!(self, Self::Timeout(_) | Self::MemoryLimit(_))
+    }
+
     /// A short label for metrics.
     pub fn reason(&self) -> &'static str {
         match self {

@@ -269,9 +269,9 @@ async fn one_constraint_that_fails_to_evaluate_does_not_hide_the_others() {
     let bundle = bundle_dir(&files);
     let pod = read_yaml(&iso.join("pod.yaml"));
     let error_line =
-        "[explodes] evaluation error: policy evaluation exceeded its memory limit of 32 MiB";
+        "[explodes] could not be evaluated: policy evaluation exceeded its memory limit of 32 MiB";
     let warn_line =
-        "[explodes-warn] evaluation error: policy evaluation exceeded its memory limit of 32 MiB";
+        "[explodes-warn] could not be evaluated: policy evaluation exceeded its memory limit of 32 MiB";
     let owner_line = "[must-have-owner] web-1: you must provide labels: [\"owner\"]";
     for mode in ["deny", "allow"] {
         let server = Server::start_with(Options {

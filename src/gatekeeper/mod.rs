@@ -552,13 +552,6 @@ fn messages_of(
     Ok(messages)
 }
 
-/// The line an evaluation error of one Constraint gives, in a denial, a
-/// warning, `regent verify` and audit alike: `[<constraint>] evaluation
-/// error: <cause>`.
-pub fn error_line(constraint: &str, error: &EvalError) -> String {
-    format!("[{constraint}] evaluation error: {error}")
-}
-
 /// One Constraint as a review saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConstraintRef {

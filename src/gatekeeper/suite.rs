@@ -366,7 +366,7 @@ fn check_case(
     let mut failures: Vec<String> = reviewed
         .errors
         .iter()
-        .map(|(c, e)| super::error_line(&c.constraint, e))
+        .map(|(c, e)| crate::outcome::error_line(&c.constraint, e))
         .collect();
     for (i, assertion) in case.assertions.iter().enumerate() {
         if let Err(e) = assertion.check(messages) {

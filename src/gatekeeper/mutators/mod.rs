@@ -89,6 +89,9 @@ pub struct Applied {
     /// The mutators that changed it, in the order they did (a mutator
     /// changing it in two passes appears twice).
     pub changed: Vec<String>,
+    /// With recording on ([`Mutators::mutate_recording`]): each change's
+    /// own patch, in order, by mutator.
+    pub steps: Vec<(String, json_patch::Patch)>,
 }
 
 impl Mutators {
@@ -198,6 +201,28 @@ impl Mutators {
             namespace_object,
             generated: false,
             deadline,
+            record: false,
+        };
+        self.mutate_source(object, ctx)
+    }
+
+    /// [`Mutators::mutate`], keeping each change's own patch
+    /// ([`Applied::steps`]): audit attributes each change to its mutator.
+    pub fn mutate_recording(
+        &self,
+        object: &mut Json,
+        namespace: &str,
+        operation: &str,
+        namespace_object: Option<&Value>,
+        deadline: Option<Instant>,
+    ) -> Result<Applied, MutateError> {
+        let ctx = Run {
+            namespace,
+            operation,
+            namespace_object,
+            generated: false,
+            deadline,
+            record: true,
         };
         self.mutate_source(object, ctx)
     }
@@ -218,6 +243,7 @@ impl Mutators {
             namespace_object,
             generated: true,
             deadline,
+            record: false,
         };
         self.mutate_source(object, ctx)
     }
@@ -229,6 +255,7 @@ impl Mutators {
             namespace_object,
             generated,
             deadline,
+            record,
         } = run;
         let api_version = object["apiVersion"]
             .as_str()
@@ -255,7 +282,7 @@ impl Mutators {
             object,
             (!namespace.is_empty()).then(|| Json::from(namespace)),
         );
-        let result = self.passes(object, &bound, &ctx, deadline, &mut applied);
+        let result = self.passes(object, &bound, &ctx, deadline, record, &mut applied);
         set_namespace(object, saved);
         if !had_metadata
             && object
@@ -275,6 +302,7 @@ impl Mutators {
         bound: &[&Mutator],
         ctx: &Context<'_>,
         deadline: Option<Instant>,
+        record: bool,
         applied: &mut Applied,
     ) -> Result<(), MutateError> {
         let describe = |object: &Json| {
@@ -320,12 +348,16 @@ impl Mutators {
                 if pass == 1 {
                     applied.matched.push(m.id.clone());
                 }
+                let before = record.then(|| object.clone());
                 let changed = m.mutate(object).map_err(|message| MutateError::Failed {
                     mutator: m.id.clone(),
                     object: describe(object),
                     message,
                 })?;
                 if changed {
+                    if let Some(step) = before.and_then(|b| crate::mutation::diff(&b, object)) {
+                        applied.steps.push((m.id.clone(), step));
+                    }
                     changed_in_pass.push(m.id.clone());
                     metadata = matchable(object);
                 }
@@ -351,6 +383,8 @@ struct Run<'a> {
     namespace_object: Option<&'a Value>,
     generated: bool,
     deadline: Option<Instant>,
+    /// Keep each change's own patch.
+    record: bool,
 }
 
 /// What `match` reads of an object: its name, namespace and labels.
