@@ -80,6 +80,7 @@ fn stages(c: &mut Criterion) {
             bundle
                 .validate(black_box(&parsed.input), options.limits())
                 .unwrap()
+                .results
                 .len()
         })
     });
@@ -169,7 +170,7 @@ fn gatekeeper(c: &mut Criterion) {
     ];
     let gk = BundleFiles::from_files("gatekeeper fixtures", files).unwrap();
     let bundle = CompiledBundle::compile(
-        &BundleFiles::embedded().unwrap().layered(gk),
+        &BundleFiles::compose(vec![BundleFiles::embedded().unwrap(), gk]).unwrap(),
         CompileOptions::default(),
     )
     .unwrap();
@@ -328,9 +329,11 @@ fn gatekeeper_curve(c: &mut Criterion) {
     let mut group = c.benchmark_group("decision/validate/pod_8k_constraints");
     for n in [0, 10, 25, 50] {
         let bundle = CompiledBundle::compile(
-            &BundleFiles::embedded()
-                .unwrap()
-                .layered(constraints_bundle(n)),
+            &BundleFiles::compose(vec![
+                BundleFiles::embedded().unwrap(),
+                constraints_bundle(n),
+            ])
+            .unwrap(),
             CompileOptions::default(),
         )
         .unwrap();

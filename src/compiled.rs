@@ -21,7 +21,8 @@ use crate::native::{NativeError, NativeSet};
 use crate::outcome::{AuditOutcome, AuditResult, EvalError};
 use crate::policy::{Policy, PolicyError};
 
-pub use crate::native::{CompileOptions, MutationOutcome, PolicyResult, TestCase, Validated};
+pub use crate::native::{CompileOptions, MutationOutcome, PolicyResult, Validated};
+pub use crate::rego_test::{TestCase, TestRun};
 pub use crate::runtime::Evaluator;
 
 /// Errors compiling a bundle. Each names the file, and where known the line
@@ -371,6 +372,7 @@ impl CompiledBundle {
                 outcome.evaluated.extend(native.evaluated);
             }
             outcome.steps.extend(native.steps);
+            outcome.warnings.extend(native.warnings);
             for e in native.errors {
                 if !outcome.errors.iter().any(|(p, _, _)| *p == e.0) {
                     outcome.errors.push(e);
@@ -630,12 +632,22 @@ impl CompiledBundle {
     /// Evaluates one test rule within the default limits; `Ok(true)` when
     /// it is true.
     pub fn run_test(&self, case: &TestCase) -> Result<bool, String> {
-        self.native.run_test(case, Limits::default())
+        self.native.run_test(case, Limits::default()).outcome
     }
 
     /// Evaluates one test rule within `limits`.
     pub fn run_test_within(&self, case: &TestCase, limits: Limits) -> Result<bool, String> {
+        self.native.run_test(case, limits).outcome
+    }
+
+    /// Runs one test within `limits`, with its `print` output.
+    pub fn run_test_printing(&self, case: &TestCase, limits: Limits) -> TestRun {
         self.native.run_test(case, limits)
+    }
+
+    /// Why a failed test failed (see [`crate::rego_test::explain`]).
+    pub fn explain_test(&self, case: &TestCase, limits: Limits) -> Vec<String> {
+        self.native.explain_test(case, limits)
     }
 }
 

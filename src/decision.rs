@@ -261,7 +261,7 @@ pub fn validate_with_inventory(
         out
     };
     let mut denials = lines(Enforcement::Deny);
-    let mut warnings = lines(Enforcement::Warn);
+    let mut warnings = warning_lines(&fired);
     for e in &policy_errors {
         let line = error_line(&e.policy, &e.error);
         match (e.enforcement, options.failure_mode) {
@@ -357,6 +357,11 @@ pub fn mutate_with_inventory(
     audit.insert("bundle-revision".to_string(), bundle.revision().to_string());
     if !mutated_by.is_empty() {
         audit.insert("mutated-by".to_string(), mutated_by.join(","));
+    }
+    for w in &outcome.warnings {
+        if !response.warnings.contains(w) {
+            response.warnings.push(truncate(w, MAX_WARNING_CHARS));
+        }
     }
     // A mutating policy that failed was left out; its own enforcement
     // decides what that does to the request, as for validating policies.
@@ -577,6 +582,100 @@ pub fn line(policy: &str, v: &Violation) -> String {
     v.line(policy)
 }
 
+/// The warning lines of the policies that warn: one line per policy and
+/// piece of advice, so advice repeated for every container of an object
+/// (`set allowPrivilegeEscalation: false`) is said once, naming each
+/// container; each line fits [`MAX_WARNING_CHARS`] with its fix whole.
+/// Gatekeeper Constraints' messages are shown as they are, one per line.
+fn warning_lines(fired: &[Fired]) -> Vec<String> {
+    let mut out = Vec::new();
+    for f in fired.iter().filter(|f| f.enforcement == Enforcement::Warn) {
+        if f.gatekeeper {
+            out.extend(
+                f.violations
+                    .iter()
+                    .map(|v| truncate(&f.line(v), MAX_WARNING_CHARS)),
+            );
+            continue;
+        }
+        // Violations with the same fix are one piece of advice.
+        let mut groups: Vec<(Option<&str>, Vec<&Violation>)> = Vec::new();
+        for v in &f.violations {
+            match groups.iter_mut().find(|(fix, _)| *fix == v.fix.as_deref()) {
+                Some((_, vs)) => vs.push(v),
+                None => groups.push((v.fix.as_deref(), vec![v])),
+            }
+        }
+        for (fix, vs) in groups {
+            let line = match vs.as_slice() {
+                [one] => fit(
+                    &f.policy,
+                    one.path.as_deref(),
+                    &one.msg,
+                    fix,
+                    MAX_WARNING_CHARS,
+                ),
+                many => {
+                    let msgs: Vec<&str> =
+                        many.iter().map(|v| v.msg.trim_end_matches('.')).collect();
+                    fit(&f.policy, None, &msgs.join("; "), fix, MAX_WARNING_CHARS)
+                }
+            };
+            out.push(line);
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// `[policy] path: msg. Fix: fix.` within `max` characters: the fix is
+/// kept whole and the rest shortened at a word boundary (the path goes
+/// first); only a fix longer than the whole line is itself shortened, at a
+/// word boundary too.
+pub fn fit(policy: &str, path: Option<&str>, msg: &str, fix: Option<&str>, max: usize) -> String {
+    let v = Violation {
+        path: path.map(str::to_string),
+        msg: msg.to_string(),
+        fix: fix.map(str::to_string),
+    };
+    let whole = v.line(policy);
+    if whole.chars().count() <= max {
+        return whole;
+    }
+    let head = format!("[{policy}] ");
+    let tail = match fix {
+        Some(fix) => format!(". Fix: {}.", fix.trim_end_matches('.')),
+        None => ".".to_string(),
+    };
+    let room = max.saturating_sub(head.chars().count() + tail.chars().count());
+    let body = match path {
+        Some(p) if format!("{p}: {msg}").chars().count() <= room => format!("{p}: {msg}"),
+        _ => msg.trim_end_matches('.').to_string(),
+    };
+    if room >= 12 {
+        return format!("{head}{}{tail}", shorten(&body, room));
+    }
+    // The fix alone is too long: shorten it, and keep a little of the message.
+    let body = shorten(&body, max / 3);
+    let room = max.saturating_sub(head.chars().count() + body.chars().count() + 8);
+    let fix = shorten(fix.unwrap_or_default().trim_end_matches('.'), room.max(1));
+    format!("{head}{body}. Fix: {fix}")
+}
+
+/// `text` in at most `max` characters, cut at a word boundary with `…`.
+fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    let at_word = match cut.rfind(' ') {
+        Some(i) if i > cut.len() / 2 => &cut[..i],
+        _ => cut.as_str(),
+    };
+    format!("{}…", at_word.trim_end_matches([' ', ',', ';', ':', '.']))
+}
+
 /// The denial text kubectl prints after "denied the request: ".
 pub fn denial_message(object: &str, lines: &[String]) -> String {
     let n = lines.len();
@@ -608,17 +707,14 @@ fn count_policies(lines: &[String]) -> usize {
     names.len()
 }
 
+/// `s` in at most `max` characters, cut at a word boundary.
 fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        let cut: String = s.chars().take(max - 1).collect();
-        format!("{cut}…")
-    }
+    shorten(s, max)
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::panic)]
     use super::*;
 
     fn v(path: &str, msg: &str, fix: &str) -> Violation {
@@ -658,6 +754,63 @@ mod tests {
         );
         let one = denial_message("Pod ns/a", &["[p] x.".to_string()]);
         assert_eq!(one, "Pod ns/a violates 1 policy:\n[p] x.");
+    }
+
+    #[test]
+    fn a_long_warning_keeps_its_fix_whole_and_cuts_the_rest_at_a_word() {
+        let msg = "container \"app\" has a writable root filesystem ".repeat(8);
+        let fix = "set securityContext.readOnlyRootFilesystem: true and mount an emptyDir where the app writes";
+        let line = fit(
+            "read_only_root_filesystem",
+            Some("spec.containers[0]"),
+            &msg,
+            Some(fix),
+            MAX_WARNING_CHARS,
+        );
+        assert!(line.chars().count() <= MAX_WARNING_CHARS, "{line}");
+        assert!(line.ends_with(&format!(". Fix: {fix}.")), "{line}");
+        let before_fix = line.split(". Fix:").next().unwrap_or_default();
+        let cut = before_fix
+            .strip_suffix('…')
+            .unwrap_or_else(|| panic!("not shortened: {line}"));
+        let last_word = cut.rsplit(' ').next().unwrap_or_default();
+        assert!(
+            msg.split(' ').any(|w| w == last_word),
+            "cut mid-word ({last_word:?}): {line}"
+        );
+    }
+
+    #[test]
+    fn advice_repeated_for_each_container_is_one_line() {
+        let fired = vec![Fired {
+            policy: "privilege_escalation".into(),
+            enforcement: Enforcement::Warn,
+            violations: vec![
+                v(
+                    "spec.containers[0].x",
+                    "container \"a\" may escalate privileges",
+                    "set it to false",
+                ),
+                v(
+                    "spec.containers[1].x",
+                    "container \"b\" may escalate privileges",
+                    "set it to false",
+                ),
+                v(
+                    "spec.containers[2].y",
+                    "container \"c\" runs as root",
+                    "other fix",
+                ),
+            ],
+            gatekeeper: false,
+        }];
+        assert_eq!(
+            warning_lines(&fired),
+            vec![
+                "[privilege_escalation] container \"a\" may escalate privileges; container \"b\" may escalate privileges. Fix: set it to false.".to_string(),
+                "[privilege_escalation] spec.containers[2].y: container \"c\" runs as root. Fix: other fix.".to_string(),
+            ]
+        );
     }
 
     #[test]

@@ -39,6 +39,7 @@ pub mod objects;
 pub mod outcome;
 pub mod policy;
 pub mod positions;
+pub mod rego_test;
 pub mod reload;
 pub mod review;
 pub mod runtime;

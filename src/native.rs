@@ -15,10 +15,11 @@ use std::collections::BTreeMap;
 use regorus::Value;
 use serde_json::Value as Json;
 
-use crate::bundle::{BundleError, BundleFiles, ModuleFile};
+use crate::bundle::{BundleError, BundleFiles};
 use crate::mutation;
 use crate::outcome::{EvalError, Violation};
 use crate::policy::{self, Policy, PolicyError, PolicyKind, MUTATE_ENTRY, VALIDATE_ENTRY};
+use crate::rego_test::{TestCase, TestRun};
 use crate::runtime::{self, Budget, Evaluator, Limits, Program, RegoError, RunError, Syntax};
 
 /// The built-in helper library, always loaded; its package is reserved.
@@ -139,6 +140,9 @@ pub struct MutationOutcome {
     /// Mutating policies whose evaluation failed (each left out; the
     /// others applied).
     pub errors: Vec<(String, crate::outcome::Enforcement, String)>,
+    /// What the policies that changed the object say of it (their
+    /// `warning` rule), as `[policy] text`.
+    pub warnings: Vec<String>,
 }
 
 impl MutationOutcome {
@@ -151,6 +155,7 @@ impl MutationOutcome {
             evaluated: Vec::new(),
             steps: Vec::new(),
             errors: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 }
@@ -166,23 +171,14 @@ pub enum Audited<'a> {
     Failed(&'a Policy, EvalError),
 }
 
-/// A `test_*` rule found in a test module.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TestCase {
-    /// The rule's full path, e.g. `data.validate.privileged.test_denies`.
-    pub rule: String,
-    /// The module it is in.
-    pub path: String,
-    /// The 1-based line of its first definition.
-    pub line: usize,
-}
-
 /// The native policies of a bundle, compiled.
 #[derive(Debug, Clone)]
 pub struct NativeSet {
     program: Program,
     policies: Vec<Policy>,
     tests: Vec<TestCase>,
+    /// The test modules' sources as written, by path (to explain a failure).
+    test_sources: BTreeMap<String, String>,
     /// Why the policies are served by the interpreter rather than the
     /// bytecode VM, when they are (a construct the VM lacks).
     interpreter_reason: Option<String>,
@@ -206,12 +202,23 @@ impl NativeSet {
         // of what a policy reaches.
         let mut helpers: Vec<(String, String)> = Vec::new();
         let mut tests = Vec::new();
+        let mut test_sources = BTreeMap::new();
         for module in &files.modules {
             if module.is_test() && !options.include_tests {
                 continue;
             }
-            let package =
-                runtime::add_module(&mut engine, &module.path, &module.source, Syntax::Detect)?;
+            let package = if module.is_test() {
+                // Each definition of a test is its own test (`test_x#01`):
+                // further definitions of a name are compiled renamed.
+                let (rewritten, cases) = crate::rego_test::find(&module.path, &module.source);
+                let package =
+                    runtime::add_module(&mut engine, &module.path, &rewritten, Syntax::Detect)?;
+                tests.extend(cases);
+                test_sources.insert(module.path.clone(), module.source.clone());
+                package
+            } else {
+                runtime::add_module(&mut engine, &module.path, &module.source, Syntax::Detect)?
+            };
             let class = policy::classify(&module.path, &package)?;
             if module.restricted && !module.is_test() && class.is_none() {
                 return Err(PolicyError::NotAPolicy {
@@ -221,7 +228,6 @@ impl NativeSet {
                 .into());
             }
             if module.is_test() {
-                tests.extend(find_tests(module, &package));
                 continue;
             }
             if class.is_none() {
@@ -275,6 +281,7 @@ impl NativeSet {
                 }
             }
             policy.audit_skip = policy::audit_skip_reason(&reach);
+            policy.warns = *kind == PolicyKind::Mutate && policy::defines_rule(source, "warning");
             policies.push(policy);
         }
         policies.sort_by(|a, b| (a.kind, a.order, &a.name).cmp(&(b.kind, b.order, &b.name)));
@@ -319,6 +326,7 @@ impl NativeSet {
             program: Program::new(engine),
             policies,
             tests,
+            test_sources,
             interpreter_reason: None,
             overrides,
         })
@@ -349,23 +357,54 @@ impl NativeSet {
                 ));
             }
         }
-        if let Err(e) = self.validate(&input, limits) {
-            return Err(self.warm_up_error(
-                PolicyKind::Validate,
-                "warm-up validation",
-                e,
-                &input,
-                limits,
-            ));
+        // A policy that cannot decide an ordinary Pod would fail every
+        // request it sees: refused here, naming it, rather than confined
+        // to it at request time.
+        let failing =
+            |path: &str, package: String, context: &str, error: String| NativeError::Engine {
+                context: format!("{path}: policy {package} fails on an ordinary Pod ({context})"),
+                message: error,
+            };
+        match self.validate(&input, limits) {
+            Err(e) => {
+                return Err(self.warm_up_error(
+                    PolicyKind::Validate,
+                    "warm-up validation",
+                    e,
+                    &input,
+                    limits,
+                ))
+            }
+            Ok(v) => {
+                if let Some((p, e)) = v.errors.first() {
+                    return Err(failing(
+                        &p.source,
+                        p.package(),
+                        "warm-up validation",
+                        e.to_string(),
+                    ));
+                }
+            }
         }
-        if let Err(e) = self.mutate(&input, limits) {
-            return Err(self.warm_up_error(
-                PolicyKind::Mutate,
-                "warm-up mutation",
-                e,
-                &input,
-                limits,
-            ));
+        match self.mutate(&input, limits) {
+            Err(e) => {
+                return Err(self.warm_up_error(
+                    PolicyKind::Mutate,
+                    "warm-up mutation",
+                    e,
+                    &input,
+                    limits,
+                ))
+            }
+            Ok(m) => {
+                if let Some((name, _, e)) = m.errors.first() {
+                    let (path, package) = self
+                        .find_policy(PolicyKind::Mutate, name)
+                        .map(|p| (p.source.clone(), p.package()))
+                        .unwrap_or_default();
+                    return Err(failing(&path, package, "warm-up mutation", e.clone()));
+                }
+            }
         }
         if options.include_tests || options.interpreter_only {
             return Ok(());
@@ -558,6 +597,24 @@ impl NativeSet {
         serde_json::to_value(&value).map_err(|e| EvalError::Failed(e.to_string()))
     }
 
+    /// What a mutating policy's `warning` rule says of the object it is
+    /// about to change (strings, or objects with `msg`), as `[policy] text`;
+    /// nothing when it fails (its patch stands; a warning is advice).
+    fn policy_warnings(&self, policy: &Policy, input: &Value, budget: Budget) -> Vec<String> {
+        let rule = format!("{}.warning", policy.package());
+        let Ok(value) = self.program.eval_rule(&rule, input.clone(), budget) else {
+            return Vec::new();
+        };
+        let Ok(Json::Array(items)) = serde_json::to_value(&value) else {
+            return Vec::new();
+        };
+        items
+            .iter()
+            .filter_map(|i| i.as_str().or_else(|| i["msg"].as_str()))
+            .map(|text| format!("[{}] {}", policy.name, text))
+            .collect()
+    }
+
     /// Every validating policy in scope evaluated alone, each error
     /// confined to its policy (a limit still fails the request).
     fn validate_each(&self, input: &Value, budget: Budget) -> Result<Validated<'_>, EvalError> {
@@ -741,6 +798,13 @@ impl NativeSet {
                 match applied {
                     Ok(true) => {
                         outcome.applied.push(policy.name.clone());
+                        if policy.warns {
+                            outcome.warnings.extend(self.policy_warnings(
+                                policy,
+                                &current_input,
+                                budget,
+                            ));
+                        }
                         if let Some(before) = before {
                             if let Some(step) = mutation::diff(&before, &outcome.object) {
                                 outcome.steps.push((policy.name.clone(), step));
@@ -783,17 +847,17 @@ impl NativeSet {
         })
     }
 
-    /// Evaluates one test rule within `limits`; `Ok(true)` when it is true.
-    pub fn run_test(&self, case: &TestCase, limits: Limits) -> Result<bool, String> {
-        match self
-            .program
-            .eval_rule(&case.rule, Value::Undefined, limits.start())
-        {
-            Ok(Value::Bool(b)) => Ok(b),
-            Ok(Value::Undefined) => Ok(false),
-            Ok(other) => Err(format!("test rule evaluated to {other}, not true")),
-            Err(RunError::Failed(text)) => Err(text),
-            Err(e) => Err(e.to_string()),
+    /// Runs one test within `limits`, keeping its `print` output.
+    pub fn run_test(&self, case: &TestCase, limits: Limits) -> TestRun {
+        crate::rego_test::run(&self.program, case, limits.start())
+    }
+
+    /// Why a failed test failed: its first statement that does not hold,
+    /// and the values of that statement's operands.
+    pub fn explain_test(&self, case: &TestCase, limits: Limits) -> Vec<String> {
+        match self.test_sources.get(&case.path) {
+            Some(source) => crate::rego_test::explain(&self.program, case, source, limits.start()),
+            None => Vec::new(),
         }
     }
 }
@@ -850,47 +914,4 @@ fn violation(v: &Json) -> Result<Violation, String> {
 
 fn dir_of(path: &str) -> &str {
     path.rsplit_once('/').map(|(d, _)| d).unwrap_or("")
-}
-
-/// Finds the `test_*` rules a test module defines.
-fn find_tests(module: &ModuleFile, package: &str) -> Vec<TestCase> {
-    let mut seen = std::collections::BTreeSet::new();
-    let mut out = Vec::new();
-    for (i, line) in module.source.lines().enumerate() {
-        let Some(rest) = line.strip_prefix("test_") else {
-            continue;
-        };
-        let name_len = rest
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or(rest.len());
-        let name = format!("test_{}", &rest[..name_len]);
-        if seen.insert(name.clone()) {
-            out.push(TestCase {
-                rule: format!("{package}.{name}"),
-                path: module.path.clone(),
-                line: i + 1,
-            });
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn finds_test_rules_with_lines() {
-        let m = ModuleFile {
-            path: "a_test.rego".into(),
-            source: "package a\n\ntest_one if true\n\ntest_two if {\n true\n}\ntest_one if false\n"
-                .into(),
-            restricted: false,
-        };
-        let t = find_tests(&m, "data.a");
-        assert_eq!(t.len(), 2);
-        assert_eq!(t[0].rule, "data.a.test_one");
-        assert_eq!(t[1].line, 5);
-    }
 }

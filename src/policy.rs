@@ -201,6 +201,9 @@ pub struct Policy {
     /// Why audit cannot judge this policy on an object at rest, if it
     /// cannot: it reads what only an admission request has.
     pub audit_skip: Option<String>,
+    /// A mutating policy that defines `warning`: what it says (as
+    /// `[policy] text` warnings) when its patch changes an object.
+    pub warns: bool,
 }
 
 impl Policy {
@@ -217,6 +220,7 @@ impl Policy {
             severity: None,
             category: None,
             audit_skip: None,
+            warns: false,
         }
     }
 

@@ -55,17 +55,7 @@ pub fn read(
         files,
         findings: Vec::new(),
     };
-    let mut policy = Policy {
-        name: name.to_string(),
-        kind,
-        enforcement: Enforcement::Deny,
-        matching: Match::default(),
-        order: 100,
-        source: source.to_string(),
-        severity: None,
-        category: None,
-        audit_skip: None,
-    };
+    let mut policy = Policy::new(kind, name, source);
     let schema_file = files.schema_for(&base);
     if let Some(file) = schema_file {
         for m in schema::lint(&file.value) {

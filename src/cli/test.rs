@@ -55,35 +55,46 @@ impl TestArgs {
         };
         let (mut passed, mut failed) = (0usize, 0usize);
         for case in bundle.tests() {
-            if run.as_deref().is_some_and(|r| !case.rule.contains(r)) {
+            if run.as_deref().is_some_and(|r| !case.name.contains(r)) {
                 continue;
             }
             let started = Instant::now();
-            let result = bundle.run_test_within(case, limits);
+            let result = bundle.run_test_printing(case, limits);
             let took = started.elapsed();
-            match result {
+            let show_prints = |prints: &[String]| {
+                for p in prints {
+                    println!("  print: {p}");
+                }
+            };
+            match result.outcome {
                 Ok(true) => {
                     passed += 1;
                     if verbose {
-                        println!("PASS: {} ({:.1?})", case.rule, took);
+                        println!("PASS: {} ({:.1?})", case.name, took);
+                        show_prints(&result.prints);
                     }
                 }
                 Ok(false) => {
                     failed += 1;
                     println!(
                         "FAIL: {} at {}:{} ({:.1?})",
-                        case.rule, case.path, case.line, took
+                        case.name, case.path, case.line, took
                     );
+                    for line in bundle.explain_test(case, limits) {
+                        println!("  {line}");
+                    }
+                    show_prints(&result.prints);
                 }
                 Err(e) => {
                     failed += 1;
                     println!(
                         "ERROR: {} at {}:{}: {}",
-                        case.rule,
+                        case.name,
                         case.path,
                         case.line,
                         e.trim()
                     );
+                    show_prints(&result.prints);
                 }
             }
         }

@@ -52,6 +52,15 @@ pod_spec := object.get(input.request.object, spec_parts[kind], {})
 # The pod metadata: the labels and annotations the pods will carry.
 pod_metadata := object.get(input.request.object, metadata_parts[kind], {})
 
+# How a message names what holds the pod's labels and spec: "the Pod", or
+# "the pod template" of a controller.
+pod_noun := "the Pod" if kind == "Pod"
+
+pod_noun := "the pod template" if {
+	kind != "Pod"
+	metadata_parts[kind]
+}
+
 # The pod spec's field path, e.g. "spec.template.spec".
 spec_path := concat(".", spec_parts[kind])
 

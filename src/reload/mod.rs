@@ -458,10 +458,10 @@ pub fn compile_gated(
             .filter_map(
                 |case| match with_tests.run_test_within(case, options.limits) {
                     Ok(true) => None,
-                    Ok(false) => Some(format!("{} at {}:{}", case.rule, case.path, case.line)),
+                    Ok(false) => Some(format!("{} at {}:{}", case.name, case.path, case.line)),
                     Err(e) => Some(format!(
                         "{} at {}:{}: {}",
-                        case.rule,
+                        case.name,
                         case.path,
                         case.line,
                         first_line(&e)

@@ -316,6 +316,38 @@ impl Program {
     pub fn eval_rule(&self, rule: &str, input: Value, budget: Budget) -> Result<Value, RunError> {
         self.eval_interpreted(rule, input, budget)
     }
+
+    /// [`Program::eval_rule`], keeping what `print` wrote (each line
+    /// `file:line: text`) instead of sending it to standard error.
+    pub fn eval_rule_printing(
+        &self,
+        rule: &str,
+        input: Value,
+        budget: Budget,
+    ) -> (Result<Value, RunError>, Vec<String>) {
+        let mut engine = self.engine.clone();
+        engine.set_input(input);
+        engine.set_gather_prints(true);
+        let result = arm_timer(&mut engine, budget.deadline).and_then(|limit| {
+            budget.run(|| {
+                engine
+                    .eval_rule(rule.to_string())
+                    .map_err(|e| run_error(e.to_string(), limit, budget.memory))
+            })
+        });
+        let prints = engine.take_prints().unwrap_or_default();
+        (result, prints)
+    }
+
+    /// A copy of this program on the interpreter with one more module (in
+    /// modern Rego when `v1`, else the older syntax); `None` when it does
+    /// not compile. For probes outside the request path (`regent test`).
+    pub fn with_module(&self, path: &str, source: &str, v1: bool) -> Option<Program> {
+        let mut engine = self.engine.clone();
+        let syntax = if v1 { Syntax::V1 } else { Syntax::V0 };
+        add_module(&mut engine, path, source, syntax).ok()?;
+        Some(Program::new(engine))
+    }
 }
 
 /// The text of a string value; `None` for anything else. Unlike regorus's

@@ -2,6 +2,7 @@
 # replicas of one Deployment may run different code.
 package validate.image_tag
 
+import data.regent.lib.images.image_repository
 import data.regent.lib.images.image_tag
 import data.regent.lib.workload.containers
 import rego.v1
@@ -13,7 +14,7 @@ violation contains v if {
 	v := {
 		"path": concat("", [c.path, ".image"]),
 		"msg": message(c.container, tag),
-		"fix": fix(tag),
+		"fix": fix(c.container, tag),
 	}
 }
 
@@ -21,6 +22,6 @@ message(container, "") := sprintf("container %q uses image %q without a tag", [c
 
 message(container, "latest") := sprintf("container %q uses the mutable tag :latest (%q)", [container.name, container.image])
 
-fix("") := "pin a version tag or a digest, e.g. image: nginx:1.27.3"
+fix(container, "") := sprintf("pin a version tag or a digest, e.g. image: %s:<version>", [image_repository(container.image)])
 
-fix("latest") := "pin a version tag or a digest instead of :latest"
+fix(container, "latest") := sprintf("pin a version tag or a digest instead of :latest, e.g. image: %s:<version>", [image_repository(container.image)])

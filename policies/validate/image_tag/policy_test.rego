@@ -37,3 +37,10 @@ test_container_without_an_image_is_not_reported if {
 	v := policy.violation with input as fixtures.review("Pod", {"containers": [{"name": "x"}]})
 	count(v) == 0
 }
+
+test_the_fix_names_the_objects_own_image if {
+	some v in violations_for("registry.example.com/team/worker")
+	v.fix == "pin a version tag or a digest, e.g. image: registry.example.com/team/worker:<version>"
+	some w in violations_for("busybox:latest")
+	w.fix == "pin a version tag or a digest instead of :latest, e.g. image: busybox:<version>"
+}

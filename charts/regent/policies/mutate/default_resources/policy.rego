@@ -1,7 +1,9 @@
-# Every container and init container gets CPU and memory requests and limits
-# when it lacks them. A value the user set is never replaced, and a default
-# never contradicts one: a default request is capped at the user's limit and a
-# default limit is raised to the user's request.
+# Every container and init container gets CPU and memory requests when it
+# lacks them, and limits only when `parameters.limits` asks for them. A value
+# the user set is never replaced, and a default never contradicts one: a
+# default request is capped at the user's limit and a default limit is raised
+# to the user's request. The developer is told (`warning`), so a Pod sized by
+# the cluster rather than by its author is never a surprise.
 package mutate.default_resources
 
 import data.regent.lib.workload.containers
@@ -62,4 +64,26 @@ patch contains op if {
 		sprintf("%s/resources/limits/%s", [c.pointer, resource]),
 		limit_default(c.container, resource, value),
 	)
+}
+
+defaulted(c) if {
+	some resource, _ in defaults.requests
+	not c.container.resources.requests[resource]
+}
+
+defaulted(c) if {
+	some resource, _ in defaults.limits
+	not c.container.resources.limits[resource]
+}
+
+# What the defaults are, e.g. "requests cpu 100m, memory 128Mi".
+summary := concat("; ", [sprintf("%s %s", [kind, concat(", ", [sprintf("%s %v", [r, v]) | some r, v in defaults[kind]])]) |
+	some kind in ["requests", "limits"]
+	count(defaults[kind]) > 0
+])
+
+warning contains msg if {
+	named := [sprintf("%q", [c.container.name]) | some c in target_containers; defaulted(c)]
+	count(named) > 0
+	msg := sprintf("container %s declared no resources: set %s (the cluster's defaults); declare your own resources to size it", [concat(", ", named), summary])
 }

@@ -6,9 +6,24 @@ import rego.v1
 
 bare := {"name": "app", "image": "a:1"}
 
-test_adds_requests_and_limits_to_containers_and_init_containers if {
+with_limits := {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}}
+
+test_adds_requests_only_by_default if {
 	spec := {"initContainers": [bare], "containers": [bare]}
 	ops := policy.patch with input as fixtures.review("Deployment", spec)
+	{op.path | some op in ops} == {
+		"/spec/template/spec/initContainers/0/resources/requests/cpu",
+		"/spec/template/spec/initContainers/0/resources/requests/memory",
+		"/spec/template/spec/containers/0/resources/requests/cpu",
+		"/spec/template/spec/containers/0/resources/requests/memory",
+	}
+	every op in ops { op.op == "add" }
+}
+
+test_adds_limits_when_asked if {
+	spec := {"initContainers": [bare], "containers": [bare]}
+	ops := policy.patch with input as fixtures.review("Deployment", spec)
+		with data.mutate.default_resources.parameters as with_limits
 	{op.path | some op in ops} == {
 		"/spec/template/spec/initContainers/0/resources/requests/cpu",
 		"/spec/template/spec/initContainers/0/resources/requests/memory",
@@ -19,7 +34,11 @@ test_adds_requests_and_limits_to_containers_and_init_containers if {
 		"/spec/template/spec/containers/0/resources/limits/cpu",
 		"/spec/template/spec/containers/0/resources/limits/memory",
 	}
-	every op in ops { op.op == "add" }
+}
+
+test_warns_the_developer_whose_containers_get_defaults if {
+	spec := {"containers": [bare, object.union(bare, {"name": "sized", "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}})]}
+	policy.warning == {"container \"app\" declared no resources: set requests cpu 100m, memory 128Mi (the cluster's defaults); declare your own resources to size it"} with input as fixtures.review("Pod", spec)
 }
 
 test_keeps_user_values if {
@@ -45,6 +64,7 @@ test_default_request_never_exceeds_user_limit if {
 test_default_limit_never_undercuts_user_request if {
 	spec := {"containers": [object.union(bare, {"resources": {"requests": {"memory": "1Gi", "cpu": 2}}})]}
 	ops := policy.patch with input as fixtures.review("Pod", spec)
+		with data.mutate.default_resources.parameters as with_limits
 	some mem in ops
 	mem.path == "/spec/containers/0/resources/limits/memory"
 	mem.value == "1Gi"

@@ -3,6 +3,7 @@
 package validate.required_labels
 
 import data.regent.lib.workload.metadata_path
+import data.regent.lib.workload.pod_noun
 import data.regent.lib.workload.pod_metadata
 import rego.v1
 
@@ -11,7 +12,7 @@ violation contains v if {
 	not pod_metadata.labels[label]
 	v := {
 		"path": concat("", [metadata_path, ".labels"]),
-		"msg": sprintf("the pod template has no %q label", [label]),
+		"msg": sprintf("%s has no %q label", [pod_noun, label]),
 		"fix": sprintf("add the label %s: <value>", [label]),
 	}
 }
