@@ -213,7 +213,8 @@ fn log(review: &Review, webhook: Webhook, decision: &Decision, took: Duration) {
     match decision.verdict {
         Verdict::Failed => tracing::error!(
             webhook = webhook.as_str(), uid = %m.uid, kind = %m.kind, namespace = %m.namespace, name = %m.name,
-            operation = %m.operation, error = ?decision.error.as_ref().map(ToString::to_string), "policy evaluation failed"
+            operation = %m.operation, error = %decision.error.as_ref().map(ToString::to_string).unwrap_or_default(),
+            "policy evaluation failed"
         ),
         // A plain admission is routine: debug. Anything a policy said
         // (denied, warned, dry-run, mutated) is worth an info line.

@@ -192,7 +192,7 @@ pub fn evaluate(live: &Live, job: Job) {
         tracing::warn!(
             webhook = webhook.as_str(), candidate = bundle.revision(), uid = %m.uid, kind = %m.kind,
             namespace = %m.namespace, name = %m.name,
-            error = ?after.error.as_ref().map(ToString::to_string),
+            error = %after.error.as_ref().map(ToString::to_string).unwrap_or_default(),
             "candidate bundle failed to evaluate a request"
         );
         return;

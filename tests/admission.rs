@@ -119,6 +119,32 @@ async fn denies_latest_tag_host_path_and_host_network() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn warn_policies_become_kubectl_warnings_and_do_not_block() {
     let server = Server::start();
+    let resp = server
+        .review(
+            "/validate",
+            &review(
+                "admission.k8s.io/v1",
+                "CREATE",
+                &object(
+                    "StatefulSet",
+                    good_spec(),
+                    json!({"labels": {"app": "web"}}),
+                ),
+            ),
+        )
+        .await;
+    let r = &resp["response"];
+    assert_eq!(r["allowed"], true);
+    assert_eq!(
+        r["warnings"],
+        json!(["[required_labels] spec.template.metadata.labels: the pod template has no \"app.kubernetes.io/name\" label. Fix: add the label app.kubernetes.io/name: <value>."])
+    );
+    assert_eq!(r["auditAnnotations"]["warned-by"], "required_labels");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dryrun_hints_are_neither_warnings_nor_denials_but_are_annotated() {
+    let server = Server::start();
     let mut spec = good_spec();
     spec["containers"][0]["securityContext"]["readOnlyRootFilesystem"] = json!(false);
     let resp = server
@@ -133,12 +159,9 @@ async fn warn_policies_become_kubectl_warnings_and_do_not_block() {
         .await;
     let r = &resp["response"];
     assert_eq!(r["allowed"], true);
+    assert!(r["warnings"].is_null() || r["warnings"] == json!([]), "{r}");
     assert_eq!(
-        r["warnings"],
-        json!(["[read_only_root_filesystem] spec.template.spec.containers[0].securityContext.readOnlyRootFilesystem: container \"web\" has a writable root filesystem. Fix: set securityContext.readOnlyRootFilesystem: true and mount an emptyDir where the app writes."])
-    );
-    assert_eq!(
-        r["auditAnnotations"]["warned-by"],
+        r["auditAnnotations"]["dryrun-by"],
         "read_only_root_filesystem"
     );
 }
@@ -163,18 +186,24 @@ async fn mutation_adds_resources_keeps_user_values_applies_cleanly_and_settles()
             let patch = patch_of(&resp).expect("a patch");
             let mutated = apply_patch_independently(&obj, &patch);
             let pod = &mutated["spec"]["template"]["spec"];
+            // Requests only: limits are opt-in.
             assert_eq!(
                 pod["initContainers"][0]["resources"],
-                json!({"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}})
+                json!({"requests": {"cpu": "100m", "memory": "128Mi"}})
             );
             assert_eq!(
                 pod["containers"][0]["resources"],
-                json!({"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}})
+                json!({"requests": {"cpu": "100m", "memory": "128Mi"}})
             );
             // User values stay; defaults never contradict them.
             assert_eq!(
                 pod["containers"][1]["resources"],
-                json!({"requests": {"cpu": "50m", "memory": "1Gi"}, "limits": {"cpu": "50m", "memory": "1Gi"}})
+                json!({"requests": {"cpu": "50m", "memory": "1Gi"}, "limits": {"cpu": "50m"}})
+            );
+            // The developer is told their containers were sized by the cluster.
+            assert_eq!(
+                resp["response"]["warnings"],
+                json!(["[default_resources] default resources (requests cpu 100m, memory 128Mi) were set where containers \"cache\", \"migrate\", \"web\" declared none; declare your own resources to size them"])
             );
             // Nothing else changed.
             let mut expected = obj.clone();

@@ -108,3 +108,41 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- fail (printf "audit.reportResults must be failing or all, not %q" .Values.audit.reportResults) -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+A default policy's data.yaml as policies.default renders it: the
+enforcement for the mode (dryrun: every validating policy dryrun; warn:
+the policies shipped deny or warn warn; deny: as shipped), the mutating
+policies off unless policies.default.mutation, then its entry of
+policies.default.settings merged over it. Unchanged text is kept as
+written; a changed enforcement replaces its line; settings re-render the
+document.
+*/}}
+{{- define "regent.policyData" -}}
+{{- $text := .root.Files.Get .path -}}
+{{- $data := fromYaml $text | default dict -}}
+{{- $shipped := $data.enforcement | default "deny" -}}
+{{- $want := $shipped -}}
+{{- if hasPrefix "validate/" .dir -}}
+{{- if and (eq .mode "dryrun") (ne $shipped "off") -}}
+{{- $want = "dryrun" -}}
+{{- else if and (eq .mode "warn") (eq $shipped "deny") -}}
+{{- $want = "warn" -}}
+{{- end -}}
+{{- else if and (hasPrefix "mutate/" .dir) (not .root.Values.policies.default.mutation) -}}
+{{- $want = "off" -}}
+{{- end -}}
+{{- $settings := get .root.Values.policies.default.settings .dir -}}
+{{- if $settings -}}
+{{- if ne $want $shipped -}}
+{{- $_ := set $data "enforcement" $want -}}
+{{- end -}}
+{{- toYaml (mergeOverwrite $data (deepCopy $settings)) -}}
+{{- else if eq $want $shipped -}}
+{{- $text -}}
+{{- else if regexMatch "(?m)^enforcement:" $text -}}
+{{- regexReplaceAll "(?m)^enforcement:.*$" $text (printf "enforcement: %s  # policies.default.mode / mutation" $want) -}}
+{{- else -}}
+{{- printf "enforcement: %s  # policies.default.mode / mutation\n%s" $want $text -}}
+{{- end -}}
+{{- end -}}

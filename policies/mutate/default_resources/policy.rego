@@ -83,7 +83,15 @@ summary := concat("; ", [sprintf("%s %s", [kind, concat(", ", [sprintf("%s %v", 
 ])
 
 warning contains msg if {
-	named := [sprintf("%q", [c.container.name]) | some c in target_containers; defaulted(c)]
-	count(named) > 0
-	msg := sprintf("container %s declared no resources: set %s (the cluster's defaults); declare your own resources to size it", [concat(", ", named), summary])
+	names := sort([sprintf("%q", [c.container.name]) | some c in target_containers; defaulted(c)])
+	count(names) > 0
+	msg := sprintf("default resources (%s) were set where %s declared none; declare your own resources to size %s", [summary, who(names), them(names)])
 }
+
+who(names) := sprintf("container %s", names) if count(names) == 1
+
+who(names) := sprintf("containers %s", [concat(", ", names)]) if count(names) > 1
+
+them(names) := "it" if count(names) == 1
+
+them(names) := "them" if count(names) > 1

@@ -38,7 +38,7 @@ test_adds_limits_when_asked if {
 
 test_warns_the_developer_whose_containers_get_defaults if {
 	spec := {"containers": [bare, object.union(bare, {"name": "sized", "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}})]}
-	policy.warning == {"container \"app\" declared no resources: set requests cpu 100m, memory 128Mi (the cluster's defaults); declare your own resources to size it"} with input as fixtures.review("Pod", spec)
+	policy.warning == {"default resources (requests cpu 100m, memory 128Mi) were set where container \"app\" declared none; declare your own resources to size it"} with input as fixtures.review("Pod", spec)
 }
 
 test_keeps_user_values if {
