@@ -1026,8 +1026,14 @@ fn the_charts_policies_are_identical_to_the_default_bundle() {
             "charts/regent/policies/{path} has drifted from policies/{path}"
         );
     }
-    // The rendered ConfigMaps carry exactly those files at those paths.
-    let objs = render(&[]);
+    // Rendered as shipped (the enforcement each data.yaml sets, mutation
+    // on), the ConfigMaps carry exactly those files at those paths.
+    let objs = render(&[
+        "--set",
+        "policies.default.mode=deny",
+        "--set",
+        "policies.default.mutation=true",
+    ]);
     let mut rendered = BTreeMap::new();
     let mut configmaps = Vec::new();
     for cm in objs.iter().filter(|o| {

@@ -272,9 +272,13 @@ async fn an_evaluation_over_its_limits_follows_the_failure_mode_and_the_next_req
             let out = server.review("/validate", &r).await;
             assert!(started.elapsed() < Duration::from_secs(3));
             let response = &out["response"];
+            // A limit spends the request's budget: a webhook failure (500).
+            // An error of one policy is that policy's result: with `deny`
+            // and failure mode deny, a line of the denial (403).
+            let code = if trigger == "error" { 403 } else { 500 };
             if mode == "deny" {
                 assert_eq!(response["allowed"], false, "{out}");
-                assert_eq!(response["status"]["code"], 500);
+                assert_eq!(response["status"]["code"], code);
                 assert!(
                     response["status"]["message"]
                         .as_str()
@@ -308,6 +312,14 @@ async fn an_evaluation_over_its_limits_follows_the_failure_mode_and_the_next_req
                 "regent_evaluation_failures_total{reason=\"timeout\",webhook=\"validate\"}"
             ),
             1.0
+        );
+        assert_eq!(
+            metric(
+                &metrics,
+                "regent_policy_errors_total{policy=\"triggered\",reason=\"malformed\"}"
+            ),
+            1.0,
+            "{metrics}"
         );
     }
 }
