@@ -110,14 +110,20 @@ pub struct Subject {
 
 impl Subject {
     /// The subject of an object; `None` without apiVersion, kind or name.
+    ///
+    /// An object with only `generateName` (a Helm hook, an Argo CD sync
+    /// Job: its name is made when it is created) is named
+    /// `<generateName>*`.
     pub fn of(object: &Json) -> Option<Self> {
         let text = |v: &Json| v.as_str().filter(|s| !s.is_empty()).map(str::to_string);
+        let meta = &object["metadata"];
         Some(Self {
             api_version: text(&object["apiVersion"])?,
             kind: text(&object["kind"])?,
-            namespace: text(&object["metadata"]["namespace"]),
-            name: text(&object["metadata"]["name"])?,
-            uid: text(&object["metadata"]["uid"]),
+            namespace: text(&meta["namespace"]),
+            name: text(&meta["name"])
+                .or_else(|| text(&meta["generateName"]).map(|g| format!("{g}*")))?,
+            uid: text(&meta["uid"]),
         })
     }
 

@@ -131,7 +131,7 @@ impl AuditArgs {
         let mut input_error = false;
         for (source, object) in &docs {
             let Some(subject) = Subject::of(object) else {
-                eprintln!("error: {source}: an object needs apiVersion, kind and metadata.name");
+                eprintln!("error: {source}: an object needs apiVersion, kind and metadata.name (or metadata.generateName)");
                 input_error = true;
                 continue;
             };
