@@ -128,7 +128,7 @@ async fn warn_policies_become_kubectl_warnings_and_do_not_block() {
                 &object(
                     "StatefulSet",
                     good_spec(),
-                    json!({"labels": {"app": "web"}}),
+                    json!({"labels": good_labels(), "annotations": {"regent.dev/inject": "nope"}}),
                 ),
             ),
         )
@@ -137,9 +137,9 @@ async fn warn_policies_become_kubectl_warnings_and_do_not_block() {
     assert_eq!(r["allowed"], true);
     assert_eq!(
         r["warnings"],
-        json!(["[required_labels] spec.template.metadata.labels: the pod template has no \"app.kubernetes.io/name\" label. Fix: add the label app.kubernetes.io/name: <value>."])
+        json!(["[sidecar_annotation] spec.template.metadata.annotations[regent.dev/inject]: no sidecar named \"nope\" is defined, so none is injected. Fix: use one of: otel-agent."])
     );
-    assert_eq!(r["auditAnnotations"]["warned-by"], "required_labels");
+    assert_eq!(r["auditAnnotations"]["warned-by"], "sidecar_annotation");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

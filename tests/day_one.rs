@@ -678,7 +678,8 @@ fn the_charts_modes_move_the_whole_default_bundle_and_settings_are_merged() {
     assert_eq!(enforcement(&dryrun, "mutate/default_resources"), "off");
     let warn = render_chart(&["--set", "policies.default.mode=warn"]);
     assert_eq!(enforcement(&warn, "validate/privileged"), "warn");
-    assert_eq!(enforcement(&warn, "validate/required_labels"), "warn");
+    assert_eq!(enforcement(&warn, "validate/sidecar_annotation"), "warn");
+    assert_eq!(enforcement(&warn, "validate/required_labels"), "dryrun");
     assert_eq!(enforcement(&warn, "validate/run_as_non_root"), "dryrun");
     let deny = render_chart(&[
         "--set",
@@ -687,7 +688,8 @@ fn the_charts_modes_move_the_whole_default_bundle_and_settings_are_merged() {
         "policies.default.mutation=true",
     ]);
     assert_eq!(enforcement(&deny, "validate/privileged"), "deny");
-    assert_eq!(enforcement(&deny, "validate/required_labels"), "warn");
+    assert_eq!(enforcement(&deny, "validate/sidecar_annotation"), "warn");
+    assert_eq!(enforcement(&deny, "validate/required_labels"), "dryrun");
     assert_eq!(enforcement(&deny, "mutate/default_resources"), "deny");
     let promoted = render_chart(&[
         "--set-json",
