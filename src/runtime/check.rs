@@ -546,9 +546,7 @@ impl Checker<'_, '_> {
             Some(package) => package.len(),
             None => 0,
         };
-        let Some(name) = path.get(at) else {
-            return None;
-        };
+        let name = path.get(at)?;
         let parent = &path[..at];
         if data_has(self.data, &path[..=at]) || self.symbols.defines(&path[..=at]) {
             return None;
