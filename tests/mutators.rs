@@ -348,6 +348,13 @@ fn default_bundle_with(extra: Option<&str>) -> tempfile::TempDir {
         .status()
         .unwrap();
     assert!(copy.success());
+    // Limits as the equivalent mutators of tests/fixtures/mutators set them
+    // (the shipped default sets requests only).
+    std::fs::write(
+        dir.path().join("b/mutate/default_resources/data.yaml"),
+        "order: 10\nparameters:\n  requests: {cpu: 100m, memory: 128Mi}\n  limits: {cpu: \"1\", memory: 512Mi}\n",
+    )
+    .unwrap();
     if let Some(text) = extra {
         std::fs::write(dir.path().join("b/gatekeeper-mutators.yaml"), text).unwrap();
     }
@@ -608,7 +615,18 @@ fn audit_reports_would_be_mutations_not_failures() {
         gatekeeper_defaults()
     )));
     let tmp = tempfile::tempdir().unwrap();
-    let file = write_json(tmp.path(), "pod.json", &representative_pod());
+    // Hardened as the default bundle's dry-run hints ask, so its only
+    // findings are the would-be mutations.
+    let mut pod = representative_pod();
+    pod["metadata"]["labels"]["app.kubernetes.io/name"] = json!("web");
+    pod["spec"]["securityContext"] = json!({"runAsNonRoot": true});
+    for list in ["initContainers", "containers"] {
+        for c in pod["spec"][list].as_array_mut().unwrap() {
+            c["securityContext"] =
+                json!({"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true});
+        }
+    }
+    let file = write_json(tmp.path(), "pod.json", &pod);
     let out = regent(&[
         "audit",
         "--policies",
