@@ -215,18 +215,16 @@ async fn every_authoring_mistake_is_refused_by_a_reload_and_the_last_good_bundle
             ) >= failures
         })
         .await;
-        let logs = server.log_text();
-        let last = logs
-            .lines()
-            .rev()
-            .find(|l| l.contains("policy bundle rejected"))
-            .unwrap_or_default();
-        assert!(
-            last.contains(mistake.at),
-            "{}: no {:?} in {last}",
-            mistake.what,
-            mistake.at
-        );
+        // The log line may arrive a moment after the counter.
+        eventually(Duration::from_secs(5), mistake.what, || {
+            server
+                .log_text()
+                .lines()
+                .rev()
+                .find(|l| l.contains("policy bundle rejected"))
+                .is_some_and(|l| l.contains(mistake.at))
+        })
+        .await;
         // The last good bundle still decides.
         assert_eq!(
             server.review("/validate", &deployment(1)).await["response"]["allowed"],
