@@ -19,7 +19,7 @@
 //!   listed as such) the check at load must refuse the VM.
 //!
 //! `evaluators/constructs.yaml` holds the constructs of
-//! `vendor/regorus/REGENT-PATCHES.md` 11–16, with the violations they must
+//! `vendor/REGENT-PATCHES.md` 11–16, with the violations they must
 //! give. To run the comparison on the whole gatekeeper-library (kept
 //! outside the repository; that is how patches 12–14 were found):
 //!

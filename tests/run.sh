@@ -15,8 +15,8 @@ echo "== format and lints"
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 
-echo "== vendored regorus: every change is in vendor/regorus.patch"
-vendor/regorus-diff.sh --check
+echo "== vendored regorus: the pristine crate plus the numbered patch series"
+vendor/rebuild-regorus.sh --check
 
 echo "== build"
 cargo test --all-targets --locked --no-run

@@ -489,7 +489,7 @@ impl Template {
     /// Deployment with fields missing and risky ones set), under each of
     /// `parameters` (its Constraints'), exactly as the interpreter does;
     /// otherwise it stays on the interpreter (logged). The two evaluators
-    /// have differed on undefined values (`vendor/regorus/REGENT-PATCHES.md`
+    /// have differed on undefined values (`vendor/REGENT-PATCHES.md`
     /// 11–14), which the plain Pod alone does not exercise.
     pub fn prefer_bytecode(&mut self, parameters: &[Value], limits: Limits) {
         let reviews: Vec<Value> = crate::native::WARMUP_REVIEWS

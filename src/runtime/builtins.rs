@@ -17,7 +17,7 @@
 //! against that Rego on both evaluators.
 //!
 //! They reach both evaluators through regorus's host-builtin table
-//! (`vendor/regorus/REGENT-PATCHES.md` §29), registered once by
+//! (`vendor/REGENT-PATCHES.md` §29), registered once by
 //! [`register`] before the first engine exists.
 
 use std::collections::BTreeMap;

@@ -8,7 +8,7 @@
 //! what it held when the evaluation began, through the allocator regorus
 //! installs with its `allocator-memory-limits` feature, and the
 //! `with_thread_memory_budget` hook Regent adds to it
-//! (`vendor/regorus/REGENT-PATCHES.md`). Concurrent evaluations each get
+//! (`vendor/REGENT-PATCHES.md`). Concurrent evaluations each get
 //! their own budget.
 
 use std::num::NonZeroU32;

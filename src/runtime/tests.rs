@@ -1,5 +1,5 @@
 //! Tests of the runtime: positions, limits, the VM/interpreter check, and
-//! one test per vendored regorus patch (vendor/regorus/REGENT-PATCHES.md),
+//! one test per vendored regorus patch (vendor/REGENT-PATCHES.md),
 //! each run on both evaluators.
 #![allow(clippy::unwrap_used)]
 use super::*;
@@ -115,7 +115,7 @@ fn both(source: &str, entry: &str, input: &str) -> Value {
     vm
 }
 
-// OPA compatibility of the vendored regorus patches (vendor/regorus/REGENT-PATCHES.md).
+// OPA compatibility of the vendored regorus patches (vendor/REGENT-PATCHES.md).
 
 #[test]
 fn a_parenthesis_on_a_new_line_starts_a_new_expression() {
@@ -184,7 +184,7 @@ fn operands_of_a_negated_call_are_evaluated_outside_the_negation() {
     assert_eq!(both(source, "data.p.eq", input), Value::from(true));
 }
 
-// Speed patches of the VM (vendor/regorus/REGENT-PATCHES.md, 6): results
+// Speed patches of the VM (vendor/REGENT-PATCHES.md, 6): results
 // must not change.
 
 #[test]

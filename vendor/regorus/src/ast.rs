@@ -268,7 +268,7 @@ pub enum Expr {
 }
 
 impl Expr {
-    /// [regent patch] The operands OPA evaluates *outside* a negation.
+    /// [regent patch 5] The operands OPA evaluates *outside* a negation.
     ///
     /// OPA's compiler (its RewriteDynamicTerms stage) rewrites refs and
     /// nested calls in the operands of a call (`f(input.x)`, `a != b.c`,

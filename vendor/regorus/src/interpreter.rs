@@ -1149,7 +1149,7 @@ impl Interpreter {
                     }
                 }
             }
-            // [regent patch] A scalar (an explicit `null` list, say) has no
+            // [regent patch 17] A scalar (an explicit `null` list, say) has no
             // elements: nothing is iterated, as in OPA (`some x in xs` reads
             // like `xs[_]`) and on the VM, rather than an error.
             _ => (),
@@ -1218,7 +1218,7 @@ impl Interpreter {
                 }
             }
             Literal::NotExpr { span, expr, .. } => {
-                // [regent patch] Operands OPA evaluates before the negation:
+                // [regent patch 5] Operands OPA evaluates before the negation:
                 // one that is undefined makes the literal fail.
                 for operand in expr.negation_hoisted_operands() {
                     if self.eval_expr(operand)? == Value::Undefined {
@@ -2016,7 +2016,7 @@ impl Interpreter {
                     ctx_mut.output_constness_determined = true;
                 }
 
-                // [regent patch] In a partial rule, an element whose key or
+                // [regent patch 20] In a partial rule, an element whose key or
                 // value is undefined (`s contains c.k` for a `c` without
                 // `k`) is not produced and the elements already produced
                 // stay, as in OPA; clearing the accumulated value here made
@@ -2242,7 +2242,7 @@ impl Interpreter {
         let r = self.eval_output_expr_in_loop(&loops[..])?;
 
         let ctx = self.get_current_context()?;
-        // [regent patch] A partial object rule's body succeeds only if it
+        // [regent patch 20] A partial object rule's body succeeds only if it
         // produced its element (the accumulated value is no longer cleared
         // to say it did not).
         let partial_object = ctx.rule_ref.is_some() && key_expr.is_some() && !ctx.is_set;
@@ -3697,7 +3697,7 @@ impl Interpreter {
                         // Complete-rule `else if { ... }` has an implicit
                         // boolean result. Partial rules retain their head
                         // value so every independent body contributes it.
-                        // [regent patch] So does a body joined with `} {`
+                        // [regent patch 14] So does a body joined with `} {`
                         // (not `else`): in OPA it is another rule with the
                         // same head, value included.
                         if is_partial || !body.is_else {

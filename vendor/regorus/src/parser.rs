@@ -1006,7 +1006,7 @@ impl<'source> Parser<'source> {
                         eidx: self.next_eidx(),
                     };
                 }
-                // [regent patch] A `(` on a later line starts a new literal
+                // [regent patch 2] A `(` on a later line starts a new literal
                 // (as in OPA), not a call of the ref that ended the line
                 // before: `x >= input.parameters.n` newline `(a - b) >= c`.
                 "(" if possible_fcn
@@ -2174,7 +2174,7 @@ impl<'source> Parser<'source> {
         span.end = self.end;
 
         if let RuleHead::Set { .. } = &head {
-            // [regent patch] Only `else` is refused: further bodies joined
+            // [regent patch 4] Only `else` is refused: further bodies joined
             // as `} {` are alternatives, each contributing to the set, as in
             // OPA.
             if let Some(RuleBody { span, .. }) = bodies.iter().skip(1).find(|b| b.is_else) {

@@ -41,7 +41,7 @@ pub fn arithmetic_operation(
     v2: Value,
     strict: bool,
 ) -> Result<Value> {
-    // [regent patch] Outside strict mode an operand of the wrong type
+    // [regent patch 19] Outside strict mode an operand of the wrong type
     // (`"5" * 2`, `null - 1`) or a modulo of a float is undefined, as for
     // any builtin error in OPA and on the VM, not an evaluation error.
     match arithmetic_operation_checked(span, op, expr1, expr2, v1, v2, strict) {

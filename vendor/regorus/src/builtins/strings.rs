@@ -373,7 +373,7 @@ fn sprintf(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> 
         };
 
         if args_idx >= args.len() {
-            // [regent patch] A verb without an argument prints
+            // [regent patch 3] A verb without an argument prints
             // `%!v(MISSING)`, as Go's fmt (and so OPA's sprintf) does,
             // rather than failing the evaluation.
             s.push_str("%!");

@@ -461,7 +461,7 @@ impl fmt::Display for Value {
 }
 
 impl Value {
-    /// [regent patch] Whether `self` and `other` are the same value without
+    /// [regent patch 10] Whether `self` and `other` are the same value without
     /// walking it: shared strings, arrays, sets and objects by reference,
     /// scalars by value. `true` implies `self == other`; `false` says
     /// nothing.

@@ -110,7 +110,7 @@ impl RegoVM {
         }
     }
 
-    /// [regent patch] Outside strict mode an arithmetic operand of the wrong
+    /// [regent patch 19] Outside strict mode an arithmetic operand of the wrong
     /// type (`"5" * 2`) or a modulo of a float is undefined, as for any
     /// builtin error in OPA: the expression fails, not the whole rule body
     /// (inside a comprehension or a loop the error ended every iteration).

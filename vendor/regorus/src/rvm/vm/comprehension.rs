@@ -250,7 +250,7 @@ impl RegoVM {
         // allowing Rc::make_mut to mutate in-place instead of deep-cloning.
         let mut current_result = self.take_register(result_reg)?;
 
-        // [regent patch] A head whose value (or key) is undefined produces
+        // [regent patch 16] A head whose value (or key) is undefined produces
         // no element, as in OPA and regorus's interpreter: `[c.x | c :=
         // xs[_]]` skips the elements without `x` instead of holding
         // `<undefined>` (sets already skipped it).
@@ -267,7 +267,7 @@ impl RegoVM {
             }
             (&ComprehensionMode::Object, &mut Value::Object(ref mut obj)) => {
                 if let Some(key) = key_value {
-                    // [regent patch] One key yielded with two different
+                    // [regent patch 15] One key yielded with two different
                     // values is an evaluation error, as in OPA and regorus's
                     // interpreter, not a silent overwrite.
                     if obj.get(&key).is_some_and(|existing| *existing != value_to_add) {

@@ -25,7 +25,7 @@ impl RegoVM {
         program: &Program,
         instruction: Instruction,
     ) -> Result<InstructionOutcome> {
-        // [regent patch] One jump to the group that executes the
+        // [regent patch 18] One jump to the group that executes the
         // instruction. Each group used to hand what it did not know to the
         // next, so an index or a loop step went through five to eight
         // nested calls and matches before it ran.
@@ -488,7 +488,7 @@ impl RegoVM {
             ObjectSet { obj, key, value } => {
                 let key_value = self.get_register(key)?.clone();
                 let value_value = self.get_register(value)?.clone();
-                // [regent patch] A partial object rule's element whose key
+                // [regent patch 20] A partial object rule's element whose key
                 // or value is undefined is not produced (it was stored
                 // under an `<undefined>` key).
                 if matches!(key_value, Value::Undefined) || matches!(value_value, Value::Undefined) {
@@ -499,7 +499,7 @@ impl RegoVM {
                 let mut obj_value = self.take_register(obj)?;
 
                 if let Ok(obj_mut) = obj_value.as_object_mut() {
-                    // [regent patch] `ObjectSet` builds a partial object
+                    // [regent patch 15] `ObjectSet` builds a partial object
                     // rule (`r[k] = v`): a key that two bodies give different
                     // values is an evaluation error, as in OPA ("object keys
                     // must be unique") and regorus's interpreter, not a
@@ -892,7 +892,7 @@ impl RegoVM {
                 available: program.instruction_data.chained_index_params.len(),
             })?;
 
-        // [regent patch] Walk the path by reference and clone only
+        // [regent patch 21] Walk the path by reference and clone only
         // the value reached: cloning every key and intermediate
         // value cost four atomic reference-count updates per step.
         let mut current: &Value = self.get_register(params.root)?;

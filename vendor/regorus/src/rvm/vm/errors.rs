@@ -217,7 +217,7 @@ pub enum VmError {
     #[error("Rule-data conflict: {message} (pc={pc})")]
     RuleDataConflict { message: String, pc: usize },
 
-    /// [regent patch] Two bodies of a function (for the same arguments) or
+    /// [regent patch 12] Two bodies of a function (for the same arguments) or
     /// of a complete rule produced different values: an evaluation error in
     /// OPA and in regorus's interpreter, not an undefined result.
     #[error("{rule}: {what} must not produce multiple outputs (pc={pc})")]
@@ -227,7 +227,7 @@ pub enum VmError {
         pc: usize,
     },
 
-    /// [regent patch] A partial object rule or an object comprehension gave
+    /// [regent patch 15] A partial object rule or an object comprehension gave
     /// one key two different values: an evaluation error in OPA and in
     /// regorus's interpreter.
     #[error("object keys must be unique: {key} has two values (pc={pc})")]

@@ -47,7 +47,7 @@ impl RegoVM {
     /// A function call answered from this evaluation's cache when the same
     /// function was called with the same (defined) arguments before.
     ///
-    /// [regent patch] The arguments are compared where they are, in the
+    /// [regent patch 10] The arguments are compared where they are, in the
     /// registers: a vector is built only for a call that is not cached (see
     /// `cached_function_result` for what counts as the same arguments).
     fn execute_function_call_cached(&mut self, params: &FunctionCallParams) -> Result<()> {

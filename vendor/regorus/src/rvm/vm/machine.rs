@@ -52,7 +52,7 @@ pub struct RegoVM {
 
     /// The compiled program containing instructions, literals, and metadata.
     ///
-    /// [regent patch] Held through a handle of this VM's own: the dispatch
+    /// [regent patch 32] Held through a handle of this VM's own: the dispatch
     /// loop, rule calls and builtin calls clone `program` to borrow it while
     /// they mutate the VM, and cloning the shared `Arc<Program>` itself
     /// would write its reference count, one cache line that every VM
@@ -952,7 +952,7 @@ impl RegoVM {
             .or_else(fallback_execution_timer_config)
     }
 
-    // [regent patch] The counter update is inlined into the dispatch loop;
+    // [regent patch 9] The counter update is inlined into the dispatch loop;
     // only the clock read (once per check interval) is an out-of-line call.
     #[inline]
     pub(super) fn execution_timer_tick(&mut self, work_units: u32) -> Result<()> {

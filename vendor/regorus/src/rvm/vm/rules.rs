@@ -55,7 +55,7 @@ impl RegoVM {
     /// registers keep their values (a function's arguments, a partial rule's
     /// accumulator), the others up to `count` become undefined.
     ///
-    /// [regent patch] Registers that are already undefined are left alone:
+    /// [regent patch 10] Registers that are already undefined are left alone:
     /// a body writes few of its rule's registers, and truncating then
     /// refilling the whole window dropped and rewrote every one of them for
     /// each body.
@@ -180,7 +180,7 @@ impl RegoVM {
 
                 match self.jump_to(*body_entry_point) {
                     Ok(_) => {
-                        // [regent patch] A body of a complete rule or function
+                        // [regent patch 13] A body of a complete rule or function
                         // that ends without a value (its loop found no
                         // element that satisfies it) did not succeed: the
                         // next body of its chain (`else`) still runs.
@@ -191,7 +191,7 @@ impl RegoVM {
                             if !matches!(current_result, Value::Undefined) {
                                 if let Some(ref expected) = first_successful_result {
                                     if *expected != current_result {
-                                        // [regent patch] A conflict is an
+                                        // [regent patch 12] A conflict is an
                                         // evaluation error, as in OPA.
                                         self.restore_rule_state(
                                             &mut previous_loop_stack,

@@ -33,12 +33,12 @@ pub struct MemoryBudgetConfig {
 thread_local! {
     // Per-thread stride counter used to amortize global memory checks.
     static MEMORY_CHECK_TICKS: Cell<u32> = const { Cell::new(0) };
-    // [regent patch] The budget of the evaluation running on this thread:
+    // [regent patch 1] The budget of the evaluation running on this thread:
     // the thread's live bytes when it began, and how many more it may hold.
     static THREAD_MEMORY_BUDGET: Cell<Option<(i64, u64)>> = const { Cell::new(None) };
 }
 
-/// [regent patch] Runs `operation` under a per-thread allocation budget: while
+/// [regent patch 1] Runs `operation` under a per-thread allocation budget: while
 /// it runs, every memory check (the interpreter's and the VM's loops, and
 /// builtins such as `numbers.range` while they allocate) fails with
 /// [`LimitError::MemoryLimitExceeded`] once this thread holds more than
@@ -59,7 +59,7 @@ pub fn with_thread_memory_budget<R>(limit: Option<u64>, operation: impl FnOnce()
     operation()
 }
 
-/// [regent patch] Fails when the evaluation running on this thread holds more
+/// [regent patch 1] Fails when the evaluation running on this thread holds more
 /// than its budget (see [`with_thread_memory_budget`]).
 pub fn check_thread_memory_budget() -> Result<(), LimitError> {
     THREAD_MEMORY_BUDGET.with(|budget| match budget.get() {
@@ -223,7 +223,7 @@ pub fn enforce_memory_limit() -> Result<(), LimitError> {
 /// The global limit is only evaluated when the stride expires or the pending delta crosses
 /// the configured watermark.
 pub(super) fn check_memory_limit_if_needed() -> Result<(), LimitError> {
-    // [regent patch] The per-thread budget is checked on every call: it reads
+    // [regent patch 1] The per-thread budget is checked on every call: it reads
     // two thread-local counters, no atomics.
     check_thread_memory_budget()?;
     if global_memory_limit().is_none() {

@@ -168,7 +168,7 @@ pub struct ArrayCursor {
 
 impl Ord for Array {
     fn cmp(&self, other: &Self) -> Ordering {
-        // [regent patch] A value compared with itself: no walk.
+        // [regent patch 9] A value compared with itself: no walk.
         if core::ptr::eq(self, other) {
             return Ordering::Equal;
         }

@@ -31,7 +31,7 @@ impl Object {
                 }
             }
             (Repr::Frozen(v), ObjectCursorInner::Key(prev, at)) => {
-                // [regent patch] The entry yielded last is still at its
+                // [regent patch 10] The entry yielded last is still at its
                 // position (the cursor's object has not changed): step past
                 // it without a binary search over key comparisons.
                 let i = match v.get(*at) {

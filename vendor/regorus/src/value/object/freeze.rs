@@ -21,7 +21,7 @@ impl Object {
     /// An object of `entries` in any order; of equal keys the last wins.
     pub(crate) fn from_entries(mut entries: Vec<(Value, Value)>) -> Self {
         // Stable: equal keys stay in insertion order, so the last is last.
-        // [regent patch] String keys (all of JSON's) compare as bytes, and a
+        // [regent patch 9] String keys (all of JSON's) compare as bytes, and a
         // list without duplicate keys (the usual case) is kept as it is.
         entries.sort_by(|a, b| match (&a.0, &b.0) {
             (Value::String(x), Value::String(y)) => x.as_bytes().cmp(y.as_bytes()),

@@ -93,7 +93,7 @@ impl Object {
     pub fn get(&self, key: &Value) -> Option<&Value> {
         match &self.repr {
             Repr::Empty => None,
-            // [regent patch] Most lookups are by a string key: compare the
+            // [regent patch 9] Most lookups are by a string key: compare the
             // bytes directly instead of going through `Value::cmp`, and in a
             // small object scan by length and bytes (no ordering needed).
             Repr::Frozen(v) if matches!(key, Value::String(_)) => frozen_get_str(v, key),
@@ -187,7 +187,7 @@ impl Object {
 // hold identical entries.
 
 /// A string key's place among the keys of a frozen (sorted, unique) object.
-/// [regent patch]
+/// [regent patch 9]
 #[inline]
 fn frozen_get_str<'a>(entries: &'a [(Value, Value)], key: &Value) -> Option<&'a Value> {
     let Value::String(wanted) = key else {
@@ -264,7 +264,7 @@ impl Eq for Object {}
 
 impl Ord for Object {
     fn cmp(&self, other: &Self) -> Ordering {
-        // [regent patch] A value shared by reference (a set member, a sort
+        // [regent patch 9] A value shared by reference (a set member, a sort
         // key met twice) compares equal to itself without a walk.
         if core::ptr::eq(self, other) {
             return Ordering::Equal;

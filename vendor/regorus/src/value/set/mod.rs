@@ -243,7 +243,7 @@ const SMALL_SET: usize = 16;
 
 impl Ord for Set {
     fn cmp(&self, other: &Self) -> Ordering {
-        // [regent patch] A value compared with itself: no walk.
+        // [regent patch 9] A value compared with itself: no walk.
         if core::ptr::eq(self, other) {
             return Ordering::Equal;
         }

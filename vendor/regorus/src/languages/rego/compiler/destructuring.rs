@@ -21,7 +21,7 @@ pub enum PlanContext {
 }
 
 impl PlanContext {
-    /// [regent patch] `x := expr` with an undefined `expr` fails the body, as
+    /// [regent patch 11] `x := expr` with an undefined `expr` fails the body, as
     /// every other binding does (OPA, and regorus's interpreter): without
     /// the guard the VM went on with `x` undefined, and `not f(x)` was then
     /// true.

@@ -258,7 +258,7 @@ impl<'a> Compiler<'a> {
                 }
             }
             ast::Literal::NotExpr { expr, .. } => {
-                // [regent patch] Operands OPA evaluates before the negation:
+                // [regent patch 5] Operands OPA evaluates before the negation:
                 // one that is undefined makes the literal fail.
                 for operand in expr.negation_hoisted_operands() {
                     let reg = self.with_soft_assert_mode(true, |compiler| {

@@ -644,7 +644,7 @@ impl<'a> Compiler<'a> {
 
                             let mut body_value_expr =
                                 body.assign.as_ref().map(|assign| assign.value.clone());
-                            // [regent patch] A body joined with `} {` (not
+                            // [regent patch 14] A body joined with `} {` (not
                             // `else`) keeps the head's value, as in OPA.
                             if body_value_expr.is_none()
                                 && (body_idx == 0
