@@ -12,6 +12,7 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY vendor ./vendor
 COPY src ./src
+COPY core ./core
 COPY policies ./policies
 COPY benches ./benches
 COPY tests/fixtures ./tests/fixtures

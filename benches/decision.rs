@@ -12,10 +12,10 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use regent::bundle::BundleFiles;
-use regent::compiled::{CompileOptions, CompiledBundle};
-use regent::decision::{self, DecideOptions};
-use regent::review;
+use regent_core::bundle::BundleFiles;
+use regent_core::compose::decision::{self, DecideOptions};
+use regent_core::compose::{CompileOptions, CompiledBundle};
+use regent_core::review;
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(format!(
@@ -97,11 +97,11 @@ fn stages(c: &mut Criterion) {
     });
     let unmutated = review::parse(&fixture("deployment-unmutated-review.json")).unwrap();
     let outcome = bundle
-        .mutate(&unmutated.input, regent::runtime::Limits::NONE)
+        .mutate(&unmutated.input, regent_core::runtime::Limits::NONE)
         .unwrap();
     let original = serde_json::to_value(&unmutated.input["request"]["object"]).unwrap();
     group.bench_function("patch_diff", |b| {
-        b.iter(|| regent::mutation::diff(black_box(&original), black_box(&outcome.object)))
+        b.iter(|| regent_core::mutation::diff(black_box(&original), black_box(&outcome.object)))
     });
     group.finish();
 }

@@ -1,6 +1,6 @@
 //! The process allocator. regorus's `allocator-memory-limits` feature makes
 //! its counting mimalloc the global allocator (that is what lets every
-//! evaluation have a memory budget, see [`crate::runtime::limits`]); this
+//! evaluation have a memory budget, see [`regent_core::runtime::limits`]); this
 //! module sets the one mimalloc option Regent changes.
 //!
 //! mimalloc commits whole arenas eagerly by default, which costs about

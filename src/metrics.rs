@@ -7,8 +7,8 @@ use prometheus::{
     TextEncoder,
 };
 
-use crate::decision::{Decision, Verdict};
-use crate::policy::{Enforcement, POD_KINDS};
+use regent_core::compose::decision::{Decision, Verdict};
+use regent_core::native::policy::{Enforcement, POD_KINDS};
 
 /// Every metric regent exports.
 #[derive(Debug, Clone)]
@@ -508,14 +508,14 @@ impl Metrics {
     }
 
     /// Marks `revision` as the live bundle.
-    pub fn set_bundle(&self, bundle: &crate::compiled::CompiledBundle) {
+    pub fn set_bundle(&self, bundle: &regent_core::compose::CompiledBundle) {
         self.bundle_info.reset();
         self.bundle_info
             .with_label_values(&[bundle.revision(), bundle.origin()])
             .set(1);
         for kind in [
-            crate::policy::PolicyKind::Validate,
-            crate::policy::PolicyKind::Mutate,
+            regent_core::native::policy::PolicyKind::Validate,
+            regent_core::native::policy::PolicyKind::Mutate,
         ] {
             let n = bundle
                 .policies()
@@ -534,7 +534,7 @@ impl Metrics {
     }
 
     /// Marks `bundle` as the candidate (`None`: there is none).
-    pub fn set_candidate(&self, bundle: Option<&crate::compiled::CompiledBundle>) {
+    pub fn set_candidate(&self, bundle: Option<&regent_core::compose::CompiledBundle>) {
         self.candidate.info.reset();
         if let Some(b) = bundle {
             self.candidate

@@ -1,5 +1,5 @@
 //! The admission HTTP edge: `POST /validate` and `POST /mutate`. It only
-//! translates: bytes in, [`crate::review`] to parse, [`crate::decision`] to
+//! translates: bytes in, [`regent_core::review`] to parse, [`regent_core::compose::decision`] to
 //! decide, bytes out. A body that is not JSON, or too large, is a 4xx; anything
 //! that parses is answered with an AdmissionReview. While a candidate bundle
 //! is installed, each decided request is also handed to [`crate::shadow`].
@@ -14,11 +14,11 @@ use axum::response::{IntoResponse, Response as HttpResponse};
 use axum::routing::post;
 use axum::Router;
 
-use crate::decision::{self, DecideOptions, Decision, Verdict, Webhook};
-use crate::policy::Enforcement;
-use crate::review::{self, Response, Review};
 use crate::shadow::{Job, Shadow};
 use crate::state::Live;
+use regent_core::compose::decision::{self, DecideOptions, Decision, Verdict, Webhook};
+use regent_core::native::policy::Enforcement;
+use regent_core::review::{self, Response, Review};
 
 /// Default request body limit: an object and its old version can each be up to
 /// about 1.5 MiB (etcd's limit), plus the review around them.
@@ -95,7 +95,7 @@ async fn handle(
 ) -> HttpResponse {
     // In progress from here (the body still arriving) to the answer: while
     // another request is, Gatekeeper templates are not split across threads.
-    let _running = crate::gatekeeper::Running::start();
+    let _running = regent_core::gatekeeper::Running::start();
     let metrics = state.live.metrics();
     let read = tokio::time::timeout(
         state.body_timeout,
@@ -254,7 +254,7 @@ pub fn query_timeout(uri: &Uri) -> Option<Duration> {
     uri.query()?
         .split('&')
         .find_map(|kv| kv.strip_prefix("timeout="))
-        .and_then(crate::units::parse_go_duration)
+        .and_then(regent_core::units::parse_go_duration)
 }
 
 #[cfg(test)]

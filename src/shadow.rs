@@ -7,8 +7,8 @@
 //! the candidate, and no lock is shared with the shadow threads. A few threads of their own, at the lowest scheduling
 //! priority (nice 19 and the shortest slice, [`crate::background`]), take jobs off the queue; when they fall behind (the server is
 //! saturated) the queue fills and new jobs are dropped and counted, never
-//! queued without bound. The comparison is [`crate::diff`]'s, the decision
-//! code [`crate::decision`]'s: the candidate is judged exactly as it would
+//! queued without bound. The comparison is [`regent_core::diff`]'s, the decision
+//! code [`regent_core::compose::decision`]'s: the candidate is judged exactly as it would
 //! judge at admission.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,9 +16,9 @@ use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
 
-use crate::decision::{self, DecideOptions, Decision, Verdict, Webhook};
-use crate::diff::{self, Side};
 use crate::state::Live;
+use regent_core::compose::decision::{self, DecideOptions, Decision, Verdict, Webhook};
+use regent_core::diff::{self, Side};
 
 /// One request to decide again.
 ///
@@ -136,7 +136,7 @@ fn work(queue: &ArrayQueue<Job>, closed: &AtomicBool, live: &Live) {
     }
     // Candidate templates are never handed to the review helper: it runs
     // at normal priority and belongs to admission requests.
-    crate::gatekeeper::keep_reviews_on_this_thread();
+    regent_core::gatekeeper::keep_reviews_on_this_thread();
     while !closed.load(Ordering::Acquire) {
         while let Some(job) = queue.pop() {
             evaluate(live, job);
@@ -160,7 +160,7 @@ pub fn evaluate(live: &Live, job: Job) {
         decision: before,
         options,
     } = job;
-    let review = match crate::review::parse(&body) {
+    let review = match regent_core::review::parse(&body) {
         Ok(review) => review,
         Err(rejected) => {
             // The live bundle parsed these same bytes, so this should not
@@ -238,8 +238,8 @@ pub fn evaluate(live: &Live, job: Job) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bundle::BundleFiles;
-    use crate::compiled::{CompileOptions, CompiledBundle};
+    use regent_core::bundle::BundleFiles;
+    use regent_core::compose::{CompileOptions, CompiledBundle};
 
     fn failed(live: &Live) -> u64 {
         live.metrics()

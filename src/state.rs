@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 
-use crate::compiled::CompiledBundle;
 use crate::metrics::Metrics;
+use regent_core::compose::CompiledBundle;
 
 /// A ConfigMap that contributed to a bundle, for status reports and Events.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -65,7 +65,7 @@ impl Live {
             bundle: ArcSwapOption::empty(),
             candidate: ArcSwapOption::empty(),
             candidate_revision: tokio::sync::watch::Sender::new(None),
-            inventory: ArcSwap::from_pointee(crate::decision::empty_inventory()),
+            inventory: ArcSwap::from_pointee(regent_core::compose::decision::empty_inventory()),
             draining: AtomicBool::new(false),
             waiting: ArcSwap::from_pointee("waiting for the first policy bundle".to_string()),
             gate: ArcSwapOption::empty(),

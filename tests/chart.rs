@@ -822,16 +822,16 @@ fn regents_own_pod_passes_the_default_policies() {
     let objs = render(&[]);
     let d = find(&objs, "Deployment", FULLNAME).clone();
     let review = common::review("admission.k8s.io/v1", "CREATE", &d);
-    let bundle = regent::compiled::CompiledBundle::compile(
-        &regent::bundle::BundleFiles::from_dir(&repo_path("policies")).unwrap(),
-        regent::compiled::CompileOptions::default(),
+    let bundle = regent_core::compose::CompiledBundle::compile(
+        &regent_core::bundle::BundleFiles::from_dir(&repo_path("policies")).unwrap(),
+        regent_core::compose::CompileOptions::default(),
     )
     .unwrap();
-    let parsed = regent::review::parse(&serde_json::to_vec(&review).unwrap()).unwrap();
-    let decision = regent::decision::validate(
+    let parsed = regent_core::review::parse(&serde_json::to_vec(&review).unwrap()).unwrap();
+    let decision = regent_core::compose::decision::validate(
         &bundle,
         &parsed,
-        &regent::decision::DecideOptions::default(),
+        &regent_core::compose::decision::DecideOptions::default(),
     );
     assert!(decision.response.allowed, "{:?}", decision.response.status);
     assert!(
@@ -1062,21 +1062,21 @@ fn the_charts_policies_are_identical_to_the_default_bundle() {
     // policies, whose tests all pass.
     let refs: Vec<&k8s_openapi::api::core::v1::ConfigMap> = configmaps.iter().collect();
     let entries = regent::reload::configmaps::entries(&refs).unwrap();
-    let files = regent::bundle::BundleFiles::from_entries("chart", entries).unwrap();
-    let bundle = regent::compiled::CompiledBundle::compile(
+    let files = regent_core::bundle::BundleFiles::from_entries("chart", entries).unwrap();
+    let bundle = regent_core::compose::CompiledBundle::compile(
         &files,
-        regent::compiled::CompileOptions {
+        regent_core::compose::CompileOptions {
             include_tests: true,
             ..Default::default()
         },
     )
     .unwrap();
-    let from_dir = regent::compiled::CompiledBundle::compile(
-        &regent::bundle::BundleFiles::from_dir(&repo_path("policies")).unwrap(),
-        regent::compiled::CompileOptions::default(),
+    let from_dir = regent_core::compose::CompiledBundle::compile(
+        &regent_core::bundle::BundleFiles::from_dir(&repo_path("policies")).unwrap(),
+        regent_core::compose::CompileOptions::default(),
     )
     .unwrap();
-    let names = |b: &regent::compiled::CompiledBundle| {
+    let names = |b: &regent_core::compose::CompiledBundle| {
         b.policies()
             .iter()
             .map(|p| (p.name.clone(), p.enforcement))
@@ -1113,19 +1113,19 @@ fn default_bundle_can_be_switched_off_and_extra_policies_added() {
     );
     assert_eq!(w["matchConditions"][0]["name"], "not-nodes");
     let cm: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(cms[0].clone()).unwrap();
-    let files = regent::bundle::BundleFiles::from_entries(
+    let files = regent_core::bundle::BundleFiles::from_entries(
         "chart",
         regent::reload::configmaps::entries(&[&cm]).unwrap(),
     )
     .unwrap();
-    let bundle = regent::compiled::CompiledBundle::compile(
+    let bundle = regent_core::compose::CompiledBundle::compile(
         &files,
-        regent::compiled::CompileOptions::default(),
+        regent_core::compose::CompileOptions::default(),
     )
     .unwrap();
     assert_eq!(
         bundle.policies()[0].enforcement,
-        regent::policy::Enforcement::Warn
+        regent_core::native::policy::Enforcement::Warn
     );
 }
 

@@ -100,7 +100,7 @@ fn eval_reads_directories_stdin_reviews_and_prints_json() {
         .iter()
         .any(|v| v["policy"] == "host_path" && v["enforcement"] == "deny"));
 
-    let review = std::fs::read_to_string(repo_path("src/rego/warmup_review.json")).unwrap();
+    let review = std::fs::read_to_string(repo_path("core/src/rego/warmup_review.json")).unwrap();
     let out = regent_stdin(&["eval", "-f", "-", "-o", "json"], &review);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let records: Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -31,14 +31,14 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use regent::bundle::BundleFiles;
-use regent::compiled::CompiledBundle;
-use regent::decision::{admit, empty_inventory, DecideOptions};
-use regent::gatekeeper::template::{self, Compiled, Rewrite, Template, INVENTORY_KEY};
-use regent::native::CompileOptions;
-use regent::objects::{split_documents, ObjectDoc};
-use regent::runtime::limits::{Budget, Limits};
-use regent::runtime::{add_module, new_engine, Evaluator, Program, Syntax};
+use regent_core::bundle::BundleFiles;
+use regent_core::compose::decision::{admit, empty_inventory, DecideOptions};
+use regent_core::compose::CompiledBundle;
+use regent_core::gatekeeper::template::{self, Compiled, Rewrite, Template, INVENTORY_KEY};
+use regent_core::native::CompileOptions;
+use regent_core::objects::{split_documents, ObjectDoc};
+use regent_core::runtime::limits::{Budget, Limits};
+use regent_core::runtime::{add_module, new_engine, Evaluator, Program, Syntax};
 use regorus::Value;
 use serde_json::{json, Value as Json};
 
@@ -277,7 +277,7 @@ fn templates_on_the_vm_decide_as_the_interpreter_does() {
     );
 }
 
-/// Rule specialization (`src/gatekeeper/specialize.rs`) must not change a
+/// Rule specialization (`core/src/gatekeeper/specialize.rs`) must not change a
 /// decision: each specialized template, on the evaluator it runs on,
 /// against the same template as written on the interpreter.
 #[test]
@@ -445,7 +445,7 @@ fn the_default_bundle_decides_alike_on_both_evaluators() {
                 "request": request(object, operation),
             })
             .to_string();
-            let Ok(review) = regent::review::parse(body.as_bytes()) else {
+            let Ok(review) = regent_core::review::parse(body.as_bytes()) else {
                 continue; // not a review the API server would send (no name, ...)
             };
             let on_vm = format!("{:?}", admit(&vm, &review, &options, &inventory));
@@ -515,7 +515,7 @@ fn language_constructs_decide_alike_on_both_evaluators() {
         .filter_map(Json::as_str)
         .collect();
     let (mut compared, mut not_compiled, mut differences) = (0usize, Vec::new(), Vec::new());
-    let show = |r: &Result<Value, regent::runtime::RunError>| match r {
+    let show = |r: &Result<Value, regent_core::runtime::RunError>| match r {
         Ok(v) => v.to_string(),
         Err(e) => format!(
             "error: {}",

@@ -13,10 +13,10 @@
 use std::sync::OnceLock;
 
 use proptest::prelude::*;
-use regent::bundle::BundleFiles;
-use regent::compiled::{CompileOptions, CompiledBundle};
-use regent::decision::{self, DecideOptions};
-use regent::review;
+use regent_core::bundle::BundleFiles;
+use regent_core::compose::decision::{self, DecideOptions};
+use regent_core::compose::{CompileOptions, CompiledBundle};
+use regent_core::review;
 use serde_json::{json, Value};
 
 fn cases(default: u32) -> u32 {
@@ -53,7 +53,7 @@ fn mutator_bundle() -> &'static CompiledBundle {
             include_str!("fixtures/mutators/defaults.yaml"),
             "apiVersion: mutations.gatekeeper.sh/v1\nkind: ModifySet\nmetadata:\n  name: args\nspec:\n  applyTo:\n  - groups: [\"\"]\n    kinds: [\"Pod\"]\n    versions: [\"v1\"]\n  location: \"spec.containers[name: *].args\"\n  parameters:\n    values:\n      fromList: [--verbose]\n---\napiVersion: mutations.gatekeeper.sh/v1alpha1\nkind: AssignImage\nmetadata:\n  name: mirror\nspec:\n  applyTo:\n  - groups: [\"\"]\n    kinds: [\"Pod\"]\n    versions: [\"v1\"]\n  location: \"spec.initContainers[name: *].image\"\n  parameters:\n    assignDomain: mirror.example.com\n---\napiVersion: mutations.gatekeeper.sh/v1\nkind: AssignMetadata\nmetadata:\n  name: ns\nspec:\n  location: metadata.annotations.namespace\n  parameters:\n    assign:\n      fromMetadata:\n        field: namespace\n"
         );
-        files.objects.extend(regent::objects::parse_policy_objects("fuzz.yaml", &extra).unwrap());
+        files.objects.extend(regent_core::objects::parse_policy_objects("fuzz.yaml", &extra).unwrap());
         CompiledBundle::compile(&files, CompileOptions::default()).unwrap()
     })
 }
@@ -73,7 +73,7 @@ fn base_pod_review() -> Value {
 }
 
 fn base_review() -> Value {
-    serde_json::from_str(include_str!("../src/rego/warmup_violations.json")).unwrap()
+    serde_json::from_str(include_str!("../core/src/rego/warmup_violations.json")).unwrap()
 }
 
 /// Any JSON value, a few levels deep.
@@ -254,7 +254,7 @@ proptest! {
 
     #[test]
     fn computed_patches_turn_the_original_into_the_result(a in any_json(), b in any_json()) {
-        if let Some(patch) = regent::mutation::diff(&a, &b) {
+        if let Some(patch) = regent_core::mutation::diff(&a, &b) {
             let mut x = a.clone();
             json_patch::patch(&mut x, &patch).unwrap();
             prop_assert_eq!(x, b);
@@ -265,9 +265,9 @@ proptest! {
 
     #[test]
     fn policy_patches_never_panic(patch in any_json(), mut doc in any_json()) {
-        if let Ok(ops) = regent::mutation::parse_ops("fuzz", &patch) {
+        if let Ok(ops) = regent_core::mutation::parse_ops("fuzz", &patch) {
             let before = doc.clone();
-            match regent::mutation::apply("fuzz", &mut doc, &ops) {
+            match regent_core::mutation::apply("fuzz", &mut doc, &ops) {
                 // All or nothing: a refused patch leaves the object alone.
                 Err(_) => prop_assert_eq!(doc, before),
                 Ok(_) => {
@@ -345,7 +345,7 @@ proptest! {
     fn mutated_rego_compiles_or_is_refused_with_a_position(src in mutated_rego()) {
         let files = vec![("validate/fuzz/policy.rego".to_string(), src.into_bytes())];
         let options = CompileOptions {
-            limits: regent::runtime::Limits {
+            limits: regent_core::runtime::Limits {
                 time: Some(std::time::Duration::from_millis(300)),
                 memory: Some(16 << 20),
             },
@@ -355,7 +355,7 @@ proptest! {
             match CompiledBundle::compile(&files, options) {
                 Ok(b) => check_decides(&b),
                 // A module that does not compile is named, with its line.
-                Err(regent::compiled::CompileError::Rego { path, line, .. }) => {
+                Err(regent_core::compose::CompileError::Rego { path, line, .. }) => {
                     prop_assert_eq!(path, "validate/fuzz/policy.rego");
                     prop_assert!(line > 0);
                 }

@@ -5,10 +5,10 @@
 mod common;
 
 use common::{good_spec, object, pod_meta, review};
-use regent::bundle::BundleFiles;
-use regent::compiled::{CompileOptions, CompiledBundle};
-use regent::decision::{self, DecideOptions, Verdict};
-use regent::policy::Enforcement;
+use regent_core::bundle::BundleFiles;
+use regent_core::compose::decision::{self, DecideOptions, Verdict};
+use regent_core::compose::{CompileOptions, CompiledBundle};
+use regent_core::native::policy::Enforcement;
 use serde_json::{json, Value};
 
 const HOST_PID: &str = "package validate.host_pid\nimport rego.v1\nviolation contains {\"msg\": \"hostPID\", \"path\": \"spec.hostPID\"} if input.request.object.spec.hostPID\n";
@@ -32,7 +32,7 @@ fn mutate_plain_pod(bundle: &CompiledBundle) -> decision::Decision {
         "CREATE",
         &object("Pod", good_spec(), json!({})),
     );
-    let parsed = regent::review::parse(&serde_json::to_vec(&r).unwrap()).unwrap();
+    let parsed = regent_core::review::parse(&serde_json::to_vec(&r).unwrap()).unwrap();
     decision::mutate(bundle, &parsed, &DecideOptions::default())
 }
 
@@ -50,7 +50,7 @@ fn refused(files: &[(&str, &str)]) -> String {
 }
 
 fn decide(bundle: &CompiledBundle, review_json: &Value) -> decision::Decision {
-    let parsed = regent::review::parse(&serde_json::to_vec(review_json).unwrap()).unwrap();
+    let parsed = regent_core::review::parse(&serde_json::to_vec(review_json).unwrap()).unwrap();
     decision::validate(bundle, &parsed, &DecideOptions::default())
 }
 
@@ -220,10 +220,10 @@ fn the_bytecode_vm_decides_exactly_as_the_interpreter() {
         },
     )
     .unwrap();
-    assert_eq!(vm.evaluator(), regent::compiled::Evaluator::Vm);
+    assert_eq!(vm.evaluator(), regent_core::compose::Evaluator::Vm);
     assert_eq!(
         interpreter.evaluator(),
-        regent::compiled::Evaluator::Interpreter
+        regent_core::compose::Evaluator::Interpreter
     );
     // A corpus: every kind, operation and a spread of violations and mutations.
     let mut reviews = Vec::new();
@@ -263,7 +263,7 @@ fn the_bytecode_vm_decides_exactly_as_the_interpreter() {
         reviews.push(serde_json::from_str(&text).unwrap());
     }
     for r in &reviews {
-        let parsed = regent::review::parse(&serde_json::to_vec(r).unwrap()).unwrap();
+        let parsed = regent_core::review::parse(&serde_json::to_vec(r).unwrap()).unwrap();
         let options = DecideOptions::default();
         let (a, b) = (
             decision::validate(&vm, &parsed, &options),

@@ -13,13 +13,13 @@ ensure_chart_tools
 
 echo "== format and lints"
 cargo fmt --all -- --check
-cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== vendored regorus: the pristine crate plus the numbered patch series"
 vendor/rebuild-regorus.sh --check
 
 echo "== build"
-cargo test --all-targets --locked --no-run
+cargo test --workspace --all-targets --locked --no-run
 
 echo "== regent test policies (the default bundle's Rego tests)"
 rego_log=$(mktemp)
@@ -28,7 +28,7 @@ rego_log=$(mktemp)
 
 echo "== cargo test"
 cargo_log=$(mktemp)
-cargo test --all-targets --locked 2>&1 | tee "$cargo_log"
+cargo test --workspace --all-targets --locked 2>&1 | tee "$cargo_log"
 
 # One closing line for the whole suite: Rust tests plus Rego tests.
 rust_passed=$(grep -E '^test result:' "$cargo_log" | sed -E 's/.* ([0-9]+) passed.*/\1/' | awk '{s += $1} END {print s + 0}')

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 
-use crate::diff::{Change, Diff};
+use regent_core::diff::{Change, Diff};
 
 /// What the candidate judges differently on one object.
 #[derive(Debug, Clone, PartialEq, Eq)]

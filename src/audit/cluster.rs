@@ -49,13 +49,13 @@ use super::kinds::{self, AuditKind};
 use super::report::{self, ReportOptions, Subject};
 use super::store::Store;
 use super::writer::Writer;
-use crate::compiled::CompiledBundle;
-use crate::diff::{self, Side};
 use crate::metrics::Metrics;
 use crate::reload::configmaps::{self, StatusReporter};
 use crate::reload::sources::SourceArgs;
-use crate::runtime::Limits;
 use crate::state::Live;
+use regent_core::compose::CompiledBundle;
+use regent_core::diff::{self, Side};
+use regent_core::runtime::Limits;
 
 /// Settings of the in-cluster audit.
 #[derive(Debug, Clone, clap::Args)]
@@ -72,7 +72,7 @@ pub struct ClusterArgs {
     pub sources: SourceArgs,
     /// Audit every object again this often (besides every watch event and
     /// every bundle change); 0 for never.
-    #[arg(long, env = "REGENT_AUDIT_INTERVAL", default_value = "1h", value_parser = crate::units::parse_duration)]
+    #[arg(long, env = "REGENT_AUDIT_INTERVAL", default_value = "1h", value_parser = regent_core::units::parse_duration)]
     pub audit_interval: Duration,
     /// Most report writes per second.
     #[arg(long, env = "REGENT_REPORT_QPS", default_value_t = 20.0)]
@@ -87,7 +87,7 @@ pub struct ClusterArgs {
     #[arg(long, env = "REGENT_LEASE_NAME", default_value = "regent-audit")]
     pub lease_name: String,
     /// How long the Lease holds without renewal; a standby takes over within it.
-    #[arg(long, env = "REGENT_LEASE_DURATION", default_value = "15s", value_parser = crate::units::parse_duration)]
+    #[arg(long, env = "REGENT_LEASE_DURATION", default_value = "15s", value_parser = regent_core::units::parse_duration)]
     pub lease_duration: Duration,
 }
 

@@ -10,10 +10,10 @@
 
 use kube::discovery::{verbs, ApiCapabilities, ApiResource, Discovery, Scope};
 
-use crate::compiled::CompiledBundle;
-use crate::gatekeeper::AUDIT_POINT;
-use crate::outcome::Enforcement;
-use crate::policy::PolicyKind;
+use regent_core::compose::CompiledBundle;
+use regent_core::gatekeeper::AUDIT_POINT;
+use regent_core::native::policy::PolicyKind;
+use regent_core::outcome::Enforcement;
 
 /// Resources never audited for a `*`: events, leases, endpoints and the
 /// reports themselves.
@@ -200,8 +200,8 @@ mod tests {
     #[test]
     fn the_default_bundle_wants_the_pod_bearing_kinds() {
         let bundle = CompiledBundle::compile(
-            &crate::bundle::BundleFiles::embedded().unwrap(),
-            crate::compiled::CompileOptions::default(),
+            &regent_core::bundle::BundleFiles::embedded().unwrap(),
+            regent_core::compose::CompileOptions::default(),
         )
         .unwrap();
         let kinds: Vec<String> = wanted(&bundle)
@@ -211,7 +211,7 @@ mod tests {
                 Wanted::Everything => "*".into(),
             })
             .collect();
-        let mut expected: Vec<String> = crate::policy::POD_KINDS
+        let mut expected: Vec<String> = regent_core::native::policy::POD_KINDS
             .iter()
             .map(|k| k.to_string())
             .collect();

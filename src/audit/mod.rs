@@ -2,7 +2,7 @@
 //! admission and reported as PolicyReports.
 //!
 //! The evaluation itself is the compiled bundle's
-//! ([`crate::compiled::CompiledBundle::audit`]): one engine, many callers.
+//! ([`regent_core::compose::CompiledBundle::audit`]): one engine, many callers.
 //! Around it:
 //! - [`report`]: the report objects (one per resource), pure;
 //! - [`kinds`]: which kinds the bundle can match, resolved by discovery;

@@ -16,7 +16,7 @@
 use serde_json::{json, Map, Value as Json};
 use sha2::{Digest, Sha256};
 
-use crate::outcome::{AuditOutcome, AuditResult};
+use regent_core::outcome::{AuditOutcome, AuditResult};
 
 /// The label every report carries.
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "regent");
@@ -389,7 +389,7 @@ fn short_hash(parts: &[&str]) -> String {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::outcome::{Enforcement, Severity};
+    use regent_core::outcome::{Enforcement, Severity};
 
     fn result(policy: &str, outcome: AuditOutcome, message: &str) -> AuditResult {
         AuditResult {

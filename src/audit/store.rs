@@ -12,7 +12,7 @@ use std::collections::{HashMap, VecDeque};
 
 use crate::audit::report::Report;
 use crate::metrics::AuditMetrics;
-use crate::outcome::{AuditOutcome, AuditResult};
+use regent_core::outcome::{AuditOutcome, AuditResult};
 
 /// A report write waiting to be made.
 #[derive(Debug, Clone, PartialEq)]
@@ -382,7 +382,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
     use crate::audit::report::{self, ReportOptions, Subject};
-    use crate::outcome::Enforcement;
+    use regent_core::outcome::Enforcement;
 
     fn results(outcome: AuditOutcome) -> Vec<AuditResult> {
         vec![AuditResult {

@@ -16,9 +16,9 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::post;
 use clap::Parser;
-use regent::review::{self, Response};
 use regent::server::{DEFAULT_MAX_BODY_BYTES, MUTATE_PATH, VALIDATE_PATH};
 use regent::tls;
+use regent_core::review::{self, Response};
 
 /// The benchmark's no-op admission webhook.
 #[derive(Debug, Parser)]

@@ -14,8 +14,8 @@ use serde::Serialize;
 
 use super::common::LimitArgs;
 use crate::audit::report::{self, ReportFormat, ReportOptions, ReportResults, Subject};
-use crate::compiled::CompileOptions;
-use crate::outcome::{AuditOutcome, AuditResult};
+use regent_core::compose::CompileOptions;
+use regent_core::outcome::{AuditOutcome, AuditResult};
 
 /// Arguments of `regent audit`.
 #[derive(Debug, clap::Args)]
@@ -125,8 +125,9 @@ impl AuditArgs {
         }
         // The objects given are the cluster as far as referential
         // Constraints can know: they are also `data.inventory`.
-        let inventory =
-            regorus::Value::from(crate::gatekeeper::inventory(docs.iter().map(|(_, d)| d)));
+        let inventory = regorus::Value::from(regent_core::gatekeeper::inventory(
+            docs.iter().map(|(_, d)| d),
+        ));
         let mut audited: Vec<(String, Subject, Vec<AuditResult>)> = Vec::new();
         let mut input_error = false;
         for (source, object) in &docs {

@@ -56,7 +56,7 @@ fn export(dir: &Path, force: bool) -> Result<usize, String> {
             dir.display()
         ));
     }
-    let files = crate::bundle::embedded_files();
+    let files = regent_core::bundle::embedded_files();
     for (path, bytes) in &files {
         let target = dir.join(path);
         if let Some(parent) = target.parent() {

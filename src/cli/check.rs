@@ -3,9 +3,9 @@
 
 use std::path::PathBuf;
 
-use crate::compiled::CompileOptions;
-use crate::outcome::Enforcement;
-use crate::policy::PolicyKind;
+use regent_core::compose::CompileOptions;
+use regent_core::native::policy::PolicyKind;
+use regent_core::outcome::Enforcement;
 
 /// Arguments of `regent check`.
 #[derive(Debug, clap::Args)]
@@ -111,10 +111,10 @@ impl CheckArgs {
                     }
                     for c in gk.constraints() {
                         let action = match &c.action {
-                            crate::gatekeeper::Action::All(e) => e.as_str().to_string(),
-                            crate::gatekeeper::Action::Scoped(_) => format!(
+                            regent_core::gatekeeper::Action::All(e) => e.as_str().to_string(),
+                            regent_core::gatekeeper::Action::Scoped(_) => format!(
                                 "scoped ({} at the webhook)",
-                                c.action.at(crate::gatekeeper::WEBHOOK_POINT).as_str()
+                                c.action.at(regent_core::gatekeeper::WEBHOOK_POINT).as_str()
                             ),
                         };
                         println!(

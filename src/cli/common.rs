@@ -4,12 +4,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use crate::units::{parse_bytes, parse_duration};
+pub use regent_core::units::{parse_bytes, parse_duration};
 
-use crate::bundle::{BundleError, BundleFiles};
-use crate::compiled::{CompileError, CompileOptions, CompiledBundle};
-use crate::decision::{DecideOptions, FailureMode};
-use crate::runtime::Limits;
+use regent_core::bundle::{BundleError, BundleFiles};
+use regent_core::compose::decision::{DecideOptions, FailureMode};
+use regent_core::compose::{CompileError, CompileOptions, CompiledBundle};
+use regent_core::runtime::Limits;
 
 /// Exit code: everything admitted / passed.
 pub const EXIT_OK: u8 = 0;
@@ -53,7 +53,10 @@ impl LimitArgs {
 pub struct DecideArgs {
     /// What an evaluation error, timeout or memory limit does: deny (fail
     /// closed) or allow (fail open).
-    #[arg(long, env = "REGENT_FAILURE_MODE", value_enum, default_value_t = FailureMode::Deny)]
+    #[arg(long, env = "REGENT_FAILURE_MODE", default_value = "deny",
+          value_parser = clap::builder::TypedValueParser::try_map(
+              clap::builder::PossibleValuesParser::new(["deny", "allow"]),
+              |s: String| s.parse::<FailureMode>()))]
     pub failure_mode: FailureMode,
     /// Evaluation limits.
     #[command(flatten)]
@@ -72,7 +75,7 @@ impl DecideArgs {
             failure_mode: *failure_mode,
             timeout: limits
                 .time
-                .unwrap_or(crate::runtime::limits::DEFAULT_TIME_LIMIT),
+                .unwrap_or(regent_core::runtime::limits::DEFAULT_TIME_LIMIT),
             memory_limit: limits.memory,
         }
     }

@@ -11,10 +11,10 @@ use serde::Serialize;
 
 use super::common::DecideArgs;
 use super::inputs::Operation;
-use crate::compiled::{CompileOptions, CompiledBundle};
-use crate::decision::{self, empty_inventory};
-use crate::diff::{self, Change, Diff, Side};
-use crate::review;
+use regent_core::compose::decision::{self, empty_inventory};
+use regent_core::compose::{CompileOptions, CompiledBundle};
+use regent_core::diff::{self, Change, Diff, Side};
+use regent_core::review;
 
 /// Arguments of `regent diff`.
 #[derive(Debug, clap::Args)]

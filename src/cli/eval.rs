@@ -11,9 +11,9 @@ use serde_json::{json, Value as Json};
 
 use super::common::DecideArgs;
 pub use super::inputs::Operation;
-use crate::compiled::CompileOptions;
-use crate::decision::{self, empty_inventory};
-use crate::review;
+use regent_core::compose::decision::{self, empty_inventory};
+use regent_core::compose::CompileOptions;
+use regent_core::review;
 
 /// The webhook name kubectl shows in denials (the chart registers this name).
 pub const WEBHOOK_NAME: &str = "validate.regent.dev";

@@ -15,11 +15,11 @@ use kube::{Api, Client};
 use serde_json::json;
 
 use super::common::{LimitArgs, EXIT_FAILED, EXIT_OK, EXIT_USAGE};
-use crate::bundle::BundleFiles;
-use crate::compiled::{CompileOptions, CompiledBundle};
 use crate::reload::configmaps::{
     self, stages, CANDIDATE_IMPACT_ANNOTATION, REPLACES_ANNOTATION, STAGE_LABEL,
 };
+use regent_core::bundle::BundleFiles;
+use regent_core::compose::{CompileOptions, CompiledBundle};
 
 /// Arguments of `regent promote`.
 #[derive(Debug, clap::Args)]

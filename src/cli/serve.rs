@@ -161,17 +161,17 @@ impl ServeArgs {
             shutdown_grace,
         } = self;
         let heap = match heap_limit.as_str() {
-            "auto" => crate::runtime::limits::heap_limit_for_container(),
+            "auto" => regent_core::runtime::limits::heap_limit_for_container(),
             other => match super::common::parse_bytes(other) {
                 Ok(0) => None,
                 Ok(n) => Some(n),
                 Err(e) => anyhow::bail!("--heap-limit: {e}"),
             },
         };
-        crate::runtime::limits::set_heap_limit(heap);
+        regent_core::runtime::limits::set_heap_limit(heap);
         if let Some(h) = heap {
             tracing::info!(
-                heap_limit = %crate::runtime::limits::bytes(h),
+                heap_limit = %regent_core::runtime::limits::bytes(h),
                 "evaluations fail rather than grow the heap past this"
             );
         }

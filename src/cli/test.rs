@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::compiled::CompileOptions;
+use regent_core::compose::CompileOptions;
 
 /// Arguments of `regent test`.
 #[derive(Debug, clap::Args)]

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::gatekeeper::suite::{find_suites, run_suite, CaseResult};
+use regent_core::gatekeeper::suite::{find_suites, run_suite, CaseResult};
 
 /// Output format of `regent verify`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -42,8 +42,8 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::{ConfigMapRef, Outcome, Slot, SourceKind, SourceUpdate, StatusSink, View};
-use crate::bundle::{self, BundleError, Entry, EntryKind};
 use crate::metrics::Metrics;
+use regent_core::bundle::{self, BundleError, Entry, EntryKind};
 
 /// The annotation giving the directory a ConfigMap's files sit in.
 pub const BUNDLE_PATH_ANNOTATION: &str = "regent.dev/bundle-path";
@@ -317,10 +317,10 @@ pub fn entries(cms: &[&ConfigMap]) -> Result<Vec<Entry>, BundleError> {
             };
             let kind = if key.ends_with(".rego") {
                 EntryKind::Module
-            } else if crate::bundle::is_schema_file(key) {
+            } else if regent_core::bundle::is_schema_file(key) {
                 EntryKind::Schema(mount.clone())
             } else if (key.ends_with(".yaml") || key.ends_with(".yml"))
-                && crate::objects::holds_policy_objects(text)
+                && regent_core::objects::holds_policy_objects(text)
             {
                 EntryKind::Objects
             } else if key.ends_with(".json") || key.ends_with(".yaml") || key.ends_with(".yml") {
@@ -630,7 +630,7 @@ mod tests {
         c.metadata.name = Some("arch".into());
         c.binary_data = Some([("bundle.tar.gz".to_string(), ByteString(gz))].into());
         let e = entries(&[&c]).unwrap();
-        let files = crate::bundle::BundleFiles::from_entries("t", e).unwrap();
+        let files = regent_core::bundle::BundleFiles::from_entries("t", e).unwrap();
         assert_eq!(files.revision, "v42");
         assert_eq!(
             files.modules[0].path,

@@ -14,8 +14,8 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
 use super::{SourceKind, SourceUpdate};
-use crate::bundle;
 use crate::metrics::Metrics;
+use regent_core::bundle;
 
 /// Quiet time after the last event before a directory is read.
 pub const DEBOUNCE: Duration = Duration::from_millis(100);

@@ -25,8 +25,8 @@ use kube::{Api, Client};
 use serde_json::Value as Json;
 use tokio::sync::mpsc;
 
-use crate::gatekeeper::inventory::{Key, Projection, Tree};
 use crate::state::Live;
+use regent_core::gatekeeper::inventory::{Key, Projection, Tree};
 
 /// How long after a change the inventory is published (changes in between
 /// are published together).

@@ -29,10 +29,10 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
 
-use crate::bundle::{BundleError, BundleFiles, Entry};
-use crate::compiled::{CompileError, CompileOptions, CompiledBundle};
-use crate::runtime::Limits;
 use crate::state::Live;
+use regent_core::bundle::{BundleError, BundleFiles, Entry};
+use regent_core::compose::{CompileError, CompileOptions, CompiledBundle};
+use regent_core::runtime::Limits;
 
 pub use crate::state::ConfigMapRef;
 

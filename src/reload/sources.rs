@@ -11,9 +11,9 @@ use anyhow::Context as _;
 use tokio::sync::mpsc;
 
 use super::{configmaps, ReloadOptions, Reloader, SourceKind};
-use crate::compiled::CompileOptions;
-use crate::runtime::Limits;
 use crate::state::Live;
+use regent_core::compose::CompileOptions;
+use regent_core::runtime::Limits;
 
 /// ConfigMap source and reload settings. With neither `--policies` nor
 /// `--watch-configmaps`, the embedded default bundle is served.
@@ -67,9 +67,9 @@ pub struct SourceArgs {
 /// Says how the embedded default bundle decides, when it is served alone
 /// (`regent serve` with no source): its policies' enforcements as shipped,
 /// which the Helm chart replaces with an audit-first start.
-fn log_default_bundle_mode(bundle: &crate::compiled::CompiledBundle) {
-    use crate::outcome::Enforcement;
-    use crate::policy::PolicyKind;
+fn log_default_bundle_mode(bundle: &regent_core::compose::CompiledBundle) {
+    use regent_core::native::policy::PolicyKind;
+    use regent_core::outcome::Enforcement;
     let count = |kind: PolicyKind, e: Enforcement| {
         bundle
             .policies()
@@ -138,8 +138,8 @@ pub async fn start(
             limits,
             ..Default::default()
         };
-        let files = crate::bundle::BundleFiles::embedded()?;
-        let bundle = crate::compiled::CompiledBundle::compile(&files, compile)
+        let files = regent_core::bundle::BundleFiles::embedded()?;
+        let bundle = regent_core::compose::CompiledBundle::compile(&files, compile)
             .context("the embedded bundle does not compile")?;
         log_default_bundle_mode(&bundle);
         live.install(bundle);

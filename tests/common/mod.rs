@@ -320,7 +320,7 @@ pub fn admin_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)>
 }
 
 /// Every kind that carries a pod spec (the server's own list).
-pub const KINDS: [&str; 8] = regent::policy::POD_KINDS;
+pub const KINDS: [&str; 8] = regent_core::native::policy::POD_KINDS;
 
 /// (group, resource) of a kind.
 pub fn gvr(kind: &str) -> (&'static str, &'static str) {

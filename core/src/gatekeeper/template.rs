@@ -255,7 +255,7 @@ fn build(written: &Written<'_>, source: &RegoSource) -> Result<Box<Template>, Ga
         let field = format!("{}.libs[{i}]", source.field);
         runtime::add_module(&mut engine, &field, lib, syntax).map_err(|e| positioned(e, lib))?;
     }
-    if !crate::policy::defines_rule(&source.rego, "violation") {
+    if !crate::source::defines_rule(&source.rego, "violation") {
         return Err(invalid(
             doc,
             format!("{main_field} defines no `violation` rule in {package}"),
@@ -291,7 +291,7 @@ fn build(written: &Written<'_>, source: &RegoSource) -> Result<Box<Template>, Ga
     let mut template = Template {
         name: name.clone(),
         kind: kind.clone(),
-        audit_skip: crate::policy::audit_skip_reason(&reach),
+        audit_skip: crate::source::audit_skip_reason(&reach),
         specialized: Vec::new(),
         program: Program::new(engine),
     };
@@ -492,7 +492,7 @@ impl Template {
     /// have differed on undefined values (`vendor/REGENT-PATCHES.md`
     /// 11–14), which the plain Pod alone does not exercise.
     pub fn prefer_bytecode(&mut self, parameters: &[Value], limits: Limits) {
-        let reviews: Vec<Value> = crate::native::WARMUP_REVIEWS
+        let reviews: Vec<Value> = crate::samples::WARMUP_REVIEWS
             .iter()
             .filter_map(|r| Value::from_json_str(r).ok())
             .collect();

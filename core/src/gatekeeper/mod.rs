@@ -7,7 +7,7 @@
 //! [`crate::runtime`] and neither knows the other. Its input shape is
 //! Gatekeeper's: `input.review` is the AdmissionRequest, `input.parameters`
 //! the Constraint's `spec.parameters`, and `data.inventory` the referential
-//! data. The compiled bundle ([`crate::compiled`]), and through it the
+//! data. The compiled bundle ([`crate::compose`]), and through it the
 //! server, `regent eval` and `regent verify` ([`suite`]), all call
 //! [`Set::review`]: one decision engine, not two.
 //!

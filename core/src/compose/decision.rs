@@ -9,9 +9,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::compiled::CompiledBundle;
+use crate::compose::CompiledBundle;
+use crate::native::policy::Enforcement;
 use crate::outcome::{error_line, EvalError, Violation};
-use crate::policy::Enforcement;
 use crate::review::{Response, Review};
 use crate::runtime::Limits;
 
@@ -21,13 +21,35 @@ pub const MAX_DENIAL_LINES: usize = 20;
 pub const MAX_WARNING_CHARS: usize = 256;
 
 /// What an evaluation failure does to the request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FailureMode {
     /// Refuse the request (fail closed).
     #[default]
     Deny,
     /// Admit it with a warning (fail open).
     Allow,
+}
+
+impl FailureMode {
+    /// `deny` or `allow`, as the command line and the chart spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deny => "deny",
+            Self::Allow => "allow",
+        }
+    }
+}
+
+impl std::str::FromStr for FailureMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "deny" => Ok(Self::Deny),
+            "allow" => Ok(Self::Allow),
+            other => Err(format!("{other:?} is not a failure mode (deny or allow)")),
+        }
+    }
 }
 
 /// Settings every decision uses.

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use serde_json::Value as Json;
 
-use crate::decision::{Admission, Decision};
+use crate::compose::decision::{Admission, Decision};
 use crate::outcome::{AuditOutcome, AuditResult, Enforcement};
 
 /// A kind of change between two decisions.

@@ -15,8 +15,8 @@
 use serde_json::Value as Json;
 
 use crate::bundle::{locate_in, BundleFiles};
+use crate::native::policy::{Match, Policy, PolicyKind, POD_KINDS};
 use crate::outcome::{Enforcement, Severity};
-use crate::policy::{Match, Policy, PolicyKind, POD_KINDS};
 use crate::runtime::check::{closest, Finding};
 use crate::schema;
 

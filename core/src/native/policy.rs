@@ -7,7 +7,7 @@
 //! settings live in the data document at the same path
 //! (`data.validate.<name>.enforcement`, `.match`, `.order`, `.parameters`), so a
 //! policy can be scoped, downgraded or switched off by data alone; reading
-//! them strictly is [`crate::settings`]' job. Packages
+//! them strictly is [`crate::native::settings`]' job. Packages
 //! under `regent` are reserved for the built-in library and the generated entry
 //! points; no bundle may define them.
 
@@ -208,7 +208,7 @@ pub struct Policy {
 
 impl Policy {
     /// A policy with the default settings: `deny`, the default scope,
-    /// order 100 ([`crate::settings`] reads the real ones).
+    /// order 100 ([`crate::native::settings`] reads the real ones).
     pub fn new(kind: PolicyKind, name: &str, source: &str) -> Self {
         Self {
             name: name.to_string(),
@@ -258,41 +258,6 @@ pub fn classify(path: &str, package: &str) -> Result<Option<(PolicyKind, String)
             package: package.to_string(),
         }),
     }
-}
-
-/// Why audit cannot judge a policy whose Rego is `source` on an object at
-/// rest, if it cannot: it reads the request's `userInfo` (who is asking) or
-/// `oldObject` (what it was before), which a stored object does not have.
-/// Found by reading the source for those names, comments aside; a policy
-/// that reaches them only through a helper package it does not declare
-/// itself is not seen (README, *Audit*).
-pub fn audit_skip_reason(source: &str) -> Option<String> {
-    let code: String = source
-        .lines()
-        .map(|l| l.split('#').next().unwrap_or(""))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let mut reads = Vec::new();
-    for field in ["userInfo", "oldObject"] {
-        if code.contains(field) {
-            reads.push(field);
-        }
-    }
-    (!reads.is_empty()).then(|| {
-        format!(
-            "reads {} of the admission request, which an object at rest does not have",
-            reads.join(" and ")
-        )
-    })
-}
-
-/// True when the module source defines `rule` at the top level, in either
-/// Rego syntax (`rule contains`, `rule[x] {`, `rule := ...`, `rule if ...`).
-pub fn defines_rule(source: &str, rule: &str) -> bool {
-    source.lines().any(|line| {
-        line.strip_prefix(rule)
-            .is_some_and(|rest| rest.starts_with([' ', '\t', '[', '{', ':', '=']))
-    })
 }
 
 /// The entry module: one rule per webhook that collects, in a single
@@ -419,19 +384,6 @@ mod tests {
     }
 
     #[test]
-    fn audit_skips_policies_that_read_the_request_only() {
-        assert!(audit_skip_reason("x if input.request.userInfo.username == \"a\"").is_some());
-        let r = audit_skip_reason("x if input.request.oldObject.spec != input.request.object.spec")
-            .unwrap();
-        assert!(r.contains("oldObject"), "{r}");
-        assert_eq!(
-            audit_skip_reason("# userInfo is not read here\nx := 1"),
-            None
-        );
-        assert_eq!(audit_skip_reason("x := input.request.object"), None);
-    }
-
-    #[test]
     fn namespace_globs_match_like_the_entry_module() {
         let m = Match {
             namespaces: vec!["team-*".into()],
@@ -442,27 +394,6 @@ mod tests {
         assert!(!m.matches_namespace("team-a-sandbox"));
         assert!(!m.matches_namespace("shop"));
         assert!(Match::default().matches_namespace(""));
-    }
-
-    #[test]
-    fn detects_rule_definitions_in_both_syntaxes() {
-        assert!(defines_rule(
-            "package x\nviolation contains v if { true }\n",
-            "violation"
-        ));
-        assert!(defines_rule(
-            "package x\nviolation[v] {\n v := 1\n}\n",
-            "violation"
-        ));
-        assert!(defines_rule("package x\npatch := []\n", "patch"));
-        assert!(!defines_rule(
-            "package x\nviolations contains v if { true }\n",
-            "violation"
-        ));
-        assert!(!defines_rule(
-            "package x\n# violation contains\n",
-            "violation"
-        ));
     }
 
     #[test]

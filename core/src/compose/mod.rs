@@ -8,6 +8,8 @@
 //! locks, does I/O or compiles on the request path; a bundle is immutable
 //! once compiled and shared through an `Arc`.
 
+pub mod decision;
+
 use std::time::{Duration, Instant};
 
 use regorus::Value;
@@ -16,13 +18,13 @@ use crate::runtime::{Limits, RunError};
 
 use crate::bundle::{BundleError, BundleFiles};
 use crate::gatekeeper;
+use crate::native::policy::{Policy, PolicyError};
 use crate::native::Audited;
 use crate::native::{NativeError, NativeSet};
 use crate::outcome::{AuditOutcome, AuditResult, EvalError};
-use crate::policy::{Policy, PolicyError};
 
+pub use crate::native::testing::{TestCase, TestRun};
 pub use crate::native::{CompileOptions, MutationOutcome, PolicyResult, Validated};
-pub use crate::rego_test::{TestCase, TestRun};
 pub use crate::runtime::Evaluator;
 
 /// Errors compiling a bundle. Each names the file, and where known the line
@@ -645,7 +647,7 @@ impl CompiledBundle {
         self.native.run_test(case, limits)
     }
 
-    /// Why a failed test failed (see [`crate::rego_test::explain`]).
+    /// Why a failed test failed (see [`crate::native::testing::explain`]).
     pub fn explain_test(&self, case: &TestCase, limits: Limits) -> Vec<String> {
         self.native.explain_test(case, limits)
     }

@@ -7,7 +7,7 @@
 //! applies every mutator whose `applyTo` and `match` select the object, in
 //! that order, and passes repeat until one changes nothing. More passes than
 //! there are mutators, plus one, is Gatekeeper's "mutation not converging"
-//! error. The compiled bundle ([`crate::compiled`]) composes this with the
+//! error. The compiled bundle ([`crate::compose`]) composes this with the
 //! native `mutate.*` policies.
 //!
 //! - [`path`]: the `location` syntax;

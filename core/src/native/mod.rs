@@ -4,11 +4,15 @@
 //!
 //! Compilation happens once per bundle, off the request path: modules are
 //! parsed (modern Rego first, then the older syntax), policies are found and
-//! configured from data ([`crate::policy`]), the generated entry module is
+//! configured from data ([`crate::native::policy`]), the generated entry module is
 //! added, and the program is warmed with a sample review so that the first
 //! real request pays no analysis. A request evaluates one entry rule that
 //! covers every applicable policy, so helper rules are computed once per
 //! request and results stay attributed per policy.
+
+pub mod policy;
+pub mod settings;
+pub mod testing;
 
 use std::collections::BTreeMap;
 
@@ -17,26 +21,22 @@ use serde_json::Value as Json;
 
 use crate::bundle::{BundleError, BundleFiles};
 use crate::mutation;
+use crate::native::testing::{TestCase, TestRun};
 use crate::outcome::{EvalError, Violation};
-use crate::policy::{self, Policy, PolicyError, PolicyKind, MUTATE_ENTRY, VALIDATE_ENTRY};
-use crate::rego_test::{TestCase, TestRun};
 use crate::runtime::{self, Budget, Evaluator, Limits, Program, RegoError, RunError, Syntax};
+use crate::samples::WARMUP_REVIEWS;
+use policy::{Policy, PolicyError, PolicyKind, MUTATE_ENTRY, VALIDATE_ENTRY};
 
 /// The built-in helper library, always loaded; its package is reserved.
 pub const LIBRARY: &[(&str, &str)] = &[
     (
         "regent/lib/workload.rego",
-        include_str!("rego/workload.rego"),
+        include_str!("../rego/workload.rego"),
     ),
-    ("regent/lib/images.rego", include_str!("rego/images.rego")),
-];
-
-/// Reviews used to warm a freshly compiled program and to check that the
-/// bytecode VM decides exactly as the interpreter does: an ordinary Pod, and
-/// a Deployment that trips every default policy and mutation.
-pub const WARMUP_REVIEWS: [&str; 2] = [
-    include_str!("rego/warmup_review.json"),
-    include_str!("rego/warmup_violations.json"),
+    (
+        "regent/lib/images.rego",
+        include_str!("../rego/images.rego"),
+    ),
 ];
 
 /// Errors compiling native policies. Each names the file, and where known
@@ -210,7 +210,7 @@ impl NativeSet {
             let package = if module.is_test() {
                 // Each definition of a test is its own test (`test_x#01`):
                 // further definitions of a name are compiled renamed.
-                let (rewritten, cases) = crate::rego_test::find(&module.path, &module.source);
+                let (rewritten, cases) = crate::native::testing::find(&module.path, &module.source);
                 let package =
                     runtime::add_module(&mut engine, &module.path, &rewritten, Syntax::Detect)?;
                 tests.extend(cases);
@@ -256,7 +256,7 @@ impl NativeSet {
                 .get(&(*kind, name.clone()))
                 .map(String::as_str)
                 .unwrap_or("");
-            if !policy::defines_rule(source, kind.rule()) {
+            if !crate::source::defines_rule(source, kind.rule()) {
                 return Err(PolicyError::MissingRule {
                     path: path.clone(),
                     package: format!("data.{}.{name}", kind.root()),
@@ -264,13 +264,14 @@ impl NativeSet {
                 }
                 .into());
             }
-            let mut policy = match crate::settings::read(*kind, name, path, &mut data, files) {
-                Ok(p) => p,
-                Err(problems) => {
-                    findings.extend(problems);
-                    continue;
-                }
-            };
+            let mut policy =
+                match crate::native::settings::read(*kind, name, path, &mut data, files) {
+                    Ok(p) => p,
+                    Err(problems) => {
+                        findings.extend(problems);
+                        continue;
+                    }
+                };
             // What the policy reads: its own modules and the helper packages
             // they name.
             let mut reach = source.to_string();
@@ -280,8 +281,9 @@ impl NativeSet {
                     reach.push_str(helper);
                 }
             }
-            policy.audit_skip = policy::audit_skip_reason(&reach);
-            policy.warns = *kind == PolicyKind::Mutate && policy::defines_rule(source, "warning");
+            policy.audit_skip = crate::source::audit_skip_reason(&reach);
+            policy.warns =
+                *kind == PolicyKind::Mutate && crate::source::defines_rule(source, "warning");
             policies.push(policy);
         }
         policies.sort_by(|a, b| (a.kind, a.order, &a.name).cmp(&(b.kind, b.order, &b.name)));
@@ -849,14 +851,16 @@ impl NativeSet {
 
     /// Runs one test within `limits`, keeping its `print` output.
     pub fn run_test(&self, case: &TestCase, limits: Limits) -> TestRun {
-        crate::rego_test::run(&self.program, case, limits.start())
+        crate::native::testing::run(&self.program, case, limits.start())
     }
 
     /// Why a failed test failed: its first statement that does not hold,
     /// and the values of that statement's operands.
     pub fn explain_test(&self, case: &TestCase, limits: Limits) -> Vec<String> {
         match self.test_sources.get(&case.path) {
-            Some(source) => crate::rego_test::explain(&self.program, case, source, limits.start()),
+            Some(source) => {
+                crate::native::testing::explain(&self.program, case, source, limits.start())
+            }
             None => Vec::new(),
         }
     }

@@ -1,7 +1,7 @@
 //! Bundle files: the Rego modules and data documents of a policy bundle, read
 //! from a directory or from the default bundle embedded in the binary.
 //!
-//! Reading is all this module does; compiling is [`crate::compiled`]'s job. Data
+//! Reading is all this module does; compiling is [`crate::compose`]'s job. Data
 //! files (`data.json`, `data.yaml`, `data.yml`) are mapped into `data` by their
 //! directory path, as OPA bundles do: `validate/registries/data.yaml` becomes
 //! `data.validate.registries`. Every file is size-checked and must be UTF-8;
@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::objects::{self, ObjectDoc};
 
 /// The default bundle (`policies/`), embedded at build time.
-static DEFAULT_BUNDLE: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/policies");
+static DEFAULT_BUNDLE: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../policies");
 
 /// Largest single bundle file accepted, in bytes.
 pub const MAX_FILE_BYTES: usize = 4 * 1024 * 1024;
