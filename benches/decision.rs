@@ -78,7 +78,7 @@ fn stages(c: &mut Criterion) {
     group.bench_function("evaluate_validate", |b| {
         b.iter(|| {
             bundle
-                .validate(black_box(&parsed.input), options.limits())
+                .validate_native(black_box(&parsed.input), options.limits())
                 .unwrap()
                 .results
                 .len()

@@ -4,6 +4,7 @@
 //! that parses is answered with an AdmissionReview. While a candidate bundle
 //! is installed, each decided request is also handed to [`crate::shadow`].
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,7 @@ use axum::Router;
 use crate::shadow::{Job, Shadow};
 use crate::state::Live;
 use regent_core::compose::decision::{self, DecideOptions, Decision, Verdict, Webhook};
+use regent_core::compose::Load;
 use regent_core::native::policy::Enforcement;
 use regent_core::review::{self, Response, Review};
 
@@ -43,6 +45,36 @@ pub struct AdmissionState {
     /// Where decided requests go for shadow evaluation under a candidate
     /// bundle (`None`: never).
     pub shadow: Option<Arc<Shadow>>,
+    /// Admission requests in progress, from the start of their handler
+    /// (the body still arriving) to their answer: the load each decision is
+    /// told ([`Load`]).
+    pub in_flight: Arc<AtomicUsize>,
+}
+
+/// Counts a request as in progress while it lives.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    /// Marks the start of a request.
+    fn start(counter: &Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::AcqRel);
+        Self(counter.clone())
+    }
+
+    /// The load now: whether another request is in progress.
+    fn load(&self) -> Load {
+        if self.0.load(Ordering::Acquire) > 1 {
+            Load::Busy
+        } else {
+            Load::Alone
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// The admission router.
@@ -95,7 +127,7 @@ async fn handle(
 ) -> HttpResponse {
     // In progress from here (the body still arriving) to the answer: while
     // another request is, Gatekeeper templates are not split across threads.
-    let _running = regent_core::gatekeeper::Running::start();
+    let in_flight = InFlight::start(&state.in_flight);
     let metrics = state.live.metrics();
     let read = tokio::time::timeout(
         state.body_timeout,
@@ -152,6 +184,7 @@ async fn handle(
         }
     };
     let mut options = state.options;
+    options.load = in_flight.load();
     if let Some(limit) = query_timeout(&uri) {
         // Answer before the API server gives up on us: keep a margin for the
         // response to travel back.

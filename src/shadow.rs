@@ -18,6 +18,7 @@ use crossbeam_queue::ArrayQueue;
 
 use crate::state::Live;
 use regent_core::compose::decision::{self, DecideOptions, Decision, Verdict, Webhook};
+use regent_core::compose::Load;
 use regent_core::diff::{self, Side};
 
 /// One request to decide again.
@@ -134,9 +135,6 @@ fn work(queue: &ArrayQueue<Job>, closed: &AtomicBool, live: &Live) {
     for e in crate::background::lower_this_thread() {
         tracing::warn!(error = %e, "the shadow thread competes with admission for CPU more than intended");
     }
-    // Candidate templates are never handed to the review helper: it runs
-    // at normal priority and belongs to admission requests.
-    regent_core::gatekeeper::keep_reviews_on_this_thread();
     while !closed.load(Ordering::Acquire) {
         while let Some(job) = queue.pop() {
             evaluate(live, job);
@@ -178,6 +176,12 @@ pub fn evaluate(live: &Live, job: Job) {
         }
     };
     let bundle = &candidate.bundle;
+    // Candidate templates are never handed to the review helper: it runs
+    // at normal priority and belongs to admission requests.
+    let options = DecideOptions {
+        load: Load::Background,
+        ..options
+    };
     let after = match webhook {
         Webhook::Validate => {
             decision::validate_with_inventory(bundle, &review, &options, &live.inventory())

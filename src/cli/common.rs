@@ -77,6 +77,7 @@ impl DecideArgs {
                 .time
                 .unwrap_or(regent_core::runtime::limits::DEFAULT_TIME_LIMIT),
             memory_limit: limits.memory,
+            load: regent_core::compose::Load::Alone,
         }
     }
 }

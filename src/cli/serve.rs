@@ -221,6 +221,7 @@ impl ServeArgs {
             max_body_bytes,
             body_timeout: limits.header_timeout,
             shadow: Some(shadow),
+            in_flight: Default::default(),
         });
         let admission = tokio::spawn(crate::connections::serve(
             listener,

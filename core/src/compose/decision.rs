@@ -9,7 +9,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::compose::CompiledBundle;
+pub use crate::compose::validate::PolicyError;
+use crate::compose::{CompiledBundle, Fired, Load, Validation};
 use crate::native::policy::Enforcement;
 use crate::outcome::{error_line, EvalError, Violation};
 use crate::review::{Response, Review};
@@ -61,6 +62,9 @@ pub struct DecideOptions {
     pub timeout: Duration,
     /// The memory budget of each evaluation, in bytes (`None`: none).
     pub memory_limit: Option<u64>,
+    /// How busy the process is: the server sets it per request (a request
+    /// alone may evaluate its Gatekeeper templates on two threads).
+    pub load: Load,
 }
 
 impl Default for DecideOptions {
@@ -69,6 +73,7 @@ impl Default for DecideOptions {
             failure_mode: FailureMode::Deny,
             timeout: crate::runtime::limits::DEFAULT_TIME_LIMIT,
             memory_limit: Some(crate::runtime::limits::DEFAULT_MEMORY_LIMIT),
+            load: Load::Alone,
         }
     }
 }
@@ -124,31 +129,6 @@ impl Verdict {
     }
 }
 
-/// One policy that reported violations.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fired {
-    /// The policy.
-    pub policy: String,
-    /// Its enforcement.
-    pub enforcement: Enforcement,
-    /// Its violations.
-    pub violations: Vec<Violation>,
-    /// A Gatekeeper Constraint (its messages are shown verbatim).
-    pub gatekeeper: bool,
-}
-
-impl Fired {
-    /// One violation as the user sees it: `[policy] path: problem. Fix: how.`
-    /// for native policies, `[constraint] msg` for Gatekeeper Constraints.
-    pub fn line(&self, v: &Violation) -> String {
-        if self.gatekeeper {
-            format!("[{}] {}", self.policy, v.msg)
-        } else {
-            line(&self.policy, v)
-        }
-    }
-}
-
 /// A decision and what led to it.
 #[derive(Debug)]
 pub struct Decision {
@@ -171,20 +151,6 @@ pub struct Decision {
     pub policy_errors: Vec<PolicyError>,
 }
 
-/// One policy (a Gatekeeper Constraint) whose evaluation failed on its own:
-/// its result, not the request's. With enforcement `deny` it follows the
-/// failure mode (deny: a line in the denial; allow: a warning); with `warn`
-/// it is a warning; with `dryrun` it is only counted and logged.
-#[derive(Debug)]
-pub struct PolicyError {
-    /// The Constraint.
-    pub policy: String,
-    /// Its enforcement at this point.
-    pub enforcement: Enforcement,
-    /// What went wrong.
-    pub error: EvalError,
-}
-
 /// Decides a validating review with no referential data.
 pub fn validate(bundle: &CompiledBundle, review: &Review, options: &DecideOptions) -> Decision {
     validate_with_inventory(bundle, review, options, &empty_inventory())
@@ -204,74 +170,16 @@ pub fn validate_with_inventory(
     inventory: &regorus::Value,
 ) -> Decision {
     let uid = &review.meta.uid;
-    let started = std::time::Instant::now();
-    let validated = match bundle.validate(&review.input, options.limits()) {
-        Ok(r) => r,
+    // One budget for the request, whatever kinds of policy it meets.
+    let budget = options.limits().start();
+    let Validation {
+        evaluated,
+        fired,
+        errors: policy_errors,
+    } = match bundle.validate(&review.input, inventory, budget, options.load) {
+        Ok(v) => v,
         Err(e) => return failed(Some(bundle.revision()), uid, e, options),
     };
-    let results = validated.results;
-    let native_errors = validated.errors;
-    let left = options.timeout.saturating_sub(started.elapsed());
-    let reviewed = match bundle.review_gatekeeper(
-        &review.input,
-        inventory,
-        options.limits().with_time(Some(left)),
-    ) {
-        Ok(r) => r,
-        Err(e) => return failed(Some(bundle.revision()), uid, e, options),
-    };
-    let hits = reviewed.hits;
-    let policy_errors: Vec<PolicyError> = native_errors
-        .into_iter()
-        .map(|(p, error)| PolicyError {
-            policy: p.name.clone(),
-            enforcement: p.enforcement,
-            error,
-        })
-        .chain(reviewed.errors.into_iter().map(|(c, error)| PolicyError {
-            policy: c.constraint,
-            enforcement: c.enforcement,
-            error,
-        }))
-        .collect();
-    let mut evaluated: Vec<String> = results.iter().map(|r| r.policy.name.clone()).collect();
-    evaluated.extend(policy_errors.iter().map(|e| e.policy.clone()));
-    evaluated.extend(hits.iter().map(|h| h.constraint.clone()));
-    let gatekeeper_fired = hits.into_iter().map(|h| {
-        let mut violations: Vec<Violation> = h
-            .messages
-            .into_iter()
-            .map(|msg| Violation {
-                path: None,
-                msg,
-                fix: None,
-            })
-            .collect();
-        violations.sort();
-        violations.dedup();
-        Fired {
-            policy: h.constraint,
-            enforcement: h.enforcement,
-            violations,
-            gatekeeper: true,
-        }
-    });
-    let fired: Vec<Fired> = results
-        .into_iter()
-        .filter(|r| !r.violations.is_empty())
-        .map(|r| {
-            let mut violations = r.violations;
-            violations.sort();
-            violations.dedup();
-            Fired {
-                policy: r.policy.name.clone(),
-                enforcement: r.policy.enforcement,
-                violations,
-                gatekeeper: false,
-            }
-        })
-        .chain(gatekeeper_fired)
-        .collect();
     let lines = |enforcement: Enforcement| -> Vec<String> {
         let mut out: Vec<String> = fired
             .iter()
@@ -349,10 +257,11 @@ pub fn mutate_with_inventory(
     inventory: &regorus::Value,
 ) -> Decision {
     let uid = &review.meta.uid;
-    let outcome = match bundle.mutate_with_inventory(&review.input, inventory, options.limits()) {
-        Ok(o) => o,
-        Err(e) => return failed(Some(bundle.revision()), uid, e, options),
-    };
+    let outcome =
+        match bundle.mutate_with_inventory(&review.input, inventory, options.limits().start()) {
+            Ok(o) => o,
+            Err(e) => return failed(Some(bundle.revision()), uid, e, options),
+        };
     let mut response = Response::allow(uid);
     if let Some(patch) = &outcome.patch {
         match response.clone().with_patch(patch) {

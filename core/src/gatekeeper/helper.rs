@@ -1,24 +1,22 @@
-//! A second pair of hands for one webhook review at a time: when no other
-//! admission request is in progress, half of the matching templates are
+//! A second pair of hands for one webhook review at a time: when the caller
+//! says the request is alone (no other admission request in progress: the
+//! server counts them, from the start of each handler, the body still
+//! being received, to its answer), half of the matching templates are
 //! evaluated on a helper thread while the request's own thread evaluates the
 //! other half. A lone request (the common case of admission traffic) so uses
 //! both cores; under load, when requests overlap, every review stays on its
-//! own thread and nothing is split (splitting would only add hand-over cost).
-//!
-//! "In progress" counts a request from the start of its handler (the body
-//! still being received and decrypted) to its answer, not only while its
-//! templates run: under load the other core is busy receiving, parsing and
-//! answering other requests even when no other review is evaluating, and a
-//! split then took that core from them. Background threads (shadow
-//! evaluation of a candidate bundle) never split: their work must not reach
-//! the helper, which runs at normal priority.
+//! own thread and nothing is split (splitting would only add hand-over
+//! cost). Background evaluations (shadow evaluation of a candidate bundle)
+//! never split: their work must not reach the helper, which runs at normal
+//! priority. The core keeps no count of requests: the load is the caller's
+//! word ([`crate::compose::Load`]).
 //!
 //! The helper keeps its own prepared VMs (they are per thread), runs each
 //! evaluation under the request's budget, and is started on first use, only
 //! on machines with more than one core.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -44,21 +42,9 @@ struct Helper {
     busy: AtomicBool,
 }
 
-/// Admission requests in progress in this process.
-static ACTIVE: AtomicUsize = AtomicUsize::new(0);
-
 thread_local! {
-    /// Whether reviews on this thread stay on it (a background thread).
-    static KEEP_HERE: Cell<bool> = const { Cell::new(false) };
     /// Reviews this thread split with the helper (for tests).
     static SPLITS_HERE: Cell<usize> = const { Cell::new(0) };
-}
-
-/// Keeps every review evaluated on this thread from now on on this thread:
-/// for background threads (shadow evaluation), whose work must never take
-/// the helper from an admission request or run at the helper's priority.
-pub fn keep_reviews_on_this_thread() {
-    KEEP_HERE.with(|k| k.set(true));
 }
 
 static HELPER: OnceLock<Option<Helper>> = OnceLock::new();
@@ -71,25 +57,6 @@ pub fn splits_here() -> usize {
 
 /// Fewer template evaluations than this are not worth a hand-over.
 const MIN_SPLIT: usize = 4;
-
-/// Counts an admission request as in progress while it lives: the server
-/// holds one from the start of each request's handler to its answer.
-#[derive(Debug)]
-pub struct Running(());
-
-impl Running {
-    /// Marks the start of a request.
-    pub fn start() -> Self {
-        ACTIVE.fetch_add(1, Ordering::AcqRel);
-        Self(())
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        ACTIVE.fetch_sub(1, Ordering::AcqRel);
-    }
-}
 
 fn helper() -> Option<&'static Helper> {
     HELPER
@@ -125,10 +92,11 @@ pub fn evaluate(work: &[Work], budget: Budget) -> Results {
         .collect()
 }
 
-/// Evaluates `work`, splitting it with the helper when this is the only
-/// review running and the helper is free; otherwise on this thread.
-pub fn evaluate_split(work: Vec<Work>, budget: Budget) -> Results {
-    if work.len() < MIN_SPLIT || ACTIVE.load(Ordering::Acquire) > 1 || KEEP_HERE.with(Cell::get) {
+/// Evaluates `work`, splitting it with the helper when the caller allows it
+/// (`split`: the request is alone) and the helper is free; otherwise on this
+/// thread.
+pub fn evaluate_split(work: Vec<Work>, budget: Budget, split: bool) -> Results {
+    if work.len() < MIN_SPLIT || !split {
         return evaluate(&work, budget);
     }
     let Some(helper) = helper() else {

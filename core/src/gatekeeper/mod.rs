@@ -28,7 +28,6 @@
 pub mod constraint;
 pub mod expansion;
 mod helper;
-pub use helper::{keep_reviews_on_this_thread, Running};
 pub mod inventory;
 pub mod matching;
 pub mod mutators;
@@ -283,15 +282,15 @@ impl Set {
     }
 
     /// Reviews an admission request at the webhook, as [`Set::review_all`]
-    /// with `isolate`; when no other admission request is in progress (see
-    /// [`Running`]; the server holds one per request), the matching
-    /// templates are evaluated on two threads (latency only: under load
-    /// nothing is split).
+    /// with `isolate`; with `split` (the caller says no other admission
+    /// request is in progress), the matching templates are evaluated on two
+    /// threads (latency only: under load nothing is split).
     pub fn review_at_webhook(
         &self,
         request: &Value,
         inventory: &Value,
         budget: Budget,
+        split: bool,
     ) -> Result<Reviewed, EvalError> {
         let mut out = Reviewed::default();
         if self.constraints.is_empty() {
@@ -303,7 +302,7 @@ impl Set {
             point: WEBHOOK_POINT,
             budget,
             isolate: true,
-            split: true,
+            split,
         };
         self.review_one(&request, &pass, None, 0, &mut out)?;
         Ok(out)
@@ -398,7 +397,7 @@ impl Set {
             steps.push(Step::Evaluate(c, enforcement));
         }
         let results = if pass.split {
-            helper::evaluate_split(work, pass.budget)
+            helper::evaluate_split(work, pass.budget, pass.split)
         } else {
             helper::evaluate(&work, pass.budget)
         };
@@ -840,10 +839,10 @@ mod tests {
     /// Reviews at the webhook until one is split on this thread (other
     /// tests' requests in progress may prevent it for a while): whether one
     /// was, within 200 tries.
-    fn some_review_splits(set: &Set, request: &Value, inventory: &Value) -> bool {
+    fn some_review_splits(set: &Set, request: &Value, inventory: &Value, split: bool) -> bool {
         let before = helper::splits_here();
         for _ in 0..200 {
-            set.review_at_webhook(request, inventory, Budget::UNLIMITED)
+            set.review_at_webhook(request, inventory, Budget::UNLIMITED, split)
                 .unwrap();
             if helper::splits_here() > before {
                 return true;
@@ -887,7 +886,7 @@ mod tests {
         let before = helper::splits_here();
         for _ in 0..200 {
             let split = summary(
-                set.review_at_webhook(&request, &inventory, Budget::UNLIMITED)
+                set.review_at_webhook(&request, &inventory, Budget::UNLIMITED, true)
                     .unwrap(),
             );
             assert_eq!(split, alone);
@@ -899,44 +898,23 @@ mod tests {
     }
 
     #[test]
-    fn a_review_is_split_only_while_no_other_request_is_in_progress() {
+    fn a_review_is_split_only_when_the_caller_says_the_request_is_alone() {
+        use crate::compose::Load;
         let (set, request, inventory) = seven_templates();
-        // This request in progress (as the server marks it): splits.
-        let this = Running::start();
+        // Alone (the server counted no other request in progress): splits.
         assert!(
-            some_review_splits(&set, &request, &inventory) || !two_cores(),
+            some_review_splits(&set, &request, &inventory, Load::Alone.may_split()) || !two_cores(),
             "a lone request was never split"
         );
-        // Another request in progress (its body being received, say):
-        // never.
-        let other = Running::start();
-        let before = helper::splits_here();
-        for _ in 0..50 {
-            set.review_at_webhook(&request, &inventory, Budget::UNLIMITED)
-                .unwrap();
+        // Another request in progress (its body being received, say), or
+        // a background evaluation: never.
+        for load in [Load::Busy, Load::Background] {
+            let before = helper::splits_here();
+            for _ in 0..50 {
+                set.review_at_webhook(&request, &inventory, Budget::UNLIMITED, load.may_split())
+                    .unwrap();
+            }
+            assert_eq!(helper::splits_here(), before);
         }
-        assert_eq!(helper::splits_here(), before);
-        drop((other, this));
-    }
-
-    #[test]
-    fn a_thread_that_keeps_its_reviews_never_splits_them() {
-        let (set, request, inventory) = seven_templates();
-        let (set, request, inventory) = (Arc::new(set), Arc::new(request), Arc::new(inventory));
-        let run = |keep: bool| {
-            let (set, request, inventory) = (set.clone(), request.clone(), inventory.clone());
-            std::thread::spawn(move || {
-                if keep {
-                    keep_reviews_on_this_thread();
-                }
-                some_review_splits(&set, &request, &inventory)
-            })
-            .join()
-            .unwrap()
-        };
-        // The same thread without the mark splits (so the check below can
-        // fail); with it, none of 200 reviews is split.
-        assert!(run(false) || !two_cores(), "an unmarked thread never split");
-        assert!(!run(true), "a review on a marked thread was split");
     }
 }

@@ -10,9 +10,13 @@
 //! covers every applicable policy, so helper rules are computed once per
 //! request and results stay attributed per policy.
 
+mod mutate;
 pub mod policy;
 pub mod settings;
 pub mod testing;
+mod validate;
+
+pub use mutate::{with_object, MutationOutcome};
 
 use std::collections::BTreeMap;
 
@@ -20,7 +24,6 @@ use regorus::Value;
 use serde_json::Value as Json;
 
 use crate::bundle::{BundleError, BundleFiles};
-use crate::mutation;
 use crate::native::testing::{TestCase, TestRun};
 use crate::outcome::{EvalError, Violation};
 use crate::runtime::{self, Budget, Evaluator, Limits, Program, RegoError, RunError, Syntax};
@@ -119,45 +122,6 @@ pub struct Validated<'a> {
     /// Policies whose own evaluation failed while the others decided: an
     /// error in one policy is that policy's result, not the request's.
     pub errors: Vec<(&'a Policy, EvalError)>,
-}
-
-/// What the mutating policies did to one request's object.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MutationOutcome {
-    /// The object as finally mutated (`Null` when the request has no
-    /// object, or no mutating policy applies to it).
-    pub object: Json,
-    /// The RFC 6902 patch from the original object; `None` when unchanged.
-    pub patch: Option<json_patch::Patch>,
-    /// The policies that changed the object, in the order they were applied.
-    pub applied: Vec<String>,
-    /// The policies that applied to the request (evaluated in the first round).
-    pub evaluated: Vec<String>,
-    /// What each application changed, in order (the policy, and the patch
-    /// from the object before it to the object after): recorded when asked
-    /// (audit attributes each change to the policy that made it).
-    pub steps: Vec<(String, json_patch::Patch)>,
-    /// Mutating policies whose evaluation failed (each left out; the
-    /// others applied).
-    pub errors: Vec<(String, crate::outcome::Enforcement, String)>,
-    /// What the policies that changed the object say of it (their
-    /// `warning` rule), as `[policy] text`.
-    pub warnings: Vec<String>,
-}
-
-impl MutationOutcome {
-    /// Nothing changed yet: `object` as it is.
-    pub fn unchanged(object: Json) -> Self {
-        Self {
-            object,
-            patch: None,
-            applied: Vec::new(),
-            evaluated: Vec::new(),
-            steps: Vec::new(),
-            errors: Vec::new(),
-            warnings: Vec::new(),
-        }
-    }
 }
 
 /// What audit found for one native validating policy on one object.
@@ -367,7 +331,7 @@ impl NativeSet {
                 context: format!("{path}: policy {package} fails on an ordinary Pod ({context})"),
                 message: error,
             };
-        match self.validate(&input, limits) {
+        match self.validate(&input, limits.start()) {
             Err(e) => {
                 return Err(self.warm_up_error(
                     PolicyKind::Validate,
@@ -388,7 +352,8 @@ impl NativeSet {
                 }
             }
         }
-        match self.mutate(&input, limits) {
+        let object = serde_json::to_value(&input["request"]["object"]).unwrap_or(Json::Null);
+        match self.mutate(&input, &object, limits.start(), false) {
             Err(e) => {
                 return Err(self.warm_up_error(
                     PolicyKind::Mutate,
@@ -514,13 +479,13 @@ impl NativeSet {
         self.interpreter_reason.as_deref()
     }
 
-    fn find_policy(&self, kind: PolicyKind, name: &str) -> Option<&Policy> {
+    pub(super) fn find_policy(&self, kind: PolicyKind, name: &str) -> Option<&Policy> {
         self.policies
             .iter()
             .find(|p| p.kind == kind && p.name == name)
     }
 
-    fn could_apply(&self, kind: PolicyKind, input: &Value) -> bool {
+    pub(super) fn could_apply(&self, kind: PolicyKind, input: &Value) -> bool {
         let request = &input["request"];
         let (Some(k), Some(op)) = (
             crate::runtime::text(&request["kind"]["kind"]),
@@ -533,320 +498,14 @@ impl NativeSet {
             .any(|p| p.kind == kind && p.matching.could_apply(k, op))
     }
 
-    fn eval(&self, entry: &str, input: Value, budget: Budget) -> Result<Json, EvalError> {
+    pub(super) fn eval(
+        &self,
+        entry: &str,
+        input: Value,
+        budget: Budget,
+    ) -> Result<Json, EvalError> {
         let value = self.program.eval(entry, input, budget)?;
         serde_json::to_value(&value).map_err(|e| EvalError::Failed(e.to_string()))
-    }
-
-    /// Runs every validating policy whose scope matches the request, in one
-    /// evaluation. `input` is the whole AdmissionReview. When that
-    /// evaluation fails (a builtin error, conflicting values, a malformed
-    /// result), each policy in scope is evaluated alone, so the error is
-    /// the result of the policy that raised it and the others still
-    /// decide. Running out of time or memory stays the request's error:
-    /// the budget is spent for every policy.
-    pub fn validate(&self, input: &Value, limits: Limits) -> Result<Validated<'_>, EvalError> {
-        if !self.could_apply(PolicyKind::Validate, input) {
-            return Ok(Validated::default());
-        }
-        let budget = limits.start();
-        let result = match self.eval(VALIDATE_ENTRY, input.clone(), budget) {
-            Ok(r) => r,
-            Err(e) if e.is_limit() => return Err(e),
-            Err(_) => return self.validate_each(input, budget),
-        };
-        let mut out = Validated::default();
-        // Policy name -> its violations, for the policies in scope, by name.
-        for (name, violations) in result.as_object().into_iter().flatten() {
-            let Some(policy) = self.find_policy(PolicyKind::Validate, name) else {
-                continue;
-            };
-            match violations_of(policy, violations) {
-                Ok(violations) => out.results.push(PolicyResult { policy, violations }),
-                Err(e) => out.errors.push((policy, e)),
-            }
-        }
-        Ok(out)
-    }
-
-    /// The validating policies in scope of `input` (kind, operation and
-    /// namespace, as the generated entry module decides), `off` aside.
-    fn in_scope(&self, kind: PolicyKind, input: &Value) -> Vec<&Policy> {
-        fn text(v: &Value) -> &str {
-            crate::runtime::text(v).unwrap_or_default()
-        }
-        let request = &input["request"];
-        let (k, op, ns) = (
-            text(&request["kind"]["kind"]),
-            text(&request["operation"]),
-            text(&request["namespace"]),
-        );
-        self.policies
-            .iter()
-            .filter(|p| {
-                p.kind == kind
-                    && p.enforcement != crate::outcome::Enforcement::Off
-                    && p.matching.could_apply(k, op)
-                    && p.matching.matches_namespace(ns)
-            })
-            .collect()
-    }
-
-    /// Evaluates one policy's rule alone (on the interpreter).
-    fn eval_one(&self, policy: &Policy, input: &Value, budget: Budget) -> Result<Json, EvalError> {
-        let rule = format!("{}.{}", policy.package(), policy.kind.rule());
-        let value = self.program.eval_rule(&rule, input.clone(), budget)?;
-        serde_json::to_value(&value).map_err(|e| EvalError::Failed(e.to_string()))
-    }
-
-    /// What a mutating policy's `warning` rule says of the object it is
-    /// about to change (strings, or objects with `msg`), as `[policy] text`;
-    /// nothing when it fails (its patch stands; a warning is advice).
-    fn policy_warnings(&self, policy: &Policy, input: &Value, budget: Budget) -> Vec<String> {
-        let rule = format!("{}.warning", policy.package());
-        let Ok(value) = self.program.eval_rule(&rule, input.clone(), budget) else {
-            return Vec::new();
-        };
-        let Ok(Json::Array(items)) = serde_json::to_value(&value) else {
-            return Vec::new();
-        };
-        items
-            .iter()
-            .filter_map(|i| i.as_str().or_else(|| i["msg"].as_str()))
-            .map(|text| format!("[{}] {}", policy.name, text))
-            .collect()
-    }
-
-    /// Every validating policy in scope evaluated alone, each error
-    /// confined to its policy (a limit still fails the request).
-    fn validate_each(&self, input: &Value, budget: Budget) -> Result<Validated<'_>, EvalError> {
-        let mut out = Validated::default();
-        for policy in self.in_scope(PolicyKind::Validate, input) {
-            match self
-                .eval_one(policy, input, budget)
-                .and_then(|v| violations_of(policy, &v))
-            {
-                Ok(violations) => out.results.push(PolicyResult { policy, violations }),
-                Err(e) if e.is_limit() => return Err(e),
-                Err(e) => out.errors.push((policy, e)),
-            }
-        }
-        Ok(out)
-    }
-
-    /// Audits the object of `review` (an AdmissionReview built for an
-    /// object at rest, operation CREATE): every validating policy that is
-    /// not `off` and applies to its kind and namespace, whatever its
-    /// enforcement. Policies that read what only an admission request has,
-    /// or that look only at UPDATE or DELETE, are skipped with the reason.
-    /// An evaluation error is attributed to the policies that cause it (each
-    /// is evaluated alone), and the others still report.
-    pub fn audit(&self, review: &Value, limits: Limits) -> Vec<Audited<'_>> {
-        let request = &review["request"];
-        let text = |v: &Value| crate::runtime::text(v).unwrap_or_default().to_string();
-        let (kind, namespace) = (text(&request["kind"]["kind"]), text(&request["namespace"]));
-        let mut out = Vec::new();
-        let mut checked: Vec<&Policy> = Vec::new();
-        for p in self.policies.iter().filter(|p| {
-            p.kind == PolicyKind::Validate
-                && p.enforcement != crate::outcome::Enforcement::Off
-                && p.matching.matches_kind(&kind)
-                && p.matching.matches_namespace(&namespace)
-        }) {
-            if let Some(reason) = &p.audit_skip {
-                out.push(Audited::Skipped(p, reason.clone()));
-            } else if !p.matching.matches_create() {
-                out.push(Audited::Skipped(
-                    p,
-                    format!(
-                        "looks only at {} requests, which an object at rest is not",
-                        p.matching.operations.join(", ")
-                    ),
-                ));
-            } else {
-                checked.push(p);
-            }
-        }
-        if checked.is_empty() {
-            return out;
-        }
-        let validated = match self.validate(review, limits) {
-            Ok(v) => v,
-            // A limit: each policy alone, within a budget of its own, so
-            // one that exhausts it does not take the others with it.
-            Err(_) => {
-                let mut v = Validated::default();
-                for p in &checked {
-                    match self
-                        .eval_one(p, review, limits.start())
-                        .and_then(|j| violations_of(p, &j))
-                    {
-                        Ok(violations) => v.results.push(PolicyResult {
-                            policy: p,
-                            violations,
-                        }),
-                        Err(e) => v.errors.push((p, e)),
-                    }
-                }
-                v
-            }
-        };
-        for r in validated.results {
-            if checked.iter().any(|p| std::ptr::eq(*p, r.policy)) {
-                out.push(Audited::Checked(r.policy, r.violations));
-            }
-        }
-        for (p, e) in validated.errors {
-            if checked.iter().any(|c| std::ptr::eq(*c, p)) {
-                out.push(Audited::Failed(p, e));
-            }
-        }
-        out
-    }
-
-    /// Runs the mutating policies to a fixed point. Each round evaluates every
-    /// applicable policy on the current object; the first one (in order) whose
-    /// patch changes it is applied and the round starts again, so every policy
-    /// sees the object as changed by the ones before it. It ends when a round
-    /// changes nothing. A policy whose evaluation fails, or whose patch cannot
-    /// be applied, is left out of this request (and reported in
-    /// [`MutationOutcome::errors`]); the others still apply. With `record`,
-    /// each application's own patch is kept ([`MutationOutcome::steps`]).
-    pub fn mutate(&self, input: &Value, limits: Limits) -> Result<MutationOutcome, EvalError> {
-        self.mutate_recording(input, limits, false)
-    }
-
-    /// [`NativeSet::mutate`], recording each application's patch when `record`.
-    pub fn mutate_recording(
-        &self,
-        input: &Value,
-        limits: Limits,
-        record: bool,
-    ) -> Result<MutationOutcome, EvalError> {
-        let mut outcome = MutationOutcome::unchanged(Json::Null);
-        if !self.could_apply(PolicyKind::Mutate, input) {
-            return Ok(outcome);
-        }
-        let original = serde_json::to_value(&input["request"]["object"]).unwrap_or(Json::Null);
-        outcome.object = original.clone();
-        if !original.is_object() {
-            return Ok(outcome);
-        }
-        // One deadline for every round; each round has its own memory budget.
-        let budget = limits.start();
-        let n = self
-            .policies
-            .iter()
-            .filter(|p| p.kind == PolicyKind::Mutate)
-            .count();
-        let max_rounds = 3 * n + 3;
-        let mut current_input = input.clone();
-        // Once the combined evaluation fails, each policy runs alone, and
-        // the ones that failed are left out.
-        let mut each = false;
-        let mut failed: Vec<&Policy> = Vec::new();
-        for round in 0..max_rounds {
-            let mut entries: Vec<(&Policy, Json)> = Vec::new();
-            if !each {
-                match self.eval(MUTATE_ENTRY, current_input.clone(), budget) {
-                    Ok(result) => {
-                        if let Json::Object(m) = result {
-                            for (name, patch) in m {
-                                if let Some(p) = self.find_policy(PolicyKind::Mutate, &name) {
-                                    entries.push((p, patch));
-                                }
-                            }
-                        }
-                    }
-                    Err(e) if e.is_limit() => return Err(e),
-                    Err(_) => each = true,
-                }
-            }
-            if each {
-                for policy in self.in_scope(PolicyKind::Mutate, input) {
-                    if failed.iter().any(|f| std::ptr::eq(*f, policy)) {
-                        continue;
-                    }
-                    match self.eval_one(policy, &current_input, budget) {
-                        Ok(Json::Null) => {}
-                        Ok(patch) => entries.push((policy, patch)),
-                        Err(e) if e.is_limit() => return Err(e),
-                        Err(e) => {
-                            failed.push(policy);
-                            outcome.errors.push((
-                                policy.name.clone(),
-                                policy.enforcement,
-                                e.to_string(),
-                            ));
-                        }
-                    }
-                }
-            }
-            entries.sort_by(|a, b| (a.0.order, &a.0.name).cmp(&(b.0.order, &b.0.name)));
-            if round == 0 {
-                outcome.evaluated = entries.iter().map(|(p, _)| p.name.clone()).collect();
-                outcome
-                    .evaluated
-                    .extend(failed.iter().map(|p| p.name.clone()));
-            }
-            let mut progressed = false;
-            for (policy, patch) in entries {
-                if failed.iter().any(|f| std::ptr::eq(*f, policy)) {
-                    continue;
-                }
-                let before = record.then(|| outcome.object.clone());
-                let applied = mutation::parse_ops(&policy.name, &patch)
-                    .and_then(|ops| mutation::apply(&policy.name, &mut outcome.object, &ops));
-                match applied {
-                    Ok(true) => {
-                        outcome.applied.push(policy.name.clone());
-                        if policy.warns {
-                            outcome.warnings.extend(self.policy_warnings(
-                                policy,
-                                &current_input,
-                                budget,
-                            ));
-                        }
-                        if let Some(before) = before {
-                            if let Some(step) = mutation::diff(&before, &outcome.object) {
-                                outcome.steps.push((policy.name.clone(), step));
-                            }
-                        }
-                        progressed = true;
-                        break;
-                    }
-                    Ok(false) => {}
-                    Err(e) => {
-                        // `apply` changes nothing unless every operation applies.
-                        failed.push(policy);
-                        outcome.errors.push((
-                            policy.name.clone(),
-                            policy.enforcement,
-                            EvalError::from(e).to_string(),
-                        ));
-                    }
-                }
-            }
-            if !progressed {
-                outcome.patch = mutation::diff(&original, &outcome.object);
-                return Ok(outcome);
-            }
-            current_input = with_object(input, &outcome.object)?;
-        }
-        let tail = outcome
-            .applied
-            .iter()
-            .rev()
-            .take(n.max(1) * 2)
-            .cloned()
-            .collect::<Vec<_>>();
-        let mut names: Vec<String> = tail;
-        names.sort();
-        names.dedup();
-        Err(EvalError::NotConverging {
-            rounds: max_rounds,
-            policies: names.join(", "),
-        })
     }
 
     /// Runs one test within `limits`, keeping its `print` output.
@@ -863,56 +522,6 @@ impl NativeSet {
             }
             None => Vec::new(),
         }
-    }
-}
-
-/// The review with `request.object` replaced.
-/// `input` (an AdmissionReview) with `request.object` replaced.
-pub fn with_object(input: &Value, object: &Json) -> Result<Value, EvalError> {
-    let mut review = input.clone();
-    let request = review
-        .as_object_mut()
-        .ok()
-        .and_then(|m| m.get_mut(&Value::from("request")))
-        .and_then(|r| r.as_object_mut().ok())
-        .ok_or_else(|| EvalError::Failed("review has no request object".to_string()))?;
-    request.insert(Value::from("object"), Value::from(object.clone()));
-    Ok(review)
-}
-
-/// A policy's `violation` set as violations; undefined is none.
-fn violations_of(policy: &Policy, value: &Json) -> Result<Vec<Violation>, EvalError> {
-    match value {
-        Json::Array(items) => items.iter().map(violation).collect::<Result<Vec<_>, _>>(),
-        Json::Null => Ok(Vec::new()),
-        other => Err(format!("violation must be a set, got {other}")),
-    }
-    .map_err(|message| EvalError::Malformed {
-        policy: policy.name.clone(),
-        message,
-    })
-}
-
-/// Reads one violation: a string, or an object with `msg` and optional `path`
-/// and `fix`.
-fn violation(v: &Json) -> Result<Violation, String> {
-    match v {
-        Json::String(s) => Ok(Violation {
-            path: None,
-            msg: s.clone(),
-            fix: None,
-        }),
-        Json::Object(m) => {
-            let text = |k: &str| m.get(k).and_then(Json::as_str).map(str::to_string);
-            Ok(Violation {
-                path: text("path"),
-                msg: text("msg").ok_or_else(|| format!("violation {v} has no \"msg\" string"))?,
-                fix: text("fix"),
-            })
-        }
-        other => Err(format!(
-            "violation {other} is neither a string nor an object with \"msg\""
-        )),
     }
 }
 

@@ -1,0 +1,248 @@
+//! An object at rest judged as audit does: as it is (no mutation), with
+//! every applicable validating policy and Constraint whatever its
+//! enforcement, and what admitting it now would change, attributed to the
+//! policy or mutator that would change it.
+
+use regorus::Value;
+
+use super::CompiledBundle;
+use crate::gatekeeper;
+use crate::native::Audited;
+use crate::outcome::{AuditOutcome, AuditResult};
+use crate::runtime::Limits;
+
+/// What a violation is in an audit report: `warn` for a policy that warns,
+/// `fail` for one that denies, or would (`dryrun`).
+fn failing(enforcement: crate::outcome::Enforcement) -> AuditOutcome {
+    match enforcement {
+        crate::outcome::Enforcement::Warn => AuditOutcome::Warn,
+        _ => AuditOutcome::Fail,
+    }
+}
+
+/// The AdmissionReview audit evaluates native policies with: the object as
+/// it is, as if it were being created, by nobody in particular.
+pub fn audit_review(object: &serde_json::Value) -> Value {
+    let api_version = object["apiVersion"].as_str().unwrap_or("v1");
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let kind = object["kind"].as_str().unwrap_or_default();
+    let review = serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": object["metadata"]["uid"].as_str().unwrap_or_default(),
+            "kind": {"group": group, "version": version, "kind": kind},
+            "resource": {"group": group, "version": version, "resource": ""},
+            "name": object["metadata"]["name"].as_str().unwrap_or_default(),
+            "namespace": object["metadata"]["namespace"].as_str().unwrap_or_default(),
+            "operation": "CREATE",
+            "userInfo": {},
+            "object": object,
+            "oldObject": null,
+            "dryRun": true
+        }
+    });
+    Value::from(review)
+}
+
+impl CompiledBundle {
+    /// Reviews an object as audit does: as it is (no mutation), with every
+    /// applicable validating policy and Constraint whatever its enforcement
+    /// (`off` aside), without the `userInfo`, `oldObject` and operation only
+    /// an admission request has (policies that need them are skipped), and
+    /// with each evaluation error confined to the policy that caused it.
+    /// `object` is the object (with `apiVersion` and `kind`); `inventory`
+    /// is `data.inventory`.
+    pub fn audit(
+        &self,
+        object: &serde_json::Value,
+        inventory: &Value,
+        limits: Limits,
+    ) -> Vec<AuditResult> {
+        let mut out = Vec::new();
+        let json = object;
+        let review = audit_review(json);
+        out.extend(self.audit_mutation(&review, inventory, limits));
+        for audited in self.native.audit(&review, limits) {
+            let (policy, found) = match audited {
+                Audited::Checked(p, v) => (p, Ok(v)),
+                Audited::Skipped(p, why) => (p, Err((AuditOutcome::Skip, why))),
+                Audited::Failed(p, e) => (p, Err((AuditOutcome::Error, e.to_string()))),
+            };
+            let result = |outcome, message: String, path: Option<String>| AuditResult {
+                policy: policy.name.clone(),
+                rule: "violation".to_string(),
+                result: outcome,
+                enforcement: policy.enforcement,
+                message,
+                path,
+                severity: policy.severity,
+                category: policy.category.clone(),
+            };
+            match found {
+                Ok(violations) if violations.is_empty() => {
+                    out.push(result(AuditOutcome::Pass, String::new(), None))
+                }
+                Ok(mut violations) => {
+                    violations.sort();
+                    violations.dedup();
+                    let outcome = failing(policy.enforcement);
+                    for v in violations {
+                        out.push(result(outcome, v.line(&policy.name), v.path.clone()));
+                    }
+                }
+                Err((outcome, why)) => out.push(result(outcome, why, None)),
+            }
+        }
+        if self.gatekeeper.constraints().is_empty() {
+            return out;
+        }
+        let request = match gatekeeper::request_for_object(json) {
+            Ok(r) => r,
+            Err(_) => return out,
+        };
+        let reviewed = self.gatekeeper.review_all(
+            &request,
+            inventory,
+            gatekeeper::AUDIT_POINT,
+            limits.start(),
+            true,
+        );
+        let Ok(reviewed) = reviewed else {
+            return out;
+        };
+        let meta = |name: &str, kind: &str| {
+            self.gatekeeper
+                .constraints()
+                .iter()
+                .find(|c| c.name == name && c.kind == kind)
+                .map(|c| (c.severity, c.category.clone()))
+                .unwrap_or((None, None))
+        };
+        let result = |r: &gatekeeper::ConstraintRef, outcome, message: String| {
+            let (severity, category) = meta(&r.constraint, &r.kind);
+            AuditResult {
+                policy: r.constraint.clone(),
+                rule: r.kind.clone(),
+                result: outcome,
+                enforcement: r.enforcement,
+                message,
+                path: None,
+                severity,
+                category,
+            }
+        };
+        for c in &reviewed.checked {
+            let hits: Vec<&gatekeeper::Hit> = reviewed
+                .hits
+                .iter()
+                .filter(|h| {
+                    h.constraint == c.constraint
+                        && h.kind == c.kind
+                        && h.enforcement == c.enforcement
+                })
+                .collect();
+            if hits.is_empty() {
+                out.push(result(c, AuditOutcome::Pass, String::new()));
+                continue;
+            }
+            let mut messages: Vec<&String> = hits.iter().flat_map(|h| h.messages.iter()).collect();
+            messages.sort();
+            messages.dedup();
+            for m in messages {
+                out.push(result(
+                    c,
+                    failing(c.enforcement),
+                    format!("[{}] {m}", c.constraint),
+                ));
+            }
+        }
+        for (c, why) in &reviewed.skipped {
+            out.push(result(c, AuditOutcome::Skip, why.clone()));
+        }
+        for (c, e) in &reviewed.errors {
+            out.push(result(
+                c,
+                AuditOutcome::Error,
+                crate::outcome::error_line(&c.constraint, e),
+            ));
+        }
+        out
+    }
+
+    /// What admitting the object now would change: one `mutate` result per
+    /// mutating policy or Gatekeeper mutator that would change it, each
+    /// with the mutation's patch summarised; an `error` result when the
+    /// mutation fails.
+    fn audit_mutation(
+        &self,
+        review: &Value,
+        inventory: &Value,
+        limits: Limits,
+    ) -> Vec<AuditResult> {
+        let result = |policy: &str, outcome, message: String| AuditResult {
+            policy: policy.to_string(),
+            rule: "mutation".to_string(),
+            result: outcome,
+            enforcement: crate::outcome::Enforcement::default(),
+            message,
+            path: None,
+            severity: None,
+            category: None,
+        };
+        match self.mutate_as(review, inventory, limits.start(), Some(""), true) {
+            Ok(outcome) => {
+                let mut out = Vec::new();
+                // Each policy with its own changes, in the order it first
+                // made one (a policy that changed the object twice, once).
+                let mut order: Vec<&String> = Vec::new();
+                for (name, _) in &outcome.steps {
+                    if !order.contains(&name) {
+                        order.push(name);
+                    }
+                }
+                for name in order {
+                    let ops: Vec<String> = outcome
+                        .steps
+                        .iter()
+                        .filter(|(n, _)| n == name)
+                        .flat_map(|(_, patch)| patch.0.iter())
+                        .map(|op| {
+                            let v = serde_json::to_value(op).unwrap_or_default();
+                            format!(
+                                "{} {}",
+                                v["op"].as_str().unwrap_or_default(),
+                                v["path"].as_str().unwrap_or_default()
+                            )
+                        })
+                        .collect();
+                    let shown = ops.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+                    let more = ops.len().saturating_sub(5);
+                    let summary = if more > 0 {
+                        format!("{shown} and {more} more")
+                    } else {
+                        shown
+                    };
+                    out.push(result(
+                        name,
+                        AuditOutcome::Mutate,
+                        format!("[{name}] would change this object on admission: {summary}"),
+                    ));
+                }
+                for (name, _, error) in &outcome.errors {
+                    out.push(result(
+                        name,
+                        AuditOutcome::Error,
+                        format!("[{name}] could not be evaluated: {error}"),
+                    ));
+                }
+                out
+            }
+            Err(e) => vec![result(
+                "mutation",
+                AuditOutcome::Error,
+                format!("mutating this object on admission would fail: {e}"),
+            )],
+        }
+    }
+}
