@@ -161,7 +161,7 @@ impl ServeArgs {
             shutdown_grace,
         } = self;
         let heap = match heap_limit.as_str() {
-            "auto" => regent_core::runtime::limits::heap_limit_for_container(),
+            "auto" => crate::allocator::heap_limit_for_container(),
             other => match super::common::parse_bytes(other) {
                 Ok(0) => None,
                 Ok(n) => Some(n),

@@ -103,18 +103,6 @@ pub fn set_heap_limit(bytes: Option<u64>) {
     regorus::set_global_memory_limit(bytes);
 }
 
-/// The heap ceiling for a container: three quarters of its cgroup memory
-/// limit (the rest is code, stacks and the allocator's own overhead), or
-/// `None` outside a memory-limited cgroup.
-pub fn heap_limit_for_container() -> Option<u64> {
-    let read = |path: &str| std::fs::read_to_string(path).ok();
-    let limit = read("/sys/fs/cgroup/memory.max")
-        .or_else(|| read("/sys/fs/cgroup/memory/memory.limit_in_bytes"))?;
-    let bytes: u64 = limit.trim().parse().ok()?;
-    // cgroup v1 reports "no limit" as a huge number.
-    (bytes < (1 << 50)).then_some(bytes / 4 * 3)
-}
-
 /// An evaluation that did not produce a value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RunError {
