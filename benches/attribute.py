@@ -19,9 +19,9 @@ STAGES = [
     ("policy input and decision (regent::decision/compiled/native)", r"regent::(decision|compiled|native|gatekeeper|policy)::"),
     ("response building (review::Response, JSON, base64)", r"regent::review::|base64::"),
     ("metrics (prometheus)", r"prometheus::|regent::metrics::"),
-    ("logging (tracing)", r"tracing|regent::server::log"),
+    ("logging (tracing)", r"tracing|regent::serve::admission::log"),
     ("TLS (rustls, ring)", r"rustls::|ring::|ring_core|aws_lc"),
-    ("HTTP (hyper, axum, tower)", r"hyper::|h2::|axum::|tower::|http::|http_body|regent::connections::|regent::server::"),
+    ("HTTP (hyper, axum, tower)", r"hyper::|h2::|axum::|tower::|http::|http_body|regent::serve::connections::|regent::serve::admission::"),
     ("async runtime (tokio)", r"tokio::"),
     ("kernel (network, scheduling)", r"\[kernel|^\s*$"),
 ]

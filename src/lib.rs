@@ -1,35 +1,30 @@
-//! Regent: a policy-as-code admission webhook for Kubernetes.
+//! Regent: a policy-as-code admission webhook for Kubernetes. This crate is
+//! everything around the decision: serving it, keeping its bundle current,
+//! auditing what runs, rolling out a new bundle, and the command line. The
+//! decision itself (the Rego runtime, bundles, native policies, Gatekeeper,
+//! their composition) is [`regent_core`], a crate without an async runtime,
+//! a network or a Kubernetes client; every caller here decides through it.
 //!
-//! The crate in layers, bottom up; a lower layer never names a higher one:
-//! - the Rego runtime, [`runtime`]: regorus wrapped once (compile with
-//!   positions, time limits, the bytecode VM, errors); and the readers of
-//!   bundle files, [`bundle`], and of Kubernetes objects in YAML,
-//!   [`objects`];
-//! - the kinds of policy that run on it, as peers: native
-//!   `validate.*`/`mutate.*` packages ([`native`], described by [`policy`],
-//!   their patches applied by [`mutation`]) and Gatekeeper templates and
-//!   Constraints ([`gatekeeper`]); both answer in [`outcome`]'s words;
-//! - the compiled bundle that composes them, [`compiled`];
-//! - decisions, [`decision`]: the response the API server gets; and what
-//!   changes between two bundles' decisions, [`diff`];
-//! - the callers: the admission HTTP edge [`server`] (a request enters there
-//!   and is parsed by [`review`]), the commands [`cli`], [`reload`], which
-//!   compiles new bundles and swaps them into [`state`], and [`audit`].
+//! Feature folders, each with one job:
+//! - [`serve`]: the admission HTTPS server (where a request enters,
+//!   [`serve::admission`]), its connections and TLS, the admin port, and the
+//!   live state every caller reads the bundle from;
+//! - [`reload`]: bundle sources ([`reload::BundleSource`]: a directory,
+//!   labelled ConfigMaps, the embedded bundle) and the reloader that
+//!   compiles their composition and swaps it in (where a bundle is swapped);
+//! - [`audit`]: judging what already runs and writing reports
+//!   ([`audit::sink::ReportSink`]: the Kubernetes API, or files and stdout);
+//! - [`rollout`]: candidate bundles: shadow evaluation, the background
+//!   scheduling it runs under, the candidate's audit, promotion;
+//! - [`cli`]: the commands.
 //!
-//! Around them: the process allocator's options [`allocator`], TLS [`tls`], the admission port's accept loop and its
-//! connection limits [`connections`], metrics [`metrics`], the admin port
-//! [`admin`], and how a background thread yields to admission
-//! [`background`].
+//! Around them: metrics ([`metrics`]) and the process allocator's options
+//! ([`allocator`]).
 
-pub mod admin;
 pub mod allocator;
 pub mod audit;
-pub mod background;
 pub mod cli;
-pub mod connections;
 pub mod metrics;
 pub mod reload;
-pub mod server;
-pub mod shadow;
-pub mod state;
-pub mod tls;
+pub mod rollout;
+pub mod serve;

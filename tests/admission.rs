@@ -447,7 +447,7 @@ async fn http2_is_negotiated_with_alpn() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_for_another_name_is_refused_by_the_client() {
     let server = Server::start();
-    let other = regent::tls::generate_dev(&["other.example".to_string()]).unwrap();
+    let other = regent::serve::tls::generate_dev(&["other.example".to_string()]).unwrap();
     assert!(tls_connect(server.addr, &other.ca_pem, &[b"http/1.1"])
         .await
         .is_err());

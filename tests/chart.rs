@@ -360,12 +360,12 @@ fn both_webhooks_exclude_system_release_and_opted_out_namespaces() {
             (
                 "ValidatingWebhookConfiguration",
                 "validate.regent.dev",
-                regent::server::VALIDATE_PATH,
+                regent::serve::admission::VALIDATE_PATH,
             ),
             (
                 "MutatingWebhookConfiguration",
                 "mutate.regent.dev",
-                regent::server::MUTATE_PATH,
+                regent::serve::admission::MUTATE_PATH,
             ),
         ] {
             let cfg = find(&objs, kind, FULLNAME);
@@ -870,8 +870,10 @@ fn self_signed_mode_serves_a_certificate_for_the_service_name_signed_by_the_ca_b
     );
     // A real handshake: our TLS stack serving the chart's pair, a client
     // trusting only the caBundle and asking for the service DNS name.
-    let pair = regent::tls::certified_key(&crt, &key, "chart").unwrap();
-    let config = regent::tls::server_config(regent::tls::CertResolver::new(pair), None).unwrap();
+    let pair = regent::serve::tls::certified_key(&crt, &key, "chart").unwrap();
+    let config =
+        regent::serve::tls::server_config(regent::serve::tls::CertResolver::new(pair), None)
+            .unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -946,7 +948,9 @@ fn cert_manager_mode_injects_the_ca_and_issues_for_the_service_name() {
 
 #[test]
 fn existing_secret_mode_uses_the_given_secret_and_ca() {
-    let pem = regent::tls::generate_dev(&["x".into()]).unwrap().ca_pem;
+    let pem = regent::serve::tls::generate_dev(&["x".into()])
+        .unwrap()
+        .ca_pem;
     let b64 = base64::engine::general_purpose::STANDARD.encode(pem.as_bytes());
     for given in [pem.as_str(), b64.as_str()] {
         let objs = render(&[

@@ -243,7 +243,7 @@ fn cert_writes_a_ca_and_pair_and_prints_the_ca_bundle() {
     assert_eq!(decoded, ca.as_bytes());
     let cert = std::fs::read(dir.path().join("tls.crt")).unwrap();
     let key = std::fs::read(dir.path().join("tls.key")).unwrap();
-    regent::tls::certified_key(&cert, &key, "written").unwrap();
+    regent::serve::tls::certified_key(&cert, &key, "written").unwrap();
     let out = regent(&["cert", "--out", &dir.path().display().to_string()]);
     assert_eq!(out.status.code(), Some(2));
 }

@@ -532,9 +532,9 @@ async fn post_as(server: &Server, client: Option<(&str, &str)>) -> Option<u16> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn with_a_client_ca_only_the_right_client_certificate_gets_through() {
-    let apiserver = regent::tls::generate_client("kube-apiserver").unwrap();
-    let impostor = regent::tls::generate_client("kube-apiserver").unwrap();
-    let stranger = regent::tls::generate_client("someone-else").unwrap();
+    let apiserver = regent::serve::tls::generate_client("kube-apiserver").unwrap();
+    let impostor = regent::serve::tls::generate_client("kube-apiserver").unwrap();
+    let stranger = regent::serve::tls::generate_client("someone-else").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("client-ca.crt");
     // Two trusted CAs: the API server's, and the stranger's (right CA, wrong name).
@@ -548,7 +548,7 @@ async fn with_a_client_ca_only_the_right_client_certificate_gets_through() {
         ],
         ..Options::default()
     });
-    let with = |c: &regent::tls::DevCertificates| (c.cert_pem.clone(), c.key_pem.clone());
+    let with = |c: &regent::serve::tls::DevCertificates| (c.cert_pem.clone(), c.key_pem.clone());
     let (a_cert, a_key) = with(&apiserver);
     let (i_cert, i_key) = with(&impostor);
     let (s_cert, s_key) = with(&stranger);

@@ -29,8 +29,8 @@ fn reloads(server: &Server) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_swaps_and_certificate_rotations_under_load_fail_nothing() {
-    let a = regent::tls::generate_dev(&[SERVICE_DNS.to_string()]).unwrap();
-    let b = regent::tls::generate_dev(&[SERVICE_DNS.to_string()]).unwrap();
+    let a = regent::serve::tls::generate_dev(&[SERVICE_DNS.to_string()]).unwrap();
+    let b = regent::serve::tls::generate_dev(&[SERVICE_DNS.to_string()]).unwrap();
     let mut certs = KubeletDir::new(&[("tls.crt", &a.cert_pem), ("tls.key", &a.key_pem)]);
     let mut bundle = KubeletDir::new(&[("validate/privileged/policy.rego", &policy(0))]);
     // The caBundle carries both CAs during a rotation, as operators do.

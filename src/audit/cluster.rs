@@ -22,7 +22,7 @@
 //! standby once its bundle is live; `/status` says what it audits.
 //!
 //! With a candidate bundle installed, every object is judged by the
-//! candidate too ([`super::candidate`]): a new or changed difference is
+//! candidate too ([`crate::rollout::candidate_audit`]): a new or changed difference is
 //! logged with the object's kind, namespace and name, and after each full
 //! scan (then at most once a minute while it changes) the sum goes to the
 //! candidate's ConfigMaps (an Event and an annotation) and to
@@ -44,7 +44,6 @@ use kube::{Api, Client};
 use serde_json::{json, Value as Json};
 use tokio::sync::Semaphore;
 
-use super::candidate::Tracker;
 use super::kinds::{self, AuditKind};
 use super::report::{self, ReportOptions, Subject};
 use super::store::Store;
@@ -52,7 +51,8 @@ use super::writer::Writer;
 use crate::metrics::Metrics;
 use crate::reload::configmaps::{self, StatusReporter};
 use crate::reload::sources::SourceArgs;
-use crate::state::Live;
+use crate::rollout::candidate_audit::Tracker;
+use crate::serve::state::Live;
 use regent_core::compose::CompiledBundle;
 use regent_core::diff::{self, Side};
 use regent_core::runtime::Limits;
@@ -181,7 +181,7 @@ pub async fn run(
         reporter: StatusReporter::new(client.clone(), pod, metrics.clone()),
     });
     let status_ctx = ctx.clone();
-    let router = crate::admin::router(live.clone()).route(
+    let router = crate::serve::admin::router(live.clone()).route(
         "/status",
         axum::routing::get(move || {
             let ctx = status_ctx.clone();

@@ -13,7 +13,6 @@
 //!
 //! The offline `regent audit -f` is [`crate::cli`]'s.
 
-pub mod candidate;
 pub mod cluster;
 pub mod kinds;
 pub mod report;

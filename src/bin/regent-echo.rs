@@ -16,8 +16,8 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::post;
 use clap::Parser;
-use regent::server::{DEFAULT_MAX_BODY_BYTES, MUTATE_PATH, VALIDATE_PATH};
-use regent::tls;
+use regent::serve::admission::{DEFAULT_MAX_BODY_BYTES, MUTATE_PATH, VALIDATE_PATH};
+use regent::serve::tls;
 use regent_core::review::{self, Response};
 
 /// The benchmark's no-op admission webhook.
@@ -122,11 +122,11 @@ async fn serve() -> anyhow::Result<()> {
         let _ = tokio::signal::ctrl_c().await;
         let _ = stop_tx.send(true);
     });
-    regent::connections::serve(
+    regent::serve::connections::serve(
         listener,
         config,
         router,
-        regent::connections::ConnectionLimits::default(),
+        regent::serve::connections::ConnectionLimits::default(),
         None,
         stop_rx,
         Duration::from_secs(2),

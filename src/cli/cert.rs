@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use base64::Engine as _;
 
-use crate::tls;
+use crate::serve::tls;
 
 /// Arguments of `regent cert`.
 #[derive(Debug, clap::Args)]

@@ -10,7 +10,6 @@ mod common;
 mod diff;
 mod eval;
 mod inputs;
-mod promote;
 mod serve;
 mod test;
 mod verify;
@@ -21,7 +20,7 @@ use clap::{Parser, Subcommand};
 
 pub use common::{
     bundle_files, load_bundle, parse_duration, print_compile_error, BundleArgs, DecideArgs,
-    EXIT_FAILED, EXIT_OK, EXIT_USAGE,
+    LimitArgs, EXIT_FAILED, EXIT_OK, EXIT_USAGE,
 };
 
 pub use eval::EvalArgs;
@@ -71,7 +70,7 @@ pub enum Command {
     /// Audit objects as they are (files, or the cluster with --cluster) and report what fails.
     Audit(Box<audit::AuditArgs>),
     /// Make the candidate bundle live: relabel its ConfigMaps (after compiling it).
-    Promote(Box<promote::PromoteArgs>),
+    Promote(Box<crate::rollout::promote::PromoteArgs>),
     /// Work with bundles: `regent bundle export DIR` writes the embedded default bundle.
     Bundle(bundle::BundleCommand),
 }

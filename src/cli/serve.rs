@@ -14,12 +14,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::common::DecideArgs;
-use crate::connections::ConnectionLimits;
 use crate::metrics::Metrics;
 use crate::reload::{self, sources::SourceArgs};
-use crate::server::{AdmissionState, DEFAULT_MAX_BODY_BYTES};
-use crate::state::Live;
-use crate::{admin, server, tls};
+use crate::serve::admission::{AdmissionState, DEFAULT_MAX_BODY_BYTES};
+use crate::serve::connections::ConnectionLimits;
+use crate::serve::state::Live;
+use crate::serve::{admin, admission as server, tls};
 
 /// Arguments of `regent serve`.
 #[derive(Debug, clap::Args)]
@@ -207,9 +207,9 @@ impl ServeArgs {
         let mut signals = Signals::new()?;
         let (stop_tx, stop_rx) = watch::channel(false);
         let limits = connections.limits();
-        let shadow = crate::shadow::Shadow::start(
+        let shadow = crate::rollout::shadow::Shadow::start(
             live.clone(),
-            crate::shadow::ShadowOptions {
+            crate::rollout::shadow::ShadowOptions {
                 workers: shadow_workers,
                 queue: shadow_queue,
             },
@@ -223,7 +223,7 @@ impl ServeArgs {
             shadow: Some(shadow),
             in_flight: Default::default(),
         });
-        let admission = tokio::spawn(crate::connections::serve(
+        let admission = tokio::spawn(crate::serve::connections::serve(
             listener,
             tls_config,
             router,

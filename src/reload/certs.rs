@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::dir;
 use crate::metrics::Metrics;
-use crate::tls::{self, CertResolver, ClientVerifier};
+use crate::serve::tls::{self, CertResolver, ClientVerifier};
 
 /// Starts watching the pair; `resolver` gets every good new pair.
 pub fn spawn(

@@ -25,7 +25,7 @@ use kube::{Api, Client};
 use serde_json::Value as Json;
 use tokio::sync::mpsc;
 
-use crate::state::Live;
+use crate::serve::state::Live;
 use regent_core::gatekeeper::inventory::{Key, Projection, Tree};
 
 /// How long after a change the inventory is published (changes in between

@@ -29,12 +29,12 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
 
-use crate::state::Live;
+use crate::serve::state::Live;
 use regent_core::bundle::{BundleError, BundleFiles, Entry};
 use regent_core::compose::{CompileError, CompileOptions, CompiledBundle};
 use regent_core::runtime::Limits;
 
-pub use crate::state::ConfigMapRef;
+pub use crate::serve::state::ConfigMapRef;
 
 /// A bundle source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use tokio::sync::mpsc;
 
 use super::{configmaps, ReloadOptions, Reloader, SourceKind};
-use crate::state::Live;
+use crate::serve::state::Live;
 use regent_core::compose::CompileOptions;
 use regent_core::runtime::Limits;
 

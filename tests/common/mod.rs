@@ -79,7 +79,7 @@ impl Server {
                 .arg(dir.path().join("dev"));
             String::new()
         } else {
-            let certs = regent::tls::generate_dev(&[SERVICE_DNS.to_string()]).unwrap();
+            let certs = regent::serve::tls::generate_dev(&[SERVICE_DNS.to_string()]).unwrap();
             certs.write(dir.path()).unwrap();
             cmd.arg("--tls-cert").arg(dir.path().join("tls.crt"));
             cmd.arg("--tls-key").arg(dir.path().join("tls.key"));

@@ -160,7 +160,6 @@ fn merge(
     }
 }
 
-
 /// Parses a data document: JSON for `.json`, YAML (one document) otherwise.
 /// An empty YAML file is an empty object.
 pub fn parse_data(path: &str, text: &str) -> Result<Json, BundleError> {
@@ -198,4 +197,3 @@ pub fn parse_data(path: &str, text: &str) -> Result<Json, BundleError> {
     }
     Ok(value)
 }
-

@@ -168,4 +168,3 @@ pub(super) fn mount_of(path: &str) -> Vec<String> {
     parts.retain(|p| !p.is_empty() && p != ".");
     parts
 }
-

@@ -38,8 +38,7 @@ fn conflicting_data_names_both_files() {
 
 #[test]
 fn revision_is_a_content_hash() {
-    let one =
-        BundleFiles::from_files("a", vec![("p.rego".into(), b"package p".to_vec())]).unwrap();
+    let one = BundleFiles::from_files("a", vec![("p.rego".into(), b"package p".to_vec())]).unwrap();
     let same =
         BundleFiles::from_files("b", vec![("p.rego".into(), b"package p".to_vec())]).unwrap();
     let other =
@@ -106,8 +105,7 @@ fn oversized_files_and_archives_that_climb_out_are_refused() {
 
 #[test]
 fn non_utf8_file_is_named() {
-    let err =
-        BundleFiles::from_files("t", vec![("p.rego".into(), vec![0xff, 0xfe])]).unwrap_err();
+    let err = BundleFiles::from_files("t", vec![("p.rego".into(), vec![0xff, 0xfe])]).unwrap_err();
     assert_eq!(err.to_string(), "p.rego: not UTF-8 text");
 }
 

@@ -86,7 +86,8 @@ fn the_vm_is_checked_on_an_update_with_missing_fields_too() {
 
 #[test]
 fn an_unknown_function_is_a_load_error_with_its_position() {
-    let rego = "package t\n\nviolation[{\"msg\": m}] {\n  m := no_such_function(input.review.object)\n}\n";
+    let rego =
+        "package t\n\nviolation[{\"msg\": m}] {\n  m := no_such_function(input.review.object)\n}\n";
     let err = Set::compile(&[template(rego)], Limits::default())
         .err()
         .unwrap()
@@ -146,7 +147,8 @@ fn seven_templates() -> (Set, Value, Value) {
     let mut docs = Vec::new();
     for i in 0..7 {
         let rego = if i == 3 {
-            "package t\nviolation[{\"msg\": m}] {\n  m := sprintf(\"%v\", [to_number(\"x\")])\n}\n".to_string()
+            "package t\nviolation[{\"msg\": m}] {\n  m := sprintf(\"%v\", [to_number(\"x\")])\n}\n"
+                .to_string()
         } else {
             format!("package t\nviolation[{{\"msg\": m}}] {{\n  m := sprintf(\"t{i} saw %v\", [input.review.object.metadata.name])\n}}\n")
         };

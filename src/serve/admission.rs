@@ -2,7 +2,7 @@
 //! translates: bytes in, [`regent_core::review`] to parse, [`regent_core::compose::decision`] to
 //! decide, bytes out. A body that is not JSON, or too large, is a 4xx; anything
 //! that parses is answered with an AdmissionReview. While a candidate bundle
-//! is installed, each decided request is also handed to [`crate::shadow`].
+//! is installed, each decided request is also handed to [`crate::rollout::shadow`].
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -15,8 +15,8 @@ use axum::response::{IntoResponse, Response as HttpResponse};
 use axum::routing::post;
 use axum::Router;
 
-use crate::shadow::{Job, Shadow};
-use crate::state::Live;
+use crate::rollout::shadow::{Job, Shadow};
+use crate::serve::state::Live;
 use regent_core::compose::decision::{self, DecideOptions, Decision, Verdict, Webhook};
 use regent_core::compose::Load;
 use regent_core::native::policy::Enforcement;

@@ -10,7 +10,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 
-use crate::state::Live;
+use crate::serve::state::Live;
 
 /// The admin router.
 pub fn router(live: Arc<Live>) -> Router {

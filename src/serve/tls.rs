@@ -2,7 +2,7 @@
 //! the optional client certificate check of the admission port
 //! (`--client-ca`, `--client-cn`), and the rustls configuration (TLS 1.2+,
 //! ALPN h2 and http/1.1, ring provider). The accept loop that serves over it
-//! is [`crate::connections`].
+//! is [`crate::serve::connections`].
 //!
 //! The certificate sits behind an [`ArcSwap`] in [`CertResolver`], and the
 //! client CA behind one in [`ClientVerifier`], so either can be swapped in

@@ -14,7 +14,7 @@ use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::json;
 
-use super::common::{LimitArgs, EXIT_FAILED, EXIT_OK, EXIT_USAGE};
+use crate::cli::{LimitArgs, EXIT_FAILED, EXIT_OK, EXIT_USAGE};
 use crate::reload::configmaps::{
     self, stages, CANDIDATE_IMPACT_ANNOTATION, REPLACES_ANNOTATION, STAGE_LABEL,
 };

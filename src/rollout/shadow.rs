@@ -5,7 +5,7 @@
 //! The request path only hands the request body and the live decision to a
 //! bounded lock-free queue ([`Shadow::offer`]): the response never waits for
 //! the candidate, and no lock is shared with the shadow threads. A few threads of their own, at the lowest scheduling
-//! priority (nice 19 and the shortest slice, [`crate::background`]), take jobs off the queue; when they fall behind (the server is
+//! priority (nice 19 and the shortest slice, [`crate::rollout::background`]), take jobs off the queue; when they fall behind (the server is
 //! saturated) the queue fills and new jobs are dropped and counted, never
 //! queued without bound. The comparison is [`regent_core::diff`]'s, the decision
 //! code [`regent_core::compose::decision`]'s: the candidate is judged exactly as it would
@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
 
-use crate::state::Live;
+use crate::serve::state::Live;
 use regent_core::compose::decision::{self, DecideOptions, Decision, Verdict, Webhook};
 use regent_core::compose::Load;
 use regent_core::diff::{self, Side};
@@ -128,11 +128,11 @@ impl Drop for Shadow {
 }
 
 fn work(queue: &ArrayQueue<Job>, closed: &AtomicBool, live: &Live) {
-    // Nice 19 and the shortest slice ([`crate::background`]). Not
+    // Nice 19 and the shortest slice ([`crate::rollout::background`]). Not
     // `SCHED_IDLE`, which measured worse: p99 at one connection 3.0× the
     // run without a candidate, against 1.4× at nice 19 alone
     // (`benches/load.sh --candidate`, see benches/RESULTS.md).
-    for e in crate::background::lower_this_thread() {
+    for e in crate::rollout::background::lower_this_thread() {
         tracing::warn!(error = %e, "the shadow thread competes with admission for CPU more than intended");
     }
     while !closed.load(Ordering::Acquire) {
