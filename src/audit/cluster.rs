@@ -46,6 +46,7 @@ use tokio::sync::Semaphore;
 
 use super::kinds::{self, AuditKind};
 use super::report::{self, ReportOptions, Subject};
+use super::sink::{Judged, ReportSink, StoreSink};
 use super::store::Store;
 use super::writer::Writer;
 use crate::metrics::Metrics;
@@ -754,24 +755,21 @@ fn evaluate(state: &ScanState, kind: &AuditKind, batch: Vec<(DynamicObject, bool
                 );
             }
         }
-        let built = report::build(&subject, &results, ctx.reports, &revision, now);
         ctx.metrics
             .audit
             .evaluations
             .with_label_values(&[label.as_str()])
             .inc();
+        let writing = ctx.writer.enabled();
         let mut store = ctx.store();
-        store.observe(
-            &uid,
-            &label,
-            subject.namespace.as_deref(),
+        let mut sink = StoreSink::new(&mut store, ctx.reports, &revision, now, writing);
+        // Queuing into the store does not fail.
+        let _ = sink.put(&Judged {
+            source: &label,
+            subject: &subject,
+            results: &results,
             version,
-            &results,
-            built.as_ref(),
-        );
-        if !ctx.writer.enabled() {
-            store.clear_queue();
-        }
+        });
     }
 }
 

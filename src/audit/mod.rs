@@ -16,5 +16,6 @@
 pub mod cluster;
 pub mod kinds;
 pub mod report;
+pub mod sink;
 pub mod store;
 pub mod writer;

@@ -7,13 +7,11 @@
 //! the very report objects the in-cluster audit would write. With
 //! `--cluster` it is the audit process ([`crate::audit::cluster`]).
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
-
-use serde::Serialize;
 
 use super::common::LimitArgs;
 use crate::audit::report::{self, ReportFormat, ReportOptions, ReportResults, Subject};
+use crate::audit::sink::{JsonSink, Judged, ReportSink, TextSink, YamlSink};
 use regent_core::compose::CompileOptions;
 use regent_core::outcome::{AuditOutcome, AuditResult};
 
@@ -59,22 +57,6 @@ pub enum AuditOutput {
     Json,
     /// The report objects, as the in-cluster audit writes them.
     Yaml,
-}
-
-/// One result, as `-o json` prints it.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Record<'a> {
-    source: &'a str,
-    api_version: &'a str,
-    kind: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    namespace: Option<&'a str>,
-    name: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    uid: Option<&'a str>,
-    #[serde(flatten)]
-    result: &'a AuditResult,
 }
 
 impl AuditArgs {
@@ -144,46 +126,31 @@ impl AuditArgs {
             format: self.report_format,
             results: self.report_results,
         };
-        match self.output {
-            AuditOutput::Text => print_text(&audited),
-            AuditOutput::Json => {
-                let records: Vec<Record<'_>> = audited
-                    .iter()
-                    .flat_map(|(source, s, results)| {
-                        results.iter().map(move |r| Record {
-                            source,
-                            api_version: &s.api_version,
-                            kind: &s.kind,
-                            namespace: s.namespace.as_deref(),
-                            name: &s.name,
-                            uid: s.uid.as_deref(),
-                            result: r,
-                        })
-                    })
-                    .collect();
-                match serde_json::to_string_pretty(&records) {
-                    Ok(text) => println!("{text}"),
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        return super::common::EXIT_USAGE;
-                    }
-                }
-            }
-            AuditOutput::Yaml => {
-                let now = now_seconds();
-                let mut first = true;
-                for (_, subject, results) in &audited {
-                    let Some(r) = report::build(subject, results, options, bundle.revision(), now)
-                    else {
-                        continue;
-                    };
-                    if !first {
-                        println!("---");
-                    }
-                    first = false;
-                    print!("{}", serde_yaml_ng::to_string(&r.body).unwrap_or_default());
-                }
-            }
+        let stdout = std::io::stdout().lock();
+        let mut sink: Box<dyn ReportSink> = match self.output {
+            AuditOutput::Text => Box::new(TextSink::new(stdout)),
+            AuditOutput::Json => Box::new(JsonSink::new(stdout)),
+            AuditOutput::Yaml => Box::new(YamlSink::new(
+                stdout,
+                options,
+                bundle.revision(),
+                now_seconds(),
+            )),
+        };
+        let written = audited
+            .iter()
+            .try_for_each(|(source, subject, results)| {
+                sink.put(&Judged {
+                    source,
+                    subject,
+                    results,
+                    version: 0,
+                })
+            })
+            .and_then(|()| sink.finish());
+        if let Err(e) = written {
+            eprintln!("error: {e}");
+            return super::common::EXIT_USAGE;
         }
         if input_error {
             super::common::EXIT_USAGE
@@ -204,77 +171,4 @@ pub fn now_seconds() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
-}
-
-fn print_text(audited: &[(String, Subject, Vec<AuditResult>)]) {
-    #[derive(Default)]
-    struct Tally {
-        checked: usize,
-        failing: usize,
-        warning: usize,
-        skipped: usize,
-        errors: usize,
-        mutated: usize,
-    }
-    let mut tallies: BTreeMap<&str, Tally> = BTreeMap::new();
-    for (source, subject, results) in audited {
-        println!("{} ({source})", subject.describe());
-        if results.is_empty() {
-            println!("  no policy applies");
-        }
-        let width = results
-            .iter()
-            .map(|r| r.policy.len())
-            .max()
-            .unwrap_or(6)
-            .max(6);
-        for r in results {
-            println!(
-                "  {:<6} {:<width$} {:<7} {}",
-                r.result.as_str(),
-                r.policy,
-                if r.result == AuditOutcome::Mutate {
-                    "-"
-                } else {
-                    r.enforcement.as_str()
-                },
-                r.message
-            );
-        }
-        let mut seen: BTreeMap<&str, Vec<AuditOutcome>> = BTreeMap::new();
-        for r in results {
-            seen.entry(&r.policy).or_default().push(r.result);
-        }
-        for (policy, outcomes) in seen {
-            let t = tallies.entry(policy).or_default();
-            t.checked += 1;
-            let has = |o: AuditOutcome| outcomes.contains(&o);
-            t.failing += usize::from(has(AuditOutcome::Fail));
-            t.warning += usize::from(has(AuditOutcome::Warn));
-            t.skipped += usize::from(has(AuditOutcome::Skip));
-            t.errors += usize::from(has(AuditOutcome::Error));
-            t.mutated += usize::from(has(AuditOutcome::Mutate));
-        }
-    }
-    let mut rows: Vec<(&str, Tally)> = tallies.into_iter().collect();
-    rows.sort_by(|a, b| {
-        (b.1.failing, b.1.warning, b.1.errors)
-            .cmp(&(a.1.failing, a.1.warning, a.1.errors))
-            .then(a.0.cmp(b.0))
-    });
-    let width = rows.iter().map(|(p, _)| p.len()).max().unwrap_or(6).max(6);
-    println!(
-        "\nby policy, most failures first ({} objects):",
-        audited.len()
-    );
-    println!(
-        "  {:<width$} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7}",
-        "POLICY", "CHECKED", "FAILING", "WARNING", "SKIPPED", "ERRORS", "MUTATE"
-    );
-    for (policy, t) in rows {
-        println!(
-            "  {:<width$} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7}",
-            policy, t.checked, t.failing, t.warning, t.skipped, t.errors, t.mutated
-        );
-    }
 }

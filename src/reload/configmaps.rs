@@ -41,7 +41,8 @@ use kube::{Api, Client};
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::{ConfigMapRef, Outcome, Slot, SourceKind, SourceUpdate, StatusSink, View};
+use super::source::{BundleSource, SourceId, SourceUpdate, View};
+use super::{ConfigMapRef, Outcome, Slot, StatusSink};
 use crate::metrics::Metrics;
 use regent_core::bundle::{self, BundleError, Entry, EntryKind};
 
@@ -68,9 +69,67 @@ pub fn resolve_namespace(flag: Option<&str>) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
+/// Bundle ConfigMaps (labelled `--bundle-selector`) in one namespace, with
+/// their staging: live, candidate, retired.
+#[derive(Clone)]
+pub struct ConfigMapSource {
+    client: Client,
+    namespace: String,
+    selector: String,
+}
+
+impl std::fmt::Debug for ConfigMapSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfigMapSource")
+            .field("namespace", &self.namespace)
+            .field("selector", &self.selector)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConfigMapSource {
+    /// Last in the composition: ConfigMaps override every other source.
+    pub const ID: SourceId = SourceId {
+        order: 1000,
+        kind: "configmaps",
+        candidate_for: None,
+    };
+
+    /// The ConfigMaps labelled `selector` in `namespace`.
+    pub fn new(client: Client, namespace: String, selector: String) -> Self {
+        Self {
+            client,
+            namespace,
+            selector,
+        }
+    }
+}
+
+impl BundleSource for ConfigMapSource {
+    fn id(&self) -> SourceId {
+        Self::ID
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "ConfigMaps labelled {} in {}",
+            self.selector, self.namespace
+        )
+    }
+
+    fn start(
+        self: Box<Self>,
+        updates: mpsc::Sender<SourceUpdate>,
+        metrics: Metrics,
+    ) -> anyhow::Result<()> {
+        spawn(self.client, self.namespace, self.selector, updates, metrics);
+        Ok(())
+    }
+}
+
 /// Starts the watcher; sends the assembled files after the initial list and
 /// after every change.
-pub fn spawn(
+fn spawn(
     client: Client,
     namespace: String,
     selector: String,
@@ -113,7 +172,7 @@ pub fn spawn(
                 Err(e) => {
                     metrics
                         .source_errors
-                        .with_label_values(&[SourceKind::ConfigMaps.as_str()])
+                        .with_label_values(&[ConfigMapSource::ID.as_str()])
                         .inc();
                     tracing::warn!(error = %e, "ConfigMap watch failed; retrying with backoff");
                     false
@@ -131,8 +190,9 @@ pub fn spawn(
                 set.iter().map(|cm| reference(cm, &namespace)).collect()
             };
             let update = SourceUpdate {
-                source: SourceKind::ConfigMaps,
+                source: ConfigMapSource::ID,
                 origin: origin.clone(),
+                root: None,
                 files: entries(&staged.live),
                 configmaps: refs(&staged.live),
                 candidate: staged.candidate.as_ref().map(|c| View {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
-use super::{SourceKind, SourceUpdate};
+use super::source::{BundleSource, SourceId, SourceUpdate};
 use crate::metrics::Metrics;
 use regent_core::bundle;
 
@@ -79,12 +79,67 @@ pub async fn debounced(events: &mut mpsc::UnboundedReceiver<()>) -> bool {
     }
 }
 
-/// Starts the directory source: sends the bundle now and after every change.
-/// `source` is [`SourceKind::Directory`], or
-/// [`SourceKind::CandidateDirectory`] for `--candidate-policies`.
-pub fn spawn(
+/// A watched directory of bundle files: one of `--policies` (live), or
+/// `--candidate-policies` (the candidate, standing for the live directories).
+#[derive(Debug, Clone)]
+pub struct DirectorySource {
     dir: PathBuf,
-    source: SourceKind,
+    id: SourceId,
+}
+
+impl DirectorySource {
+    /// The `index`-th `--policies` directory: after the embedded bundle, in
+    /// the order given.
+    pub fn live(dir: PathBuf, index: u8) -> Self {
+        Self {
+            dir,
+            id: SourceId {
+                order: 1 + u16::from(index),
+                kind: "directory",
+                candidate_for: None,
+            },
+        }
+    }
+
+    /// `--candidate-policies`: the candidate bundle's files in place of the
+    /// live directories'.
+    pub fn candidate(dir: PathBuf) -> Self {
+        Self {
+            dir,
+            id: SourceId {
+                order: 300,
+                kind: "candidate-directory",
+                candidate_for: Some("directory"),
+            },
+        }
+    }
+}
+
+impl BundleSource for DirectorySource {
+    fn id(&self) -> SourceId {
+        self.id
+    }
+
+    fn describe(&self) -> String {
+        format!("directory {}", self.dir.display())
+    }
+
+    fn start(
+        self: Box<Self>,
+        updates: mpsc::Sender<SourceUpdate>,
+        metrics: Metrics,
+    ) -> anyhow::Result<()> {
+        use anyhow::Context as _;
+        let dir = self.dir.clone();
+        spawn(self.dir, self.id, updates, metrics)
+            .with_context(|| format!("watching {}", dir.display()))
+    }
+}
+
+/// Starts the directory source: sends the bundle now and after every change.
+fn spawn(
+    dir: PathBuf,
+    source: SourceId,
     updates: mpsc::Sender<SourceUpdate>,
     metrics: Metrics,
 ) -> Result<(), notify::Error> {
@@ -121,6 +176,7 @@ pub fn spawn(
                 .send(SourceUpdate {
                     source,
                     origin: dir.display().to_string(),
+                    root: Some(dir.display().to_string()),
                     files: update,
                     configmaps: Vec::new(),
                     candidate: None,

@@ -20,8 +20,12 @@
 pub mod certs;
 pub mod configmaps;
 pub mod dir;
+pub mod embedded;
 pub mod inventory;
+pub mod source;
 pub mod sources;
+
+pub use source::{BundleSource, SourceId, SourceUpdate, View};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -30,33 +34,11 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 
 use crate::serve::state::Live;
-use regent_core::bundle::{BundleError, BundleFiles, Entry};
+use regent_core::bundle::{BundleError, BundleFiles};
 use regent_core::compose::{CompileError, CompileOptions, CompiledBundle};
 use regent_core::runtime::Limits;
 
 pub use crate::serve::state::ConfigMapRef;
-
-/// A bundle source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum SourceKind {
-    /// A watched directory (`--policies`, the n-th one given).
-    Directory(u8),
-    /// A watched directory holding the candidate bundle (`--candidate-policies`).
-    CandidateDirectory,
-    /// Labelled ConfigMaps (`--watch-configmaps`).
-    ConfigMaps,
-}
-
-impl SourceKind {
-    /// A label for metrics and logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Directory(_) => "directory",
-            Self::CandidateDirectory => "candidate-directory",
-            Self::ConfigMaps => "configmaps",
-        }
-    }
-}
 
 /// Which bundle a reload is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,32 +57,6 @@ impl Slot {
             Self::Candidate => "candidate",
         }
     }
-}
-
-/// What one source gives one bundle.
-#[derive(Debug)]
-pub struct View {
-    /// Its files, or why they could not be read.
-    pub files: Result<Vec<Entry>, BundleError>,
-    /// The ConfigMaps behind them whose status this bundle reports.
-    pub configmaps: Vec<ConfigMapRef>,
-}
-
-/// The current files of one source.
-#[derive(Debug)]
-pub struct SourceUpdate {
-    /// Which source.
-    pub source: SourceKind,
-    /// Human-readable origin ("directory /etc/regent/policies", "ConfigMaps in regent-system").
-    pub origin: String,
-    /// Its files, or why they could not be read.
-    pub files: Result<Vec<Entry>, BundleError>,
-    /// The ConfigMaps behind it (ConfigMap source only).
-    pub configmaps: Vec<ConfigMapRef>,
-    /// Its part of the candidate bundle when that differs from `files`: the
-    /// ConfigMap source while candidate ConfigMaps exist (their
-    /// ConfigMaps only in `configmaps`). `None`: no candidate here.
-    pub candidate: Option<View>,
 }
 
 /// Why a revision was not taken.
@@ -150,8 +106,6 @@ pub trait StatusSink: Send + Sync {
 /// Reload settings.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ReloadOptions {
-    /// Compose the embedded default bundle under the sources.
-    pub with_default_bundle: bool,
     /// Run the bundle's `test_*` rules and reject it if any fails.
     pub require_tests: bool,
     /// The limits of every evaluation while a bundle is compiled, warmed and
@@ -164,8 +118,8 @@ pub struct ReloadOptions {
 pub struct Reloader {
     live: Arc<Live>,
     options: ReloadOptions,
-    expected: Vec<SourceKind>,
-    latest: BTreeMap<SourceKind, SourceUpdate>,
+    expected: Vec<SourceId>,
+    latest: BTreeMap<SourceId, SourceUpdate>,
     last_attempted: Option<String>,
     last_candidate: Option<String>,
     reporter: Option<Arc<dyn StatusSink>>,
@@ -173,7 +127,7 @@ pub struct Reloader {
 
 impl Reloader {
     /// A reloader that waits for every source in `expected` before its first bundle.
-    pub fn new(live: Arc<Live>, options: ReloadOptions, expected: Vec<SourceKind>) -> Self {
+    pub fn new(live: Arc<Live>, options: ReloadOptions, expected: Vec<SourceId>) -> Self {
         Self {
             live,
             options,
@@ -211,11 +165,7 @@ impl Reloader {
     pub async fn apply(&mut self) {
         // Without a live source (the embedded bundle is live, a candidate
         // directory is watched) only the candidate is reloaded.
-        if self
-            .latest
-            .keys()
-            .any(|k| *k != SourceKind::CandidateDirectory)
-        {
+        if self.latest.keys().any(|k| k.candidate_for.is_none()) {
             let (files, configmaps) = self.assemble(Slot::Live);
             self.attempt(Slot::Live, files, configmaps).await;
         }
@@ -232,7 +182,7 @@ impl Reloader {
 
     /// Whether any source holds a candidate.
     fn has_candidate(&self) -> bool {
-        self.latest.contains_key(&SourceKind::CandidateDirectory)
+        self.latest.keys().any(|k| k.candidate_for.is_some())
             || self.latest.values().any(|u| u.candidate.is_some())
     }
 
@@ -387,25 +337,18 @@ impl Reloader {
     /// candidate directory instead of the live one, and the ConfigMap
     /// source's candidate view.
     fn assemble(&self, slot: Slot) -> (Result<BundleFiles, ReloadError>, Vec<ConfigMapRef>) {
-        let candidate_dir = self.latest.contains_key(&SourceKind::CandidateDirectory);
+        // The kinds of source a candidate-only source stands for.
+        let replaced: Vec<&str> = self.latest.keys().filter_map(|k| k.candidate_for).collect();
         let mut layers = Vec::new();
-        if self.options.with_default_bundle {
-            match BundleFiles::embedded() {
-                Ok(files) => layers.push(files),
-                Err(e) => return (Err(e.into()), Vec::new()),
-            }
-        }
         let mut configmaps = Vec::new();
-        // Sources in order: the directories as given, then ConfigMaps; each
-        // is one bundle of the composition.
+        // Sources in their order: each is one bundle of the composition.
         for update in self.latest.values() {
-            let view = match (slot, update.source) {
-                (Slot::Live, SourceKind::CandidateDirectory) => continue,
-                (Slot::Candidate, SourceKind::Directory(_)) if candidate_dir => continue,
-                (Slot::Candidate, _) => {
-                    update.candidate.as_ref().map(|v| (&v.files, &v.configmaps))
-                }
-                (Slot::Live, _) => None,
+            let id = update.source;
+            let view = match slot {
+                Slot::Live if id.candidate_for.is_some() => continue,
+                Slot::Live => None,
+                Slot::Candidate if replaced.contains(&id.kind) => continue,
+                Slot::Candidate => update.candidate.as_ref().map(|v| (&v.files, &v.configmaps)),
             };
             let (files, cms) = view.unwrap_or((&update.files, &update.configmaps));
             if slot == Slot::Live || update.candidate.is_some() {
@@ -414,19 +357,14 @@ impl Reloader {
             match files {
                 Ok(files) => match BundleFiles::from_entries(&update.origin, files.clone()) {
                     Ok(mut b) => {
-                        if matches!(
-                            update.source,
-                            SourceKind::Directory(_) | SourceKind::CandidateDirectory
-                        ) {
-                            b.root = Some(update.origin.clone());
-                        }
+                        b.root = update.root.clone();
                         layers.push(b)
                     }
                     Err(e) => return (Err(e.into()), configmaps),
                 },
                 Err(e) => {
                     let error = ReloadError::Source {
-                        kind: update.source.as_str(),
+                        kind: id.as_str(),
                         message: e.to_string(),
                     };
                     return (Err(error), configmaps);

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use tokio::sync::mpsc;
 
-use super::{configmaps, ReloadOptions, Reloader, SourceKind};
+use super::dir::DirectorySource;
+use super::source::BundleSource;
+use super::{configmaps, ReloadOptions, Reloader};
 use crate::serve::state::Live;
 use regent_core::compose::CompileOptions;
 use regent_core::runtime::Limits;
@@ -149,52 +151,22 @@ pub async fn start(
         // A candidate next to the embedded bundle: the reloader only keeps
         // the candidate.
     }
-    let (tx, rx) = mpsc::channel(16);
-    let mut expected = Vec::new();
-    let options = ReloadOptions {
-        with_default_bundle: *with_default_bundle,
-        require_tests: *reload_require_tests,
-        limits,
-    };
+    // Every source of this process, in the order of the composition; the
+    // reloader waits for each before its first bundle.
+    let mut sources: Vec<Box<dyn BundleSource>> = Vec::new();
     let mut reporter = None;
+    if *with_default_bundle {
+        sources.push(Box::new(super::embedded::EmbeddedSource));
+    }
     if policies.len() > usize::from(u8::MAX) {
         anyhow::bail!("--policies: at most {} directories", u8::MAX);
     }
     for (i, dir) in policies.iter().enumerate() {
-        let kind = SourceKind::Directory(u8::try_from(i).unwrap_or(u8::MAX));
-        super::dir::spawn(dir.clone(), kind, tx.clone(), metrics.clone())
-            .with_context(|| format!("watching {}", dir.display()))?;
-        expected.push(kind);
-    }
-    let mut composed: Vec<String> = Vec::new();
-    if *with_default_bundle {
-        composed.push("the embedded default bundle".to_string());
-    }
-    composed.extend(
-        policies
-            .iter()
-            .map(|d| format!("directory {}", d.display())),
-    );
-    if *watch_configmaps {
-        composed.push("bundle ConfigMaps".to_string());
-    }
-    if *with_default_bundle {
-        tracing::info!(bundles = %composed.join(" + "), "serving a composition of bundles, later ones overriding the data of earlier ones");
-    } else {
-        tracing::info!(
-            bundles = %composed.join(" + "),
-            "serving these bundles only: the default bundle's policies are not included (add --with-default-bundle to compose them underneath)"
-        );
+        let index = u8::try_from(i).unwrap_or(u8::MAX);
+        sources.push(Box::new(DirectorySource::live(dir.clone(), index)));
     }
     if let Some(dir) = candidate_policies {
-        super::dir::spawn(
-            dir.clone(),
-            SourceKind::CandidateDirectory,
-            tx.clone(),
-            metrics.clone(),
-        )
-        .with_context(|| format!("watching {}", dir.display()))?;
-        expected.push(SourceKind::CandidateDirectory);
+        sources.push(Box::new(DirectorySource::candidate(dir.clone())));
     }
     if *watch_configmaps {
         let ns = configmaps::resolve_namespace(namespace.as_deref())
@@ -210,20 +182,42 @@ pub async fn start(
             .or_else(|| std::env::var("HOSTNAME").ok())
             .unwrap_or_else(|| "regent".to_string());
         tracing::info!(namespace = %ns, selector = %bundle_selector, pod = %pod, "watching bundle ConfigMaps");
-        configmaps::spawn(
+        sources.push(Box::new(configmaps::ConfigMapSource::new(
             client.clone(),
             ns,
             bundle_selector.clone(),
-            tx.clone(),
-            metrics.clone(),
-        );
+        )));
         reporter = Some(configmaps::StatusReporter::new(
             client,
             pod,
             metrics.clone(),
         ));
-        expected.push(SourceKind::ConfigMaps);
     }
+    sources.sort_by_key(|s| s.id());
+    let composed: Vec<String> = sources
+        .iter()
+        .filter(|s| s.id().candidate_for.is_none())
+        .map(|s| s.describe())
+        .collect();
+    if composed.is_empty() {
+        // Only a candidate next to the embedded bundle, installed above.
+    } else if *with_default_bundle {
+        tracing::info!(bundles = %composed.join(" + "), "serving a composition of bundles, later ones overriding the data of earlier ones");
+    } else {
+        tracing::info!(
+            bundles = %composed.join(" + "),
+            "serving these bundles only: the default bundle's policies are not included (add --with-default-bundle to compose them underneath)"
+        );
+    }
+    let (tx, rx) = mpsc::channel(16);
+    let expected = sources.iter().map(|s| s.id()).collect();
+    for source in sources {
+        source.start(tx.clone(), metrics.clone())?;
+    }
+    let options = ReloadOptions {
+        require_tests: *reload_require_tests,
+        limits,
+    };
     drop(tx);
     let mut reloader = Reloader::new(live.clone(), options, expected);
     if let Some(r) = reporter {
