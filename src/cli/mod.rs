@@ -10,6 +10,7 @@ mod common;
 mod diff;
 mod eval;
 mod inputs;
+mod promote;
 mod serve;
 mod test;
 mod verify;
@@ -70,7 +71,7 @@ pub enum Command {
     /// Audit objects as they are (files, or the cluster with --cluster) and report what fails.
     Audit(Box<audit::AuditArgs>),
     /// Make the candidate bundle live: relabel its ConfigMaps (after compiling it).
-    Promote(Box<crate::rollout::promote::PromoteArgs>),
+    Promote(Box<promote::PromoteArgs>),
     /// Work with bundles: `regent bundle export DIR` writes the embedded default bundle.
     Bundle(bundle::BundleCommand),
 }

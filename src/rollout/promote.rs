@@ -1,4 +1,4 @@
-//! `regent promote`: makes the candidate bundle live by relabelling its
+//! Promotion: makes the candidate bundle live by relabelling its
 //! ConfigMaps through the API, the operator's act and never automatic.
 //!
 //! First it compiles the candidate exactly as the webhook would (the same
@@ -14,48 +14,48 @@ use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::json;
 
-use crate::cli::{LimitArgs, EXIT_FAILED, EXIT_OK, EXIT_USAGE};
 use crate::reload::configmaps::{
     self, stages, CANDIDATE_IMPACT_ANNOTATION, REPLACES_ANNOTATION, STAGE_LABEL,
 };
 use regent_core::bundle::BundleFiles;
 use regent_core::compose::{CompileOptions, CompiledBundle};
+use regent_core::runtime::Limits;
 
-/// Arguments of `regent promote`.
-#[derive(Debug, clap::Args)]
-pub struct PromoteArgs {
+/// What to promote, and how.
+#[derive(Debug, Clone)]
+pub struct Promotion {
     /// The webhook's namespace (default: POD_NAMESPACE, else the service account's).
-    #[arg(long, short = 'n', env = "REGENT_NAMESPACE")]
     pub namespace: Option<String>,
     /// Label selector of bundle ConfigMaps (as the webhook's --bundle-selector).
-    #[arg(
-        long,
-        env = "REGENT_BUNDLE_SELECTOR",
-        default_value = "regent.dev/bundle"
-    )]
     pub bundle_selector: String,
-    /// The webhook layers the embedded default bundle under its sources
-    /// (as its --with-default-bundle); compile the candidate the same way.
-    #[arg(long, env = "REGENT_WITH_DEFAULT_BUNDLE")]
+    /// Compile the candidate over the embedded default bundle, as the
+    /// webhook does with --with-default-bundle.
     pub with_default_bundle: bool,
     /// Print what would change and change nothing.
-    #[arg(long)]
     pub dry_run: bool,
-    /// Promote even a candidate that does not compile here (the webhook
-    /// will reject it and keep serving the current bundle).
-    #[arg(long)]
+    /// Promote even a candidate that does not compile here.
     pub force: bool,
     /// Evaluation limits of the warm-up compile.
-    #[command(flatten)]
-    pub limits: LimitArgs,
+    pub limits: Limits,
 }
 
-impl PromoteArgs {
-    /// Runs the command.
-    pub async fn run(self) -> anyhow::Result<u8> {
+/// How a promotion ended (the command's exit code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Promoted {
+    /// Relabelled (or, with `dry_run`, would be).
+    Done,
+    /// The candidate does not compile; nothing changed.
+    DoesNotCompile,
+    /// No namespace, or no candidate in it.
+    NothingToPromote,
+}
+
+impl Promotion {
+    /// Promotes the candidate: compiles it, then relabels its ConfigMaps.
+    pub async fn run(self) -> anyhow::Result<Promoted> {
         let Some(namespace) = configmaps::resolve_namespace(self.namespace.as_deref()) else {
             eprintln!("error: no namespace: pass --namespace or set POD_NAMESPACE");
-            return Ok(EXIT_USAGE);
+            return Ok(Promoted::NothingToPromote);
         };
         let client = Client::try_default()
             .await
@@ -75,7 +75,7 @@ impl PromoteArgs {
                 "error: no candidate in {namespace}: no ConfigMap labelled {} and {STAGE_LABEL}=candidate",
                 self.bundle_selector
             );
-            return Ok(EXIT_USAGE);
+            return Ok(Promoted::NothingToPromote);
         };
         let names = |set: &[&ConfigMap]| -> Vec<String> {
             set.iter()
@@ -101,7 +101,7 @@ impl PromoteArgs {
                 CompiledBundle::compile(
                     &files,
                     CompileOptions {
-                        limits: self.limits.limits(),
+                        limits: self.limits,
                         ..CompileOptions::default()
                     },
                 )
@@ -119,7 +119,7 @@ impl PromoteArgs {
             ),
             Err(e) => {
                 eprintln!("error: the candidate does not compile, nothing promoted: {e}");
-                return Ok(EXIT_FAILED);
+                return Ok(Promoted::DoesNotCompile);
             }
         }
         for cm in &candidate.candidates {
@@ -152,7 +152,7 @@ impl PromoteArgs {
             }
             println!("{verb} ConfigMap {namespace}/{name} {STAGE_LABEL}=retired (replaced through {REPLACES_ANNOTATION})");
         }
-        Ok(EXIT_OK)
+        Ok(Promoted::Done)
     }
 }
 
