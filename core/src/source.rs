@@ -8,7 +8,7 @@
 /// `oldObject` (what it was before), which a stored object does not have.
 /// Found by reading the source for those names, comments aside; a policy
 /// that reaches them only through a helper package it does not declare
-/// itself is not seen (README, *Audit*).
+/// itself is not seen (docs/audit.md).
 pub fn audit_skip_reason(source: &str) -> Option<String> {
     let code: String = source
         .lines()
