@@ -16,6 +16,8 @@
 //!   ([`audit::sink::ReportSink`]: the Kubernetes API, or files and stdout);
 //! - [`rollout`]: candidate bundles: shadow evaluation, the background
 //!   scheduling it runs under, the candidate's audit, promotion;
+//! - [`exceptions`]: policy exceptions from files and the cluster, kept
+//!   current and validated against the live bundle;
 //! - [`cli`]: the commands.
 //!
 //! Around them: metrics ([`metrics`]) and the process allocator's options
@@ -24,6 +26,7 @@
 pub mod allocator;
 pub mod audit;
 pub mod cli;
+pub mod exceptions;
 pub mod metrics;
 pub mod reload;
 pub mod rollout;

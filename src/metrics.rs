@@ -3,8 +3,8 @@
 //! (only the kinds regent knows, else `other`), operation, decision, policy.
 
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 use regent_core::compose::decision::{Decision, Verdict};
@@ -61,6 +61,8 @@ pub struct Metrics {
     pub audit: AuditMetrics,
     /// The candidate bundle's metrics (shadow evaluation).
     pub candidate: CandidateMetrics,
+    /// Policy exceptions.
+    pub exceptions: ExceptionMetrics,
 }
 
 /// Metrics of the candidate bundle: its reloads and what its shadow
@@ -85,6 +87,56 @@ pub struct CandidateMetrics {
     /// `regent_audit_candidate_objects{policy,change}`: audited objects the
     /// candidate currently judges differently (audit process).
     pub audit_objects: IntGaugeVec,
+}
+
+/// Metrics of policy exceptions.
+#[derive(Debug, Clone)]
+pub struct ExceptionMetrics {
+    /// `regent_exceptions{status}`: exceptions loaded, by status (`valid`,
+    /// `expired`, `invalid`).
+    pub loaded: IntGaugeVec,
+    /// `regent_exception_expiry_timestamp_seconds{exception}`: when each
+    /// valid exception (`namespace/name`) ends, to alert on.
+    pub expiry: GaugeVec,
+    /// `regent_exceptions_applied_total{policy}`: violations an exception
+    /// covered, by policy.
+    pub applied: IntCounterVec,
+}
+
+impl ExceptionMetrics {
+    fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let m = Self {
+            loaded: IntGaugeVec::new(
+                Opts::new("regent_exceptions", "Policy exceptions loaded, by status (valid, expired, invalid)."),
+                &["status"],
+            )?,
+            expiry: GaugeVec::new(
+                Opts::new(
+                    "regent_exception_expiry_timestamp_seconds",
+                    "When each valid policy exception ends (seconds since the epoch), by exception (namespace/name).",
+                ),
+                &["exception"],
+            )?,
+            applied: IntCounterVec::new(
+                Opts::new(
+                    "regent_exceptions_applied_total",
+                    "Violations a policy exception covered (admitted, or warned instead), by policy.",
+                ),
+                &["policy"],
+            )?,
+        };
+        for c in [
+            Box::new(m.loaded.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(m.expiry.clone()),
+            Box::new(m.applied.clone()),
+        ] {
+            registry.register(c)?;
+        }
+        for status in ["valid", "expired", "invalid"] {
+            m.loaded.with_label_values(&[status]).set(0);
+        }
+        Ok(m)
+    }
 }
 
 impl CandidateMetrics {
@@ -450,6 +502,7 @@ impl Metrics {
             connections_closed,
             audit: AuditMetrics::new(&registry)?,
             candidate: CandidateMetrics::new(&registry)?,
+            exceptions: ExceptionMetrics::new(&registry)?,
             registry,
         })
     }
@@ -499,6 +552,12 @@ impl Metrics {
         }
         for p in &decision.mutated_by {
             self.policy_mutations.with_label_values(&[p]).inc();
+        }
+        for e in &decision.excepted {
+            self.exceptions
+                .applied
+                .with_label_values(&[&e.policy])
+                .inc();
         }
         for e in &decision.policy_errors {
             self.policy_errors

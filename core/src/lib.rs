@@ -26,6 +26,7 @@
 pub mod bundle;
 pub mod compose;
 pub mod diff;
+pub mod exceptions;
 pub mod gatekeeper;
 pub mod mutation;
 pub mod native;

@@ -51,6 +51,11 @@ pub struct Violation {
     /// How to fix it, when the policy said.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fix: Option<String>,
+    /// The control of the policy it belongs to, when the policy has
+    /// controls (`host_ports` of `pod_security`): an exception may name
+    /// one control (`pod_security/host_ports`) rather than the policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub control: Option<String>,
 }
 
 impl Violation {
@@ -191,6 +196,10 @@ pub struct AuditResult {
     /// What the policy is about.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub category: Option<String>,
+    /// More about the result, as a report's `properties` (the exception
+    /// that covers a violation: `exception`, `owner`, `expires`).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub properties: std::collections::BTreeMap<String, String>,
 }
 
 fn enforcement_name<S: serde::Serializer>(e: &Enforcement, s: S) -> Result<S::Ok, S::Error> {

@@ -71,6 +71,10 @@ pub struct ClusterArgs {
     /// Bundle sources, as for `regent serve`.
     #[command(flatten)]
     pub sources: SourceArgs,
+    /// Policy exceptions, as for `regent serve` (`--exceptions` also
+    /// applies to the offline audit).
+    #[command(flatten)]
+    pub exceptions: crate::exceptions::ExceptionArgs,
     /// Audit every object again this often (besides every watch event and
     /// every bundle change); 0 for never.
     #[arg(long, env = "REGENT_AUDIT_INTERVAL", default_value = "1h", value_parser = regent_core::units::parse_duration)]
@@ -200,6 +204,13 @@ pub async fn run(
             tracing::error!(error = %e, "admin server failed");
         }
     });
+    crate::exceptions::start(
+        &live,
+        &args.exceptions,
+        args.sources.namespace.as_deref(),
+        false,
+    )
+    .await?;
     crate::reload::sources::start(&live, policies, &args.sources, limits).await?;
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -379,6 +390,7 @@ async fn lead(ctx: Arc<Ctx>) {
     };
     let mut revisions = ctx.live.subscribe();
     let mut candidates = ctx.live.subscribe_candidate();
+    let mut exceptions = ctx.live.exceptions().subscribe();
     let mut first = true;
     loop {
         let bundle = loop {
@@ -390,6 +402,8 @@ async fn lead(ctx: Arc<Ctx>) {
             }
         };
         revisions.borrow_and_update();
+        // A bundle swap also revalidates the exceptions: one scan for both.
+        exceptions.borrow_and_update();
         let discovery = loop {
             match kube::discovery::Discovery::new(ctx.client.clone())
                 .run()
@@ -458,6 +472,11 @@ async fn lead(ctx: Arc<Ctx>) {
                 } else {
                     tracing::info!(candidate = ?revision, "candidate bundle changed: auditing every object again");
                 }
+            }
+            changed = exceptions.changed() => {
+                if changed.is_err() { break; }
+                exceptions.borrow_and_update();
+                tracing::info!("policy exceptions changed (or one ended): auditing every object again");
             }
             _ = again => tracing::info!("auditing every object again"),
         }
@@ -699,6 +718,12 @@ fn evaluate(state: &ScanState, kind: &AuditKind, batch: Vec<(DynamicObject, bool
         }
     }
     let now = unix_now() as i64;
+    let exception_set = ctx.live.exceptions().current();
+    let excepted = regent_core::compose::Exceptions {
+        set: &exception_set,
+        help: None,
+        now: regent_core::exceptions::now(),
+    };
     for (object, deleted) in batch {
         let Some(uid) = object.metadata.uid.clone() else {
             continue;
@@ -726,7 +751,9 @@ fn evaluate(state: &ScanState, kind: &AuditKind, batch: Vec<(DynamicObject, bool
         let Some(subject) = Subject::of(&json) else {
             continue;
         };
-        let mut results = state.bundle.audit(&json, &inventory, ctx.limits);
+        let mut results = state
+            .bundle
+            .audit_with(&json, &inventory, &excepted, ctx.limits);
         report::sort(&mut results);
         if let Some(c) = &candidate {
             let theirs = c.bundle.audit(&json, &inventory, ctx.limits);

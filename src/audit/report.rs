@@ -291,6 +291,9 @@ pub fn build(
             if r.result == AuditOutcome::Mutate {
                 properties.insert("mutation".into(), json!("would-mutate"));
             }
+            for (k, v) in &r.properties {
+                properties.insert(k.clone(), json!(v));
+            }
             properties.insert("bundle-revision".into(), json!(revision));
             properties.insert(
                 "resultID".into(),
@@ -401,6 +404,7 @@ mod tests {
             path: None,
             severity: Some(Severity::High),
             category: Some("Pod Security".into()),
+            properties: Default::default(),
         }
     }
 

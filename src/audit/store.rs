@@ -398,6 +398,7 @@ mod tests {
             path: None,
             severity: None,
             category: None,
+            properties: Default::default(),
         }]
     }
 

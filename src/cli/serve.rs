@@ -44,6 +44,9 @@ pub struct ServeArgs {
     /// Decision settings.
     #[command(flatten)]
     pub decide: DecideArgs,
+    /// Policy exceptions: sources and governance.
+    #[command(flatten)]
+    pub exceptions: crate::exceptions::ExceptionArgs,
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "REGENT_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
@@ -152,6 +155,7 @@ impl ServeArgs {
             policies,
             sources,
             decide,
+            exceptions,
             max_body_bytes,
             shadow_workers,
             shadow_queue,
@@ -194,6 +198,7 @@ impl ServeArgs {
             .with_context(|| format!("binding {admin_addr}"))?;
         tracing::info!(addr = %listener.local_addr()?, admin = %admin_listener.local_addr()?, "listening");
 
+        crate::exceptions::start(&live, &exceptions, sources.namespace.as_deref(), true).await?;
         reload::sources::start(&live, policies, &sources, decide.limits.limits()).await?;
         if let (Some(cert), Some(key)) = (&tls.tls_cert, &tls.tls_key) {
             reload::certs::spawn(cert.clone(), key.clone(), resolver, metrics.clone())

@@ -18,7 +18,8 @@ use axum::Router;
 use crate::rollout::shadow::{Job, Shadow};
 use crate::serve::state::Live;
 use regent_core::compose::decision::{self, DecideOptions, Decision, Verdict, Webhook};
-use regent_core::compose::Load;
+use regent_core::compose::{except, Exceptions, Load};
+use regent_core::exceptions;
 use regent_core::native::policy::Enforcement;
 use regent_core::review::{self, Response, Review};
 
@@ -225,9 +226,29 @@ fn decide(
     let Some(bundle) = state.live.bundle() else {
         return decision::no_bundle(&review.meta.uid, options);
     };
+    let registry = state.live.exceptions();
     match webhook {
+        Webhook::Validate if except::is_exception_review(review) => except::decide_exception(
+            review,
+            &registry.governance(),
+            &registry.catalogue(),
+            exceptions::now(),
+        ),
         Webhook::Validate => {
-            decision::validate_with_inventory(&bundle, review, options, &state.live.inventory())
+            let set = registry.current();
+            let help = registry.help();
+            let exceptions = Exceptions {
+                set: &set,
+                help: help.as_deref(),
+                now: exceptions::now(),
+            };
+            decision::validate_in(
+                &bundle,
+                review,
+                options,
+                &state.live.inventory(),
+                &exceptions,
+            )
         }
         Webhook::Mutate => {
             decision::mutate_with_inventory(&bundle, review, options, &state.live.inventory())
@@ -260,6 +281,13 @@ fn log(review: &Review, webhook: Webhook, decision: &Decision, took: Duration) {
             operation = %m.operation, decision = decision.verdict.as_str(), denied_by = ?denied_by,
             mutated_by = ?decision.mutated_by, took_us = took.as_micros() as u64, "admission decided"
         ),
+    }
+    for e in &decision.excepted {
+        tracing::info!(
+            webhook = webhook.as_str(), uid = %m.uid, kind = %m.kind, namespace = %m.namespace, name = %m.name,
+            policy = %e.policy, exception = %e.exception, owner = %e.owner, until = %e.until,
+            "violation covered by a policy exception"
+        );
     }
     for e in &decision.policy_errors {
         tracing::warn!(

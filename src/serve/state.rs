@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 
+use crate::exceptions::Registry;
 use crate::metrics::Metrics;
 use regent_core::compose::CompiledBundle;
 
@@ -56,6 +57,8 @@ pub struct Live {
     /// The live revision, for tasks that act when it changes.
     revision: tokio::sync::watch::Sender<Option<String>>,
     metrics: Metrics,
+    /// The policy exceptions in force.
+    exceptions: Arc<Registry>,
 }
 
 impl Live {
@@ -70,8 +73,14 @@ impl Live {
             waiting: ArcSwap::from_pointee("waiting for the first policy bundle".to_string()),
             gate: ArcSwapOption::empty(),
             revision: tokio::sync::watch::Sender::new(None),
+            exceptions: Arc::new(Registry::new(metrics.clone())),
             metrics,
         })
+    }
+
+    /// The policy exceptions.
+    pub fn exceptions(&self) -> &Arc<Registry> {
+        &self.exceptions
     }
 
     /// The bundle to decide a request with. A request keeps the `Arc` it got
@@ -99,6 +108,8 @@ impl Live {
             tracing::warn!(revision = bundle.revision(), %warning, "policy bundle warning");
         }
         let revision = bundle.revision().to_string();
+        // Exceptions are validated against the policies of the bundle served.
+        self.exceptions.set_catalogue(bundle.catalogue());
         self.bundle.store(Some(Arc::new(bundle)));
         self.revision.send_replace(Some(revision));
     }

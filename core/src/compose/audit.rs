@@ -5,9 +5,11 @@
 
 use regorus::Value;
 
-use super::CompiledBundle;
+use super::{CompiledBundle, Excepted, Exceptions};
+use crate::exceptions::{ExceptionSet, Target};
 use crate::gatekeeper;
 use crate::native::Audited;
+use crate::outcome::Violation;
 use crate::outcome::{AuditOutcome, AuditResult};
 use crate::runtime::Limits;
 
@@ -59,6 +61,71 @@ impl CompiledBundle {
         inventory: &Value,
         limits: Limits,
     ) -> Vec<AuditResult> {
+        let none = ExceptionSet::empty();
+        let exceptions = Exceptions {
+            set: &none,
+            help: None,
+            now: 0,
+        };
+        self.audit_with(object, inventory, &exceptions, limits)
+    }
+
+    /// [`CompiledBundle::audit`], with policy exceptions: a violation an
+    /// exception in force covers is a `skip` result naming it (properties
+    /// `exception`, `owner`, `expires`), not a failure.
+    pub fn audit_with(
+        &self,
+        object: &serde_json::Value,
+        inventory: &Value,
+        exceptions: &Exceptions<'_>,
+        limits: Limits,
+    ) -> Vec<AuditResult> {
+        let meta = &object["metadata"];
+        let name = meta["name"]
+            .as_str()
+            .map(str::to_string)
+            .or_else(|| meta["generateName"].as_str().map(|g| format!("{g}*")))
+            .unwrap_or_default();
+        let target = Target {
+            kind: object["kind"].as_str().unwrap_or_default(),
+            name: &name,
+            namespace: meta["namespace"].as_str().unwrap_or_default(),
+            object,
+        };
+        // A violation an exception covers: a skip naming the exception.
+        let excepted = |reference: &str, v: &Violation, policy: &str, gatekeeper: bool| {
+            let key = v.control.as_ref().map(|c| format!("{reference}/{c}"));
+            let covered = key
+                .as_deref()
+                .and_then(|k| {
+                    exceptions
+                        .set
+                        .covering(k, v.path.as_deref(), &target, exceptions.now)
+                })
+                .or_else(|| {
+                    exceptions
+                        .set
+                        .covering(reference, v.path.as_deref(), &target, exceptions.now)
+                })?;
+            let e = covered.exception;
+            let line = Excepted {
+                policy: policy.to_string(),
+                enforcement: crate::outcome::Enforcement::Deny,
+                exception: e.id(),
+                owner: e.owner.clone(),
+                until: e.until(),
+                expires: e.expires_text.clone(),
+                ending_in_days: covered.ending_in_days,
+                violation: v.clone(),
+                gatekeeper,
+            }
+            .line();
+            let mut properties = std::collections::BTreeMap::new();
+            properties.insert("exception".to_string(), e.id());
+            properties.insert("owner".to_string(), e.owner.clone());
+            properties.insert("expires".to_string(), e.expires_text.clone());
+            Some((line, properties))
+        };
         let mut out = Vec::new();
         let json = object;
         let review = audit_review(json);
@@ -78,6 +145,7 @@ impl CompiledBundle {
                 path,
                 severity: policy.severity,
                 category: policy.category.clone(),
+                properties: Default::default(),
             };
             match found {
                 Ok(violations) if violations.is_empty() => {
@@ -88,7 +156,14 @@ impl CompiledBundle {
                     violations.dedup();
                     let outcome = failing(policy.enforcement);
                     for v in violations {
-                        out.push(result(outcome, v.line(&policy.name), v.path.clone()));
+                        match excepted(&policy.name, &v, &policy.name, false) {
+                            Some((line, properties)) => {
+                                let mut r = result(AuditOutcome::Skip, line, v.path.clone());
+                                r.properties = properties;
+                                out.push(r);
+                            }
+                            None => out.push(result(outcome, v.line(&policy.name), v.path.clone())),
+                        }
                     }
                 }
                 Err((outcome, why)) => out.push(result(outcome, why, None)),
@@ -130,6 +205,7 @@ impl CompiledBundle {
                 path: None,
                 severity,
                 category,
+                properties: Default::default(),
             }
         };
         for c in &reviewed.checked {
@@ -150,11 +226,25 @@ impl CompiledBundle {
             messages.sort();
             messages.dedup();
             for m in messages {
-                out.push(result(
-                    c,
-                    failing(c.enforcement),
-                    format!("[{}] {m}", c.constraint),
-                ));
+                let v = Violation {
+                    path: None,
+                    msg: m.clone(),
+                    fix: None,
+                    control: None,
+                };
+                let reference = format!("{}/{}", c.kind, c.constraint);
+                match excepted(&reference, &v, &c.constraint, true) {
+                    Some((line, properties)) => {
+                        let mut r = result(c, AuditOutcome::Skip, line);
+                        r.properties = properties;
+                        out.push(r);
+                    }
+                    None => out.push(result(
+                        c,
+                        failing(c.enforcement),
+                        format!("[{}] {m}", c.constraint),
+                    )),
+                }
             }
         }
         for (c, why) in &reviewed.skipped {
@@ -189,6 +279,7 @@ impl CompiledBundle {
             path: None,
             severity: None,
             category: None,
+            properties: Default::default(),
         };
         match self.mutate_as(review, inventory, limits.start(), Some(""), true) {
             Ok(outcome) => {

@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub use crate::compose::validate::PolicyError;
-use crate::compose::{CompiledBundle, Fired, Load, Validation};
+use crate::compose::{CompiledBundle, Excepted, Exceptions, Fired, Load, Validation};
+use crate::exceptions::ExceptionSet;
 use crate::native::policy::Enforcement;
 use crate::outcome::{error_line, EvalError, Violation};
 use crate::review::{Response, Review};
@@ -149,6 +150,9 @@ pub struct Decision {
     pub error: Option<EvalError>,
     /// Policies whose own evaluation failed while the others decided.
     pub policy_errors: Vec<PolicyError>,
+    /// Violations that policy exceptions cover (shown as warnings, never
+    /// denying).
+    pub excepted: Vec<Excepted>,
 }
 
 /// Decides a validating review with no referential data.
@@ -169,17 +173,37 @@ pub fn validate_with_inventory(
     options: &DecideOptions,
     inventory: &regorus::Value,
 ) -> Decision {
+    let none = ExceptionSet::empty();
+    let exceptions = Exceptions {
+        set: &none,
+        help: None,
+        now: 0,
+    };
+    validate_in(bundle, review, options, inventory, &exceptions)
+}
+
+/// [`validate_with_inventory`], with policy exceptions: a violation an
+/// exception in force covers does not deny or warn; it is a warning naming
+/// the exception, its owner and its end.
+pub fn validate_in(
+    bundle: &CompiledBundle,
+    review: &Review,
+    options: &DecideOptions,
+    inventory: &regorus::Value,
+    exceptions: &Exceptions<'_>,
+) -> Decision {
     let uid = &review.meta.uid;
     // One budget for the request, whatever kinds of policy it meets.
     let budget = options.limits().start();
     let Validation {
         evaluated,
-        fired,
+        mut fired,
         errors: policy_errors,
     } = match bundle.validate(&review.input, inventory, budget, options.load) {
         Ok(v) => v,
         Err(e) => return failed(Some(bundle.revision()), uid, e, options),
     };
+    let excepted = crate::compose::except::apply(&mut fired, &review.input, exceptions);
     let lines = |enforcement: Enforcement| -> Vec<String> {
         let mut out: Vec<String> = fired
             .iter()
@@ -204,22 +228,44 @@ pub fn validate_with_inventory(
             _ => {}
         }
     }
-    let warnings: Vec<String> = warnings
+    let mut warnings: Vec<String> = warnings
         .iter()
         .map(|w| truncate(w, MAX_WARNING_CHARS))
         .collect();
+    warnings.extend(excepted_lines(&excepted));
     let mut response = if denials.is_empty() {
         Response::allow(uid)
     } else {
-        Response::refuse(
-            uid,
-            403,
-            "Forbidden",
-            denial_message(&review.meta.describe(), &denials),
-        )
+        let mut message = denial_message(&review.meta.describe(), &denials);
+        if let Some(help) = exceptions.help {
+            let mut may: Vec<&str> = fired
+                .iter()
+                .filter(|f| {
+                    f.enforcement == Enforcement::Deny && bundle.allows_exceptions(&f.policy)
+                })
+                .map(|f| f.policy.as_str())
+                .collect();
+            may.sort();
+            may.dedup();
+            if !may.is_empty() {
+                message.push_str(&format!(
+                    "\nIf you need an exception to {}: {help}",
+                    may.join(", ")
+                ));
+            }
+        }
+        Response::refuse(uid, 403, "Forbidden", message)
     };
     response.warnings = warnings;
     response.audit_annotations = audit(bundle, &fired);
+    if !excepted.is_empty() {
+        let mut ids: Vec<&str> = excepted.iter().map(|e| e.exception.as_str()).collect();
+        ids.sort();
+        ids.dedup();
+        response
+            .audit_annotations
+            .insert("excepted-by".to_string(), ids.join(","));
+    }
     if !policy_errors.is_empty() {
         let names: Vec<&str> = policy_errors.iter().map(|e| e.policy.as_str()).collect();
         response
@@ -239,6 +285,7 @@ pub fn validate_with_inventory(
         mutated_object: serde_json::Value::Null,
         error: None,
         policy_errors,
+        excepted,
     }
 }
 
@@ -350,6 +397,7 @@ pub fn mutate_with_inventory(
         mutated_object: outcome.object,
         error: (verdict == Verdict::Failed).then(|| EvalError::Failed(refusals.join("; "))),
         policy_errors,
+        excepted: Vec::new(),
     }
 }
 
@@ -485,6 +533,7 @@ fn failed(
         mutated_object: serde_json::Value::Null,
         error: Some(error),
         policy_errors: Vec::new(),
+        excepted: Vec::new(),
     }
 }
 
@@ -569,6 +618,7 @@ pub fn fit(policy: &str, path: Option<&str>, msg: &str, fix: Option<&str>, max: 
         path: path.map(str::to_string),
         msg: msg.to_string(),
         fix: fix.map(str::to_string),
+        control: None,
     };
     let whole = v.line(policy);
     if whole.chars().count() <= max {
@@ -605,6 +655,41 @@ fn shorten(text: &str, max: usize) -> String {
         _ => cut.as_str(),
     };
     format!("{}…", at_word.trim_end_matches([' ', ',', ';', ':', '.']))
+}
+
+/// The warnings for excepted violations: one per policy and exception,
+/// naming both, the owner and the end; the violations' own messages
+/// shortened (at a word) to keep each line within [`MAX_WARNING_CHARS`].
+fn excepted_lines(excepted: &[Excepted]) -> Vec<String> {
+    let mut groups: Vec<(&Excepted, Vec<String>)> = Vec::new();
+    for e in excepted {
+        let original = e.line();
+        let head_len = original.find("): ").map(|i| i + 3).unwrap_or(0);
+        let (head, rest) = original.split_at(head_len);
+        match groups
+            .iter_mut()
+            .find(|(g, _)| g.policy == e.policy && g.exception == e.exception)
+        {
+            Some((_, rests)) => rests.push(rest.to_string()),
+            None => groups.push((e, vec![head.to_string(), rest.to_string()])),
+        }
+    }
+    let mut out: Vec<String> = groups
+        .into_iter()
+        .map(|(_, parts)| {
+            let head = &parts[0];
+            let rest = parts[1..]
+                .iter()
+                .map(|r| r.trim_end_matches('.').to_string())
+                .collect::<Vec<_>>()
+                .join("; ");
+            let room = MAX_WARNING_CHARS.saturating_sub(head.chars().count());
+            format!("{head}{}", shorten(&rest, room.max(8)))
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// The denial text kubectl prints after "denied the request: ".
@@ -653,6 +738,7 @@ mod tests {
             path: Some(path.into()),
             msg: msg.into(),
             fix: Some(fix.into()),
+            control: None,
         }
     }
 
@@ -666,6 +752,7 @@ mod tests {
             path: None,
             msg: "plain message.".into(),
             fix: None,
+            control: None,
         };
         assert_eq!(line("p", &bare), "[p] plain message.");
     }
@@ -734,6 +821,7 @@ mod tests {
                 ),
             ],
             gatekeeper: false,
+            kind: None,
         }];
         assert_eq!(
             warning_lines(&fired),

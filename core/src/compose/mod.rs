@@ -10,10 +10,12 @@
 
 mod audit;
 pub mod decision;
+pub mod except;
 mod mutate;
 pub mod validate;
 
 pub use audit::audit_review;
+pub use except::{Excepted, Exceptions};
 pub use validate::{Fired, Validation};
 
 use std::time::{Duration, Instant};

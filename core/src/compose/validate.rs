@@ -22,6 +22,8 @@ pub struct Fired {
     pub violations: Vec<Violation>,
     /// A Gatekeeper Constraint (its messages are shown verbatim).
     pub gatekeeper: bool,
+    /// A Constraint's kind (`None` for a native policy).
+    pub kind: Option<String>,
 }
 
 impl Fired {
@@ -106,6 +108,7 @@ impl CompiledBundle {
                     path: None,
                     msg,
                     fix: None,
+                    control: None,
                 })
                 .collect();
             violations.sort();
@@ -115,6 +118,7 @@ impl CompiledBundle {
                 enforcement: h.enforcement,
                 violations,
                 gatekeeper: true,
+                kind: Some(h.kind),
             }
         });
         let fired = validated
@@ -130,6 +134,7 @@ impl CompiledBundle {
                     enforcement: r.policy.enforcement,
                     violations,
                     gatekeeper: false,
+                    kind: None,
                 }
             })
             .chain(gatekeeper_fired)

@@ -111,6 +111,9 @@ pub struct Constraint {
     pub severity: Option<crate::outcome::Severity>,
     /// What it is about (reports): the `regent.dev/category` annotation.
     pub category: Option<String>,
+    /// It refuses policy exceptions: the annotation
+    /// `regent.dev/exceptions: forbidden`.
+    pub exceptions_forbidden: bool,
     /// The index of its template in the set.
     pub(super) template: usize,
     /// `spec.parameters`, as `input.parameters`.
@@ -177,6 +180,20 @@ pub fn load(
             )
         })?),
     };
+    let exceptions_forbidden = match annotation(crate::exceptions::CONSTRAINT_ANNOTATION) {
+        None => false,
+        Some(v) if v == crate::exceptions::FORBIDDEN => true,
+        Some(v) if v == "allowed" => false,
+        Some(v) => {
+            return Err(invalid(
+                doc,
+                format!(
+                    "metadata.annotations.{}: {v:?} is not allowed or forbidden",
+                    crate::exceptions::CONSTRAINT_ANNOTATION
+                ),
+            ))
+        }
+    };
     Ok(Constraint {
         name,
         kind,
@@ -184,6 +201,7 @@ pub fn load(
         action,
         severity,
         category: annotation(CATEGORY_ANNOTATION),
+        exceptions_forbidden,
         template: index,
         parameters: Value::from(parameters),
         matching,

@@ -204,6 +204,11 @@ pub struct Policy {
     /// A mutating policy that defines `warning`: what it says (as
     /// `[policy] text` warnings) when its patch changes an object.
     pub warns: bool,
+    /// It refuses policy exceptions (`exceptions: forbidden` in its settings).
+    pub exceptions_forbidden: bool,
+    /// The controls it reports violations by (its `controls` rule), each of
+    /// which an exception may name on its own (`<policy>/<control>`).
+    pub controls: Vec<String>,
 }
 
 impl Policy {
@@ -221,6 +226,8 @@ impl Policy {
             category: None,
             audit_skip: None,
             warns: false,
+            exceptions_forbidden: false,
+            controls: Vec::new(),
         }
     }
 

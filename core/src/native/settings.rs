@@ -21,12 +21,13 @@ use crate::runtime::check::{closest, Finding};
 use crate::schema;
 
 /// The keys of a policy's settings.
-pub const KEYS: [&str; 6] = [
+pub const KEYS: [&str; 7] = [
     "enforcement",
     "match",
     "order",
     "severity",
     "category",
+    "exceptions",
     "parameters",
 ];
 
@@ -149,6 +150,18 @@ pub fn read(
                 closest(&t.to_ascii_lowercase(), SEVERITIES.into_iter()),
             ),
             None => reader.at(&["severity"], must_be("a string", v), None),
+        }
+    }
+    if let Some(v) = settings.get("exceptions") {
+        match v.as_str() {
+            Some("allowed") => {}
+            Some("forbidden") => policy.exceptions_forbidden = true,
+            Some(t) => reader.at(
+                &["exceptions"],
+                format!("{t:?} is not allowed or forbidden"),
+                closest(t, ["allowed", "forbidden"].into_iter()),
+            ),
+            None => reader.at(&["exceptions"], must_be("a string", v), None),
         }
     }
     if let Some(v) = settings.get("category") {
@@ -369,7 +382,7 @@ mod tests {
         assert_eq!(e.len(), 1);
         assert_eq!(
             e[0].to_string(),
-            "validate/p/data.yaml:2:1: data.validate.p.enforcment: unknown setting \"enforcment\"; a policy's settings are enforcement, match, order, severity, category, parameters (did you mean enforcement?)"
+            "validate/p/data.yaml:2:1: data.validate.p.enforcment: unknown setting \"enforcment\"; a policy's settings are enforcement, match, order, severity, category, exceptions, parameters (did you mean enforcement?)"
         );
     }
 

@@ -178,14 +178,15 @@ fn violations_of(policy: &Policy, value: &Json) -> Result<Vec<Violation>, EvalEr
     })
 }
 
-/// Reads one violation: a string, or an object with `msg` and optional `path`
-/// and `fix`.
+/// Reads one violation: a string, or an object with `msg` and optional
+/// `path`, `fix` and `control`.
 fn violation(v: &Json) -> Result<Violation, String> {
     match v {
         Json::String(s) => Ok(Violation {
             path: None,
             msg: s.clone(),
             fix: None,
+            control: None,
         }),
         Json::Object(m) => {
             let text = |k: &str| m.get(k).and_then(Json::as_str).map(str::to_string);
@@ -193,6 +194,7 @@ fn violation(v: &Json) -> Result<Violation, String> {
                 path: text("path"),
                 msg: text("msg").ok_or_else(|| format!("violation {v} has no \"msg\" string"))?,
                 fix: text("fix"),
+                control: text("control"),
             })
         }
         other => Err(format!(

@@ -1,0 +1,265 @@
+//! Exceptions applied to a decision: after evaluation, and for violations
+//! only, each violation an exception in force covers is taken out of what
+//! denies or warns and shown instead as a warning naming the exception,
+//! its owner and its end (`[privileged] excepted by kube-system/cni-agent
+//! (owner network-team, until 2027-01-31): ...`). A request with no
+//! violation, or a process with no exception, does no work here.
+
+use serde_json::Value as Json;
+
+use super::{CompiledBundle, Fired};
+use crate::exceptions::{Catalogue, ExceptionSet, Target};
+use crate::outcome::{Enforcement, Violation};
+
+/// The exceptions a decision applies, and how it speaks of them.
+#[derive(Debug, Clone, Copy)]
+pub struct Exceptions<'a> {
+    /// The exceptions in force.
+    pub set: &'a ExceptionSet,
+    /// Appended to a denial by a policy that allows exceptions: how to ask
+    /// for one (`--exception-help`).
+    pub help: Option<&'a str>,
+    /// Now, in seconds since the epoch.
+    pub now: i64,
+}
+
+/// One violation an exception covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Excepted {
+    /// The policy (`privileged`, or the Constraint's name).
+    pub policy: String,
+    /// Its enforcement.
+    pub enforcement: Enforcement,
+    /// The exception (`namespace/name`).
+    pub exception: String,
+    /// Its owner.
+    pub owner: String,
+    /// Its end, `YYYY-MM-DD`.
+    pub until: String,
+    /// Its end as written (RFC 3339).
+    pub expires: String,
+    /// Days to its end, when within the warning period.
+    pub ending_in_days: Option<i64>,
+    /// The violation it covers.
+    pub violation: Violation,
+    /// A Constraint's violation (shown verbatim).
+    pub gatekeeper: bool,
+}
+
+impl Excepted {
+    /// The warning a developer sees.
+    pub fn line(&self) -> String {
+        let ending = self
+            .ending_in_days
+            .map(|d| format!(", expires in {d} day{}", if d == 1 { "" } else { "s" }))
+            .unwrap_or_default();
+        let original = if self.gatekeeper {
+            self.violation.msg.clone()
+        } else {
+            let full = self.violation.line(&self.policy);
+            full.strip_prefix(&format!("[{}] ", self.policy))
+                .unwrap_or(&full)
+                .to_string()
+        };
+        format!(
+            "[{}] excepted by {} (owner {}, until {}{ending}): {original}",
+            self.policy, self.exception, self.owner, self.until
+        )
+    }
+}
+
+impl Fired {
+    /// How an exception names this policy: a native policy by its name, a
+    /// Constraint as `Kind/name`.
+    pub fn reference(&self) -> String {
+        match &self.kind {
+            Some(kind) => format!("{kind}/{}", self.policy),
+            None => self.policy.clone(),
+        }
+    }
+}
+
+/// Takes out of `fired` every violation an exception covers on the object
+/// of `input` (an AdmissionReview); returns them.
+pub fn apply(
+    fired: &mut Vec<Fired>,
+    input: &regorus::Value,
+    exceptions: &Exceptions<'_>,
+) -> Vec<Excepted> {
+    if exceptions.set.is_empty() || fired.is_empty() {
+        return Vec::new();
+    }
+    let request = &input["request"];
+    let text = |v: &regorus::Value| crate::runtime::text(v).unwrap_or_default().to_string();
+    let (kind, name, namespace) = (
+        text(&request["kind"]["kind"]),
+        text(&request["name"]),
+        text(&request["namespace"]),
+    );
+    let object: Json = serde_json::to_value(&request["object"]).unwrap_or(Json::Null);
+    let name = if name.is_empty() {
+        object["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    } else {
+        name
+    };
+    let target = Target {
+        kind: &kind,
+        name: &name,
+        namespace: &namespace,
+        object: &object,
+    };
+    apply_to(fired, &target, exceptions)
+}
+
+/// [`apply`] for an object described by `target`.
+pub fn apply_to(
+    fired: &mut Vec<Fired>,
+    target: &Target<'_>,
+    exceptions: &Exceptions<'_>,
+) -> Vec<Excepted> {
+    let mut out = Vec::new();
+    if exceptions.set.is_empty() {
+        return out;
+    }
+    for f in fired.iter_mut() {
+        let reference = f.reference();
+        let mut kept = Vec::with_capacity(f.violations.len());
+        for v in std::mem::take(&mut f.violations) {
+            let key = v.control.as_ref().map(|c| format!("{reference}/{c}"));
+            let covered = key
+                .as_deref()
+                .and_then(|k| {
+                    exceptions
+                        .set
+                        .covering(k, v.path.as_deref(), target, exceptions.now)
+                })
+                .or_else(|| {
+                    exceptions
+                        .set
+                        .covering(&reference, v.path.as_deref(), target, exceptions.now)
+                });
+            match covered {
+                Some(c) => out.push(Excepted {
+                    policy: f.policy.clone(),
+                    enforcement: f.enforcement,
+                    exception: c.exception.id(),
+                    owner: c.exception.owner.clone(),
+                    until: c.exception.until(),
+                    expires: c.exception.expires_text.clone(),
+                    ending_in_days: c.ending_in_days,
+                    violation: v,
+                    gatekeeper: f.gatekeeper,
+                }),
+                None => kept.push(v),
+            }
+        }
+        f.violations = kept;
+    }
+    fired.retain(|f| !f.violations.is_empty());
+    out
+}
+
+impl CompiledBundle {
+    /// What an exception may name in this bundle: every validating native
+    /// policy, every Constraint (`Kind/name`), each with whether it allows
+    /// exceptions.
+    pub fn catalogue(&self) -> Catalogue {
+        let mut c = Catalogue::default();
+        for p in self
+            .policies()
+            .iter()
+            .filter(|p| p.kind == crate::native::policy::PolicyKind::Validate)
+        {
+            c.add(p.name.clone(), p.exceptions_forbidden);
+            for control in &p.controls {
+                c.add(format!("{}/{control}", p.name), p.exceptions_forbidden);
+            }
+        }
+        for k in self.gatekeeper.constraints() {
+            c.add(format!("{}/{}", k.kind, k.name), k.exceptions_forbidden);
+        }
+        c
+    }
+
+    /// Whether a policy (by the name a denial shows) allows exceptions.
+    pub fn allows_exceptions(&self, policy: &str) -> bool {
+        self.policies()
+            .iter()
+            .find(|p| p.name == policy)
+            .map(|p| !p.exceptions_forbidden)
+            .or_else(|| {
+                self.gatekeeper
+                    .constraints()
+                    .iter()
+                    .find(|k| k.name == policy)
+                    .map(|k| !k.exceptions_forbidden)
+            })
+            .unwrap_or(false)
+    }
+}
+
+/// Whether a review is of a PolicyException (any version of the group).
+pub fn is_exception_review(review: &crate::review::Review) -> bool {
+    review.meta.group == crate::exceptions::GROUP && review.meta.kind == crate::exceptions::KIND
+}
+
+/// Decides a PolicyException being created or changed: admitted only if it
+/// is valid now, under the governance, against the live bundle's policies;
+/// otherwise refused with every problem, each naming its field
+/// (`spec.expires: 2028-01-01 is 400 days away; the maximum is 90d`). A
+/// deletion is always admitted.
+pub fn decide_exception(
+    review: &crate::review::Review,
+    governance: &crate::exceptions::Governance,
+    catalogue: &Catalogue,
+    now: i64,
+) -> super::decision::Decision {
+    use super::decision::{Decision, Verdict};
+    use crate::review::Response;
+    let uid = &review.meta.uid;
+    let mut response = Response::allow(uid);
+    if review.meta.operation != "DELETE" {
+        let object: Json =
+            serde_json::to_value(&review.input["request"]["object"]).unwrap_or(Json::Null);
+        let problems = match crate::exceptions::parse(&object, "admission") {
+            Ok(mut e) => {
+                // At creation the API server has not set creationTimestamp:
+                // the exception starts now.
+                e.created = e.created.or(Some(now));
+                crate::exceptions::validate(&e, governance, catalogue, now)
+            }
+            Err(p) => p,
+        };
+        if !problems.is_empty() {
+            let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            response = Response::refuse(
+                uid,
+                422,
+                "Invalid",
+                format!(
+                    "{} is not a valid policy exception, so it would apply to nothing:\n{}",
+                    review.meta.describe(),
+                    lines.join("\n")
+                ),
+            );
+        }
+    }
+    Decision {
+        verdict: if response.allowed {
+            Verdict::Allowed
+        } else {
+            Verdict::Denied
+        },
+        response,
+        evaluated: Vec::new(),
+        fired: Vec::new(),
+        mutated_by: Vec::new(),
+        mutated_object: Json::Null,
+        error: None,
+        policy_errors: Vec::new(),
+        excepted: Vec::new(),
+    }
+}

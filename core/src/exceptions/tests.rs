@@ -1,0 +1,181 @@
+//! Tests of the parent module.
+
+#![allow(clippy::unwrap_used)]
+use super::*;
+use serde_json::json;
+
+fn doc() -> Json {
+    json!({
+        "apiVersion": "regent.dev/v1alpha1", "kind": "PolicyException",
+        "metadata": {"name": "cni-agent", "namespace": "kube-system", "creationTimestamp": "2027-01-01T00:00:00Z"},
+        "spec": {
+            "policies": ["privileged", "host_namespaces", "K8sPSPPrivilegedContainer/psp-privileged"],
+            "match": {"kinds": ["DaemonSet", "Pod"], "names": ["calico-node*"], "namespaces": ["kube-system"],
+                      "labelSelector": {"matchLabels": {"k8s-app": "calico-node"}}},
+            "containers": ["calico-node"],
+            "owner": "network-team", "reason": "CNI needs host networking",
+            "ticket": "https://tracker.example/NET-42", "expires": "2027-01-31T00:00:00Z"
+        }
+    })
+}
+
+fn catalogue() -> Catalogue {
+    let mut c = Catalogue::default();
+    c.add("privileged", false);
+    c.add("host_namespaces", false);
+    c.add("host_path", false);
+    c.add("K8sPSPPrivilegedContainer/psp-privileged", false);
+    c.add("image_tag", true);
+    c
+}
+
+fn governance() -> Governance {
+    Governance {
+        admin_namespace: "regent-system".into(),
+        ..Governance::default()
+    }
+}
+
+const NOW: i64 = 1_798_848_000; // 2027-01-02
+
+#[test]
+fn the_contracts_example_parses_and_is_valid() {
+    let e = parse(&doc(), "f#1").unwrap();
+    assert_eq!(e.id(), "kube-system/cni-agent");
+    assert_eq!(e.until(), "2027-01-31");
+    assert_eq!(validate(&e, &governance(), &catalogue(), NOW), Vec::new());
+}
+
+#[test]
+fn missing_fields_and_wrong_types_are_each_named() {
+    let mut d = doc();
+    d["spec"]["owner"] = json!("");
+    d["spec"]["match"]["names"] = json!([]);
+    d["spec"]["expires"] = json!("next year");
+    d["spec"]["policies"] = json!("privileged");
+    d["spec"]["reasn"] = json!("x");
+    let problems = parse(&d, "f#1").unwrap_err();
+    let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "spec.policies",
+            "spec.match.names",
+            "spec.owner",
+            "spec.expires",
+            "spec.reasn"
+        ],
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn governance_refuses_other_namespaces_long_lives_and_forbidden_policies() {
+    let mut d = doc();
+    d["metadata"]["namespace"] = json!("team-a");
+    d["spec"]["match"]["namespaces"] = json!(["kube-system"]);
+    d["spec"]["expires"] = json!("2028-02-05T00:00:00Z");
+    d["spec"]["policies"] = json!(["image_tag", "unknown_policy", "privileged"]);
+    let e = parse(&d, "f#1").unwrap();
+    let text: Vec<String> = validate(&e, &governance(), &catalogue(), NOW)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(text.len(), 4, "{text:?}");
+    assert!(
+        text[0].starts_with(
+            "spec.match.namespaces: \"kube-system\" is not this exception's namespace"
+        ),
+        "{text:?}"
+    );
+    assert!(
+        text[1].starts_with("spec.policies[0]: image_tag does not allow exceptions"),
+        "{text:?}"
+    );
+    assert!(
+        text[2].contains("\"unknown_policy\" is no policy of the live bundle"),
+        "{text:?}"
+    );
+    assert!(
+        text[3].starts_with("spec.expires: 2028-02-05 is 400 days away"),
+        "{text:?}"
+    );
+    let mut d = doc();
+    d["spec"]["expires"] = json!("2028-02-05T00:00:00Z");
+    let e = parse(&d, "f#1").unwrap();
+    let p = validate(&e, &governance(), &catalogue(), NOW);
+    assert_eq!(
+        p[0].to_string(),
+        "spec.expires: 2028-02-05 is 400 days away; the maximum is 90d"
+    );
+}
+
+#[test]
+fn a_valid_exception_covers_only_its_policy_objects_and_containers_until_it_ends() {
+    let set = ExceptionSet::build(
+        vec![parse(&doc(), "f#1").unwrap()],
+        Vec::new(),
+        &governance(),
+        &catalogue(),
+        NOW,
+    );
+    let object = json!({"metadata": {"name": "calico-node", "labels": {"k8s-app": "calico-node"}},
+        "spec": {"template": {"spec": {"containers": [{"name": "calico-node"}, {"name": "other"}],
+                                         "initContainers": [{"name": "install-cni"}]}}}});
+    let t = Target {
+        kind: "DaemonSet",
+        name: "calico-node",
+        namespace: "kube-system",
+        object: &object,
+    };
+    let path0 = "spec.template.spec.containers[0].securityContext.privileged";
+    let path1 = "spec.template.spec.containers[1].securityContext.privileged";
+    let init = "spec.template.spec.initContainers[0].securityContext.privileged";
+    assert!(set.covering("privileged", Some(path0), &t, NOW).is_some());
+    assert!(set.covering("privileged", Some(path1), &t, NOW).is_none());
+    assert!(set.covering("privileged", Some(init), &t, NOW).is_none());
+    assert!(
+        set.covering("privileged", None, &t, NOW).is_none(),
+        "no path, named containers"
+    );
+    assert!(set.covering("host_path", Some(path0), &t, NOW).is_none());
+    let other_ns = Target {
+        namespace: "default",
+        ..t
+    };
+    assert!(set
+        .covering("privileged", Some(path0), &other_ns, NOW)
+        .is_none());
+    let other_name = Target {
+        name: "kube-proxy",
+        ..t
+    };
+    assert!(set
+        .covering("privileged", Some(path0), &other_name, NOW)
+        .is_none());
+    let unlabelled = json!({"spec": object["spec"].clone()});
+    let t2 = Target {
+        object: &unlabelled,
+        ..t
+    };
+    assert!(set.covering("privileged", Some(path0), &t2, NOW).is_none());
+    let ends = parse_time("2027-01-31T00:00:00Z").unwrap();
+    assert_eq!(
+        set.covering("privileged", Some(path0), &t, ends - 9 * 86_400)
+            .unwrap()
+            .ending_in_days,
+        Some(9)
+    );
+    assert!(set.covering("privileged", Some(path0), &t, ends).is_none());
+    assert_eq!(set.next_expiry(NOW), Some(ends));
+}
+
+#[test]
+fn globs_match_anywhere() {
+    assert!(index::glob("calico-node*", "calico-node-abcde"));
+    assert!(index::glob("*-node", "calico-node"));
+    assert!(index::glob("a*b*c", "axxbyyc"));
+    assert!(!index::glob("a*b*c", "axxc"));
+    assert!(index::glob("exact", "exact"));
+    assert!(!index::glob("exact", "exactly"));
+}
