@@ -166,6 +166,24 @@ fn combinations() -> Vec<(&'static str, Vec<&'static str>)> {
             "audit.reportResults=all",
         ],
     ));
+    out.push(("selfSigned", vec!["--set", "exceptions.enabled=false"]));
+    out.push((
+        "selfSigned",
+        vec![
+            "--set",
+            "exceptions.aggregateToEdit=true",
+            "--set",
+            "exceptions.aggregateToView=false",
+            "--set",
+            "exceptions.installCRD=false",
+            "--set-string",
+            "exceptions.helpText=Ask #platform-security: https://wiki.example/exceptions",
+            "--set",
+            "exceptions.adminNamespace=security",
+            "--set",
+            "audit.enabled=true",
+        ],
+    ));
     out.push((
         "selfSigned",
         vec![
@@ -369,8 +387,9 @@ fn both_webhooks_exclude_system_release_and_opted_out_namespaces() {
             ),
         ] {
             let cfg = find(&objs, kind, FULLNAME);
+            // The object webhook; PolicyExceptions have their own
+            // (checked in exceptions_install_a_crd_a_webhook_rule_and_roles).
             let hooks = cfg["webhooks"].as_array().unwrap();
-            assert_eq!(hooks.len(), 1);
             let w = &hooks[0];
             assert_eq!(w["name"], name);
             let exprs = w["namespaceSelector"]["matchExpressions"]
@@ -470,7 +489,18 @@ fn extra_rules_go_to_the_webhook_they_are_for() {
 fn rbac_is_namespaced_and_minimal() {
     for (mode, args) in combinations() {
         let objs = render(&args);
-        let k = kinds(&objs);
+        // The exceptions' own cluster roles are checked apart
+        // (`exceptions_install_a_crd_a_webhook_rule_and_roles`).
+        let exception_role = |o: &Value| {
+            let name = o["metadata"]["name"].as_str().unwrap_or("");
+            name == format!("{FULLNAME}-exceptions") || name.starts_with("regent-exception-")
+        };
+        let rest: Vec<Value> = objs
+            .iter()
+            .filter(|o| !exception_role(o))
+            .cloned()
+            .collect();
+        let k = kinds(&rest);
         if args.iter().any(|a| a.starts_with("gatekeeper.inventory")) {
             // Only the inventory is cluster-wide, and only list/watch.
             let role = find(&objs, "ClusterRole", &format!("{FULLNAME}-inventory"));
@@ -512,7 +542,15 @@ fn rbac_is_namespaced_and_minimal() {
             let (reads, writes): (Vec<&Value>, Vec<&Value>) = rules
                 .iter()
                 .partition(|r| r["verbs"] == json!(["list", "watch"]));
-            assert_eq!(reads.len(), 8, "{rules:?}");
+            // The audited kinds, and the policy exceptions it honours.
+            assert_eq!(
+                reads
+                    .iter()
+                    .filter(|r| r["apiGroups"][0] != "regent.dev")
+                    .count(),
+                8,
+                "{rules:?}"
+            );
             assert!(reads.iter().any(|r| r["resources"] == json!(["pods"])));
             assert_eq!(writes.len(), 1, "{rules:?}");
             assert!(["wgpolicyk8s.io", "openreports.io"]
@@ -734,6 +772,7 @@ fn the_audit_runs_apart_with_its_own_selector_lease_rbac_and_flags() {
         .iter()
         .filter(|o| o["kind"] == "CustomResourceDefinition")
         .map(|o| o["metadata"]["name"].as_str().unwrap())
+        .filter(|n| *n != "policyexceptions.regent.dev")
         .collect();
     assert_eq!(
         crds,
@@ -1206,4 +1245,180 @@ fn monitoring_objects_point_at_real_ports_and_real_metrics() {
 fn declared_metric(name: &str) -> bool {
     let src = std::fs::read_to_string(repo_path("src/metrics.rs")).unwrap();
     src.contains(&format!("\"{name}\""))
+}
+
+#[test]
+fn exceptions_install_a_crd_a_webhook_rule_and_roles() {
+    for (mode, args) in combinations() {
+        let objs = render(&args);
+        let has = |a: &str| args.iter().any(|x| *x == a);
+        let enabled = !has("exceptions.enabled=false");
+        let crd = objs.iter().find(|o| {
+            o["kind"] == "CustomResourceDefinition"
+                && o["metadata"]["name"] == "policyexceptions.regent.dev"
+        });
+        let deploy = find(&objs, "Deployment", FULLNAME);
+        let deploy_args = deploy["spec"]["template"]["spec"]["containers"][0]["args"].clone();
+        let validating = find(&objs, "ValidatingWebhookConfiguration", FULLNAME);
+        let rule = validating["webhooks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["name"] == "exceptions.regent.dev");
+        let mutating = find(&objs, "MutatingWebhookConfiguration", FULLNAME);
+        assert_eq!(
+            mutating["webhooks"].as_array().unwrap().len(),
+            1,
+            "{mode} {args:?}: exceptions are never mutated"
+        );
+        if !enabled {
+            assert!(crd.is_none() && rule.is_none(), "{mode} {args:?}");
+            assert!(
+                !deploy_args.to_string().contains("exception"),
+                "{deploy_args}"
+            );
+            assert!(objs.iter().all(|o| !o["metadata"]["name"]
+                .as_str()
+                .unwrap_or("")
+                .contains("exception")));
+            continue;
+        }
+        // The CRD: structural, status subresource, printer columns.
+        if has("exceptions.installCRD=false") {
+            assert!(crd.is_none());
+        } else {
+            let crd = crd.unwrap_or_else(|| panic!("{mode} {args:?}: no CRD"));
+            assert_eq!(
+                crd["metadata"]["annotations"]["helm.sh/resource-policy"],
+                "keep"
+            );
+            let v = &crd["spec"]["versions"][0];
+            assert_eq!(v["name"], "v1alpha1");
+            assert_eq!(v["subresources"], json!({"status": {}}));
+            let columns: Vec<&str> = v["additionalPrinterColumns"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["name"].as_str().unwrap())
+                .collect();
+            for c in ["Owner", "Expires", "Valid"] {
+                assert!(columns.contains(&c), "{columns:?}");
+            }
+            let spec = &v["schema"]["openAPIV3Schema"]["properties"]["spec"];
+            assert_eq!(
+                spec["required"],
+                json!(["policies", "match", "owner", "reason", "expires"])
+            );
+            assert_eq!(
+                spec["properties"]["match"]["required"],
+                json!(["kinds", "names"])
+            );
+            assert_eq!(
+                spec["properties"]["match"]["properties"]["names"]["minItems"],
+                1
+            );
+            assert_eq!(spec["properties"]["expires"]["format"], "date-time");
+            // Structural: every property has a type.
+            fn typed(v: &Value, at: &str) {
+                if let Some(props) = v["properties"].as_object() {
+                    for (k, p) in props {
+                        assert!(p["type"].is_string(), "{at}.{k} has no type");
+                        typed(p, &format!("{at}.{k}"));
+                        if p["items"].is_object() {
+                            assert!(p["items"]["type"].is_string(), "{at}.{k}[] has no type");
+                            typed(&p["items"], &format!("{at}.{k}[]"));
+                        }
+                    }
+                }
+            }
+            typed(&v["schema"]["openAPIV3Schema"], "");
+        }
+        // The webhook rule: every namespace, every version of the group.
+        let rule = rule.unwrap_or_else(|| panic!("{mode} {args:?}: no exception webhook"));
+        assert_eq!(rule["failurePolicy"], "Fail");
+        assert!(rule.get("namespaceSelector").is_none());
+        assert_eq!(rule["clientConfig"]["service"]["path"], "/validate");
+        assert_eq!(
+            rule["rules"],
+            json!([{"apiGroups": ["regent.dev"], "apiVersions": ["*"], "resources": ["policyexceptions"],
+                    "operations": ["CREATE", "UPDATE"], "scope": "Namespaced"}])
+        );
+        if mode == "selfSigned" {
+            assert_eq!(
+                rule["clientConfig"]["caBundle"],
+                validating["webhooks"][0]["clientConfig"]["caBundle"]
+            );
+        }
+        // The webhook reads them cluster-wide and writes their status.
+        let role = find(&objs, "ClusterRole", &format!("{FULLNAME}-exceptions"));
+        assert_eq!(
+            role["rules"],
+            json!([
+                {"apiGroups": ["regent.dev"], "resources": ["policyexceptions"], "verbs": ["get", "list", "watch"]},
+                {"apiGroups": ["regent.dev"], "resources": ["policyexceptions/status"], "verbs": ["patch"]},
+                {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create"]}
+            ])
+        );
+        let binding = find(
+            &objs,
+            "ClusterRoleBinding",
+            &format!("{FULLNAME}-exceptions"),
+        );
+        assert_eq!(binding["subjects"][0]["name"], FULLNAME);
+        // Roles for people: editing aggregated into `edit` only on request.
+        let editor = find(&objs, "ClusterRole", "regent-exception-editor");
+        let viewer = find(&objs, "ClusterRole", "regent-exception-viewer");
+        let label = |r: &Value, l: &str| r["metadata"]["labels"][l] == "true";
+        assert_eq!(
+            label(editor, "rbac.authorization.k8s.io/aggregate-to-edit"),
+            has("exceptions.aggregateToEdit=true"),
+            "{mode} {args:?}"
+        );
+        assert_eq!(
+            label(viewer, "rbac.authorization.k8s.io/aggregate-to-view"),
+            !has("exceptions.aggregateToView=false")
+        );
+        assert!(viewer["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["verbs"] == json!(["get", "list", "watch"])));
+        // Both processes watch them, under the same governance.
+        let admin = if has("exceptions.adminNamespace=security") {
+            "security"
+        } else {
+            NS
+        };
+        let mut processes = vec![deploy_args];
+        if has("audit.enabled=true") {
+            let audit = find(&objs, "Deployment", &format!("{FULLNAME}-audit"));
+            processes.push(audit["spec"]["template"]["spec"]["containers"][0]["args"].clone());
+            let role = find(&objs, "ClusterRole", &format!("{FULLNAME}-audit"));
+            assert!(role["rules"]
+                .as_array()
+                .unwrap()
+                .contains(&json!({"apiGroups": ["regent.dev"], "resources": ["policyexceptions"], "verbs": ["list", "watch"]})));
+        }
+        for a in processes {
+            let a: Vec<&str> = a
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_str().unwrap())
+                .collect();
+            assert!(a.contains(&"--watch-exceptions"), "{a:?}");
+            assert!(
+                a.contains(&format!("--exception-admin-namespace={admin}").as_str()),
+                "{a:?}"
+            );
+            assert!(a.contains(&"--exception-max-duration=90d"));
+            assert!(a.contains(&"--exception-warn-before=14d"));
+            assert_eq!(
+                a.iter().any(|x| *x
+                    == "--exception-help=Ask #platform-security: https://wiki.example/exceptions"),
+                args.iter().any(|x| x.starts_with("exceptions.helpText")),
+                "{a:?}"
+            );
+        }
+    }
 }

@@ -94,6 +94,18 @@ impl AuditArgs {
                 return super::common::EXIT_USAGE;
             }
         };
+        let args = &self.cluster_args.exceptions;
+        let exceptions = match super::common::load_exceptions(
+            args.exceptions.as_deref(),
+            &args.governance,
+            &bundle,
+        ) {
+            Ok(x) => x,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return super::common::EXIT_USAGE;
+            }
+        };
         let docs = match super::inputs::read_inputs(&self.files) {
             Ok(d) => d,
             Err(e) => {
@@ -118,7 +130,7 @@ impl AuditArgs {
                 input_error = true;
                 continue;
             };
-            let mut results = bundle.audit(object, &inventory, limits);
+            let mut results = bundle.audit_with(object, &inventory, &exceptions.in_force(), limits);
             report::sort(&mut results);
             audited.push((source.clone(), subject, results));
         }

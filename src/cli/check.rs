@@ -20,6 +20,11 @@ pub struct CheckArgs {
     /// The limits the bundle's warm-up runs under, as at the server.
     #[command(flatten)]
     pub limits: super::common::LimitArgs,
+    /// Also validate PolicyException files against this bundle, under the
+    /// governance flags (a CI job for an exceptions repository): exit 1 if
+    /// any is invalid.
+    #[command(flatten)]
+    pub exceptions: super::common::OfflineExceptionArgs,
 }
 
 impl CheckArgs {
@@ -29,6 +34,7 @@ impl CheckArgs {
             dirs,
             with_default_bundle,
             limits,
+            exceptions,
         } = self;
         let limits = limits.limits();
         match super::common::load_bundle(
@@ -140,13 +146,56 @@ impl CheckArgs {
                 for warning in bundle.warnings() {
                     println!("warning: {warning}");
                 }
-                super::common::EXIT_OK
+                match exceptions.exceptions.as_deref() {
+                    Some(path) => check_exceptions(path, &exceptions.governance, &bundle),
+                    None => super::common::EXIT_OK,
+                }
             }
             Err(e) => {
                 super::common::print_compile_error(&e);
                 super::common::EXIT_FAILED
             }
         }
+    }
+}
+
+/// Validates the PolicyExceptions at `path` against `bundle`: one line
+/// each; exit 1 when any is invalid (an expired one is only said).
+fn check_exceptions(
+    path: &std::path::Path,
+    governance: &crate::exceptions::GovernanceArgs,
+    bundle: &regent_core::compose::CompiledBundle,
+) -> u8 {
+    let loaded = match crate::exceptions::files::read(path) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return super::common::EXIT_USAGE;
+        }
+    };
+    let set = regent_core::exceptions::ExceptionSet::build(
+        loaded.exceptions,
+        loaded.unreadable,
+        &governance.governance(),
+        &bundle.catalogue(),
+        regent_core::exceptions::now(),
+    );
+    let lines = set.report();
+    let invalid = set.invalid_count();
+    println!(
+        "exceptions: {} read from {}, {} in force, {} invalid",
+        lines.len(),
+        path.display(),
+        lines.iter().filter(|l| l.in_force).count(),
+        invalid
+    );
+    for l in &lines {
+        println!("  {:<40} {} ({})", l.exception, l.text, l.source);
+    }
+    if invalid > 0 {
+        super::common::EXIT_FAILED
+    } else {
+        super::common::EXIT_OK
     }
 }
 

@@ -137,3 +137,72 @@ pub fn print_compile_error(e: &CompileError) {
         _ => eprintln!("error: {e}"),
     }
 }
+
+/// PolicyExceptions for an offline command (`--exceptions PATH`), under the
+/// same governance flags as the server.
+#[derive(Debug, Clone, clap::Args)]
+pub struct OfflineExceptionArgs {
+    /// PolicyExceptions applied to the decisions: a YAML file or a
+    /// directory of them (multi-document YAML, `kind: List`).
+    #[arg(long = "exceptions", env = "REGENT_EXCEPTIONS")]
+    pub exceptions: Option<PathBuf>,
+    /// Governance of exceptions, as at the server.
+    #[command(flatten)]
+    pub governance: crate::exceptions::GovernanceArgs,
+}
+
+/// Exceptions read for an offline command, validated against one bundle.
+#[derive(Debug)]
+pub struct OfflineExceptions {
+    /// The set (valid, expired and invalid ones).
+    pub set: regent_core::exceptions::ExceptionSet,
+    /// `--exception-help`.
+    pub help: Option<String>,
+    /// When they were judged.
+    pub now: i64,
+}
+
+impl OfflineExceptions {
+    /// What a decision applies.
+    pub fn in_force(&self) -> regent_core::compose::except::Exceptions<'_> {
+        regent_core::compose::except::Exceptions {
+            set: &self.set,
+            help: self.help.as_deref(),
+            now: self.now,
+        }
+    }
+}
+
+/// Reads the exceptions at `path` (none when `None`) and validates them
+/// against `bundle` under `governance`; each invalid one is said on stderr
+/// (it applies to nothing).
+pub fn load_exceptions(
+    path: Option<&std::path::Path>,
+    governance: &crate::exceptions::GovernanceArgs,
+    bundle: &CompiledBundle,
+) -> Result<OfflineExceptions, String> {
+    let now = regent_core::exceptions::now();
+    let help = governance.exception_help.clone();
+    let Some(path) = path else {
+        return Ok(OfflineExceptions {
+            set: regent_core::exceptions::ExceptionSet::empty(),
+            help,
+            now,
+        });
+    };
+    let loaded = crate::exceptions::files::read(path)?;
+    let set = regent_core::exceptions::ExceptionSet::build(
+        loaded.exceptions,
+        loaded.unreadable,
+        &governance.governance(),
+        &bundle.catalogue(),
+        now,
+    );
+    for line in set.report().iter().filter(|l| !l.in_force) {
+        eprintln!(
+            "warning: exception {} ({}): {}",
+            line.exception, line.source, line.text
+        );
+    }
+    Ok(OfflineExceptions { set, help, now })
+}

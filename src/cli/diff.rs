@@ -23,8 +23,9 @@ pub struct DiffArgs {
     /// the embedded default bundle when omitted.
     #[arg(long)]
     pub from: Vec<PathBuf>,
-    /// The bundle to ship (a directory; repeatable, composed in order).
-    #[arg(long, required = true)]
+    /// The bundle to ship (a directory; repeatable, composed in order);
+    /// the `--from` bundle when omitted (to diff exception changes alone).
+    #[arg(long, required_unless_present = "to_exceptions")]
     pub to: Vec<PathBuf>,
     /// Compose the embedded default bundle under both sides, as the server
     /// does with `--with-default-bundle`: the diff shows only what your
@@ -52,6 +53,13 @@ pub struct DiffArgs {
     /// Failure mode and limits, as for `serve`.
     #[command(flatten)]
     pub decide: DecideArgs,
+    /// Policy exceptions on both sides (`--exceptions`), as at the server.
+    #[command(flatten)]
+    pub exceptions: super::common::OfflineExceptionArgs,
+    /// Policy exceptions on the new side instead of `--exceptions`: an
+    /// added, changed or removed exception shows as a decision change.
+    #[arg(long)]
+    pub to_exceptions: Option<PathBuf>,
 }
 
 /// Output formats of `regent diff`.
@@ -113,10 +121,29 @@ impl DiffArgs {
                 },
             )
         };
-        let (old, new) = match (compile(&self.from), compile(&self.to)) {
+        let to = if self.to.is_empty() {
+            &self.from
+        } else {
+            &self.to
+        };
+        let (old, new) = match (compile(&self.from), compile(to)) {
             (Ok(o), Ok(n)) => (o, n),
             (Err(e), _) | (_, Err(e)) => {
                 super::common::print_compile_error(&e);
+                return super::common::EXIT_USAGE;
+            }
+        };
+        // Each side's exceptions are judged against that side's policies.
+        let governance = &self.exceptions.governance;
+        let before_path = self.exceptions.exceptions.as_deref();
+        let after_path = self.to_exceptions.as_deref().or(before_path);
+        let (old_exceptions, new_exceptions) = match (
+            super::common::load_exceptions(before_path, governance, &old),
+            super::common::load_exceptions(after_path, governance, &new),
+        ) {
+            (Ok(o), Ok(n)) => (o, n),
+            (Err(e), _) | (_, Err(e)) => {
+                eprintln!("error: {e}");
                 return super::common::EXIT_USAGE;
             }
         };
@@ -148,10 +175,16 @@ impl DiffArgs {
                     return super::common::EXIT_USAGE;
                 }
             };
-            let side = |b: &CompiledBundle| {
-                Side::of_admission(&decision::admit(b, &parsed, &options, &inventory))
+            let side = |b: &CompiledBundle, x: &super::common::OfflineExceptions| {
+                Side::of_admission(&decision::admit_in(
+                    b,
+                    &parsed,
+                    &options,
+                    &inventory,
+                    &x.in_force(),
+                ))
             };
-            let (before, after) = (side(&old), side(&new));
+            let (before, after) = (side(&old, &old_exceptions), side(&new, &new_exceptions));
             let diff = diff::compare(&before, &after);
             let m = &parsed.meta;
             compared.push(Compared {
@@ -177,8 +210,12 @@ impl DiffArgs {
             .collect();
         let stricter = count(Change::NewlyDenied) > 0
             || (self.fail_on == FailOn::Warn && count(Change::NewWarning) > 0);
-        let from = old.origin().to_string();
-        let to = new.origin().to_string();
+        let with = |origin: &str, path: Option<&std::path::Path>| match path {
+            Some(p) => format!("{origin} with exceptions {}", p.display()),
+            None => origin.to_string(),
+        };
+        let from = with(old.origin(), before_path);
+        let to = with(new.origin(), after_path);
         match self.output {
             DiffOutput::Json => {
                 let report = Report {

@@ -42,6 +42,9 @@ pub struct EvalArgs {
     /// Failure mode and time limit, as for `serve`.
     #[command(flatten)]
     pub decide: DecideArgs,
+    /// Policy exceptions applied, as at the server.
+    #[command(flatten)]
+    pub exceptions: super::common::OfflineExceptionArgs,
 }
 
 /// Output formats.
@@ -66,6 +69,10 @@ struct Record {
     message: Option<String>,
     warnings: Vec<String>,
     violations: Vec<Json>,
+    /// Violations a policy exception covers (they neither deny nor warn as
+    /// such; a warning names the exception).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    excepted: Vec<Json>,
     #[serde(skip_serializing_if = "Option::is_none")]
     patch: Option<Json>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -90,6 +97,17 @@ impl EvalArgs {
             Ok(b) => b,
             Err(e) => {
                 super::common::print_compile_error(&e);
+                return super::common::EXIT_USAGE;
+            }
+        };
+        let exceptions = match super::common::load_exceptions(
+            self.exceptions.exceptions.as_deref(),
+            &self.exceptions.governance,
+            &bundle,
+        ) {
+            Ok(x) => x,
+            Err(e) => {
+                eprintln!("error: {e}");
                 return super::common::EXIT_USAGE;
             }
         };
@@ -124,7 +142,23 @@ impl EvalArgs {
                 }
             };
             // Mutate first, then validate what the mutation produced, as the API server does.
-            let admission = decision::admit(&bundle, &parsed, &options, &empty_inventory());
+            let admission = decision::admit_in(
+                &bundle,
+                &parsed,
+                &options,
+                &empty_inventory(),
+                &exceptions.in_force(),
+            );
+            let excepted = admission
+                .validation
+                .excepted
+                .iter()
+                .map(|x| {
+                    json!({"policy": x.policy, "enforcement": x.enforcement.as_str(),
+                           "exception": x.exception, "owner": x.owner, "expires": x.expires,
+                           "path": x.violation.path, "msg": x.violation.msg})
+                })
+                .collect();
             let violations = admission
                 .validation
                 .fired
@@ -147,6 +181,7 @@ impl EvalArgs {
                 message: admission.message.clone(),
                 warnings: admission.warnings.clone(),
                 violations,
+                excepted,
                 patch: if self.mutate {
                     admission
                         .patch

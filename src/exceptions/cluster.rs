@@ -88,12 +88,7 @@ pub fn spawn(client: Client, registry: Arc<Registry>, report: bool) {
                 let mut doc = doc.clone();
                 doc["apiVersion"] = json!(exceptions::API_VERSION);
                 doc["kind"] = json!(exceptions::KIND);
-                match exceptions::parse(&doc, "cluster") {
-                    Ok(e) => loaded.exceptions.push(e),
-                    Err(p) => loaded
-                        .unreadable
-                        .push((exceptions::describe_doc(&doc, "cluster"), p)),
-                }
+                loaded.exceptions.push(exceptions::read(&doc, "cluster"));
             }
             registry.set_source(Source::Cluster, loaded);
             if report {

@@ -166,8 +166,12 @@ impl Registry {
         inputs.statuses = statuses;
         drop(inputs);
         let set = Arc::new(set);
-        self.current.store(set.clone());
-        self.generation.send_modify(|g| *g += 1);
+        // A change that changes nothing (a status written back, the same
+        // file saved again) does not make the audit judge everything again.
+        let previous = self.current.swap(set.clone());
+        if previous.all() != set.all() || previous.unreadable() != set.unreadable() {
+            self.generation.send_modify(|g| *g += 1);
+        }
         set
     }
 

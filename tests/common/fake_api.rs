@@ -111,6 +111,13 @@ pub const RESOURCES: &[(&str, &str, &str, &str, bool)] = &[
     ),
     ("openreports.io", "v1alpha1", "reports", "Report", true),
     (
+        "regent.dev",
+        "v1alpha1",
+        "policyexceptions",
+        "PolicyException",
+        true,
+    ),
+    (
         "openreports.io",
         "v1alpha1",
         "clusterreports",
@@ -182,6 +189,10 @@ impl FakeApi {
                     .put(group_ns_item_put)
                     .patch(group_ns_item_patch)
                     .delete(group_ns_item_delete),
+            )
+            .route(
+                "/apis/{group}/{version}/namespaces/{ns}/{resource}/{name}/status",
+                patch(group_ns_status_patch),
             )
             .route(
                 "/apis/events.k8s.io/v1/namespaces/{ns}/events",
@@ -631,10 +642,16 @@ async fn create_event(
     let Ok(mut ev) = serde_json::from_slice::<Value>(&body) else {
         return status(400, "BadRequest", "event is not JSON");
     };
-    if ns != NAMESPACE
-        || ev["metadata"]["namespace"]
-            .as_str()
-            .is_some_and(|n| n != NAMESPACE)
+    // Regent records Events in its own namespace, except about a
+    // PolicyException, which is recorded where its owner looks (the chart
+    // grants that cluster-wide).
+    let about_exception =
+        ev["regarding"]["kind"] == "PolicyException" && ev["regarding"]["namespace"] == ns.as_str();
+    if !about_exception
+        && (ns != NAMESPACE
+            || ev["metadata"]["namespace"]
+                .as_str()
+                .is_some_and(|n| n != NAMESPACE))
     {
         return status(403, "Forbidden", "own namespace only");
     }
@@ -1141,6 +1158,52 @@ fn patch_item(
     };
     s.objects.insert(key, obj.clone());
     broadcast_object(&mut s, rv, group, resource, namespace, event, obj.clone());
+    json_response(StatusCode::OK, &obj)
+}
+
+/// PATCH of the `status` subresource (merge patch): only `status` changes,
+/// whatever else the patch holds, as the API server does.
+async fn group_ns_status_patch(
+    State(inner): St,
+    Path((group, _v, ns, resource, name)): Path<(String, String, String, String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if ct != "application/merge-patch+json" {
+        return status(
+            415,
+            "UnsupportedMediaType",
+            &format!("unexpected patch type {ct}"),
+        );
+    }
+    let Ok(patch) = serde_json::from_slice::<Value>(&body) else {
+        return status(400, "BadRequest", "patch is not JSON");
+    };
+    let mut s = inner.lock().unwrap();
+    count_write(&mut s, "PATCH", &format!("{resource}/status"));
+    let key = (group.clone(), resource.clone(), ns.clone(), name.clone());
+    let Some(mut obj) = s.objects.get(&key).cloned() else {
+        return status(
+            404,
+            "NotFound",
+            &format!("{resource}.{group} \"{name}\" not found"),
+        );
+    };
+    let mut current = obj["status"].take();
+    if current.is_null() {
+        current = json!({});
+    }
+    json_patch::merge(&mut current, &patch["status"]);
+    obj["status"] = current;
+    s.rv += 1;
+    let rv = s.rv;
+    obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+    s.objects.insert(key, obj.clone());
+    broadcast_object(&mut s, rv, &group, &resource, &ns, "MODIFIED", obj.clone());
     json_response(StatusCode::OK, &obj)
 }
 

@@ -146,3 +146,16 @@ document.
 {{- printf "enforcement: %s  # policies.default.mode / mutation\n%s" $want $text -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The exception flags of the webhook and of the audit (one per line). */}}
+{{- define "regent.exceptionArgs" -}}
+{{- if .Values.exceptions.enabled }}
+- --watch-exceptions
+- --exception-admin-namespace={{ .Values.exceptions.adminNamespace | default .Release.Namespace }}
+- --exception-max-duration={{ .Values.exceptions.maxDuration }}
+- --exception-warn-before={{ .Values.exceptions.warnBefore }}
+{{- with .Values.exceptions.helpText }}
+- {{ printf "--exception-help=%s" . | quote }}
+{{- end }}
+{{- end }}
+{{- end -}}

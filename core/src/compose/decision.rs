@@ -428,6 +428,24 @@ pub fn admit(
     options: &DecideOptions,
     inventory: &regorus::Value,
 ) -> Admission {
+    let none = ExceptionSet::empty();
+    let exceptions = Exceptions {
+        set: &none,
+        help: None,
+        now: 0,
+    };
+    admit_in(bundle, review, options, inventory, &exceptions)
+}
+
+/// [`admit`], with policy exceptions applied to the validation (as the
+/// server applies them).
+pub fn admit_in(
+    bundle: &CompiledBundle,
+    review: &Review,
+    options: &DecideOptions,
+    inventory: &regorus::Value,
+    exceptions: &Exceptions<'_>,
+) -> Admission {
     let mutation = mutate_with_inventory(bundle, review, options, inventory);
     let mutated_review =
         if mutation.verdict != Verdict::Failed && !mutation.mutated_object.is_null() {
@@ -435,11 +453,12 @@ pub fn admit(
         } else {
             None
         };
-    let validation = validate_with_inventory(
+    let validation = validate_in(
         bundle,
         mutated_review.as_ref().unwrap_or(review),
         options,
         inventory,
+        exceptions,
     );
     let mut warnings = mutation.response.warnings.clone();
     warnings.extend(validation.response.warnings.iter().cloned());

@@ -97,11 +97,15 @@ pub fn apply(
         text(&request["namespace"]),
     );
     let object: Json = serde_json::to_value(&request["object"]).unwrap_or(Json::Null);
+    // An object created with only `generateName` has no name yet: it is
+    // matched as `<generateName>*`, as the audit names it.
     let name = if name.is_empty() {
-        object["metadata"]["name"]
+        let meta = &object["metadata"];
+        meta["name"]
             .as_str()
+            .map(str::to_string)
+            .or_else(|| meta["generateName"].as_str().map(|g| format!("{g}*")))
             .unwrap_or_default()
-            .to_string()
     } else {
         name
     };
@@ -224,15 +228,11 @@ pub fn decide_exception(
     if review.meta.operation != "DELETE" {
         let object: Json =
             serde_json::to_value(&review.input["request"]["object"]).unwrap_or(Json::Null);
-        let problems = match crate::exceptions::parse(&object, "admission") {
-            Ok(mut e) => {
-                // At creation the API server has not set creationTimestamp:
-                // the exception starts now.
-                e.created = e.created.or(Some(now));
-                crate::exceptions::validate(&e, governance, catalogue, now)
-            }
-            Err(p) => p,
-        };
+        let mut e = crate::exceptions::read(&object, "admission");
+        // At creation the API server has not set creationTimestamp: the
+        // exception starts now.
+        e.created = e.created.or(Some(now));
+        let problems = crate::exceptions::validate(&e, governance, catalogue, now);
         if !problems.is_empty() {
             let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
             response = Response::refuse(

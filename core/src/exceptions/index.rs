@@ -24,6 +24,27 @@ pub struct Target<'a> {
     pub object: &'a Json,
 }
 
+/// What [`ExceptionSet::report`] says of one exception.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportLine {
+    /// `namespace/name` (or the file of one that did not parse).
+    pub exception: String,
+    /// Where it was read.
+    pub source: String,
+    /// Whether it applies.
+    pub in_force: bool,
+    /// Its status, in words.
+    pub text: String,
+}
+
+fn join(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// A violation an exception covers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Covered<'a> {
@@ -119,6 +140,47 @@ impl ExceptionSet {
             .filter(|(e, s)| *s == Status::Valid && e.expires > now)
             .map(|(e, _)| e.expires)
             .min()
+    }
+
+    /// How many exceptions read are invalid (including documents that did
+    /// not parse).
+    pub fn invalid_count(&self) -> usize {
+        self.all
+            .iter()
+            .filter(|(_, s)| matches!(s, Status::Invalid(_)))
+            .count()
+            + self.unreadable.len()
+    }
+
+    /// One line per exception read, as `regent check` and the offline
+    /// commands print it: whether it is in force, and if not, why.
+    pub fn report(&self) -> Vec<ReportLine> {
+        let mut out: Vec<ReportLine> = self
+            .all
+            .iter()
+            .map(|(e, status)| ReportLine {
+                exception: e.id(),
+                source: e.source.clone(),
+                in_force: *status == Status::Valid,
+                text: match status {
+                    Status::Valid => format!(
+                        "valid until {} (owner {}; {})",
+                        e.until(),
+                        e.owner,
+                        e.policies.join(", ")
+                    ),
+                    Status::Expired => format!("expired on {}: applies to nothing", e.until()),
+                    Status::Invalid(p) => format!("invalid, applies to nothing: {}", join(p)),
+                },
+            })
+            .collect();
+        out.extend(self.unreadable.iter().map(|(who, p)| ReportLine {
+            exception: who.clone(),
+            source: who.clone(),
+            in_force: false,
+            text: format!("invalid, applies to nothing: {}", join(p)),
+        }));
+        out
     }
 
     /// The valid exception, if any, that covers a violation of `policy`
@@ -220,16 +282,11 @@ fn labels_of(object: &Json) -> BTreeMap<String, String> {
 pub fn container_of<'o>(object: &'o Json, path: &str) -> Option<&'o str> {
     const LISTS: [&str; 3] = ["initContainers[", "ephemeralContainers[", "containers["];
     // The last container list on the path, and where its index ends.
-    let (start, list) = LISTS
+    let start = LISTS
         .iter()
-        .filter_map(|l| path.rfind(&format!(".{l}")).map(|i| (i + 1, *l)))
-        .chain(
-            LISTS
-                .iter()
-                .filter(|l| path.starts_with(**l))
-                .map(|l| (0, *l)),
-        )
-        .max_by_key(|(i, _)| *i)?;
+        .filter_map(|l| path.rfind(&format!(".{l}")).map(|i| i + 1))
+        .chain(LISTS.iter().filter(|l| path.starts_with(**l)).map(|_| 0))
+        .max()?;
     let close = path[start..].find(']')? + start;
     let prefix = &path[..close + 1];
     let mut at = object;
@@ -243,6 +300,5 @@ pub fn container_of<'o>(object: &'o Json, path: &str) -> Option<&'o str> {
             at = at.get(i)?;
         }
     }
-    let _ = list;
     at["name"].as_str()
 }

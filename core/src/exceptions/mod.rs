@@ -25,7 +25,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value as Json;
 
-pub use index::{Covered, ExceptionSet, Target};
+pub use index::{container_of, glob, Covered, ExceptionSet, ReportLine, Target};
 
 /// The API group of PolicyExceptions.
 pub const GROUP: &str = "regent.dev";
@@ -144,6 +144,9 @@ pub struct Exception {
     pub expires_text: String,
     /// When it was created (`metadata.creationTimestamp`), if known.
     pub created: Option<i64>,
+    /// Problems of shape found when it was read (a missing field, a wrong
+    /// type): an exception with any is invalid, and says all of them.
+    pub problems: Vec<Problem>,
 }
 
 impl Exception {
@@ -197,6 +200,18 @@ pub fn is_exception(doc: &Json) -> bool {
 /// empty required field, a wrong type, a date that does not parse) is
 /// returned; an object with any is invalid.
 pub fn parse(doc: &Json, source: &str) -> Result<Exception, Vec<Problem>> {
+    let e = read(doc, source);
+    if e.problems.is_empty() {
+        Ok(e)
+    } else {
+        Err(e.problems)
+    }
+}
+
+/// Reads a PolicyException object as far as it goes, keeping its problems
+/// of shape in [`Exception::problems`], so that [`validate`] can say every
+/// problem at once (shape, governance and policies).
+pub fn read(doc: &Json, source: &str) -> Exception {
     let mut problems = Vec::new();
     let meta = &doc["metadata"];
     let spec = &doc["spec"];
@@ -343,16 +358,13 @@ pub fn parse(doc: &Json, source: &str) -> Result<Exception, Vec<Problem>> {
             ));
         }
     }
-    if !problems.is_empty() {
-        return Err(problems);
-    }
     let cluster_scoped = namespaces.iter().any(String::is_empty);
     let namespaces = if namespaces.is_empty() {
         vec![namespace.clone()]
     } else {
         namespaces.into_iter().filter(|n| !n.is_empty()).collect()
     };
-    Ok(Exception {
+    Exception {
         namespace,
         name,
         source: source.to_string(),
@@ -369,7 +381,8 @@ pub fn parse(doc: &Json, source: &str) -> Result<Exception, Vec<Problem>> {
         expires,
         expires_text,
         created,
-    })
+        problems,
+    }
 }
 
 fn parse_selector(s: &Json) -> Result<Selector, Problem> {
@@ -447,7 +460,7 @@ pub fn validate(
     catalogue: &Catalogue,
     now: i64,
 ) -> Vec<Problem> {
-    let mut problems = Vec::new();
+    let mut problems = e.problems.clone();
     let admin = e.namespace == governance.admin_namespace;
     if !admin {
         for ns in &e.namespaces {
@@ -514,7 +527,7 @@ pub fn validate(
     // no creation time, so its duration counts from now.
     let start = e.created.map_or(now, |c| c.min(now));
     let max = governance.max_duration.as_secs() as i64;
-    if e.expires - start > max {
+    if e.expires > 0 && e.expires - start > max {
         let days = (e.expires - start + 86_399) / 86_400;
         problems.push(problem(
             "spec.expires",
@@ -575,7 +588,7 @@ pub fn read_documents(label: &str, text: &str) -> Result<Vec<ParsedDocument>, St
         .filter(|(_, d)| is_exception(d))
         .map(|(i, d)| {
             let source = format!("{label}#{}", i + 1);
-            parse(d, &source).map_err(|p| (describe_doc(d, &source), p))
+            Ok(read(d, &source))
         })
         .collect())
 }
