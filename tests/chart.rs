@@ -1251,7 +1251,7 @@ fn declared_metric(name: &str) -> bool {
 fn exceptions_install_a_crd_a_webhook_rule_and_roles() {
     for (mode, args) in combinations() {
         let objs = render(&args);
-        let has = |a: &str| args.iter().any(|x| *x == a);
+        let has = |a: &str| args.contains(&a);
         let enabled = !has("exceptions.enabled=false");
         let crd = objs.iter().find(|o| {
             o["kind"] == "CustomResourceDefinition"
@@ -1414,8 +1414,9 @@ fn exceptions_install_a_crd_a_webhook_rule_and_roles() {
             assert!(a.contains(&"--exception-max-duration=90d"));
             assert!(a.contains(&"--exception-warn-before=14d"));
             assert_eq!(
-                a.iter().any(|x| *x
-                    == "--exception-help=Ask #platform-security: https://wiki.example/exceptions"),
+                a.contains(
+                    &"--exception-help=Ask #platform-security: https://wiki.example/exceptions"
+                ),
                 args.iter().any(|x| x.starts_with("exceptions.helpText")),
                 "{a:?}"
             );
