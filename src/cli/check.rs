@@ -85,11 +85,16 @@ impl CheckArgs {
                         (PolicyKind::Validate, e) => e.as_str().to_string(),
                     };
                     println!(
-                        "  {:<8} {:<28} {:<9} {}",
+                        "  {:<8} {:<28} {:<9} {}{}",
                         p.kind.root(),
                         p.name,
                         what,
-                        p.source
+                        p.source,
+                        if p.exceptions_forbidden {
+                            " (exceptions forbidden)"
+                        } else {
+                            ""
+                        }
                     );
                 }
                 let gk = bundle.gatekeeper();
@@ -124,8 +129,17 @@ impl CheckArgs {
                             ),
                         };
                         println!(
-                            "  {:<8} {:<28} {:<7} {} ({})",
-                            "gk", c.name, action, c.path, c.kind
+                            "  {:<8} {:<28} {:<7} {} ({}){}",
+                            "gk",
+                            c.name,
+                            action,
+                            c.path,
+                            c.kind,
+                            if c.exceptions_forbidden {
+                                " (exceptions forbidden)"
+                            } else {
+                                ""
+                            }
                         );
                     }
                 }

@@ -67,11 +67,14 @@ pub fn spawn(path: PathBuf, registry: std::sync::Arc<Registry>) -> anyhow::Resul
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."))
     };
-    let mut watch = crate::reload::dir::watch(std::slice::from_ref(&watch_root))
+    let watch = crate::reload::dir::watch(std::slice::from_ref(&watch_root))
         .with_context(|| format!("watching {}", watch_root.display()))?;
     let first = read(&path).map_err(anyhow::Error::msg)?;
     registry.set_source(Source::Files, first);
     tokio::spawn(async move {
+        // Move the whole watch in: capturing only `events` would drop the
+        // watcher, and with it every notification.
+        let mut watch = watch;
         while crate::reload::dir::debounced(&mut watch.events).await {
             let p = path.clone();
             match tokio::task::spawn_blocking(move || read(&p)).await {

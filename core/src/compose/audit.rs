@@ -115,7 +115,7 @@ impl CompiledBundle {
                 owner: e.owner.clone(),
                 until: e.until(),
                 expires: e.expires_text.clone(),
-                ending_in_days: covered.ending_in_days,
+                ending_in: covered.ending_in,
                 violation: v.clone(),
                 gatekeeper,
             }

@@ -238,12 +238,12 @@ pub fn validate_in(
     } else {
         let mut message = denial_message(&review.meta.describe(), &denials);
         if let Some(help) = exceptions.help {
-            let mut may: Vec<&str> = fired
+            // Named as an exception names them (`Kind/name` for a Constraint).
+            let mut may: Vec<String> = fired
                 .iter()
-                .filter(|f| {
-                    f.enforcement == Enforcement::Deny && bundle.allows_exceptions(&f.policy)
-                })
-                .map(|f| f.policy.as_str())
+                .filter(|f| f.enforcement == Enforcement::Deny)
+                .map(Fired::reference)
+                .filter(|r| bundle.allows_exceptions(r))
                 .collect();
             may.sort();
             may.dedup();

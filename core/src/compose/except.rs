@@ -38,8 +38,8 @@ pub struct Excepted {
     pub until: String,
     /// Its end as written (RFC 3339).
     pub expires: String,
-    /// Days to its end, when within the warning period.
-    pub ending_in_days: Option<i64>,
+    /// Seconds to its end, when within the warning period.
+    pub ending_in: Option<i64>,
     /// The violation it covers.
     pub violation: Violation,
     /// A Constraint's violation (shown verbatim).
@@ -50,8 +50,8 @@ impl Excepted {
     /// The warning a developer sees.
     pub fn line(&self) -> String {
         let ending = self
-            .ending_in_days
-            .map(|d| format!(", expires in {d} day{}", if d == 1 { "" } else { "s" }))
+            .ending_in
+            .map(|s| format!(", expires in {}", crate::exceptions::time_left_text(s)))
             .unwrap_or_default();
         let original = if self.gatekeeper {
             self.violation.msg.clone()
@@ -153,7 +153,7 @@ pub fn apply_to(
                     owner: c.exception.owner.clone(),
                     until: c.exception.until(),
                     expires: c.exception.expires_text.clone(),
-                    ending_in_days: c.ending_in_days,
+                    ending_in: c.ending_in,
                     violation: v,
                     gatekeeper: f.gatekeeper,
                 }),
@@ -188,20 +188,22 @@ impl CompiledBundle {
         c
     }
 
-    /// Whether a policy (by the name a denial shows) allows exceptions.
-    pub fn allows_exceptions(&self, policy: &str) -> bool {
-        self.policies()
-            .iter()
-            .find(|p| p.name == policy)
-            .map(|p| !p.exceptions_forbidden)
-            .or_else(|| {
-                self.gatekeeper
-                    .constraints()
-                    .iter()
-                    .find(|k| k.name == policy)
-                    .map(|k| !k.exceptions_forbidden)
-            })
-            .unwrap_or(false)
+    /// Whether a policy allows exceptions, by the reference an exception
+    /// names it with (`privileged`, `Kind/name` for a Constraint).
+    pub fn allows_exceptions(&self, reference: &str) -> bool {
+        match reference.split_once('/') {
+            None => self
+                .policies()
+                .iter()
+                .find(|p| p.name == reference)
+                .is_some_and(|p| !p.exceptions_forbidden),
+            Some((kind, name)) => self
+                .gatekeeper
+                .constraints()
+                .iter()
+                .find(|k| k.kind == kind && k.name == name)
+                .is_some_and(|k| !k.exceptions_forbidden),
+        }
     }
 }
 
@@ -226,13 +228,30 @@ pub fn decide_exception(
     let uid = &review.meta.uid;
     let mut response = Response::allow(uid);
     if review.meta.operation != "DELETE" {
-        let object: Json =
+        let mut object: Json =
             serde_json::to_value(&review.input["request"]["object"]).unwrap_or(Json::Null);
+        // The request's namespace is the one the object is created in.
+        if object["metadata"]["namespace"].is_null() && !review.meta.namespace.is_empty() {
+            if let Some(meta) = object["metadata"].as_object_mut() {
+                meta.insert(
+                    "namespace".into(),
+                    Json::from(review.meta.namespace.clone()),
+                );
+            }
+        }
         let mut e = crate::exceptions::read(&object, "admission");
         // At creation the API server has not set creationTimestamp: the
         // exception starts now.
         e.created = e.created.or(Some(now));
-        let problems = crate::exceptions::validate(&e, governance, catalogue, now);
+        let mut problems = crate::exceptions::validate(&e, governance, catalogue, now);
+        // A new exception that has already ended would apply to nothing (an
+        // ended one may still be changed: a label, a finalizer).
+        if review.meta.operation == "CREATE" && e.expires > 0 && e.expires <= now {
+            problems.push(crate::exceptions::Problem {
+                field: "spec.expires".to_string(),
+                message: format!("{} is in the past", e.expires_text),
+            });
+        }
         if !problems.is_empty() {
             let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
             response = Response::refuse(

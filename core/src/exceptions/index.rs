@@ -50,8 +50,8 @@ fn join(problems: &[Problem]) -> String {
 pub struct Covered<'a> {
     /// The exception.
     pub exception: &'a Exception,
-    /// Days until it ends, when that is within the warning period.
-    pub ending_in_days: Option<i64>,
+    /// Seconds until it ends, when that is within the warning period.
+    pub ending_in: Option<i64>,
 }
 
 /// Every exception loaded, with its status, and the valid ones indexed.
@@ -201,10 +201,9 @@ impl ExceptionSet {
                 continue;
             }
             let left = e.expires - now;
-            let ending_in_days = (left <= self.warn_before).then(|| (left + 86_399) / 86_400);
             return Some(Covered {
                 exception: e,
-                ending_in_days,
+                ending_in: (left <= self.warn_before).then_some(left),
             });
         }
         None

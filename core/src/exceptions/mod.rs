@@ -633,6 +633,18 @@ pub fn now() -> i64 {
         .unwrap_or(0)
 }
 
+/// How long until an exception ends, in words: `9 days`, `5 hours`, `1
+/// minute`, `30 seconds` (whole units, rounded down, never below 1 second).
+pub fn time_left_text(seconds: i64) -> String {
+    let (n, unit) = match seconds.max(1) {
+        s if s >= 86_400 => (s / 86_400, "day"),
+        s if s >= 3600 => (s / 3600, "hour"),
+        s if s >= 60 => (s / 60, "minute"),
+        s => (s, "second"),
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
 /// `90d`, `36h`, `10m`, `5s`: a duration as the flags write it.
 pub fn duration_text(d: Duration) -> String {
     let s = d.as_secs();

@@ -163,9 +163,15 @@ fn a_valid_exception_covers_only_its_policy_objects_and_containers_until_it_ends
     assert_eq!(
         set.covering("privileged", Some(path0), &t, ends - 9 * 86_400)
             .unwrap()
-            .ending_in_days,
-        Some(9)
+            .ending_in,
+        Some(9 * 86_400)
     );
+    assert_eq!(time_left_text(9 * 86_400 + 3600), "9 days");
+    assert_eq!(time_left_text(86_400), "1 day");
+    assert_eq!(time_left_text(5 * 3600 + 59), "5 hours");
+    assert_eq!(time_left_text(61), "1 minute");
+    assert_eq!(time_left_text(3), "3 seconds");
+    assert_eq!(time_left_text(0), "1 second");
     assert!(set.covering("privileged", Some(path0), &t, ends).is_none());
     assert_eq!(set.next_expiry(NOW), Some(ends));
 }
