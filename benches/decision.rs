@@ -5,7 +5,10 @@
 //! preparing bundles of 10, 50 and 200 policies, and the default bundle plus
 //! Gatekeeper Constraints (the test fixtures' templates) deciding a Pod, and
 //! the same Pod with 0, 10, 25 and 50 Constraints of templates written here
-//! in the gatekeeper-library's style.
+//! in the gatekeeper-library's style; and a privileged Pod decided with no
+//! policy exception, with 1,000 that do not match it (elsewhere, and all in
+//! its own namespace for its policy: the worst case), and with 1,000 others
+//! plus the one that excepts it.
 //! `cargo bench --bench decision`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -406,8 +409,124 @@ fn parallel(c: &mut Criterion) {
     group.finish();
 }
 
+/// `n` valid exceptions for other objects: spread over 200 namespaces and
+/// five policies, or (`crowded`) all in `shop` for `privileged`, naming
+/// other Pods.
+fn other_exceptions(n: usize, crowded: bool) -> Vec<regent_core::exceptions::Exception> {
+    let expires =
+        regent_core::exceptions::date_time_of(regent_core::exceptions::now() + 30 * 86_400);
+    let policies = [
+        "privileged",
+        "host_path",
+        "image_tag",
+        "capabilities",
+        "host_namespaces",
+    ];
+    (0..n)
+        .map(|i| {
+            let (ns, policy) = if crowded {
+                ("shop".to_string(), "privileged")
+            } else {
+                (format!("team-{}", i % 200), policies[i % policies.len()])
+            };
+            let doc = serde_json::json!({
+                "apiVersion": "regent.dev/v1alpha1", "kind": "PolicyException",
+                "metadata": {"name": format!("x-{i}"), "namespace": ns},
+                "spec": {"policies": [policy],
+                         "match": {"kinds": ["Pod", "Deployment"], "names": [format!("svc-{i}-*")]},
+                         "owner": "team", "reason": "benchmark", "expires": format!("{expires}Z")}
+            });
+            regent_core::exceptions::parse(&doc, "bench").unwrap()
+        })
+        .collect()
+}
+
+fn exceptions(c: &mut Criterion) {
+    use regent_core::compose::except::Exceptions;
+    use regent_core::exceptions::{ExceptionSet, Governance};
+    let bundle = default_bundle();
+    let options = DecideOptions::default();
+    // The 8 KB Pod, privileged: `privileged` denies it, so the lookup runs.
+    let mut doc: serde_json::Value = serde_json::from_slice(&fixture("pod-review.json")).unwrap();
+    for c in doc["request"]["object"]["spec"]["containers"]
+        .as_array_mut()
+        .unwrap()
+    {
+        c["securityContext"]["privileged"] = serde_json::json!(true);
+    }
+    let body = serde_json::to_vec(&doc).unwrap();
+    let expires =
+        regent_core::exceptions::date_time_of(regent_core::exceptions::now() + 30 * 86_400);
+    let this_one = regent_core::exceptions::parse(
+        &serde_json::json!({
+            "apiVersion": "regent.dev/v1alpha1", "kind": "PolicyException",
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"policies": ["privileged"], "match": {"kinds": ["Pod"], "names": ["web-*"]},
+                     "owner": "shop-team", "reason": "benchmark", "expires": format!("{expires}Z")}
+        }),
+        "bench",
+    )
+    .unwrap();
+    let catalogue = bundle.catalogue();
+    let build = |list: Vec<regent_core::exceptions::Exception>| {
+        ExceptionSet::build(
+            list,
+            Vec::new(),
+            &Governance::default(),
+            &catalogue,
+            regent_core::exceptions::now(),
+        )
+    };
+    let mut with_one = other_exceptions(1000, false);
+    with_one.push(this_one.clone());
+    let mut crowded_with_one = other_exceptions(1000, true);
+    crowded_with_one.push(this_one);
+    let sets = [
+        ("none", build(Vec::new()), false),
+        (
+            "1000_elsewhere",
+            build(other_exceptions(1000, false)),
+            false,
+        ),
+        (
+            "1000_same_namespace_and_policy",
+            build(other_exceptions(1000, true)),
+            false,
+        ),
+        ("1000_elsewhere_plus_this_one", build(with_one), true),
+        (
+            "1000_same_namespace_plus_this_one",
+            build(crowded_with_one),
+            true,
+        ),
+    ];
+    let inventory = decision::empty_inventory();
+    let mut group = c.benchmark_group("exceptions/validate_privileged_pod_8k");
+    for (name, set, admits) in &sets {
+        let excepted = Exceptions {
+            set,
+            help: None,
+            now: regent_core::exceptions::now(),
+        };
+        // What is measured is what it claims to be.
+        let r = review::parse(&body).unwrap();
+        let d = decision::validate_in(&bundle, &r, &options, &inventory, &excepted);
+        assert_eq!(d.response.allowed, *admits, "{name}");
+        group.bench_function(*name, |b| {
+            b.iter(|| {
+                let r = review::parse(black_box(&body)).unwrap();
+                decision::validate_in(&bundle, &r, &options, &inventory, &excepted)
+                    .response
+                    .to_review_bytes(r.version)
+            })
+        });
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
+    exceptions,
     decisions,
     parallel,
     stages,

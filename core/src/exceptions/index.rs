@@ -60,9 +60,21 @@ pub struct ExceptionSet {
     all: Vec<(Exception, Status)>,
     /// Problems of documents that did not even parse: (id or source, problems).
     unreadable: Vec<(String, Vec<Problem>)>,
-    /// Policy reference → indexes (into `all`) of valid exceptions naming it.
-    by_policy: HashMap<String, Vec<usize>>,
+    /// Policy reference → where its valid exceptions apply.
+    by_policy: HashMap<String, PolicyIndex>,
     warn_before: i64,
+}
+
+/// The valid exceptions of one policy, by the namespace they cover, so a
+/// lookup reads only those that can apply to the object's namespace
+/// (a thousand exceptions elsewhere cost nothing).
+#[derive(Debug, Clone, Default)]
+struct PolicyIndex {
+    /// Namespace (`""` for cluster-scoped objects) → indexes into `all`,
+    /// ascending.
+    by_namespace: HashMap<String, Vec<usize>>,
+    /// Exceptions naming a namespace glob (`team-*`), ascending.
+    globbed: Vec<usize>,
 }
 
 impl ExceptionSet {
@@ -81,7 +93,7 @@ impl ExceptionSet {
         now: i64,
     ) -> Self {
         let mut all = Vec::with_capacity(exceptions.len());
-        let mut by_policy: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut by_policy: HashMap<String, PolicyIndex> = HashMap::new();
         // Two exceptions of one name: the second is refused (a typo must not
         // silently replace a reviewed exception).
         let mut seen: BTreeMap<String, String> = BTreeMap::new();
@@ -103,8 +115,29 @@ impl ExceptionSet {
                 Status::Valid
             };
             if status == Status::Valid {
+                let i = all.len();
                 for p in &e.policies {
-                    by_policy.entry(p.clone()).or_default().push(all.len());
+                    let ix: &mut PolicyIndex = by_policy.entry(p.clone()).or_default();
+                    let mut exact: Vec<&str> = e
+                        .namespaces
+                        .iter()
+                        .filter(|n| !n.contains('*'))
+                        .map(String::as_str)
+                        .collect();
+                    if e.cluster_scoped {
+                        exact.push("");
+                    }
+                    exact.dedup();
+                    for ns in exact {
+                        let list = ix.by_namespace.entry(ns.to_string()).or_default();
+                        if list.last() != Some(&i) {
+                            list.push(i);
+                        }
+                    }
+                    if e.namespaces.iter().any(|n| n.contains('*')) && ix.globbed.last() != Some(&i)
+                    {
+                        ix.globbed.push(i);
+                    }
                 }
             }
             all.push((e, status));
@@ -193,20 +226,31 @@ impl ExceptionSet {
         target: &Target<'_>,
         now: i64,
     ) -> Option<Covered<'_>> {
-        let candidates = self.by_policy.get(policy)?;
+        let ix = self.by_policy.get(policy)?;
         let mut labels: Option<BTreeMap<String, String>> = None;
-        for &i in candidates {
-            let (e, _) = &self.all[i];
-            if e.expires <= now || !covers(e, target, path, &mut labels) {
-                continue;
-            }
-            let left = e.expires - now;
-            return Some(Covered {
-                exception: e,
-                ending_in: (left <= self.warn_before).then_some(left),
-            });
-        }
-        None
+        let exact = ix
+            .by_namespace
+            .get(target.namespace)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        // The first in load order wins: the first match of each list, then
+        // the earlier of the two.
+        let mut first = |list: &[usize]| {
+            list.iter().copied().find(|&i| {
+                let e = &self.all[i].0;
+                e.expires > now && covers(e, target, path, &mut labels)
+            })
+        };
+        let found = match (first(exact), first(&ix.globbed)) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
+        let e = &self.all[found].0;
+        let left = e.expires - now;
+        Some(Covered {
+            exception: e,
+            ending_in: (left <= self.warn_before).then_some(left),
+        })
     }
 }
 

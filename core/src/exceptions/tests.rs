@@ -185,3 +185,56 @@ fn globs_match_anywhere() {
     assert!(index::glob("exact", "exact"));
     assert!(!index::glob("exact", "exactly"));
 }
+
+#[test]
+fn admin_exceptions_cover_namespace_globs_and_cluster_scoped_objects_and_the_first_loaded_wins() {
+    let admin = |name: &str, namespaces: Json, owner: &str| {
+        let mut d = doc();
+        d["metadata"]["name"] = json!(name);
+        d["metadata"]["namespace"] = json!("regent-system");
+        d["spec"]["match"]["namespaces"] = namespaces;
+        d["spec"]["match"]
+            .as_object_mut()
+            .unwrap()
+            .remove("labelSelector");
+        d["spec"].as_object_mut().unwrap().remove("containers");
+        d["spec"]["owner"] = json!(owner);
+        parse(&d, "f").unwrap()
+    };
+    let set = ExceptionSet::build(
+        vec![
+            admin("globbed", json!(["team-*"]), "first"),
+            admin("exact", json!(["team-a", "kube-system"]), "second"),
+            admin("cluster", json!([""]), "third"),
+        ],
+        Vec::new(),
+        &governance(),
+        &catalogue(),
+        NOW,
+    );
+    let object = json!({"metadata": {"name": "calico-node"}});
+    let at = |namespace: &'static str| Target {
+        kind: "Pod",
+        name: "calico-node",
+        namespace,
+        object: &object,
+    };
+    let owner = |ns: &'static str| {
+        set.covering("privileged", None, &at(ns), NOW)
+            .map(|c| c.exception.owner.clone())
+    };
+    // team-a: both the glob and the exact list; the one loaded first wins.
+    assert_eq!(owner("team-a").as_deref(), Some("first"));
+    assert_eq!(owner("team-b").as_deref(), Some("first"));
+    assert_eq!(owner("kube-system").as_deref(), Some("second"));
+    assert_eq!(owner("").as_deref(), Some("third"));
+    assert_eq!(owner("default"), None);
+    // The same exceptions, the other way round: the exact one is first now.
+    let mut reversed: Vec<Exception> = set.all().iter().map(|(e, _)| e.clone()).collect();
+    reversed.reverse();
+    let set = ExceptionSet::build(reversed, Vec::new(), &governance(), &catalogue(), NOW);
+    let c = set
+        .covering("privileged", None, &at("team-a"), NOW)
+        .unwrap();
+    assert_eq!(c.exception.owner, "second");
+}
