@@ -205,6 +205,81 @@ def candidate_run(args, certs):
         json.dump({"p99_ratio_1": p99, "rps_ratio_8": rps, "shadow": shadow,
                    "rows": {f"{n}/{c}": v for (n, c), v in summary.items()}}, open(args.json, "w"), indent=2)
 
+def exception_files(out, n, crowded=False, this_one=False):
+    """`n` valid PolicyExceptions for other objects (spread over 200
+    namespaces and five policies, or all in `shop` for `privileged`), plus
+    the one that excepts the benchmark's Pod, as one YAML file in `out`."""
+    expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 30 * 86400))
+    policies = ["privileged", "host_path", "image_tag", "capabilities", "host_namespaces"]
+    docs = []
+    for i in range(n):
+        ns, policy = ("shop", "privileged") if crowded else (f"team-{i % 200}", policies[i % len(policies)])
+        docs.append({"apiVersion": "regent.dev/v1alpha1", "kind": "PolicyException",
+                     "metadata": {"name": f"x-{i}", "namespace": ns},
+                     "spec": {"policies": [policy], "match": {"kinds": ["Pod", "Deployment"], "names": [f"svc-{i}-*"]},
+                              "owner": "team", "reason": "benchmark", "expires": expires}})
+    if this_one:
+        docs.append({"apiVersion": "regent.dev/v1alpha1", "kind": "PolicyException",
+                     "metadata": {"name": "web", "namespace": "shop"},
+                     "spec": {"policies": ["privileged"], "match": {"kinds": ["Pod"], "names": ["web-*"]},
+                              "owner": "shop-team", "reason": "benchmark", "expires": expires}})
+    os.makedirs(out, exist_ok=True)
+    # JSON is YAML: one document per line, `---` between.
+    with open(os.path.join(out, "exceptions.yaml"), "w") as f:
+        f.write("\n---\n".join(json.dumps(d) for d in docs) + "\n")
+    return len(docs)
+
+def exceptions_run(args, certs):
+    """A privileged Pod (denied by `privileged`, so the exception lookup
+    runs) with no exception loaded, with 1,000 for other objects (elsewhere,
+    and all in its namespace for its policy), and with 1,000 others plus the
+    one that excepts it: the same build, alternated; medians and ratios."""
+    work = tempfile.mkdtemp()
+    review = json.load(open(args.body))
+    for c in review["request"]["object"]["spec"]["containers"]:
+        c.setdefault("securityContext", {})["privileged"] = True
+    body = os.path.join(work, "privileged-pod-review.json")
+    json.dump(review, open(body, "w"))
+    args.body = body
+    dirs = {}
+    for name, crowded, this in [("1000 elsewhere", False, False), ("1000 same ns+policy", True, False),
+                                ("1000 elsewhere + this one", False, True)]:
+        d = os.path.join(work, name.replace(" ", "_").replace("+", "plus"))
+        dirs[name] = (d, exception_files(d, 1000, crowded, this))
+    setups = {"no exceptions": []}
+    setups.update({name: ["--exceptions", d] for name, (d, _) in dirs.items()})
+    procs = start_setups(args, certs, setups)
+    for name, (d, n) in dirs.items():
+        admin = procs[name][2]
+        end = time.time() + 20
+        while metric(admin, 'regent_exceptions{status="valid"}') != n and time.time() < end:
+            time.sleep(0.05)
+        if metric(admin, 'regent_exceptions{status="valid"}') != n:
+            raise SystemExit(f"{name}: the {n} exceptions never loaded")
+    try:
+        results = alternate(args, procs)
+        rss = {n: peak_rss_mib(p.pid) for n, (p, _, _) in procs.items()}
+        excepted = metric(procs["1000 elsewhere + this one"][2], 'regent_exceptions_applied_total{policy="privileged"}')
+    finally:
+        for proc, _, _ in procs.values():
+            proc.terminate(); proc.wait()
+        shutil.rmtree(work)
+    summary = setups_table(f"privileged 8 KB Pod; policy exceptions loaded; {args.rounds} alternated rounds of {args.duration}s, medians",
+                           setups, results, rss)
+    print()
+    base = "no exceptions"
+    out = {}
+    for name in dirs:
+        rps = summary[(name, 8)]["rps"] / summary[(base, 8)]["rps"]
+        p99 = summary[(name, 1)]["p99"] / summary[(base, 1)]["p99"]
+        cpu = summary[(name, 8)]["cpu_us"] - summary[(base, 8)]["cpu_us"]
+        out[name] = {"rps_ratio_8": rps, "p99_ratio_1": p99, "cpu_us_delta_8": cpu}
+        print(f"{name} ÷ none: req/s at 8 connections {rps:.3f}×, p99 at 1 connection {p99:.3f}×, "
+              f"server CPU {cpu:+.1f} µs/req (target for none matching: within 5 %)")
+    print(f"requests excepted by shop/web in the last setup: {excepted:.0f}")
+    if args.json:
+        json.dump({"ratios": out, "rows": {f"{n}/{c}": v for (n, c), v in summary.items()}}, open(args.json, "w"), indent=2)
+
 def library_bundle(library, out):
     """Every template of a gatekeeper-library checkout with the first (sorted)
     sample Constraint of its directory, as one bundle directory. Returns the
@@ -293,6 +368,9 @@ def main():
     ap.add_argument("--gatekeeper-library", metavar="DIR",
                     help="instead of regent vs echo: the default bundle alone and with every template of this "
                          "gatekeeper-library checkout (one sample Constraint each)")
+    ap.add_argument("--exceptions", action="store_true",
+                    help="instead of regent vs echo: a privileged Pod with no policy exception, 1,000 for other "
+                         "objects, and 1,000 plus the one that excepts it")
     ap.add_argument("--mutators", action="store_true",
                     help="instead of regent vs echo: /mutate with the native mutating policies, the same defaults "
                          "as Gatekeeper mutators, and both")
@@ -308,6 +386,10 @@ def main():
           f"wrk on the same cores; body {os.path.getsize(args.body)} bytes; {args.duration}s per run")
     if args.candidate:
         candidate_run(args, certs)
+        shutil.rmtree(work)
+        return
+    if args.exceptions:
+        exceptions_run(args, certs)
         shutil.rmtree(work)
         return
     if args.mutators:

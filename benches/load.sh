@@ -10,6 +10,8 @@
 #
 #   benches/load.sh [--duration SECONDS] [--rounds N] [--body FILE]   # N alternated rounds, medians
 #   benches/load.sh --candidate [--rounds N]   # with vs without a candidate bundle
+#   benches/load.sh --exceptions [--rounds N]  # a privileged Pod with 0 and 1,000 policy
+#       exceptions (for other objects; and plus the one that excepts it)
 #   benches/load.sh --mutators [--rounds N]    # /mutate: native mutating policies, the same as
 #       Gatekeeper mutators (tests/fixtures/mutators), and both
 #   benches/load.sh --gatekeeper-library DIR [--rounds N]   # default bundle alone vs with
