@@ -80,7 +80,9 @@ impl Fired {
 }
 
 /// Takes out of `fired` every violation an exception covers on the object
-/// of `input` (an AdmissionReview); returns them.
+/// of `input` (an AdmissionReview); returns them. The object is read in
+/// place (its labels or a container's name only when an exception needs
+/// them).
 pub fn apply(
     fired: &mut Vec<Fired>,
     input: &regorus::Value,
@@ -90,22 +92,23 @@ pub fn apply(
         return Vec::new();
     }
     let request = &input["request"];
+    let object = &request["object"];
     let text = |v: &regorus::Value| crate::runtime::text(v).unwrap_or_default().to_string();
     let (kind, name, namespace) = (
         text(&request["kind"]["kind"]),
         text(&request["name"]),
         text(&request["namespace"]),
     );
-    let object: Json = serde_json::to_value(&request["object"]).unwrap_or(Json::Null);
     // An object created with only `generateName` has no name yet: it is
     // matched as `<generateName>*`, as the audit names it.
     let name = if name.is_empty() {
         let meta = &object["metadata"];
-        meta["name"]
-            .as_str()
-            .map(str::to_string)
-            .or_else(|| meta["generateName"].as_str().map(|g| format!("{g}*")))
-            .unwrap_or_default()
+        match crate::runtime::text(&meta["name"]) {
+            Some(n) => n.to_string(),
+            None => crate::runtime::text(&meta["generateName"])
+                .map(|g| format!("{g}*"))
+                .unwrap_or_default(),
+        }
     } else {
         name
     };
@@ -113,12 +116,14 @@ pub fn apply(
         kind: &kind,
         name: &name,
         namespace: &namespace,
-        object: &object,
+        object,
     };
     apply_to(fired, &target, exceptions)
 }
 
-/// [`apply`] for an object described by `target`.
+/// [`apply`] for an object described by `target`: the exceptions that
+/// cover the object are found once per policy that fired, then each
+/// violation is checked against those only.
 pub fn apply_to(
     fired: &mut Vec<Fired>,
     target: &Target<'_>,
@@ -128,23 +133,30 @@ pub fn apply_to(
     if exceptions.set.is_empty() {
         return out;
     }
+    let now = exceptions.now;
     for f in fired.iter_mut() {
         let reference = f.reference();
+        let whole = exceptions.set.candidates(&reference, target, now);
+        // Per control (Pod Security's `pod_security/<control>`), found once each.
+        let mut by_control: Vec<(String, crate::exceptions::Candidates<'_>)> = Vec::new();
         let mut kept = Vec::with_capacity(f.violations.len());
         for v in std::mem::take(&mut f.violations) {
-            let key = v.control.as_ref().map(|c| format!("{reference}/{c}"));
-            let covered = key
-                .as_deref()
-                .and_then(|k| {
-                    exceptions
-                        .set
-                        .covering(k, v.path.as_deref(), target, exceptions.now)
-                })
-                .or_else(|| {
-                    exceptions
-                        .set
-                        .covering(&reference, v.path.as_deref(), target, exceptions.now)
-                });
+            let mut covered = None;
+            if let Some(c) = &v.control {
+                let key = format!("{reference}/{c}");
+                let at = match by_control.iter().position(|(k, _)| *k == key) {
+                    Some(i) => i,
+                    None => {
+                        let found = exceptions.set.candidates(&key, target, now);
+                        by_control.push((key, found));
+                        by_control.len() - 1
+                    }
+                };
+                covered = by_control[at].1.covering(v.path.as_deref(), target, now);
+            }
+            if covered.is_none() && !whole.is_empty() {
+                covered = whole.covering(v.path.as_deref(), target, now);
+            }
             match covered {
                 Some(c) => out.push(Excepted {
                     policy: f.policy.clone(),

@@ -11,7 +11,7 @@ use serde_json::Value as Json;
 use super::{validate, Catalogue, Exception, Governance, Problem, Status};
 
 /// The object a violation was found on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Target<'a> {
     /// Its kind (`Deployment`).
     pub kind: &'a str,
@@ -20,8 +20,78 @@ pub struct Target<'a> {
     /// Its namespace (empty for a cluster-scoped object).
     pub namespace: &'a str,
     /// The object, for its labels and to find the container a violation's
-    /// path points into.
-    pub object: &'a Json,
+    /// path points into (read only when an exception needs them).
+    pub object: &'a dyn ObjectView,
+}
+
+impl std::fmt::Debug for Target<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("kind", &self.kind)
+            .field("name", &self.name)
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an exception reads of an object beyond its kind, name and
+/// namespace: its labels, and the container a field path points into. The
+/// admission path reads the engine's value of the request in place; the
+/// audit reads its `serde_json` object.
+pub trait ObjectView {
+    /// The object's labels.
+    fn labels(&self) -> BTreeMap<String, String>;
+    /// The name of the container a violation's field path points into
+    /// (`spec.template.spec.containers[1].securityContext` → the second
+    /// container's name), or `None` when the path is in no container.
+    fn container_at(&self, path: &str) -> Option<String>;
+}
+
+impl ObjectView for Json {
+    fn labels(&self) -> BTreeMap<String, String> {
+        self["metadata"]["labels"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn container_at(&self, path: &str) -> Option<String> {
+        container_of(self, path).map(str::to_string)
+    }
+}
+
+impl ObjectView for regorus::Value {
+    fn labels(&self) -> BTreeMap<String, String> {
+        let labels = &self["metadata"]["labels"];
+        labels
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| {
+                        Some((
+                            k.as_string().ok()?.to_string(),
+                            v.as_string().ok()?.to_string(),
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn container_at(&self, path: &str) -> Option<String> {
+        let mut at = self;
+        for (field, index) in container_steps(path)? {
+            at = &at[field];
+            if let Some(i) = index {
+                at = at.as_array().ok()?.get(i)?;
+            }
+        }
+        at["name"].as_string().ok().map(|s| s.to_string())
+    }
 }
 
 /// What [`ExceptionSet::report`] says of one exception.
@@ -62,7 +132,92 @@ pub struct ExceptionSet {
     unreadable: Vec<(String, Vec<Problem>)>,
     /// Policy reference → where its valid exceptions apply.
     by_policy: HashMap<String, PolicyIndex>,
+    /// Each valid exception's names and namespaces, compiled once (by
+    /// index into `all`; `None` for one not in force).
+    matchers: Vec<Option<Matcher>>,
     warn_before: i64,
+}
+
+/// An exception's `match.names` and `match.namespaces`, compiled.
+#[derive(Debug, Clone)]
+struct Matcher {
+    names: Vec<Glob>,
+    namespaces: Vec<Glob>,
+}
+
+/// A name pattern where `*` matches any run of characters, compiled to
+/// the cheapest test for its shape.
+#[derive(Debug, Clone)]
+enum Glob {
+    Exact(String),
+    Prefix(String),
+    Suffix(String),
+    Other(String),
+}
+
+impl Glob {
+    fn new(pattern: &str) -> Self {
+        match pattern.matches('*').count() {
+            0 => Self::Exact(pattern.to_string()),
+            1 if pattern.ends_with('*') => Self::Prefix(pattern.trim_end_matches('*').to_string()),
+            1 if pattern.starts_with('*') => {
+                Self::Suffix(pattern.trim_start_matches('*').to_string())
+            }
+            _ => Self::Other(pattern.to_string()),
+        }
+    }
+
+    fn matches(&self, text: &str) -> bool {
+        match self {
+            Self::Exact(p) => p == text,
+            Self::Prefix(p) => text.starts_with(p.as_str()),
+            Self::Suffix(p) => text.ends_with(p.as_str()),
+            Self::Other(p) => glob(p, text),
+        }
+    }
+}
+
+/// The valid exceptions of one policy whose match covers one object (its
+/// kind, namespace, name and labels), in load order: asked once per policy
+/// that fired, then per violation only for its container.
+#[derive(Debug)]
+pub struct Candidates<'s> {
+    set: &'s ExceptionSet,
+    list: Vec<usize>,
+}
+
+impl<'s> Candidates<'s> {
+    /// Whether none covers the object.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// The first that covers a violation at `path` (an exception naming
+    /// containers covers only violations inside them).
+    pub fn covering(
+        &self,
+        path: Option<&str>,
+        target: &Target<'_>,
+        now: i64,
+    ) -> Option<Covered<'s>> {
+        let mut container: Option<Option<String>> = None;
+        let found = self.list.iter().copied().find(|&i| {
+            let e = &self.set.all[i].0;
+            if e.containers.is_empty() {
+                return true;
+            }
+            let c =
+                container.get_or_insert_with(|| path.and_then(|p| target.object.container_at(p)));
+            c.as_ref()
+                .is_some_and(|c| e.containers.iter().any(|n| n == c))
+        })?;
+        let e = &self.set.all[found].0;
+        let left = e.expires - now;
+        Some(Covered {
+            exception: e,
+            ending_in: (left <= self.set.warn_before).then_some(left),
+        })
+    }
 }
 
 /// The valid exceptions of one policy, by the namespace they cover, so a
@@ -94,6 +249,7 @@ impl ExceptionSet {
     ) -> Self {
         let mut all = Vec::with_capacity(exceptions.len());
         let mut by_policy: HashMap<String, PolicyIndex> = HashMap::new();
+        let mut matchers = Vec::with_capacity(all.capacity());
         // Two exceptions of one name: the second is refused (a typo must not
         // silently replace a reviewed exception).
         let mut seen: BTreeMap<String, String> = BTreeMap::new();
@@ -114,6 +270,10 @@ impl ExceptionSet {
             } else {
                 Status::Valid
             };
+            matchers.push((status == Status::Valid).then(|| Matcher {
+                names: e.names.iter().map(|n| Glob::new(n)).collect(),
+                namespaces: e.namespaces.iter().map(|n| Glob::new(n)).collect(),
+            }));
             if status == Status::Valid {
                 let i = all.len();
                 for p in &e.policies {
@@ -146,6 +306,7 @@ impl ExceptionSet {
             all,
             unreadable,
             by_policy,
+            matchers,
             warn_before: governance.warn_before.as_secs() as i64,
         }
     }
@@ -216,9 +377,30 @@ impl ExceptionSet {
         out
     }
 
+    /// The valid exceptions of `policy` (its reference: `privileged`,
+    /// `Kind/name`) that cover `target` at `now`, whatever the violation.
+    pub fn candidates<'s>(&'s self, policy: &str, target: &Target<'_>, now: i64) -> Candidates<'s> {
+        let mut list = Vec::new();
+        if let Some(ix) = self.by_policy.get(policy) {
+            let exact = ix
+                .by_namespace
+                .get(target.namespace)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            let mut labels: Option<BTreeMap<String, String>> = None;
+            for &i in exact.iter().chain(ix.globbed.iter()) {
+                if !list.contains(&i) && self.covers_object(i, target, now, &mut labels) {
+                    list.push(i);
+                }
+            }
+            // Load order: the first loaded wins.
+            list.sort_unstable();
+        }
+        Candidates { set: self, list }
+    }
+
     /// The valid exception, if any, that covers a violation of `policy`
-    /// (its reference: `privileged`, `Kind/name`) at `path` on `target`, at
-    /// `now`. The first in load order wins.
+    /// at `path` on `target`, at `now`. The first in load order wins.
     pub fn covering(
         &self,
         policy: &str,
@@ -226,63 +408,37 @@ impl ExceptionSet {
         target: &Target<'_>,
         now: i64,
     ) -> Option<Covered<'_>> {
-        let ix = self.by_policy.get(policy)?;
-        let mut labels: Option<BTreeMap<String, String>> = None;
-        let exact = ix
-            .by_namespace
-            .get(target.namespace)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        // The first in load order wins: the first match of each list, then
-        // the earlier of the two.
-        let mut first = |list: &[usize]| {
-            list.iter().copied().find(|&i| {
-                let e = &self.all[i].0;
-                e.expires > now && covers(e, target, path, &mut labels)
-            })
-        };
-        let found = match (first(exact), first(&ix.globbed)) {
-            (Some(a), Some(b)) => a.min(b),
-            (a, b) => a.or(b)?,
-        };
-        let e = &self.all[found].0;
-        let left = e.expires - now;
-        Some(Covered {
-            exception: e,
-            ending_in: (left <= self.warn_before).then_some(left),
-        })
+        self.candidates(policy, target, now)
+            .covering(path, target, now)
     }
-}
 
-fn covers(
-    e: &Exception,
-    t: &Target<'_>,
-    path: Option<&str>,
-    labels: &mut Option<BTreeMap<String, String>>,
-) -> bool {
-    if !e.kinds.iter().any(|k| k == t.kind) {
-        return false;
-    }
-    let in_scope = if t.namespace.is_empty() {
-        e.cluster_scoped
-    } else {
-        e.namespaces.iter().any(|n| glob(n, t.namespace))
-    };
-    if !in_scope || !e.names.iter().any(|n| glob(n, t.name)) {
-        return false;
-    }
-    if let Some(sel) = &e.selector {
-        let labels = labels.get_or_insert_with(|| labels_of(t.object));
-        if !sel.matches(labels) {
+    fn covers_object(
+        &self,
+        i: usize,
+        t: &Target<'_>,
+        now: i64,
+        labels: &mut Option<BTreeMap<String, String>>,
+    ) -> bool {
+        let (e, m) = match (&self.all[i].0, &self.matchers[i]) {
+            (e, Some(m)) => (e, m),
+            _ => return false,
+        };
+        if e.expires <= now || !e.kinds.iter().any(|k| k == t.kind) {
             return false;
         }
+        let in_scope = if t.namespace.is_empty() {
+            e.cluster_scoped
+        } else {
+            m.namespaces.iter().any(|n| n.matches(t.namespace))
+        };
+        if !in_scope || !m.names.iter().any(|n| n.matches(t.name)) {
+            return false;
+        }
+        match &e.selector {
+            Some(sel) => sel.matches(labels.get_or_insert_with(|| t.object.labels())),
+            None => true,
+        }
     }
-    if e.containers.is_empty() {
-        return true;
-    }
-    // Named containers: only a violation inside one of them is covered.
-    path.and_then(|p| container_of(t.object, p))
-        .is_some_and(|c| e.containers.iter().any(|n| n == c))
 }
 
 /// `*` matches any run of characters; everything else itself.
@@ -308,40 +464,37 @@ pub fn glob(pattern: &str, text: &str) -> bool {
     true
 }
 
-fn labels_of(object: &Json) -> BTreeMap<String, String> {
-    object["metadata"]["labels"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// The name of the container a violation's field path points into
 /// (`spec.template.spec.containers[1].securityContext` → the second
 /// container's name), or `None` when the path is in no container.
 pub fn container_of<'o>(object: &'o Json, path: &str) -> Option<&'o str> {
-    const LISTS: [&str; 3] = ["initContainers[", "ephemeralContainers[", "containers["];
-    // The last container list on the path, and where its index ends.
-    let start = LISTS
-        .iter()
-        .filter_map(|l| path.rfind(&format!(".{l}")).map(|i| i + 1))
-        .chain(LISTS.iter().filter(|l| path.starts_with(**l)).map(|_| 0))
-        .max()?;
-    let close = path[start..].find(']')? + start;
-    let prefix = &path[..close + 1];
     let mut at = object;
-    for step in prefix.split('.') {
-        let (field, index) = match step.split_once('[') {
-            Some((f, rest)) => (f, rest.trim_end_matches(']').parse::<usize>().ok()),
-            None => (step, None),
-        };
+    for (field, index) in container_steps(path)? {
         at = &at[field];
         if let Some(i) = index {
             at = at.get(i)?;
         }
     }
     at["name"].as_str()
+}
+
+/// The steps (`field`, `[index]`) from the object to the container the
+/// path points into: up to the index of the last container list on it.
+fn container_steps(path: &str) -> Option<Vec<(&str, Option<usize>)>> {
+    const LISTS: [&str; 3] = ["initContainers[", "ephemeralContainers[", "containers["];
+    let start = LISTS
+        .iter()
+        .filter_map(|l| path.rfind(&format!(".{l}")).map(|i| i + 1))
+        .chain(LISTS.iter().filter(|l| path.starts_with(**l)).map(|_| 0))
+        .max()?;
+    let close = path[start..].find(']')? + start;
+    Some(
+        path[..close + 1]
+            .split('.')
+            .map(|step| match step.split_once('[') {
+                Some((f, rest)) => (f, rest.trim_end_matches(']').parse::<usize>().ok()),
+                None => (step, None),
+            })
+            .collect(),
+    )
 }

@@ -25,7 +25,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value as Json;
 
-pub use index::{container_of, glob, Covered, ExceptionSet, ReportLine, Target};
+pub use index::{
+    container_of, glob, Candidates, Covered, ExceptionSet, ObjectView, ReportLine, Target,
+};
 
 /// The API group of PolicyExceptions.
 pub const GROUP: &str = "regent.dev";

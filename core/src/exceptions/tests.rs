@@ -238,3 +238,22 @@ fn admin_exceptions_cover_namespace_globs_and_cluster_scoped_objects_and_the_fir
         .unwrap();
     assert_eq!(c.exception.owner, "second");
 }
+
+#[test]
+fn the_engine_view_reads_labels_and_containers_as_the_json_view() {
+    let object = json!({"metadata": {"labels": {"k8s-app": "calico-node", "tier": "net"}},
+        "spec": {"template": {"spec": {"containers": [{"name": "a"}, {"name": "b"}],
+                                         "initContainers": [{"name": "init"}]}}}});
+    let engine = regorus::Value::from_json_str(&object.to_string()).unwrap();
+    assert_eq!(ObjectView::labels(&object), ObjectView::labels(&engine));
+    assert_eq!(ObjectView::labels(&engine).len(), 2);
+    for (path, name) in [
+        ("spec.template.spec.containers[1].securityContext.privileged", Some("b")),
+        ("spec.template.spec.initContainers[0].image", Some("init")),
+        ("spec.template.spec.hostNetwork", None),
+        ("spec.template.spec.containers[7].image", None),
+    ] {
+        assert_eq!(object.container_at(path).as_deref(), name, "{path}");
+        assert_eq!(engine.container_at(path).as_deref(), name, "{path}");
+    }
+}
