@@ -192,6 +192,11 @@ impl<'s> Candidates<'s> {
         self.list.is_empty()
     }
 
+    /// The exceptions, first loaded first.
+    pub fn exceptions(&self) -> impl Iterator<Item = &'s Exception> + '_ {
+        self.list.iter().map(|&i| &self.set.all[i].0)
+    }
+
     /// The first that covers a violation at `path` (an exception naming
     /// containers covers only violations inside them).
     pub fn covering(
@@ -225,11 +230,59 @@ impl<'s> Candidates<'s> {
 /// (a thousand exceptions elsewhere cost nothing).
 #[derive(Debug, Clone, Default)]
 struct PolicyIndex {
-    /// Namespace (`""` for cluster-scoped objects) → indexes into `all`,
-    /// ascending.
-    by_namespace: HashMap<String, Vec<usize>>,
+    /// Namespace (`""` for cluster-scoped objects) → its exceptions, by name.
+    by_namespace: HashMap<String, NameIndex>,
     /// Exceptions naming a namespace glob (`team-*`), ascending.
     globbed: Vec<usize>,
+}
+
+/// Exceptions by the names they cover, so a lookup reads only those whose
+/// name pattern can match (a thousand for other objects of the same
+/// namespace cost a few hash lookups).
+#[derive(Debug, Clone, Default)]
+struct NameIndex {
+    /// Exact names.
+    exact: HashMap<String, Vec<usize>>,
+    /// `prefix*` patterns, by prefix.
+    prefix: HashMap<String, Vec<usize>>,
+    /// The lengths of those prefixes, ascending.
+    prefix_lengths: Vec<usize>,
+    /// Every other pattern (`*suffix`, `a*b`).
+    other: Vec<usize>,
+}
+
+impl NameIndex {
+    fn add(&mut self, i: usize, names: &[String]) {
+        for n in names {
+            let list = match Glob::new(n) {
+                Glob::Exact(x) => self.exact.entry(x).or_default(),
+                Glob::Prefix(p) => {
+                    if let Err(at) = self.prefix_lengths.binary_search(&p.len()) {
+                        self.prefix_lengths.insert(at, p.len());
+                    }
+                    self.prefix.entry(p).or_default()
+                }
+                _ => &mut self.other,
+            };
+            if list.last() != Some(&i) {
+                list.push(i);
+            }
+        }
+    }
+
+    /// Every exception whose name pattern may match `name`.
+    fn lookup(&self, name: &str, out: &mut Vec<usize>) {
+        out.extend(self.exact.get(name).into_iter().flatten());
+        for &len in &self.prefix_lengths {
+            if len > name.len() {
+                break;
+            }
+            if let Some(list) = name.get(..len).and_then(|p| self.prefix.get(p)) {
+                out.extend(list);
+            }
+        }
+        out.extend(&self.other);
+    }
 }
 
 impl ExceptionSet {
@@ -289,10 +342,10 @@ impl ExceptionSet {
                     }
                     exact.dedup();
                     for ns in exact {
-                        let list = ix.by_namespace.entry(ns.to_string()).or_default();
-                        if list.last() != Some(&i) {
-                            list.push(i);
-                        }
+                        ix.by_namespace
+                            .entry(ns.to_string())
+                            .or_default()
+                            .add(i, &e.names);
                     }
                     if e.namespaces.iter().any(|n| n.contains('*')) && ix.globbed.last() != Some(&i)
                     {
@@ -382,14 +435,16 @@ impl ExceptionSet {
     pub fn candidates<'s>(&'s self, policy: &str, target: &Target<'_>, now: i64) -> Candidates<'s> {
         let mut list = Vec::new();
         if let Some(ix) = self.by_policy.get(policy) {
-            let exact = ix
-                .by_namespace
-                .get(target.namespace)
-                .map(Vec::as_slice)
-                .unwrap_or_default();
+            let mut maybe = Vec::new();
+            if let Some(names) = ix.by_namespace.get(target.namespace) {
+                names.lookup(target.name, &mut maybe);
+            }
+            maybe.extend(&ix.globbed);
+            maybe.sort_unstable();
+            maybe.dedup();
             let mut labels: Option<BTreeMap<String, String>> = None;
-            for &i in exact.iter().chain(ix.globbed.iter()) {
-                if !list.contains(&i) && self.covers_object(i, target, now, &mut labels) {
+            for i in maybe {
+                if self.covers_object(i, target, now, &mut labels) {
                     list.push(i);
                 }
             }

@@ -248,7 +248,10 @@ fn the_engine_view_reads_labels_and_containers_as_the_json_view() {
     assert_eq!(ObjectView::labels(&object), ObjectView::labels(&engine));
     assert_eq!(ObjectView::labels(&engine).len(), 2);
     for (path, name) in [
-        ("spec.template.spec.containers[1].securityContext.privileged", Some("b")),
+        (
+            "spec.template.spec.containers[1].securityContext.privileged",
+            Some("b"),
+        ),
         ("spec.template.spec.initContainers[0].image", Some("init")),
         ("spec.template.spec.hostNetwork", None),
         ("spec.template.spec.containers[7].image", None),
@@ -256,4 +259,47 @@ fn the_engine_view_reads_labels_and_containers_as_the_json_view() {
         assert_eq!(object.container_at(path).as_deref(), name, "{path}");
         assert_eq!(engine.container_at(path).as_deref(), name, "{path}");
     }
+}
+
+#[test]
+fn names_are_found_by_exact_name_prefix_suffix_and_other_globs_among_many() {
+    let with_names = |name: &str, names: Json| {
+        let mut d = doc();
+        d["metadata"]["name"] = json!(name);
+        d["spec"]["match"]["names"] = names;
+        d["spec"]["match"]
+            .as_object_mut()
+            .unwrap()
+            .remove("labelSelector");
+        d["spec"].as_object_mut().unwrap().remove("containers");
+        parse(&d, "f").unwrap()
+    };
+    let mut list: Vec<Exception> = (0..500)
+        .map(|i| with_names(&format!("other-{i}"), json!([format!("svc-{i}-*")])))
+        .collect();
+    list.push(with_names("exact", json!(["calico-node-abc"])));
+    list.push(with_names("prefix", json!(["calico-*"])));
+    list.push(with_names("suffix", json!(["*-abc"])));
+    list.push(with_names("middle", json!(["cal*abc"])));
+    let set = ExceptionSet::build(list, Vec::new(), &governance(), &catalogue(), NOW);
+    let object = json!({"metadata": {}});
+    let found = |name: &'static str| -> Vec<String> {
+        let t = Target {
+            kind: "Pod",
+            name,
+            namespace: "kube-system",
+            object: &object,
+        };
+        let c = set.candidates("privileged", &t, NOW);
+        c.exceptions().map(|e| e.name.clone()).collect()
+    };
+    assert_eq!(
+        found("calico-node-abc"),
+        ["exact", "prefix", "suffix", "middle"]
+    );
+    assert_eq!(found("calico-x"), ["prefix"]);
+    assert_eq!(found("x-abc"), ["suffix"]);
+    assert_eq!(found("svc-42-0"), ["other-42"]);
+    assert!(found("svc-42").is_empty());
+    assert!(found("").is_empty());
 }
