@@ -14,7 +14,9 @@ use crate::mutation::MutationError;
 use crate::runtime::RunError;
 
 /// What a policy's violations do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize, Default,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Enforcement {
     /// Reject the request.
@@ -29,6 +31,12 @@ pub enum Enforcement {
 }
 
 impl Enforcement {
+    /// The weaker of two (`deny` is the strongest, `off` the weakest): what
+    /// a violation that lowers its policy's enforcement does.
+    pub fn weaker(self, other: Self) -> Self {
+        self.max(other)
+    }
+
     /// The lower-case name used in data, metrics and logs.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -56,6 +64,11 @@ pub struct Violation {
     /// one control (`pod_security/host_ports`) rather than the policy.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub control: Option<String>,
+    /// A weaker enforcement for this violation than its policy's (`warn`,
+    /// `dryrun`): a policy with several levels, such as Pod Security's
+    /// warn and audit modes. Never stronger than the policy's own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enforcement: Option<Enforcement>,
 }
 
 impl Violation {

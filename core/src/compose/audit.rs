@@ -130,7 +130,11 @@ impl CompiledBundle {
         let json = object;
         let review = audit_review(json);
         out.extend(self.audit_mutation(&review, inventory, limits));
-        for audited in self.native.audit(&review, limits) {
+        let with_namespace = self.native.with_namespace(&review, inventory);
+        for audited in self
+            .native
+            .audit(with_namespace.as_ref().unwrap_or(&review), limits)
+        {
             let (policy, found) = match audited {
                 Audited::Checked(p, v) => (p, Ok(v)),
                 Audited::Skipped(p, why) => (p, Err((AuditOutcome::Skip, why))),
@@ -154,16 +158,28 @@ impl CompiledBundle {
                 Ok(mut violations) => {
                     violations.sort();
                     violations.dedup();
-                    let outcome = failing(policy.enforcement);
                     for v in violations {
-                        match excepted(&policy.name, &v, &policy.name, false) {
+                        // A violation may lower its policy's enforcement
+                        // (Pod Security's warn and audit modes).
+                        let enforcement = v
+                            .enforcement
+                            .map_or(policy.enforcement, |e| policy.enforcement.weaker(e));
+                        let mut r = match excepted(&policy.name, &v, &policy.name, false) {
                             Some((line, properties)) => {
                                 let mut r = result(AuditOutcome::Skip, line, v.path.clone());
                                 r.properties = properties;
-                                out.push(r);
+                                r
                             }
-                            None => out.push(result(outcome, v.line(&policy.name), v.path.clone())),
+                            None => {
+                                result(failing(enforcement), v.line(&policy.name), v.path.clone())
+                            }
+                        };
+                        r.enforcement = enforcement;
+                        // The control, so reports can be grouped by it.
+                        if let Some(c) = &v.control {
+                            r.properties.insert("control".to_string(), c.clone());
                         }
+                        out.push(r);
                     }
                 }
                 Err((outcome, why)) => out.push(result(outcome, why, None)),
@@ -231,6 +247,7 @@ impl CompiledBundle {
                     msg: m.clone(),
                     fix: None,
                     control: None,
+                    enforcement: None,
                 };
                 let reference = format!("{}/{}", c.kind, c.constraint);
                 match excepted(&reference, &v, &c.constraint, true) {

@@ -638,6 +638,7 @@ pub fn fit(policy: &str, path: Option<&str>, msg: &str, fix: Option<&str>, max: 
         msg: msg.to_string(),
         fix: fix.map(str::to_string),
         control: None,
+        enforcement: None,
     };
     let whole = v.line(policy);
     if whole.chars().count() <= max {
@@ -758,6 +759,7 @@ mod tests {
             msg: msg.into(),
             fix: Some(fix.into()),
             control: None,
+            enforcement: None,
         }
     }
 
@@ -772,6 +774,7 @@ mod tests {
             msg: "plain message.".into(),
             fix: None,
             control: None,
+            enforcement: None,
         };
         assert_eq!(line("p", &bare), "[p] plain message.");
     }

@@ -77,7 +77,10 @@ impl CompiledBundle {
         budget: Budget,
         load: Load,
     ) -> Result<Validation, EvalError> {
-        let validated = self.native.validate(input, budget)?;
+        let with_namespace = self.native.with_namespace(input, inventory);
+        let validated = self
+            .native
+            .validate(with_namespace.as_ref().unwrap_or(input), budget)?;
         let reviewed = self.review_gatekeeper(input, inventory, budget, load)?;
         let errors: Vec<PolicyError> = validated
             .errors
@@ -109,6 +112,7 @@ impl CompiledBundle {
                     msg,
                     fix: None,
                     control: None,
+                    enforcement: None,
                 })
                 .collect();
             violations.sort();
@@ -121,21 +125,34 @@ impl CompiledBundle {
                 kind: Some(h.kind),
             }
         });
+        // A violation may lower its policy's enforcement (Pod Security's
+        // warn and audit modes): one entry per enforcement that occurs.
         let fired = validated
             .results
             .into_iter()
             .filter(|r| !r.violations.is_empty())
-            .map(|r| {
+            .flat_map(|r| {
                 let mut violations = r.violations;
                 violations.sort();
                 violations.dedup();
-                Fired {
-                    policy: r.policy.name.clone(),
-                    enforcement: r.policy.enforcement,
+                let own = r.policy.enforcement;
+                let mut by: Vec<(Enforcement, Vec<Violation>)> = Vec::new();
+                for v in violations {
+                    let e = v.enforcement.map_or(own, |e| own.weaker(e));
+                    match by.iter_mut().find(|(x, _)| *x == e) {
+                        Some((_, list)) => list.push(v),
+                        None => by.push((e, vec![v])),
+                    }
+                }
+                by.sort_by_key(|(e, _)| *e);
+                let name = r.policy.name.clone();
+                by.into_iter().map(move |(enforcement, violations)| Fired {
+                    policy: name.clone(),
+                    enforcement,
                     violations,
                     gatekeeper: false,
                     kind: None,
-                }
+                })
             })
             .chain(gatekeeper_fired)
             .collect();

@@ -148,9 +148,33 @@ pub struct NativeSet {
     interpreter_reason: Option<String>,
     /// Data values a later bundle of a composition overrides.
     overrides: Vec<crate::bundle::Override>,
+    /// Some policy reads `input.namespace`: the request's Namespace object,
+    /// attached when the inventory holds it.
+    reads_namespace: bool,
 }
 
 impl NativeSet {
+    /// The review with `input.namespace` set to the request's Namespace
+    /// object from `inventory` (Gatekeeper's `data.inventory` layout), when
+    /// a policy reads it and the inventory holds it; otherwise `None` (use
+    /// the review as it is).
+    pub fn with_namespace(&self, input: &Value, inventory: &Value) -> Option<Value> {
+        if !self.reads_namespace {
+            return None;
+        }
+        let ns = runtime::text(&input["request"]["namespace"]).filter(|n| !n.is_empty())?;
+        let object = &inventory["cluster"]["v1"]["Namespace"][ns];
+        if !matches!(object, Value::Object(_)) {
+            return None;
+        }
+        let mut input = input.clone();
+        input
+            .as_object_mut()
+            .ok()?
+            .insert(Value::from("namespace"), object.clone());
+        Some(input)
+    }
+
     /// Loads the helper library, the bundle's modules and data and the
     /// generated entry module into one engine. The set is not warmed yet:
     /// [`NativeSet::prepare`] does that.
@@ -248,6 +272,8 @@ impl NativeSet {
             policy.audit_skip = crate::source::audit_skip_reason(&reach);
             policy.warns =
                 *kind == PolicyKind::Mutate && crate::source::defines_rule(source, "warning");
+            policy.has_controls = *kind == PolicyKind::Validate
+                && crate::source::defines_rule(source, "control_names");
             policies.push(policy);
         }
         policies.sort_by(|a, b| (a.kind, a.order, &a.name).cmp(&(b.kind, b.order, &b.name)));
@@ -288,6 +314,7 @@ impl NativeSet {
             &policy::entry_module(&policies),
             Syntax::Detect,
         )?;
+        let reads_namespace = sources.values().any(|s| s.contains("input.namespace"));
         Ok(Self {
             program: Program::new(engine),
             policies,
@@ -295,6 +322,7 @@ impl NativeSet {
             test_sources,
             interpreter_reason: None,
             overrides,
+            reads_namespace,
         })
     }
 
@@ -349,6 +377,47 @@ impl NativeSet {
                         "warm-up validation",
                         e.to_string(),
                     ));
+                }
+            }
+        }
+        // The controls a policy reports by, read once.
+        for i in 0..self.policies.len() {
+            if !self.policies[i].has_controls {
+                continue;
+            }
+            let p = &self.policies[i];
+            let rule = format!("{}.control_names", p.package());
+            let names = self
+                .program
+                .eval_rule(&rule, input.clone(), limits.start())
+                .map_err(|e| {
+                    failing(
+                        &p.source,
+                        p.package(),
+                        "reading control_names",
+                        e.to_string(),
+                    )
+                })?;
+            let items: Option<Vec<&Value>> = match &names {
+                Value::Array(a) => Some(a.iter().collect()),
+                Value::Set(s) => Some(s.iter().collect()),
+                _ => None,
+            };
+            let controls: Option<Vec<String>> = items.and_then(|items| {
+                items
+                    .into_iter()
+                    .map(|v| v.as_string().ok().map(|s| s.to_string()))
+                    .collect()
+            });
+            match controls {
+                Some(c) => self.policies[i].controls = c,
+                None => {
+                    return Err(failing(
+                        &p.source,
+                        p.package(),
+                        "reading control_names",
+                        format!("control_names must be a set or list of strings, got {names}"),
+                    ))
                 }
             }
         }

@@ -206,9 +206,12 @@ pub struct Policy {
     pub warns: bool,
     /// It refuses policy exceptions (`exceptions: forbidden` in its settings).
     pub exceptions_forbidden: bool,
-    /// The controls it reports violations by (its `controls` rule), each of
-    /// which an exception may name on its own (`<policy>/<control>`).
+    /// The controls it reports violations by (its `control_names` rule,
+    /// read once at load), each of which an exception may name on its own
+    /// (`<policy>/<control>`).
     pub controls: Vec<String>,
+    /// It defines `control_names`.
+    pub has_controls: bool,
 }
 
 impl Policy {
@@ -228,6 +231,7 @@ impl Policy {
             warns: false,
             exceptions_forbidden: false,
             controls: Vec::new(),
+            has_controls: false,
         }
     }
 

@@ -8,7 +8,7 @@ use serde_json::Value as Json;
 
 use super::policy::{Policy, PolicyKind, VALIDATE_ENTRY};
 use super::{Audited, NativeSet, PolicyResult, Validated};
-use crate::outcome::{EvalError, Violation};
+use crate::outcome::{Enforcement, EvalError, Violation};
 use crate::runtime::{Budget, Limits};
 
 impl NativeSet {
@@ -187,6 +187,7 @@ fn violation(v: &Json) -> Result<Violation, String> {
             msg: s.clone(),
             fix: None,
             control: None,
+            enforcement: None,
         }),
         Json::Object(m) => {
             let text = |k: &str| m.get(k).and_then(Json::as_str).map(str::to_string);
@@ -195,6 +196,16 @@ fn violation(v: &Json) -> Result<Violation, String> {
                 msg: text("msg").ok_or_else(|| format!("violation {v} has no \"msg\" string"))?,
                 fix: text("fix"),
                 control: text("control"),
+                enforcement: match text("enforcement").as_deref() {
+                    None | Some("deny") => None,
+                    Some("warn") => Some(Enforcement::Warn),
+                    Some("dryrun") => Some(Enforcement::Dryrun),
+                    Some(other) => {
+                        return Err(format!(
+                            "violation {v} has enforcement {other:?}: warn or dryrun (a violation may only lower its policy's)"
+                        ))
+                    }
+                },
             })
         }
         other => Err(format!(
