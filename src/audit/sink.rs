@@ -46,11 +46,23 @@ pub trait ReportSink {
     fn finish(&mut self) -> Result<(), SinkError>;
 }
 
-/// A table per object, then a summary per policy, most failures first.
+/// A table per object, then a summary per policy, most failures first,
+/// and one per control of the policies that report controls (Pod
+/// Security's `host_ports`, ...).
 pub struct TextSink<W: Write> {
     out: W,
     objects: usize,
     tallies: BTreeMap<String, Tally>,
+    controls: BTreeMap<String, ControlTally>,
+}
+
+/// Failing or warning results of one control.
+#[derive(Default)]
+struct ControlTally {
+    objects: usize,
+    findings: usize,
+    enforcements: std::collections::BTreeSet<&'static str>,
+    namespaces: std::collections::BTreeSet<String>,
 }
 
 #[derive(Default)]
@@ -70,6 +82,7 @@ impl<W: Write> TextSink<W> {
             out,
             objects: 0,
             tallies: BTreeMap::new(),
+            controls: BTreeMap::new(),
         }
     }
 }
@@ -106,6 +119,25 @@ impl<W: Write> ReportSink for TextSink<W> {
                 },
                 r.message
             )?;
+        }
+        let mut per_control: BTreeMap<String, usize> = BTreeMap::new();
+        for r in results
+            .iter()
+            .filter(|r| matches!(r.result, AuditOutcome::Fail | AuditOutcome::Warn))
+        {
+            if let Some(control) = r.properties.get("control") {
+                let key = format!("{}/{control}", r.policy);
+                *per_control.entry(key.clone()).or_default() += 1;
+                let t = self.controls.entry(key).or_default();
+                t.enforcements.insert(r.enforcement.as_str());
+                t.namespaces
+                    .insert(subject.namespace.clone().unwrap_or_default());
+            }
+        }
+        for (key, findings) in per_control {
+            let t = self.controls.entry(key).or_default();
+            t.objects += 1;
+            t.findings += findings;
         }
         let mut seen: BTreeMap<&str, Vec<AuditOutcome>> = BTreeMap::new();
         for r in results {
@@ -149,6 +181,29 @@ impl<W: Write> ReportSink for TextSink<W> {
                 "  {:<width$} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7}",
                 policy, t.checked, t.failing, t.warning, t.skipped, t.errors, t.mutated
             )?;
+        }
+        if !self.controls.is_empty() {
+            let mut rows: Vec<(String, ControlTally)> =
+                std::mem::take(&mut self.controls).into_iter().collect();
+            rows.sort_by(|a, b| b.1.objects.cmp(&a.1.objects).then(a.0.cmp(&b.0)));
+            let width = rows.iter().map(|(c, _)| c.len()).max().unwrap_or(7).max(7);
+            writeln!(self.out, "\nby control, most objects first:")?;
+            writeln!(
+                self.out,
+                "  {:<width$} {:>7} {:>8} {:>10}  ENFORCEMENT",
+                "CONTROL", "OBJECTS", "FINDINGS", "NAMESPACES"
+            )?;
+            for (control, t) in rows {
+                writeln!(
+                    self.out,
+                    "  {:<width$} {:>7} {:>8} {:>10}  {}",
+                    control,
+                    t.objects,
+                    t.findings,
+                    t.namespaces.len(),
+                    t.enforcements.into_iter().collect::<Vec<_>>().join(",")
+                )?;
+            }
         }
         self.out.flush()?;
         Ok(())
