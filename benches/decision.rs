@@ -8,7 +8,8 @@
 //! in the gatekeeper-library's style; and a privileged Pod decided with no
 //! policy exception, with 1,000 that do not match it (elsewhere, and all in
 //! its own namespace for its policy: the worst case), and with 1,000 others
-//! plus the one that excepts it.
+//! plus the one that excepts it; and the Pod Security Standards against the
+//! previous default bundle's pod-security policies.
 //! `cargo bench --bench decision`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -410,22 +411,22 @@ fn parallel(c: &mut Criterion) {
 }
 
 /// `n` valid exceptions for other objects: spread over 200 namespaces and
-/// five policies, or (`crowded`) all in `shop` for `privileged`, naming
+/// five policies, or (`crowded`) all in `shop` for `pod_security/privileged`, naming
 /// other Pods.
 fn other_exceptions(n: usize, crowded: bool) -> Vec<regent_core::exceptions::Exception> {
     let expires =
         regent_core::exceptions::date_time_of(regent_core::exceptions::now() + 30 * 86_400);
     let policies = [
-        "privileged",
-        "host_path",
+        "pod_security/privileged",
+        "pod_security/host_path_volumes",
         "image_tag",
-        "capabilities",
-        "host_namespaces",
+        "pod_security/capabilities_baseline",
+        "pod_security/host_namespaces",
     ];
     (0..n)
         .map(|i| {
             let (ns, policy) = if crowded {
-                ("shop".to_string(), "privileged")
+                ("shop".to_string(), "pod_security/privileged")
             } else {
                 (format!("team-{}", i % 200), policies[i % policies.len()])
             };
@@ -446,7 +447,7 @@ fn exceptions(c: &mut Criterion) {
     use regent_core::exceptions::{ExceptionSet, Governance};
     let bundle = default_bundle();
     let options = DecideOptions::default();
-    // The 8 KB Pod, privileged: `privileged` denies it, so the lookup runs.
+    // The 8 KB Pod, privileged: `pod_security` denies it, so the lookup runs.
     let mut doc: serde_json::Value = serde_json::from_slice(&fixture("pod-review.json")).unwrap();
     for c in doc["request"]["object"]["spec"]["containers"]
         .as_array_mut()
@@ -461,7 +462,7 @@ fn exceptions(c: &mut Criterion) {
         &serde_json::json!({
             "apiVersion": "regent.dev/v1alpha1", "kind": "PolicyException",
             "metadata": {"name": "web", "namespace": "shop"},
-            "spec": {"policies": ["privileged"], "match": {"kinds": ["Pod"], "names": ["web-*"]},
+            "spec": {"policies": ["pod_security/privileged"], "match": {"kinds": ["Pod"], "names": ["web-*"]},
                      "owner": "shop-team", "reason": "benchmark", "expires": format!("{expires}Z")}
         }),
         "bench",
@@ -524,8 +525,71 @@ fn exceptions(c: &mut Criterion) {
     group.finish();
 }
 
+/// The Pod Security Standards' cost: the default bundle before
+/// `pod_security` replaced its six pod-security policies
+/// (`benches/fixtures/previous-default-bundle`), and now, as shipped
+/// (baseline enforced, restricted in the audit mode), at baseline alone and
+/// at restricted, on the 8 KB Pod and on the same Pod privileged.
+fn pod_security(c: &mut Criterion) {
+    let options = DecideOptions::default();
+    let previous = CompiledBundle::compile(
+        &BundleFiles::from_dir(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/benches/fixtures/previous-default-bundle"
+        )))
+        .unwrap(),
+        CompileOptions::default(),
+    )
+    .unwrap();
+    let with = |data: &str| {
+        let layer = BundleFiles::from_files(
+            "bench",
+            vec![(
+                "validate/pod_security/data.yaml".to_string(),
+                data.as_bytes().to_vec(),
+            )],
+        )
+        .unwrap();
+        let files = BundleFiles::compose(vec![BundleFiles::embedded().unwrap(), layer]).unwrap();
+        CompiledBundle::compile(&files, CompileOptions::default()).unwrap()
+    };
+    let bundles = [
+        ("previous_default_bundle", previous),
+        ("default_bundle", default_bundle()),
+        (
+            "baseline_only",
+            with("parameters: {level: baseline, audit: {level: privileged}}\n"),
+        ),
+        ("restricted", with("parameters: {level: restricted}\n")),
+    ];
+    let clean = fixture("pod-review.json");
+    let mut doc: serde_json::Value = serde_json::from_slice(&clean).unwrap();
+    for c in doc["request"]["object"]["spec"]["containers"]
+        .as_array_mut()
+        .unwrap()
+    {
+        c["securityContext"]["privileged"] = serde_json::json!(true);
+    }
+    let privileged = serde_json::to_vec(&doc).unwrap();
+    let mut group = c.benchmark_group("pod_security/validate");
+    for (body_name, body) in [("pod_8k", &clean), ("pod_8k_privileged", &privileged)] {
+        for (name, bundle) in &bundles {
+            group.bench_function(BenchmarkId::new(*name, body_name), |b| {
+                b.iter(|| {
+                    let r = review::parse(black_box(body)).unwrap();
+                    decision::validate(bundle, &r, &options)
+                        .response
+                        .to_review_bytes(r.version)
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
+    pod_security,
     exceptions,
     decisions,
     parallel,

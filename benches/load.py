@@ -207,13 +207,13 @@ def candidate_run(args, certs):
 
 def exception_files(out, n, crowded=False, this_one=False):
     """`n` valid PolicyExceptions for other objects (spread over 200
-    namespaces and five policies, or all in `shop` for `privileged`), plus
+    namespaces and five policies, or all in `shop` for `pod_security/privileged`), plus
     the one that excepts the benchmark's Pod, as one YAML file in `out`."""
     expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 30 * 86400))
-    policies = ["privileged", "host_path", "image_tag", "capabilities", "host_namespaces"]
+    policies = ["pod_security/privileged", "pod_security/host_path_volumes", "image_tag", "pod_security/capabilities_baseline", "pod_security/host_namespaces"]
     docs = []
     for i in range(n):
-        ns, policy = ("shop", "privileged") if crowded else (f"team-{i % 200}", policies[i % len(policies)])
+        ns, policy = ("shop", "pod_security/privileged") if crowded else (f"team-{i % 200}", policies[i % len(policies)])
         docs.append({"apiVersion": "regent.dev/v1alpha1", "kind": "PolicyException",
                      "metadata": {"name": f"x-{i}", "namespace": ns},
                      "spec": {"policies": [policy], "match": {"kinds": ["Pod", "Deployment"], "names": [f"svc-{i}-*"]},
@@ -221,7 +221,7 @@ def exception_files(out, n, crowded=False, this_one=False):
     if this_one:
         docs.append({"apiVersion": "regent.dev/v1alpha1", "kind": "PolicyException",
                      "metadata": {"name": "web", "namespace": "shop"},
-                     "spec": {"policies": ["privileged"], "match": {"kinds": ["Pod"], "names": ["web-*"]},
+                     "spec": {"policies": ["pod_security/privileged"], "match": {"kinds": ["Pod"], "names": ["web-*"]},
                               "owner": "shop-team", "reason": "benchmark", "expires": expires}})
     os.makedirs(out, exist_ok=True)
     # JSON is YAML: one document per line, `---` between.
@@ -230,7 +230,7 @@ def exception_files(out, n, crowded=False, this_one=False):
     return len(docs)
 
 def exceptions_run(args, certs):
-    """A privileged Pod (denied by `privileged`, so the exception lookup
+    """A privileged Pod (denied by `pod_security`, so the exception lookup
     runs) with no exception loaded, with 1,000 for other objects (elsewhere,
     and all in its namespace for its policy), and with 1,000 others plus the
     one that excepts it: the same build, alternated; medians and ratios."""
@@ -259,7 +259,7 @@ def exceptions_run(args, certs):
     try:
         results = alternate(args, procs)
         rss = {n: peak_rss_mib(p.pid) for n, (p, _, _) in procs.items()}
-        excepted = metric(procs["1000 elsewhere + this one"][2], 'regent_exceptions_applied_total{policy="privileged"}')
+        excepted = metric(procs["1000 elsewhere + this one"][2], 'regent_exceptions_applied_total{policy="pod_security"}')
     finally:
         for proc, _, _ in procs.values():
             proc.terminate(); proc.wait()

@@ -31,7 +31,7 @@ async fn denies_privileged_container_in_pod_and_every_workload_template() {
         assert_eq!(r["status"]["reason"], "Forbidden");
         let message = r["status"]["message"].as_str().unwrap();
         let expected = format!(
-            "[privileged] {}.containers[0].securityContext.privileged: container \"web\" runs privileged. Fix:",
+            "[pod_security] {}.containers[0].securityContext.privileged: container \"web\" runs privileged (Pod Security baseline: Privileged Containers). Fix:",
             spec_path(kind)
         );
         assert!(message.contains(&expected), "{kind}: {message}");
@@ -39,7 +39,7 @@ async fn denies_privileged_container_in_pod_and_every_workload_template() {
             message.starts_with(&format!("{kind} shop/web violates 1 policy:\n")),
             "{message}"
         );
-        assert_eq!(r["auditAnnotations"]["denied-by"], "privileged");
+        assert_eq!(r["auditAnnotations"]["denied-by"], "pod_security");
         assert!(
             r["auditAnnotations"]["bundle-revision"]
                 .as_str()
@@ -92,12 +92,12 @@ async fn denies_latest_tag_host_path_and_host_network() {
             let mut s = good_spec();
             s["volumes"] = json!([{"name": "sock", "hostPath": {"path": "/var/run/docker.sock"}}]);
             s
-        }, "[host_path] spec.template.spec.volumes[0].hostPath: volume \"sock\" mounts \"/var/run/docker.sock\" from the node"),
+        }, "[pod_security] spec.template.spec.volumes[0].hostPath: volume \"sock\" mounts a path of the node (Pod Security baseline: HostPath Volumes)"),
         ("hostNetwork", {
             let mut s = good_spec();
             s["hostNetwork"] = json!(true);
             s
-        }, "[host_namespaces] spec.template.spec.hostNetwork: the pod shares the node's network namespace"),
+        }, "[pod_security] spec.template.spec.hostNetwork: the pod shares the node's network namespace (Pod Security baseline: Host Namespaces)"),
     ];
     for (name, spec, expected) in cases {
         let resp = server
@@ -487,9 +487,9 @@ async fn metrics_use_the_regent_prefix_and_a_seconds_histogram() {
         "regent_admission_requests_total{decision=\"allowed\",kind=\"Pod\",operation=\"CREATE\",webhook=\"mutate\"} 1",
         "regent_admission_request_duration_seconds_bucket{webhook=\"validate\",le=\"0.25\"} 1",
         "regent_admission_request_duration_seconds_count{webhook=\"validate\"} 1",
-        "regent_policy_violations_total{enforcement=\"deny\",policy=\"privileged\"} 1",
-        "regent_policy_evaluations_total{policy=\"privileged\"} 1",
-        "regent_bundle_policies{kind=\"validate\"} 12",
+        "regent_policy_violations_total{enforcement=\"deny\",policy=\"pod_security\"} 1",
+        "regent_policy_evaluations_total{policy=\"pod_security\"} 1",
+        "regent_bundle_policies{kind=\"validate\"} 7",
     ] {
         assert!(m.contains(series), "missing {series} in\n{m}");
     }

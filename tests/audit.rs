@@ -29,7 +29,7 @@ fn pod(name: &str, namespace: &str, bad: bool) -> Value {
     json!({
         "metadata": {"name": name, "namespace": namespace, "labels": {"app.kubernetes.io/name": name}},
         "spec": {
-            "securityContext": {"runAsNonRoot": true},
+            "securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
             "containers": [{
                 "name": "app", "image": image,
                 "securityContext": {"privileged": bad, "allowPrivilegeEscalation": false,
@@ -123,7 +123,7 @@ async fn first_scan_writes_a_report_per_failing_resource_and_follows_changes() {
     );
     assert_eq!(
         policies_of(&r, "fail"),
-        ["image_tag", "privileged"]
+        ["image_tag", "pod_security"]
             .iter()
             .map(|s| s.to_string())
             .collect()
@@ -132,20 +132,21 @@ async fn first_scan_writes_a_report_per_failing_resource_and_follows_changes() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|x| x["policy"] == "privileged")
+        .find(|x| x["policy"] == "pod_security")
         .unwrap();
     assert_eq!(privileged["source"], "regent");
-    assert_eq!(privileged["severity"], "critical");
+    assert_eq!(privileged["severity"], "high");
     assert_eq!(privileged["category"], "Pod Security");
     assert_eq!(privileged["scored"], true);
     assert_eq!(privileged["properties"]["enforcement"], "deny");
+    assert_eq!(privileged["properties"]["control"], "privileged");
     assert!(privileged["message"]
         .as_str()
         .unwrap()
-        .starts_with("[privileged] spec.containers[0].securityContext.privileged:"));
+        .starts_with("[pod_security] spec.containers[0].securityContext.privileged:"));
     // Pass results are counted, not listed.
     assert!(
-        r["summary"]["pass"].as_u64().unwrap() >= 8,
+        r["summary"]["pass"].as_u64().unwrap() >= 5,
         "{}",
         r["summary"]
     );
@@ -159,7 +160,7 @@ async fn first_scan_writes_a_report_per_failing_resource_and_follows_changes() {
     assert_eq!(
         metric(
             &metrics,
-            "regent_audit_results{policy=\"privileged\",result=\"fail\"}"
+            "regent_audit_results{policy=\"pod_security\",result=\"fail\"}"
         ),
         3.0,
         "{metrics}"
@@ -167,7 +168,7 @@ async fn first_scan_writes_a_report_per_failing_resource_and_follows_changes() {
     assert_eq!(
         metric(
             &metrics,
-            "regent_audit_results{policy=\"privileged\",result=\"pass\"}"
+            "regent_audit_results{policy=\"pod_security\",result=\"pass\"}"
         ),
         2.0
     );
@@ -421,7 +422,7 @@ async fn a_missing_report_crd_is_said_clearly_and_nothing_is_written() {
     assert_eq!(
         metric(
             &audit.metrics(),
-            "regent_audit_results{policy=\"privileged\",result=\"fail\"}"
+            "regent_audit_results{policy=\"pod_security\",result=\"fail\"}"
         ),
         1.0
     );

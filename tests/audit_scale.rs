@@ -27,7 +27,7 @@ fn object(i: usize, bad: bool) -> (bool, Value) {
     };
     let ns = format!("team-{}", i % 50);
     let spec = json!({
-        "securityContext": {"runAsNonRoot": true},
+        "securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
         "containers": [{
             "name": "app", "image": image,
             "securityContext": {"privileged": bad, "allowPrivilegeEscalation": false,

@@ -66,14 +66,14 @@ fn eval_denies_with_kubectl_like_text_and_exit_1() {
         t.contains("Error from server (Forbidden): error when creating"),
         "{t}"
     );
-    assert!(t.contains("admission webhook \"validate.regent.dev\" denied the request: Deployment shop/legacy-api violates 6 policies:"), "{t}");
-    assert!(t.contains("\n[privileged] spec.template.spec.containers[0].securityContext.privileged: container \"api\" runs privileged."), "{t}");
+    assert!(t.contains("admission webhook \"validate.regent.dev\" denied the request: Deployment shop/legacy-api violates 3 policies:"), "{t}");
+    assert!(t.contains("\n[pod_security] spec.template.spec.containers[0].securityContext.privileged: container \"api\" runs privileged (Pod Security baseline: Privileged Containers)."), "{t}");
     // Conventions and restricted-profile hints are dry-run: in audit
     // reports, not at apply.
     assert!(!t.contains("[required_labels]"), "{t}");
     // Resources were defaulted, and the developer is told.
     assert!(t.contains("Warning: [default_resources] default resources (requests cpu 100m, memory 128Mi) were set where containers \"api\", \"setup\" declared none"), "{t}");
-    assert!(!t.contains("[run_as_non_root]"), "{t}");
+    assert!(!t.contains("Running as Non-root"), "{t}");
 }
 
 #[test]
@@ -98,7 +98,9 @@ fn eval_reads_directories_stdin_reviews_and_prints_json() {
         .as_array()
         .unwrap()
         .iter()
-        .any(|v| v["policy"] == "host_path" && v["enforcement"] == "deny"));
+        .any(|v| v["policy"] == "pod_security"
+            && v["enforcement"] == "deny"
+            && v["path"].as_str().unwrap().ends_with("hostPath")));
 
     let review = std::fs::read_to_string(repo_path("core/src/rego/warmup_review.json")).unwrap();
     let out = regent_stdin(&["eval", "-f", "-", "-o", "json"], &review);
@@ -218,7 +220,7 @@ fn check_names_file_line_and_column_of_broken_rego() {
     let out = regent(&["check", &repo_path("policies").display().to_string()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(
-        text(&out).contains("12 validating policies, 3 mutating policies"),
+        text(&out).contains("7 validating policies, 4 mutating policies"),
         "{}",
         text(&out)
     );

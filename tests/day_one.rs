@@ -630,28 +630,31 @@ async fn the_charts_default_install_denies_nothing_sets_no_limits_and_audit_repo
             String::from_utf8_lossy(&out.stderr)
         );
         let records: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-        let fails = |policy: &str| {
+        let fails = |policy: &str, path_end: &str| {
             records
                 .iter()
                 .filter(|r| {
-                    r["policy"] == policy && r["result"] == "fail" && r["enforcement"] == "dryrun"
+                    r["policy"] == policy
+                        && r["result"] == "fail"
+                        && r["enforcement"] == "dryrun"
+                        && r["path"].as_str().unwrap_or("").ends_with(path_end)
                 })
                 .count()
         };
         assert!(
-            fails("image_tag") >= 4,
+            fails("image_tag", "") >= 4,
             "image_tag fails: {}",
-            fails("image_tag")
+            fails("image_tag", "")
         );
         assert!(
-            fails("privileged") >= 3,
+            fails("pod_security", ".privileged") >= 3,
             "privileged fails: {}",
-            fails("privileged")
+            fails("pod_security", ".privileged")
         );
         assert!(
-            fails("host_path") >= 3,
-            "host_path fails: {}",
-            fails("host_path")
+            fails("pod_security", ".hostPath") >= 3,
+            "hostPath fails: {}",
+            fails("pod_security", ".hostPath")
         );
     }
 }
@@ -671,21 +674,26 @@ fn the_charts_modes_move_the_whole_default_bundle_and_settings_are_merged() {
         data["enforcement"].as_str().unwrap_or("deny").to_string()
     };
     let dryrun = render_chart(&[]);
-    assert_eq!(enforcement(&dryrun, "validate/privileged"), "dryrun");
+    assert_eq!(enforcement(&dryrun, "validate/pod_security"), "dryrun");
     assert_eq!(enforcement(&dryrun, "validate/required_labels"), "dryrun");
     assert_eq!(enforcement(&dryrun, "mutate/default_resources"), "off");
     let warn = render_chart(&["--set", "policies.default.mode=warn"]);
-    assert_eq!(enforcement(&warn, "validate/privileged"), "warn");
+    assert_eq!(enforcement(&warn, "validate/pod_security"), "warn");
     assert_eq!(enforcement(&warn, "validate/sidecar_annotation"), "warn");
     assert_eq!(enforcement(&warn, "validate/required_labels"), "dryrun");
-    assert_eq!(enforcement(&warn, "validate/run_as_non_root"), "dryrun");
+    assert_eq!(
+        enforcement(&warn, "validate/read_only_root_filesystem"),
+        "dryrun"
+    );
+    assert_eq!(enforcement(&warn, "mutate/pod_security_defaults"), "off");
     let deny = render_chart(&[
         "--set",
         "policies.default.mode=deny",
         "--set",
         "policies.default.mutation=true",
     ]);
-    assert_eq!(enforcement(&deny, "validate/privileged"), "deny");
+    assert_eq!(enforcement(&deny, "validate/pod_security"), "deny");
+    assert_eq!(enforcement(&deny, "mutate/pod_security_defaults"), "off");
     assert_eq!(enforcement(&deny, "validate/sidecar_annotation"), "warn");
     assert_eq!(enforcement(&deny, "validate/required_labels"), "dryrun");
     assert_eq!(enforcement(&deny, "mutate/default_resources"), "deny");
@@ -694,7 +702,7 @@ fn the_charts_modes_move_the_whole_default_bundle_and_settings_are_merged() {
         r#"policies.default.settings={"validate/image_tag":{"enforcement":"deny"},"mutate/default_resources":{"parameters":{"limits":{"memory":"1Gi"}}}}"#,
     ]);
     assert_eq!(enforcement(&promoted, "validate/image_tag"), "deny");
-    assert_eq!(enforcement(&promoted, "validate/privileged"), "dryrun");
+    assert_eq!(enforcement(&promoted, "validate/pod_security"), "dryrun");
     // The rendered bundle compiles (settings checked strictly).
     let (cms, _) = chart_bundle(&promoted);
     let dir = tempfile::tempdir().unwrap();

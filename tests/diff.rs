@@ -219,8 +219,8 @@ fn exit_codes_follow_what_got_stricter() {
         .code(),
         Some(2)
     );
-    // Without --from: the embedded default bundle, whose `privileged` policy
-    // denied the Pod before; `priv` denies it now, so the denial changed but
+    // Without --from: the embedded default bundle, whose `pod_security`
+    // policy denied the Pod before; `priv` denies it now, so the denial changed but
     // nothing got stricter.
     let out = regent(&[
         "diff",
@@ -232,7 +232,7 @@ fn exit_codes_follow_what_got_stricter() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("denial_changed"), "{text}");
-    assert!(text.contains("- deny  [privileged]"), "{text}");
+    assert!(text.contains("- deny  [pod_security]"), "{text}");
     assert!(text.contains("+ deny  [priv]"), "{text}");
 }
 

@@ -33,15 +33,12 @@ fn at(secs: i64) -> String {
     format!("{}Z", regent_core::exceptions::date_time_of(secs))
 }
 
-/// The bundle the tests run: the default bundle, plus `host_path` made to
+/// The bundle the tests run: the default bundle, plus `image_tag` made to
 /// refuse exceptions, and a Gatekeeper template with two Constraints (one
 /// for `team-*` namespaces, one for `vault` that refuses exceptions).
 fn bundle() -> tempfile::TempDir {
     bundle_dir(&[
-        (
-            "validate/host_path/data.yaml",
-            "enforcement: deny\nseverity: high\ncategory: Pod Security\nexceptions: forbidden\n",
-        ),
+        ("validate/image_tag/data.yaml", "exceptions: forbidden\n"),
         (
             "gatekeeper/privileged.yaml",
             r#"apiVersion: templates.gatekeeper.sh/v1
@@ -99,10 +96,10 @@ fn pod(namespace: &str, name: &str, containers: &[(&str, bool)]) -> Value {
            "spec": spec})
 }
 
-/// A pod mounting a hostPath (denied by `host_path`, which refuses exceptions).
-fn host_path_pod(namespace: &str, name: &str) -> Value {
+/// A pod with a :latest image (denied by `image_tag`, which refuses exceptions).
+fn latest_pod(namespace: &str, name: &str) -> Value {
     let mut p = pod(namespace, name, &[("calico-node", false)]);
-    p["spec"]["volumes"] = json!([{"name": "lib", "hostPath": {"path": "/var/lib/calico"}}]);
+    p["spec"]["containers"][0]["image"] = json!("calico/node:latest");
     p
 }
 
@@ -154,7 +151,7 @@ fn rand() -> u64 {
     N.fetch_add(1, Ordering::Relaxed)
 }
 
-/// A valid exception: `privileged` for `calico-node*` Pods in kube-system,
+/// A valid exception: `pod_security/privileged` for `calico-node*` Pods in kube-system,
 /// for 30 days; `change` edits it.
 fn exception(namespace: &str, name: &str, change: impl FnOnce(&mut Value)) -> Value {
     let mut e = json!({
@@ -162,7 +159,7 @@ fn exception(namespace: &str, name: &str, change: impl FnOnce(&mut Value)) -> Va
         "kind": "PolicyException",
         "metadata": {"name": name, "namespace": namespace},
         "spec": {
-            "policies": ["privileged"],
+            "policies": ["pod_security/privileged"],
             "match": {"kinds": ["Pod", "DaemonSet"], "names": ["calico-node*"]},
             "owner": "network-team",
             "reason": "CNI needs host networking",
@@ -252,14 +249,16 @@ async fn a_valid_exception_admits_what_it_names_with_a_warning_and_nothing_else(
     assert_eq!(before["allowed"], false);
     // The denial says how to ask for an exception, for the policies that allow one.
     assert!(
-        message(&before).ends_with(&format!("\nIf you need an exception to privileged: {HELP}")),
+        message(&before).ends_with(&format!(
+            "\nIf you need an exception to pod_security/privileged: {HELP}"
+        )),
         "{}",
         message(&before)
     );
 
     let ends = now() + 30 * DAY;
     let cni = exception("kube-system", "cni-agent", |e| {
-        e["spec"]["policies"] = json!(["privileged", "host_namespaces"]);
+        e["spec"]["policies"] = json!(["pod_security/privileged", "pod_security/host_namespaces"]);
         e["spec"]["containers"] = json!(["calico-node"]);
         e["spec"]["expires"] = json!(at(ends));
     });
@@ -276,9 +275,9 @@ async fn a_valid_exception_admits_what_it_names_with_a_warning_and_nothing_else(
     assert_eq!(
         warnings(&after),
         vec![format!(
-            "[privileged] excepted by kube-system/cni-agent (owner network-team, until {until}): \
-             spec.containers[0].securityContext.privileged: container \"calico-node\" runs privileged. \
-             Fix: remove securityContext.privileged or set it to false"
+            "[pod_security] excepted by kube-system/cni-agent (owner network-team, until {until}): \
+             spec.containers[0].securityContext.privileged: container \"calico-node\" runs privileged \
+             (Pod Security baseline: Privileged Containers)"
         )]
     );
     assert_eq!(
@@ -301,14 +300,27 @@ async fn a_valid_exception_admits_what_it_names_with_a_warning_and_nothing_else(
         message(&r)
     );
     assert_eq!(warnings(&r).len(), 1, "{:?}", warnings(&r));
-    // Another policy is unaffected: an exception for privileged does not hide host_path.
+    // Another control is unaffected: an exception for privileged does not
+    // hide a hostPath volume.
     let mut both = calico.clone();
     both["spec"]["volumes"] = json!([{"name": "lib", "hostPath": {"path": "/var/lib/calico"}}]);
     let r = decide(&server, &both).await;
     assert_eq!(r["allowed"], false);
-    assert!(message(&r).contains("[host_path]"), "{}", message(&r));
-    assert!(!message(&r).contains("[privileged]"));
-    // host_path refuses exceptions: its denial offers none.
+    assert!(
+        message(&r).contains("volumes[0].hostPath"),
+        "{}",
+        message(&r)
+    );
+    assert!(!message(&r).contains("securityContext.privileged"));
+    assert!(message(&r).ends_with(&format!(
+        "If you need an exception to pod_security/host_path_volumes: {HELP}"
+    )));
+    // Another policy neither: image_tag, which refuses exceptions, offers none.
+    let mut latest = calico.clone();
+    latest["spec"]["containers"][0]["image"] = json!("calico/node:latest");
+    let r = decide(&server, &latest).await;
+    assert_eq!(r["allowed"], false);
+    assert!(message(&r).contains("[image_tag]"), "{}", message(&r));
     assert!(
         !message(&r).contains("If you need an exception"),
         "{}",
@@ -321,7 +333,7 @@ async fn a_valid_exception_admits_what_it_names_with_a_warning_and_nothing_else(
     ] {
         let r = decide(&server, &other).await;
         assert_eq!(r["allowed"], false, "{other}");
-        assert!(message(&r).contains("[privileged]"));
+        assert!(message(&r).contains("securityContext.privileged"));
     }
     let mut deployment = object(
         "Deployment",
@@ -349,7 +361,7 @@ async fn a_valid_exception_admits_what_it_names_with_a_warning_and_nothing_else(
     assert_eq!(r["allowed"], true);
     assert!(
         warnings(&r)[0].starts_with(&format!(
-            "[privileged] excepted by kube-system/cni-agent (owner network-team, until {}, expires in 9 days): ",
+            "[pod_security] excepted by kube-system/cni-agent (owner network-team, until {}, expires in 9 days): ",
             regent_core::exceptions::date_of(soon)
         )),
         "{:?}",
@@ -361,13 +373,16 @@ async fn a_valid_exception_admits_what_it_names_with_a_warning_and_nothing_else(
     let r = decide(&server, &team).await;
     assert!(
         message(&r).ends_with(&format!(
-            "\nIf you need an exception to K8sPSPPrivilegedContainer/psp-privileged, privileged: {HELP}"
+            "\nIf you need an exception to K8sPSPPrivilegedContainer/psp-privileged, pod_security/privileged: {HELP}"
         )),
         "{}",
         message(&r)
     );
     let gk = exception("team-a", "legacy-agent", |e| {
-        e["spec"]["policies"] = json!(["K8sPSPPrivilegedContainer/psp-privileged", "privileged"]);
+        e["spec"]["policies"] = json!([
+            "K8sPSPPrivilegedContainer/psp-privileged",
+            "pod_security/privileged"
+        ]);
     });
     write_yaml(dir.path(), "team-a.yaml", &[gk]);
     eventually(Duration::from_secs(3), "two exceptions", || {
@@ -387,7 +402,7 @@ async fn a_valid_exception_admits_what_it_names_with_a_warning_and_nothing_else(
     assert!(
         metric(
             &metrics,
-            "regent_exceptions_applied_total{policy=\"privileged\"}"
+            "regent_exceptions_applied_total{policy=\"pod_security\"}"
         ) >= 3.0,
         "{metrics}"
     );
@@ -449,15 +464,15 @@ fn hostile_table() -> Vec<Hostile> {
         ),
         h(
             exception(ks, "forbidden-policy", |e| {
-                e["spec"]["policies"] = json!(["host_path"]);
+                e["spec"]["policies"] = json!(["image_tag"]);
             }),
-            "spec.policies[0]: host_path does not allow exceptions",
+            "spec.policies[0]: image_tag does not allow exceptions",
         ),
         h(
             exception(ks, "unknown-policy", |e| {
-                e["spec"]["policies"] = json!(["privilegd"]);
+                e["spec"]["policies"] = json!(["pod_security/privilegd"]);
             }),
-            "spec.policies[0]: \"privilegd\" is no policy of the live bundle (did you mean privileged?)",
+            "spec.policies[0]: \"pod_security/privilegd\" is no policy of the live bundle (did you mean pod_security/privileged?)",
         ),
         h(
             exception(ks, "empty-names", |e| {
@@ -485,14 +500,14 @@ fn hostile_table() -> Vec<Hostile> {
         ),
         h(
             exception(ks, "wrong-types", |e| {
-                e["spec"]["policies"] = json!("privileged");
+                e["spec"]["policies"] = json!("pod_security");
                 e["spec"]["owner"] = json!(42);
             }),
-            "spec.policies: must be a list of strings, got \"privileged\"; spec.owner: must be a string, got 42",
+            "spec.policies: must be a list of strings, got \"pod_security\"; spec.owner: must be a string, got 42",
         ),
         h(
             exception("vault", "forbidden-constraint", |e| {
-                e["spec"]["policies"] = json!(["K8sPSPPrivilegedContainer/psp-privileged-strict", "privileged"]);
+                e["spec"]["policies"] = json!(["K8sPSPPrivilegedContainer/psp-privileged-strict", "pod_security/privileged"]);
             }),
             "spec.policies[0]: K8sPSPPrivilegedContainer/psp-privileged-strict does not allow exceptions",
         ),
@@ -561,7 +576,7 @@ fn probes() -> Vec<Value> {
         pod("kube-system", "calico-node-x7k2p", &[("calico-node", true)]),
         pod("team-a", "calico-node-x7k2p", &[("calico-node", true)]),
         pod("vault", "calico-node-x7k2p", &[("calico-node", true)]),
-        host_path_pod("kube-system", "calico-node-x7k2p"),
+        latest_pod("kube-system", "calico-node-x7k2p"),
     ]
 }
 
@@ -737,7 +752,7 @@ async fn the_webhook_refuses_an_invalid_policy_exception_naming_the_field() {
 
     let too_long = exception("kube-system", "cni-agent", |e| {
         e["spec"]["expires"] = json!(at(now() + 400 * DAY));
-        e["spec"]["policies"] = json!(["privileged", "host_path"]);
+        e["spec"]["policies"] = json!(["pod_security/privileged", "image_tag"]);
     });
     let r = server.review("/validate", &review_of(&too_long)).await["response"].clone();
     assert_eq!(r["allowed"], false);
@@ -752,7 +767,7 @@ async fn the_webhook_refuses_an_invalid_policy_exception_naming_the_field() {
         "{m}"
     );
     assert!(
-        m.contains("spec.policies[1]: host_path does not allow exceptions"),
+        m.contains("spec.policies[1]: image_tag does not allow exceptions"),
         "{m}"
     );
 
@@ -791,7 +806,7 @@ async fn the_webhook_refuses_an_invalid_policy_exception_naming_the_field() {
     // Missing fields, wrong types: every problem at once.
     let broken = json!({"apiVersion": "regent.dev/v1alpha1", "kind": "PolicyException",
         "metadata": {"name": "broken", "namespace": "kube-system"},
-        "spec": {"policies": "privileged", "match": {"kinds": ["Pod"]}, "expires": "soon"}});
+        "spec": {"policies": "pod_security", "match": {"kinds": ["Pod"]}, "expires": "soon"}});
     let r = server.review("/validate", &review_of(&broken)).await["response"].clone();
     let m = message(&r);
     for field in [
@@ -832,7 +847,7 @@ async fn an_exception_ending_in_3_seconds_admits_before_and_denies_after_and_the
             .find(|r| r["metadata"]["name"] == uid.as_str())?["results"]
             .as_array()?
             .iter()
-            .find(|r| r["policy"] == "privileged")
+            .find(|r| r["policy"] == "pod_security" && r["properties"]["control"] == "privileged")
             .cloned()
     };
     eventually(Duration::from_secs(10), "a fail result", || {
@@ -863,7 +878,7 @@ async fn an_exception_ending_in_3_seconds_admits_before_and_denies_after_and_the
     let w = warnings(&r);
     assert!(
         w[0].starts_with(
-            "[privileged] excepted by kube-system/ends-soon (owner network-team, until "
+            "[pod_security] excepted by kube-system/ends-soon (owner network-team, until "
         ) && w[0].contains(", expires in "),
         "{w:?}"
     );
@@ -929,7 +944,7 @@ fn offline_eval_audit_diff_and_check_take_exceptions() {
         "pods.yaml",
         &[
             pod("kube-system", "calico-node-x7k2p", &[("calico-node", true)]),
-            host_path_pod("kube-system", "calico-node-hp"),
+            latest_pod("kube-system", "calico-node-hp"),
         ],
     );
     let m = manifests.to_str().unwrap();
@@ -959,7 +974,7 @@ fn offline_eval_audit_diff_and_check_take_exceptions() {
         ]
         .concat(),
     );
-    assert_eq!(code, 1, "the hostPath pod is still denied: {out}{err}");
+    assert_eq!(code, 1, "the :latest pod is still denied: {out}{err}");
     let with: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(with[0]["allowed"], true, "{out}");
     assert_eq!(with[0]["excepted"][0]["exception"], "kube-system/cni-agent");
@@ -968,7 +983,7 @@ fn offline_eval_audit_diff_and_check_take_exceptions() {
     assert!(with[0]["warnings"].as_array().unwrap().iter().any(|w| w
         .as_str()
         .unwrap()
-        .starts_with("[privileged] excepted by kube-system/cni-agent")));
+        .starts_with("[pod_security] excepted by kube-system/cni-agent")));
     assert_eq!(with[1]["allowed"], false);
 
     // audit: a skip result with the exception, its owner and its end.
@@ -982,12 +997,16 @@ fn offline_eval_audit_diff_and_check_take_exceptions() {
     let records: Vec<Value> = serde_json::from_str(&out).unwrap();
     let skip = records
         .iter()
-        .find(|r| r["policy"] == "privileged" && r["name"] == "calico-node-x7k2p")
+        .find(|r| {
+            r["policy"] == "pod_security"
+                && r["name"] == "calico-node-x7k2p"
+                && r["result"] == "skip"
+        })
         .unwrap_or_else(|| panic!("{out}"));
-    assert_eq!(skip["result"], "skip");
     assert_eq!(
         skip["properties"],
-        json!({"exception": "kube-system/cni-agent", "owner": "network-team", "expires": at(ends)})
+        json!({"exception": "kube-system/cni-agent", "owner": "network-team", "expires": at(ends),
+               "control": "privileged"})
     );
     let (_, yaml, _) = regent(
         &[
@@ -1018,7 +1037,7 @@ fn offline_eval_audit_diff_and_check_take_exceptions() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("no longer denied"), "{out}");
     assert!(
-        out.contains("+ warn  [privileged] excepted by kube-system/cni-agent"),
+        out.contains("+ warn  [pod_security] excepted by kube-system/cni-agent"),
         "{out}"
     );
     let (code, out, _) = regent(&[
@@ -1060,12 +1079,12 @@ fn offline_eval_audit_diff_and_check_take_exceptions() {
         &ex_dir,
         "bad.yaml",
         &[exception("kube-system", "bad", |e| {
-            e["spec"]["policies"] = json!(["host_path"]);
+            e["spec"]["policies"] = json!(["image_tag"]);
         })],
     );
     let (code, out, _) = regent(&["check", "--with-default-bundle", b, "--exceptions", ex]);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("host_path does not allow exceptions"), "{out}");
+    assert!(out.contains("image_tag does not allow exceptions"), "{out}");
     // The invalid one applies to nothing, and eval says so on stderr.
     let (_, out, err) = regent(
         &[

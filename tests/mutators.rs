@@ -615,15 +615,17 @@ fn audit_reports_would_be_mutations_not_failures() {
         gatekeeper_defaults()
     )));
     let tmp = tempfile::tempdir().unwrap();
-    // Hardened as the default bundle's dry-run hints ask, so its only
-    // findings are the would-be mutations.
+    // Hardened as the default bundle's dry-run findings ask (the restricted
+    // Pod Security Standard, a read-only root filesystem, the label), so
+    // its only findings are the would-be mutations.
     let mut pod = representative_pod();
     pod["metadata"]["labels"]["app.kubernetes.io/name"] = json!("web");
-    pod["spec"]["securityContext"] = json!({"runAsNonRoot": true});
+    pod["spec"]["securityContext"] =
+        json!({"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}});
     for list in ["initContainers", "containers"] {
         for c in pod["spec"][list].as_array_mut().unwrap() {
-            c["securityContext"] =
-                json!({"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true});
+            c["securityContext"] = json!({"allowPrivilegeEscalation": false,
+                "readOnlyRootFilesystem": true, "capabilities": {"drop": ["ALL"]}});
         }
     }
     let file = write_json(tmp.path(), "pod.json", &pod);

@@ -161,10 +161,7 @@ async fn configmap_changes_take_effect_and_broken_modules_are_reported_with_thei
     api.apply(configmap(
         "guardrails",
         "validate/a",
-        &[
-            ("policy.rego", &deny_field("hostPID", "v1")),
-            ("data.yaml", "enforcement: deny\n"),
-        ],
+        &[("policy.rego", &deny_field("hostPID", "v1"))],
     ));
     // Not labelled: ignored.
     api.apply(json!({"metadata": {"name": "unrelated"}, "data": {"x.rego": "package nope"}}));

@@ -9,9 +9,9 @@ fn embedded_bundle_has_modules_and_data() {
     assert!(b
         .modules
         .iter()
-        .any(|m| m.path == "validate/privileged/policy.rego"));
+        .any(|m| m.path == "validate/pod_security/policy.rego"));
     let data = b.merged_data().unwrap();
-    assert_eq!(data["validate"]["privileged"]["enforcement"], "deny");
+    assert_eq!(data["validate"]["pod_security"]["enforcement"], "deny");
     assert_eq!(b.revision.len(), 16);
 }
 

@@ -238,12 +238,19 @@ pub fn validate_in(
     } else {
         let mut message = denial_message(&review.meta.describe(), &denials);
         if let Some(help) = exceptions.help {
-            // Named as an exception names them (`Kind/name` for a Constraint).
+            // Named as an exception names them: `Kind/name` for a
+            // Constraint, `policy/control` for a policy with controls.
             let mut may: Vec<String> = fired
                 .iter()
                 .filter(|f| f.enforcement == Enforcement::Deny)
-                .map(Fired::reference)
-                .filter(|r| bundle.allows_exceptions(r))
+                .filter(|f| bundle.allows_exceptions(&f.reference()))
+                .flat_map(|f| {
+                    let reference = f.reference();
+                    f.violations.iter().map(move |v| match &v.control {
+                        Some(c) => format!("{reference}/{c}"),
+                        None => reference.clone(),
+                    })
+                })
                 .collect();
             may.sort();
             may.dedup();

@@ -47,18 +47,27 @@ pub struct Excepted {
 }
 
 impl Excepted {
-    /// The warning a developer sees.
+    /// The warning a developer sees: `[policy] excepted by ns/name (owner
+    /// O, until D[, expires in N days]): path: what is wrong` (the fix left
+    /// out).
     pub fn line(&self) -> String {
         let ending = self
             .ending_in
             .map(|s| format!(", expires in {}", crate::exceptions::time_left_text(s)))
             .unwrap_or_default();
+        // What is excepted, without the fix (the exception is the way
+        // out for now; the line must fit kubectl's 256 characters).
         let original = if self.gatekeeper {
             self.violation.msg.clone()
         } else {
-            let full = self.violation.line(&self.policy);
+            let without_fix = Violation {
+                fix: None,
+                ..self.violation.clone()
+            };
+            let full = without_fix.line(&self.policy);
             full.strip_prefix(&format!("[{}] ", self.policy))
                 .unwrap_or(&full)
+                .trim_end_matches('.')
                 .to_string()
         };
         format!(

@@ -135,6 +135,19 @@ pub enum Audited<'a> {
     Failed(&'a Policy, EvalError),
 }
 
+/// Policies the default bundle retired, and what reports their findings now.
+const RETIRED: [(&str, &str); 6] = [
+    ("privileged", "pod_security/privileged"),
+    ("host_namespaces", "pod_security/host_namespaces"),
+    ("host_path", "pod_security/host_path_volumes"),
+    ("capabilities", "pod_security/capabilities_baseline"),
+    (
+        "privilege_escalation",
+        "pod_security/allow_privilege_escalation",
+    ),
+    ("run_as_non_root", "pod_security/run_as_non_root"),
+];
+
 /// The native policies of a bundle, compiled.
 #[derive(Debug, Clone)]
 pub struct NativeSet {
@@ -275,6 +288,62 @@ impl NativeSet {
             policy.has_controls = *kind == PolicyKind::Validate
                 && crate::source::defines_rule(source, "control_names");
             policies.push(policy);
+        }
+        // Settings for a policy no module defines (a typo in a directory
+        // name, or a policy retired from the default bundle) would apply to
+        // nothing, silently: refused, naming it.
+        for d in &files.data {
+            let (Some(root), Some(name)) = (d.mount.first(), d.mount.get(1)) else {
+                continue;
+            };
+            let kind = match root.as_str() {
+                "validate" => PolicyKind::Validate,
+                "mutate" => PolicyKind::Mutate,
+                _ => continue,
+            };
+            if declared.contains_key(&(kind, name.clone())) {
+                continue;
+            }
+            let retired = RETIRED
+                .iter()
+                .find(|(old, _)| *old == name.as_str() && kind == PolicyKind::Validate);
+            let known: Vec<&str> = declared
+                .keys()
+                .filter(|(k, _)| *k == kind)
+                .map(|(_, n)| n.as_str())
+                .collect();
+            findings.push(runtime::check::Finding {
+                path: d.path.clone(),
+                line: 1,
+                column: 1,
+                message: match retired {
+                    Some((_, now)) => format!(
+                        "data.{root}.{name}: settings for {name}, which the default bundle retired: {now} reports these findings now (docs/pod-security.md#migrating-from-the-older-policies)"
+                    ),
+                    None => {
+                        // What the modules beside it declare, if any.
+                        let dir = d.path.rsplit_once('/').map_or("", |(dir, _)| dir);
+                        let beside: Vec<String> = declared
+                            .iter()
+                            .filter(|(_, p)| p.rsplit_once('/').is_some_and(|(pd, _)| pd == dir))
+                            .map(|((k, n), _)| format!("{}.{n}", k.root()))
+                            .collect();
+                        if beside.is_empty() {
+                            format!("data.{root}.{name}: settings for a policy no module defines (package {root}.{name})")
+                        } else {
+                            format!(
+                                "data.{root}.{name}: settings for a policy no module defines (package {root}.{name}); the policy in this directory is {}: a policy's settings are data at its package, so name the directory after it",
+                                beside.join(", ")
+                            )
+                        }
+                    }
+                },
+                hint: if retired.is_some() {
+                    None
+                } else {
+                    runtime::check::closest(name, known.iter().copied())
+                },
+            });
         }
         policies.sort_by(|a, b| (a.kind, a.order, &a.name).cmp(&(b.kind, b.order, &b.name)));
         // Calls and imports regorus resolves only when a request reaches

@@ -14,7 +14,7 @@ test_privileged_container_is_reported_with_the_path_of_each_kind if {
 	spec := fixtures.spec_with_container({"securityContext": {"privileged": true, "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true}})
 	every kind in fixtures.kinds {
 		found := fixtures.all_violations(fixtures.review(kind, spec))
-		expected := sprintf("privileged: %s.containers[0].securityContext.privileged", [fixtures.spec_paths[kind]])
+		expected := sprintf("pod_security: %s.containers[0].securityContext.privileged", [fixtures.spec_paths[kind]])
 		expected in found
 	}
 }

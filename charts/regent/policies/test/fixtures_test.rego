@@ -41,7 +41,7 @@ good_container := {
 }
 
 good_spec := {
-	"securityContext": {"runAsNonRoot": true, "runAsUser": 10001},
+	"securityContext": {"runAsNonRoot": true, "runAsUser": 10001, "seccompProfile": {"type": "RuntimeDefault"}},
 	"containers": [good_container],
 }
 
