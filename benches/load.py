@@ -280,6 +280,43 @@ def exceptions_run(args, certs):
     if args.json:
         json.dump({"ratios": out, "rows": {f"{n}/{c}": v for (n, c), v in summary.items()}}, open(args.json, "w"), indent=2)
 
+def decision_log_run(args, certs):
+    """Admission with the decision log off, on with a file sink logging
+    every decision, and on with an HTTP sink nobody listens on (every
+    batch fails, records are dropped): the same build, alternated; medians
+    and ratios."""
+    work = tempfile.mkdtemp()
+    dead = free_port()  # nothing listens here
+    setups = {
+        "log off": [],
+        "file sink, all decisions": ["--decision-log", f"file:{work}/d.log", "--decision-log-allowed", "all"],
+        "unreachable http sink, all": ["--decision-log", f"http://127.0.0.1:{dead}/logs", "--decision-log-allowed", "all",
+                                        "--decision-log-attempts", "1", "--decision-log-timeout", "1s"],
+    }
+    procs = start_setups(args, certs, setups)
+    try:
+        results = alternate(args, procs)
+        rss = {n: peak_rss_mib(p.pid) for n, (p, _, _) in procs.items()}
+        sent = metric(procs["file sink, all decisions"][2], 'regent_decision_log_records_total{result="sent",sink="file"}')
+        lost = sum(metric(procs["unreachable http sink, all"][2], f'regent_decision_log_records_total{{result="{r}",sink="http"}}')
+                   for r in ("dropped", "failed"))
+    finally:
+        for proc, _, _ in procs.values():
+            proc.terminate(); proc.wait()
+        shutil.rmtree(work)
+    summary = setups_table(f"decision log; 8 KB Pod; {args.rounds} alternated rounds of {args.duration}s, medians",
+                           setups, results, rss)
+    print()
+    out = {}
+    for name in list(setups)[1:]:
+        rps = summary[(name, 8)]["rps"] / summary[("log off", 8)]["rps"]
+        p99 = summary[(name, 1)]["p99"] / summary[("log off", 1)]["p99"]
+        out[name] = {"rps_ratio_8": rps, "p99_ratio_1": p99}
+        print(f"{name} ÷ off: req/s at 8 connections {rps:.3f}×, p99 at 1 connection {p99:.3f}× (target: within 5 %)")
+    print(f"records written by the file sink: {sent:.0f}; lost to the unreachable sink (dropped + failed): {lost:.0f}")
+    if args.json:
+        json.dump({"ratios": out, "rows": {f"{n}/{c}": v for (n, c), v in summary.items()}}, open(args.json, "w"), indent=2)
+
 def library_bundle(library, out):
     """Every template of a gatekeeper-library checkout with the first (sorted)
     sample Constraint of its directory, as one bundle directory. Returns the
@@ -368,6 +405,9 @@ def main():
     ap.add_argument("--gatekeeper-library", metavar="DIR",
                     help="instead of regent vs echo: the default bundle alone and with every template of this "
                          "gatekeeper-library checkout (one sample Constraint each)")
+    ap.add_argument("--decision-log", action="store_true",
+                    help="instead of regent vs echo: the decision log off, on with a file sink (all decisions), and "
+                         "on with an unreachable HTTP sink")
     ap.add_argument("--exceptions", action="store_true",
                     help="instead of regent vs echo: a privileged Pod with no policy exception, 1,000 for other "
                          "objects, and 1,000 plus the one that excepts it")
@@ -386,6 +426,10 @@ def main():
           f"wrk on the same cores; body {os.path.getsize(args.body)} bytes; {args.duration}s per run")
     if args.candidate:
         candidate_run(args, certs)
+        shutil.rmtree(work)
+        return
+    if args.decision_log:
+        decision_log_run(args, certs)
         shutil.rmtree(work)
         return
     if args.exceptions:

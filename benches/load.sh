@@ -10,6 +10,7 @@
 #
 #   benches/load.sh [--duration SECONDS] [--rounds N] [--body FILE]   # N alternated rounds, medians
 #   benches/load.sh --candidate [--rounds N]   # with vs without a candidate bundle
+#   benches/load.sh --decision-log [--rounds N]  # the decision log off, to a file, to a dead HTTP sink
 #   benches/load.sh --exceptions [--rounds N]  # a privileged Pod with 0 and 1,000 policy
 #       exceptions (for other objects; and plus the one that excepts it)
 #   benches/load.sh --mutators [--rounds N]    # /mutate: native mutating policies, the same as

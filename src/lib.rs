@@ -18,6 +18,8 @@
 //!   scheduling it runs under, the candidate's audit, promotion;
 //! - [`exceptions`]: policy exceptions from files and the cluster, kept
 //!   current and validated against the live bundle;
+//! - [`decision_log`]: every admission decision exported to stdout, a
+//!   rotated file or HTTP, bounded and off the request path;
 //! - [`cli`]: the commands.
 //!
 //! Around them: metrics ([`metrics`]) and the process allocator's options
@@ -26,6 +28,7 @@
 pub mod allocator;
 pub mod audit;
 pub mod cli;
+pub mod decision_log;
 pub mod exceptions;
 pub mod metrics;
 pub mod reload;

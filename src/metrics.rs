@@ -63,6 +63,69 @@ pub struct Metrics {
     pub candidate: CandidateMetrics,
     /// Policy exceptions.
     pub exceptions: ExceptionMetrics,
+    /// The decision log.
+    pub decision_log: DecisionLogMetrics,
+}
+
+/// Metrics of the decision log, per sink (`stdout`, `file`, `http`).
+#[derive(Debug, Clone)]
+pub struct DecisionLogMetrics {
+    /// `regent_decision_log_records_total{sink,result}`: records `queued`
+    /// for a sink, `sent` to it, `dropped` (its queue was full: oldest
+    /// first) or `failed` (given up after the retries).
+    pub records: IntCounterVec,
+    /// `regent_decision_log_batch_duration_seconds{sink}`: one batch's write
+    /// (with its retries).
+    pub batch_duration: HistogramVec,
+    /// `regent_decision_log_queue_records{sink}`: records waiting.
+    pub queue_records: IntGaugeVec,
+    /// `regent_decision_log_queue_bytes{sink}`: their size.
+    pub queue_bytes: IntGaugeVec,
+}
+
+impl DecisionLogMetrics {
+    fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let m = Self {
+            records: IntCounterVec::new(
+                Opts::new(
+                    "regent_decision_log_records_total",
+                    "Decision log records, by sink and result (queued, sent, dropped, failed).",
+                ),
+                &["sink", "result"],
+            )?,
+            batch_duration: HistogramVec::new(
+                HistogramOpts::new(
+                    "regent_decision_log_batch_duration_seconds",
+                    "Time to write one batch of decision log records to a sink, retries included.",
+                )
+                .buckets(vec![0.001, 0.005, 0.025, 0.1, 0.5, 2.5, 10.0, 60.0]),
+                &["sink"],
+            )?,
+            queue_records: IntGaugeVec::new(
+                Opts::new(
+                    "regent_decision_log_queue_records",
+                    "Decision log records waiting for a sink (\"pending\": not yet encoded).",
+                ),
+                &["sink"],
+            )?,
+            queue_bytes: IntGaugeVec::new(
+                Opts::new(
+                    "regent_decision_log_queue_bytes",
+                    "Bytes of decision log records waiting for a sink (\"pending\": an estimate before encoding).",
+                ),
+                &["sink"],
+            )?,
+        };
+        for c in [
+            Box::new(m.records.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(m.batch_duration.clone()),
+            Box::new(m.queue_records.clone()),
+            Box::new(m.queue_bytes.clone()),
+        ] {
+            registry.register(c)?;
+        }
+        Ok(m)
+    }
 }
 
 /// Metrics of the candidate bundle: its reloads and what its shadow
@@ -503,6 +566,7 @@ impl Metrics {
             audit: AuditMetrics::new(&registry)?,
             candidate: CandidateMetrics::new(&registry)?,
             exceptions: ExceptionMetrics::new(&registry)?,
+            decision_log: DecisionLogMetrics::new(&registry)?,
             registry,
         })
     }

@@ -170,6 +170,29 @@ fn combinations() -> Vec<(&'static str, Vec<&'static str>)> {
     out.push((
         "selfSigned",
         vec![
+            "--set-json",
+            r#"decisionLog.sinks=["stdout","file:/var/log/regent/decisions.log","https://logs.example.com/regent"]"#,
+            "--set",
+            "decisionLog.http.token=s3cret",
+            "--set",
+            "decisionLog.http.caConfigMap=logs-ca",
+            "--set",
+            "decisionLog.includeObject=true",
+            "--set-string",
+            "decisionLog.allowed=0.01",
+            "--set-json",
+            r#"decisionLog.mask=["/spec/template/spec/containers/*/env/*/value"]"#,
+            "--set",
+            "networkPolicy.enabled=true",
+            "--set",
+            "networkPolicy.restrictEgress=true",
+            "--set-json",
+            r#"decisionLog.egress=[{"to":[{"ipBlock":{"cidr":"10.0.40.0/24"}}],"ports":[{"port":443,"protocol":"TCP"}]}]"#,
+        ],
+    ));
+    out.push((
+        "selfSigned",
+        vec![
             "--set",
             "exceptions.aggregateToEdit=true",
             "--set",
@@ -1421,5 +1444,73 @@ fn exceptions_install_a_crd_a_webhook_rule_and_roles() {
                 "{a:?}"
             );
         }
+    }
+}
+
+#[test]
+fn the_decision_log_reaches_the_webhook_with_its_secret_volumes_and_egress() {
+    for (mode, args) in combinations() {
+        let objs = render(&args);
+        let deploy = find(&objs, "Deployment", FULLNAME);
+        let pod = &deploy["spec"]["template"]["spec"];
+        let flags: Vec<&str> = pod["containers"][0]["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        let on = args.iter().any(|a| a.starts_with("decisionLog.sinks="));
+        if !on {
+            assert!(
+                !flags.iter().any(|f| f.starts_with("--decision-log")),
+                "{mode} {args:?}: {flags:?}"
+            );
+            assert!(!objs
+                .iter()
+                .any(|o| o["metadata"]["name"] == format!("{FULLNAME}-decision-log")));
+            continue;
+        }
+        for want in [
+            "--decision-log=stdout",
+            "--decision-log=file:/var/log/regent/decisions.log",
+            "--decision-log=https://logs.example.com/regent",
+            "--decision-log-allowed=0.01",
+            "--decision-log-include-object",
+            "--decision-log-mask=/spec/template/spec/containers/*/env/*/value",
+            "--decision-log-token-file=/etc/regent/decision-log-token/token",
+            "--decision-log-ca=/etc/regent/decision-log-ca/ca.crt",
+        ] {
+            assert!(flags.contains(&want), "{want} missing: {flags:?}");
+        }
+        // The flags parse as the server parses them.
+        use clap::Parser;
+        let mut argv = vec!["regent", "serve"];
+        argv.extend(flags.iter().filter(|f| f.starts_with("--decision-log")));
+        let cli = regent::cli::Cli::try_parse_from(&argv);
+        assert!(cli.is_ok(), "{argv:?}: {:?}", cli.err());
+        let secret = find(&objs, "Secret", &format!("{FULLNAME}-decision-log"));
+        assert_eq!(secret["data"]["token"], "czNjcmV0");
+        let mounts = pod["containers"][0]["volumeMounts"].to_string();
+        for m in [
+            "/var/log/regent",
+            "/etc/regent/decision-log-token",
+            "/etc/regent/decision-log-ca",
+        ] {
+            assert!(mounts.contains(m), "{m}: {mounts}");
+        }
+        let volumes = pod["volumes"].as_array().unwrap();
+        let logs = volumes
+            .iter()
+            .find(|v| v["name"] == "decision-log")
+            .unwrap();
+        // Room for every rotated file, and some.
+        assert_eq!(logs["emptyDir"]["sizeLimit"], "516Mi");
+        let np = find(&objs, "NetworkPolicy", FULLNAME);
+        assert_eq!(np["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
+        let egress = np["spec"]["egress"].as_array().unwrap();
+        assert!(egress.iter().any(|e| e["ports"][0]["port"] == 53));
+        assert!(egress
+            .iter()
+            .any(|e| e["to"][0]["ipBlock"]["cidr"] == "10.0.40.0/24"));
     }
 }

@@ -25,6 +25,7 @@
 
 pub mod bundle;
 pub mod compose;
+pub mod decision_log;
 pub mod diff;
 pub mod exceptions;
 pub mod gatekeeper;

@@ -45,6 +45,26 @@ pub struct EvalArgs {
     /// Policy exceptions applied, as at the server.
     #[command(flatten)]
     pub exceptions: super::common::OfflineExceptionArgs,
+    /// Print (`stdout`, instead of the usual output) or append
+    /// (`file:PATH`) the decision records the server would log: one per
+    /// webhook and object, every decision.
+    #[arg(long = "decision-log", value_parser = parse_offline_sink)]
+    pub decision_log: Option<crate::decision_log::SinkSpec>,
+    /// Include the object in the records, masked.
+    #[arg(long)]
+    pub decision_log_include_object: bool,
+    /// A JSON pointer removed from logged objects (repeatable).
+    #[arg(long = "decision-log-mask", value_delimiter = ',')]
+    pub decision_log_mask: Vec<String>,
+}
+
+fn parse_offline_sink(s: &str) -> Result<crate::decision_log::SinkSpec, String> {
+    match crate::decision_log::SinkSpec::parse(s)? {
+        crate::decision_log::SinkSpec::Http(_) => {
+            Err("regent eval writes decision records to stdout or file:PATH".to_string())
+        }
+        other => Ok(other),
+    }
 }
 
 /// Output formats.
@@ -124,6 +144,7 @@ impl EvalArgs {
         }
         let options = self.decide.options();
         let mut records = Vec::new();
+        let mut log_lines: Vec<String> = Vec::new();
         let mut input_error = false;
         for (i, (source, doc)) in docs.into_iter().enumerate() {
             let review_json = super::inputs::review_for(doc, i, self.operation, &self.namespace);
@@ -142,6 +163,7 @@ impl EvalArgs {
                 }
             };
             // Mutate first, then validate what the mutation produced, as the API server does.
+            let started = std::time::Instant::now();
             let admission = decision::admit_in(
                 &bundle,
                 &parsed,
@@ -149,6 +171,14 @@ impl EvalArgs {
                 &empty_inventory(),
                 &exceptions.in_force(),
             );
+            if self.decision_log.is_some() {
+                log_lines.extend(self.decision_records(
+                    &bundle,
+                    &parsed,
+                    &admission,
+                    started.elapsed(),
+                ));
+            }
             let excepted = admission
                 .validation
                 .excepted
@@ -199,12 +229,34 @@ impl EvalArgs {
                 },
             });
         }
-        match self.output {
-            Output::Json => match serde_json::to_string_pretty(&records) {
-                Ok(s) => println!("{s}"),
-                Err(e) => eprintln!("error: {e}"),
-            },
-            Output::Text => print_text(&records, self.mutate),
+        match &self.decision_log {
+            Some(crate::decision_log::SinkSpec::Stdout) => {
+                for l in &log_lines {
+                    println!("{l}");
+                }
+            }
+            other => {
+                if let Some(crate::decision_log::SinkSpec::File(path)) = other {
+                    let mut text = log_lines.join("\n");
+                    text.push('\n');
+                    let appended = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(path)
+                        .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()));
+                    if let Err(e) = appended {
+                        eprintln!("error: {}: {e}", path.display());
+                        return super::common::EXIT_USAGE;
+                    }
+                }
+                match self.output {
+                    Output::Json => match serde_json::to_string_pretty(&records) {
+                        Ok(s) => println!("{s}"),
+                        Err(e) => eprintln!("error: {e}"),
+                    },
+                    Output::Text => print_text(&records, self.mutate),
+                }
+            }
         }
         if input_error {
             super::common::EXIT_USAGE
@@ -213,6 +265,69 @@ impl EvalArgs {
         } else {
             super::common::EXIT_OK
         }
+    }
+}
+
+impl EvalArgs {
+    /// The records the server would log for one object: its mutating
+    /// decision, then its validating one (on the mutated object).
+    fn decision_records(
+        &self,
+        bundle: &regent_core::compose::CompiledBundle,
+        review: &review::Review,
+        admission: &decision::Admission,
+        took: std::time::Duration,
+    ) -> Vec<String> {
+        use regent_core::compose::decision::Webhook;
+        use regent_core::decision_log::{Context, Pending, Record};
+        let mutated = if admission.mutation.mutated_object.is_null() {
+            None
+        } else {
+            review.with_object(&admission.mutation.mutated_object)
+        };
+        let mut out = Vec::new();
+        for (webhook, d, r) in [
+            (Webhook::Mutate, &admission.mutation, review),
+            (
+                Webhook::Validate,
+                &admission.validation,
+                mutated.as_ref().unwrap_or(review),
+            ),
+        ] {
+            let ctx = Context {
+                webhook,
+                duration: took,
+                revision: bundle.revision(),
+                replica: "regent-eval",
+                at: std::time::SystemTime::now(),
+            };
+            let carries = self.decision_log_include_object;
+            let pending = Pending {
+                record: Record::of(r, d, &ctx),
+                object: carries.then(|| r.input["request"]["object"].clone()),
+                input: None,
+                patch: d.response.patch.clone(),
+            };
+            let mut masks = self.decision_log_mask.clone();
+            let mut drop_object = false;
+            if carries {
+                match bundle.log_mask(&r.input, self.decide.limits.limits()) {
+                    Ok(more) => masks.extend(more),
+                    Err(e) => {
+                        eprintln!("warning: data.regent.log.mask failed ({e}); the record goes without its object");
+                        drop_object = true;
+                    }
+                }
+            }
+            let mut record = pending.finish(&masks);
+            if drop_object {
+                record.object = None;
+            }
+            if let Ok(line) = serde_json::to_string(&record) {
+                out.push(line);
+            }
+        }
+        out
     }
 }
 

@@ -47,6 +47,9 @@ pub struct ServeArgs {
     /// Policy exceptions: sources and governance.
     #[command(flatten)]
     pub exceptions: crate::exceptions::ExceptionArgs,
+    /// The decision log: sinks, what is logged, masking, bounds.
+    #[command(flatten)]
+    pub decision_log: crate::decision_log::DecisionLogArgs,
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "REGENT_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
@@ -156,6 +159,7 @@ impl ServeArgs {
             sources,
             decide,
             exceptions,
+            decision_log,
             max_body_bytes,
             shadow_workers,
             shadow_queue,
@@ -220,6 +224,13 @@ impl ServeArgs {
             },
         )
         .context("starting the shadow-evaluation threads")?;
+        let replica = sources
+            .pod_name
+            .clone()
+            .or_else(|| std::env::var("POD_NAME").ok())
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| "regent".to_string());
+        let decisions = crate::decision_log::DecisionLog::start(&decision_log, metrics.clone())?;
         let router = server::router(AdmissionState {
             live: live.clone(),
             options: decide.options(),
@@ -227,6 +238,8 @@ impl ServeArgs {
             body_timeout: limits.header_timeout,
             shadow: Some(shadow),
             in_flight: Default::default(),
+            decision_log: decisions.clone(),
+            replica,
         });
         let admission = tokio::spawn(crate::serve::connections::serve(
             listener,
@@ -271,6 +284,9 @@ impl ServeArgs {
                 tracing::warn!("second signal: exiting now");
                 return Ok(super::common::EXIT_OK);
             }
+        }
+        if let Some(log) = &decisions {
+            log.close(shutdown_grace).await;
         }
         let _ = admin_server.await;
         tracing::info!("stopped");

@@ -50,6 +50,10 @@ pub struct AdmissionState {
     /// (the body still arriving) to their answer: the load each decision is
     /// told ([`Load`]).
     pub in_flight: Arc<AtomicUsize>,
+    /// Where each decision's record goes (`None`: no decision log).
+    pub decision_log: Option<Arc<crate::decision_log::DecisionLog>>,
+    /// This replica's name, in decision records.
+    pub replica: String,
 }
 
 /// Counts a request as in progress while it lives.
@@ -204,6 +208,27 @@ async fn handle(
         started.elapsed().as_secs_f64(),
     );
     log(&review, webhook, &decision, started.elapsed());
+    if let Some(decisions) = &state.decision_log {
+        // After the response is built; a hand-over that never waits.
+        let bundle = state.live.bundle();
+        let revision = bundle
+            .as_ref()
+            .map(|b| b.revision().to_string())
+            .unwrap_or_default();
+        decisions.record(
+            &review,
+            &decision,
+            &regent_core::decision_log::Context {
+                webhook,
+                duration: started.elapsed(),
+                revision: &revision,
+                replica: &state.replica,
+                at: std::time::SystemTime::now(),
+            },
+            bytes.len(),
+            bundle,
+        );
+    }
     if let Some(shadow) = state.shadow.as_ref().filter(|s| s.active()) {
         // Off the response path: a non-blocking hand-over; the candidate is
         // evaluated on the shadow threads while this response goes out.

@@ -159,3 +159,48 @@ document.
 {{- end }}
 {{- end }}
 {{- end -}}
+
+{{/* The decision log flags of the webhook (one per line). */}}
+{{- define "regent.decisionLogArgs" -}}
+{{- with .Values.decisionLog }}
+{{- if .sinks }}
+{{- range .sinks }}
+- {{ printf "--decision-log=%s" . | quote }}
+{{- end }}
+- {{ printf "--decision-log-allowed=%v" .allowed | quote }}
+{{- if .includeObject }}
+- --decision-log-include-object
+{{- end }}
+{{- range .mask }}
+- {{ printf "--decision-log-mask=%s" . | quote }}
+{{- end }}
+- --decision-log-buffer={{ .buffer }}
+- --decision-log-buffer-bytes={{ .bufferBytes }}
+- --decision-log-max-file-size={{ .maxFileSize }}
+- --decision-log-max-files={{ .maxFiles }}
+- --decision-log-timeout={{ .http.timeout }}
+- --decision-log-attempts={{ .http.attempts }}
+{{- if or .http.token .http.existingSecret }}
+- --decision-log-token-file=/etc/regent/decision-log-token/token
+{{- end }}
+{{- if .http.caConfigMap }}
+- --decision-log-ca=/etc/regent/decision-log-ca/ca.crt
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* Whether a decision log sink writes files. */}}
+{{- define "regent.decisionLogFiles" -}}
+{{- range .Values.decisionLog.sinks }}{{ if hasPrefix "file:" . }}true{{ end }}{{ end -}}
+{{- end -}}
+
+{{/* A size such as 100Mi, 1Gi or 512Ki in whole MiB (at least 1). */}}
+{{- define "regent.mebibytes" -}}
+{{- $s := toString . -}}
+{{- if hasSuffix "Gi" $s -}}{{ mul (trimSuffix "Gi" $s | int) 1024 }}
+{{- else if hasSuffix "Mi" $s -}}{{ trimSuffix "Mi" $s | int }}
+{{- else if hasSuffix "Ki" $s -}}{{ max 1 (div (trimSuffix "Ki" $s | int) 1024) }}
+{{- else -}}{{ max 1 (div ($s | int) 1048576) }}
+{{- end -}}
+{{- end -}}

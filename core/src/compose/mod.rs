@@ -202,6 +202,17 @@ impl CompiledBundle {
         })
     }
 
+    /// The JSON pointers the bundle's `data.regent.log.mask` rule names
+    /// for a review (the decision log leaves them out of the objects it
+    /// records); none without the rule.
+    pub fn log_mask(
+        &self,
+        input: &regorus::Value,
+        limits: Limits,
+    ) -> Result<Vec<String>, crate::outcome::EvalError> {
+        self.native.log_mask(input, limits)
+    }
+
     /// The content revision of the bundle.
     pub fn revision(&self) -> &str {
         &self.revision

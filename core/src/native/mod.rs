@@ -164,9 +164,48 @@ pub struct NativeSet {
     /// Some policy reads `input.namespace`: the request's Namespace object,
     /// attached when the inventory holds it.
     reads_namespace: bool,
+    /// The bundle defines `data.regent.log.mask` (the decision log's).
+    has_log_mask: bool,
 }
 
 impl NativeSet {
+    /// The JSON pointers the bundle's `data.regent.log.mask` rule names for
+    /// the review `input` (none without the rule). An error is the
+    /// caller's to report; the record is then logged without the object.
+    pub fn log_mask(
+        &self,
+        input: &Value,
+        limits: crate::runtime::Limits,
+    ) -> Result<Vec<String>, EvalError> {
+        if !self.has_log_mask {
+            return Ok(Vec::new());
+        }
+        let v = self
+            .program
+            .eval_rule("data.regent.log.mask", input.clone(), limits.start())
+            .map_err(EvalError::from)?;
+        let items: Vec<&Value> = match &v {
+            Value::Set(s) => s.iter().collect(),
+            Value::Array(a) => a.iter().collect(),
+            Value::Undefined => Vec::new(),
+            other => {
+                return Err(EvalError::Failed(format!(
+                    "data.regent.log.mask must be a set of JSON pointers, got {other}"
+                )))
+            }
+        };
+        items
+            .into_iter()
+            .map(|p| {
+                p.as_string().map(|s| s.to_string()).map_err(|_| {
+                    EvalError::Failed(format!(
+                        "data.regent.log.mask: {p} is not a JSON pointer string"
+                    ))
+                })
+            })
+            .collect()
+    }
+
     /// The review with `input.namespace` set to the request's Namespace
     /// object from `inventory` (Gatekeeper's `data.inventory` layout), when
     /// a policy reads it and the inventory holds it; otherwise `None` (use
@@ -384,6 +423,11 @@ impl NativeSet {
             Syntax::Detect,
         )?;
         let reads_namespace = sources.values().any(|s| s.contains("input.namespace"));
+        let has_log_mask = files.modules.iter().any(|m| {
+            !m.is_test()
+                && m.source.lines().any(|l| l.trim() == "package regent.log")
+                && crate::source::defines_rule(&m.source, "mask")
+        });
         Ok(Self {
             program: Program::new(engine),
             policies,
@@ -392,6 +436,7 @@ impl NativeSet {
             interpreter_reason: None,
             overrides,
             reads_namespace,
+            has_log_mask,
         })
     }
 

@@ -21,6 +21,11 @@ pub use crate::outcome::{Enforcement, Severity};
 
 /// The reserved package root: the helper library and the entry module.
 pub const RESERVED_ROOT: &str = "regent";
+
+/// The one package under the reserved root a bundle may declare
+/// (`regent.log`): its `mask` rule names what the decision log leaves out
+/// of the objects it records.
+pub const LOG_PACKAGE: &str = "log";
 /// The rule the server evaluates for validation.
 pub const VALIDATE_ENTRY: &str = "data.regent.main.validate";
 /// The rule the server evaluates for mutation.
@@ -42,7 +47,7 @@ pub const POD_KINDS: [&str; 8] = [
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PolicyError {
     /// A module declares a reserved package.
-    #[error("{path}: package {package} is reserved for regent's built-in library; bundle modules may not define data.regent.*")]
+    #[error("{path}: package {package} is reserved for regent's built-in library; bundle modules may not define data.regent.* (but data.regent.log, the decision log's mask)")]
     Reserved {
         /// The module.
         path: String,
@@ -246,6 +251,10 @@ impl Policy {
 /// `package` is as regorus reports it (`data.validate.privileged`).
 pub fn classify(path: &str, package: &str) -> Result<Option<(PolicyKind, String)>, PolicyError> {
     let parts: Vec<&str> = package.trim_start_matches("data.").split('.').collect();
+    // `regent.log` is the bundle's to write: the decision log's `mask` rule.
+    if parts.as_slice() == [RESERVED_ROOT, LOG_PACKAGE] {
+        return Ok(None);
+    }
     if parts.first() == Some(&RESERVED_ROOT) {
         return Err(PolicyError::Reserved {
             path: path.to_string(),

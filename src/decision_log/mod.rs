@@ -1,0 +1,548 @@
+//! The decision log: every admission decision exported, bounded, never
+//! slowing admission. A request hands its record over after its response is
+//! built (a few copied strings and a shared handle on the object, into a
+//! lock-free queue that drops its oldest when full and never waits); an
+//! encoder thread finishes each record (the patch counted, the object
+//! converted and masked) and serializes it once; each sink drains its own
+//! bounded queue in batches (standard output, a rotated file, HTTP with
+//! gzip and retries). A slow or dead sink loses its oldest records, counted
+//! per sink, and resumes when it recovers; nothing it does reaches a
+//! request. Shutdown flushes within the grace period.
+//!
+//! What a record holds is the core's ([`regent_core::decision_log`]).
+
+mod queue;
+pub mod sinks;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+
+pub use queue::Bounded;
+use regent_core::compose::CompiledBundle;
+use regent_core::decision_log::{Pending, Record};
+pub use sinks::SinkSpec;
+use sinks::{FileSink, HttpOptions, HttpSink};
+
+use crate::metrics::Metrics;
+
+/// Which plain admissions (no denial, warning, exception or mutation) are
+/// logged; the others always are.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Sampling {
+    /// Every one.
+    All,
+    /// None.
+    None,
+    /// This share of them (0 to 1).
+    Rate(f64),
+}
+
+/// `all`, `none`, or a rate such as `0.01`.
+pub fn parse_sampling(s: &str) -> Result<Sampling, String> {
+    match s {
+        "all" => Ok(Sampling::All),
+        "none" => Ok(Sampling::None),
+        _ => match s.parse::<f64>() {
+            Ok(r) if (0.0..=1.0).contains(&r) => Ok(Sampling::Rate(r)),
+            _ => Err(format!(
+                "{s:?}: all, none, or a rate between 0 and 1 (0.01)"
+            )),
+        },
+    }
+}
+
+fn parse_pointer(s: &str) -> Result<String, String> {
+    if s.starts_with('/') {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{s:?} is not a JSON pointer into the object (/spec/containers/*/env/*/value)"
+        ))
+    }
+}
+
+/// The decision log's flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DecisionLogArgs {
+    /// Where decision records go: stdout, file:PATH, http://URL or
+    /// https://URL (repeatable).
+    #[arg(long = "decision-log", env = "REGENT_DECISION_LOG", value_delimiter = ',', value_parser = SinkSpec::parse)]
+    pub sinks: Vec<SinkSpec>,
+    /// Plain admissions logged (denied, warned, excepted and mutated
+    /// decisions always are): all, none, or a rate (0.01).
+    #[arg(long, env = "REGENT_DECISION_LOG_ALLOWED", default_value = "none", value_parser = parse_sampling)]
+    pub decision_log_allowed: Sampling,
+    /// Include the object under review, masked.
+    #[arg(long, env = "REGENT_DECISION_LOG_INCLUDE_OBJECT")]
+    pub decision_log_include_object: bool,
+    /// A JSON pointer removed from logged objects (`*` for any key or
+    /// index; repeatable), besides the bundle's `data.regent.log.mask`.
+    #[arg(long = "decision-log-mask", env = "REGENT_DECISION_LOG_MASK", value_delimiter = ',', value_parser = parse_pointer)]
+    pub decision_log_mask: Vec<String>,
+    /// Records held per queue (each sink has one, and one holds records
+    /// not yet encoded); the oldest go when it is full.
+    #[arg(long, env = "REGENT_DECISION_LOG_BUFFER", default_value_t = 8192)]
+    pub decision_log_buffer: usize,
+    /// Bytes held per queue.
+    #[arg(long, env = "REGENT_DECISION_LOG_BUFFER_BYTES", default_value = "8Mi", value_parser = regent_core::units::parse_bytes)]
+    pub decision_log_buffer_bytes: u64,
+    /// A file sink's size before it is rotated.
+    #[arg(long, env = "REGENT_DECISION_LOG_MAX_FILE_SIZE", default_value = "100Mi", value_parser = regent_core::units::parse_bytes)]
+    pub decision_log_max_file_size: u64,
+    /// Files a file sink keeps, the current one included.
+    #[arg(long, env = "REGENT_DECISION_LOG_MAX_FILES", default_value_t = 5)]
+    pub decision_log_max_files: usize,
+    /// Most records per batch.
+    #[arg(long, env = "REGENT_DECISION_LOG_BATCH", default_value_t = 500)]
+    pub decision_log_batch: usize,
+    /// An HTTP batch waits at most this long to fill.
+    #[arg(long, env = "REGENT_DECISION_LOG_FLUSH_INTERVAL", default_value = "1s", value_parser = regent_core::units::parse_duration)]
+    pub decision_log_flush_interval: Duration,
+    /// Each HTTP request's time limit.
+    #[arg(long, env = "REGENT_DECISION_LOG_TIMEOUT", default_value = "10s", value_parser = regent_core::units::parse_duration)]
+    pub decision_log_timeout: Duration,
+    /// Attempts per HTTP batch before it is given up (and counted failed).
+    #[arg(long, env = "REGENT_DECISION_LOG_ATTEMPTS", default_value_t = 5)]
+    pub decision_log_attempts: u32,
+    /// A CA to trust for https sinks instead of the system roots.
+    #[arg(long, env = "REGENT_DECISION_LOG_CA")]
+    pub decision_log_ca: Option<PathBuf>,
+    /// A file with a bearer token for HTTP sinks (re-read when it changes).
+    #[arg(long, env = "REGENT_DECISION_LOG_TOKEN_FILE")]
+    pub decision_log_token_file: Option<PathBuf>,
+    /// Gzip HTTP bodies.
+    #[arg(long, env = "REGENT_DECISION_LOG_GZIP", default_value_t = true, action = clap::ArgAction::Set)]
+    pub decision_log_gzip: bool,
+}
+
+/// One sink: its queue of encoded records and what wakes it.
+struct SinkQueue {
+    spec: SinkSpec,
+    queue: Bounded<Bytes>,
+    wake: tokio::sync::Notify,
+    busy: AtomicBool,
+}
+
+/// A record handed over by a request: the core's pending record and the
+/// bundle that decided it (for its mask rule).
+struct Handed {
+    pending: Pending,
+    bundle: Option<Arc<CompiledBundle>>,
+}
+
+/// The decision log of a running server.
+pub struct DecisionLog {
+    sampling: Sampling,
+    include_object: bool,
+    masks: Vec<String>,
+    pending: Bounded<Handed>,
+    encoder: std::thread::Thread,
+    sinks: Vec<Arc<SinkQueue>>,
+    closing: AtomicBool,
+    encoded_all: AtomicBool,
+    metrics: Metrics,
+}
+
+impl std::fmt::Debug for DecisionLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecisionLog")
+            .field(
+                "sinks",
+                &self.sinks.iter().map(|s| &s.spec).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// Errors starting the decision log.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A sink cannot be built.
+    #[error("decision log sink {sink}: {source}")]
+    Sink {
+        /// The sink.
+        sink: String,
+        /// Why.
+        source: sinks::SinkError,
+    },
+    /// The encoder thread could not start.
+    #[error("starting the decision log's encoder thread: {0}")]
+    Thread(std::io::Error),
+}
+
+impl DecisionLog {
+    /// Starts the sinks and the encoder, or `None` without a sink.
+    pub fn start(
+        args: &DecisionLogArgs,
+        metrics: Metrics,
+    ) -> Result<Option<Arc<Self>>, StartError> {
+        if args.sinks.is_empty() {
+            return Ok(None);
+        }
+        let max_bytes = args.decision_log_buffer_bytes as usize;
+        let mut writers = Vec::new();
+        let mut sinks = Vec::new();
+        for spec in &args.sinks {
+            let q = Arc::new(SinkQueue {
+                spec: spec.clone(),
+                queue: Bounded::new(args.decision_log_buffer, max_bytes),
+                wake: tokio::sync::Notify::new(),
+                busy: AtomicBool::new(false),
+            });
+            let writer = match spec {
+                SinkSpec::Stdout => Writer::Stdout,
+                SinkSpec::File(path) => {
+                    Writer::File(Arc::new(std::sync::Mutex::new(FileSink::new(
+                        path.clone(),
+                        args.decision_log_max_file_size,
+                        args.decision_log_max_files,
+                    ))))
+                }
+                SinkSpec::Http(url) => Writer::Http(Box::new(
+                    HttpSink::new(
+                        url,
+                        HttpOptions {
+                            timeout: args.decision_log_timeout,
+                            attempts: args.decision_log_attempts,
+                            backoff: Duration::from_millis(200),
+                            ca: args.decision_log_ca.clone(),
+                            token_file: args.decision_log_token_file.clone(),
+                            gzip: args.decision_log_gzip,
+                        },
+                    )
+                    .map_err(|source| StartError::Sink {
+                        sink: url.clone(),
+                        source,
+                    })?,
+                )),
+            };
+            writers.push((q.clone(), writer));
+            sinks.push(q);
+        }
+        let (tx, rx) = std::sync::mpsc::channel::<Arc<DecisionLog>>();
+        let encoder = std::thread::Builder::new()
+            .name("decision-log".into())
+            .spawn(move || {
+                if let Ok(log) = rx.recv() {
+                    log.encode_loop();
+                }
+            })
+            .map_err(StartError::Thread)?;
+        let log = Arc::new(Self {
+            sampling: args.decision_log_allowed,
+            include_object: args.decision_log_include_object,
+            masks: args.decision_log_mask.clone(),
+            pending: Bounded::new(args.decision_log_buffer, max_bytes),
+            encoder: encoder.thread().clone(),
+            sinks,
+            closing: AtomicBool::new(false),
+            encoded_all: AtomicBool::new(false),
+            metrics,
+        });
+        let _ = tx.send(log.clone());
+        for (q, writer) in writers {
+            tokio::spawn(drain(
+                log.clone(),
+                q,
+                writer,
+                args.decision_log_batch.max(1),
+                args.decision_log_flush_interval,
+            ));
+        }
+        tracing::info!(sinks = ?args.sinks, allowed = ?args.decision_log_allowed,
+            include_object = args.decision_log_include_object, "decision log on");
+        Ok(Some(log))
+    }
+
+    /// Whether plain admissions are ever logged (when not, a request with
+    /// nothing to say skips building its record).
+    pub fn wants(&self, notable: bool) -> bool {
+        notable
+            || match self.sampling {
+                Sampling::All => true,
+                Sampling::None => false,
+                Sampling::Rate(r) => random_unit() < r,
+            }
+    }
+
+    /// Hands over a decided request's record: never waits. `body_len` sizes
+    /// a record that carries its object.
+    pub fn record(
+        &self,
+        review: &regent_core::review::Review,
+        decision: &regent_core::compose::decision::Decision,
+        ctx: &regent_core::decision_log::Context<'_>,
+        body_len: usize,
+        bundle: Option<Arc<CompiledBundle>>,
+    ) {
+        let record = Record::of(review, decision, ctx);
+        if !self.wants(record.notable()) {
+            return;
+        }
+        let carries = self.include_object;
+        let pending = Pending {
+            record,
+            object: carries.then(|| review.input["request"]["object"].clone()),
+            input: carries.then(|| review.input.clone()),
+            patch: decision.response.patch.clone(),
+        };
+        let size = 1024 + if carries { body_len } else { 0 };
+        let dropped = self.pending.push(Handed { pending, bundle }, size);
+        if dropped > 0 {
+            self.metrics
+                .decision_log
+                .records
+                .with_label_values(&["pending", "dropped"])
+                .inc_by(dropped);
+        }
+        self.encoder.unpark();
+    }
+
+    /// The encoder thread: finishes, encodes and fans out every record.
+    fn encode_loop(&self) {
+        let m = &self.metrics.decision_log;
+        loop {
+            let Some((handed, _)) = self.pending.pop() else {
+                if self.closing.load(Ordering::Acquire) {
+                    self.encoded_all.store(true, Ordering::Release);
+                    for s in &self.sinks {
+                        s.wake.notify_one();
+                    }
+                    return;
+                }
+                std::thread::park_timeout(Duration::from_millis(100));
+                continue;
+            };
+            let Handed { pending, bundle } = handed;
+            let mut masks = self.masks.clone();
+            let mut drop_object = false;
+            if let (Some(input), Some(bundle)) = (&pending.input, &bundle) {
+                match bundle.log_mask(input, regent_core::runtime::Limits::default()) {
+                    Ok(more) => masks.extend(more),
+                    Err(e) => {
+                        // Unmasked would leak: leave the object out.
+                        tracing::warn!(error = %e, "data.regent.log.mask failed; the record goes without its object");
+                        drop_object = true;
+                    }
+                }
+            }
+            let mut record = pending.finish(&masks);
+            if drop_object {
+                record.object = None;
+            }
+            let mut line = match serde_json::to_vec(&record) {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(error = %e, "encoding a decision record failed");
+                    continue;
+                }
+            };
+            line.push(b'\n');
+            let line = Bytes::from(line);
+            for s in &self.sinks {
+                let label = s.spec.label();
+                m.records.with_label_values(&[label, "queued"]).inc();
+                let dropped = s.queue.push(line.clone(), line.len());
+                if dropped > 0 {
+                    m.records
+                        .with_label_values(&[label, "dropped"])
+                        .inc_by(dropped);
+                }
+                m.queue_records
+                    .with_label_values(&[label])
+                    .set(s.queue.len() as i64);
+                m.queue_bytes
+                    .with_label_values(&[label])
+                    .set(s.queue.bytes() as i64);
+                s.wake.notify_one();
+            }
+            m.queue_records
+                .with_label_values(&["pending"])
+                .set(self.pending.len() as i64);
+            m.queue_bytes
+                .with_label_values(&["pending"])
+                .set(self.pending.bytes() as i64);
+        }
+    }
+
+    /// Stops taking records and writes what is queued, for at most
+    /// `grace`; says how many were left unwritten.
+    pub async fn close(&self, grace: Duration) {
+        self.closing.store(true, Ordering::Release);
+        self.encoder.unpark();
+        let deadline = Instant::now() + grace;
+        loop {
+            let idle = self.encoded_all.load(Ordering::Acquire)
+                && self
+                    .sinks
+                    .iter()
+                    .all(|s| s.queue.is_empty() && !s.busy.load(Ordering::Acquire));
+            if idle {
+                tracing::info!("decision log flushed");
+                return;
+            }
+            if Instant::now() >= deadline {
+                let left: usize =
+                    self.pending.len() + self.sinks.iter().map(|s| s.queue.len()).sum::<usize>();
+                tracing::warn!(
+                    records = left,
+                    "decision log not flushed within the shutdown grace period; these records are lost"
+                );
+                return;
+            }
+            for s in &self.sinks {
+                s.wake.notify_one();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// How a sink writes a batch.
+enum Writer {
+    Stdout,
+    File(Arc<std::sync::Mutex<FileSink>>),
+    Http(Box<HttpSink>),
+}
+
+/// One sink's loop: a batch when woken (an HTTP sink waits up to the flush
+/// interval to fill one), written, counted; until the log closes and its
+/// queue is empty.
+async fn drain(
+    log: Arc<DecisionLog>,
+    q: Arc<SinkQueue>,
+    mut writer: Writer,
+    batch_size: usize,
+    flush_interval: Duration,
+) {
+    let m = log.metrics.decision_log.clone();
+    let label = q.spec.label();
+    loop {
+        if q.queue.is_empty() {
+            if log.encoded_all.load(Ordering::Acquire) {
+                return;
+            }
+            tokio::select! {
+                _ = q.wake.notified() => {}
+                _ = tokio::time::sleep(flush_interval) => {}
+            }
+            continue;
+        }
+        q.busy.store(true, Ordering::Release);
+        if matches!(writer, Writer::Http(_))
+            && q.queue.len() < batch_size
+            && !log.closing.load(Ordering::Acquire)
+        {
+            // Let a batch fill, up to the flush interval.
+            let until = tokio::time::Instant::now() + flush_interval;
+            while q.queue.len() < batch_size && tokio::time::Instant::now() < until {
+                tokio::select! {
+                    _ = q.wake.notified() => {}
+                    _ = tokio::time::sleep_until(until) => {}
+                }
+                if log.closing.load(Ordering::Acquire) {
+                    break;
+                }
+            }
+        }
+        let mut batch = Vec::with_capacity(batch_size.min(q.queue.len()));
+        while batch.len() < batch_size {
+            match q.queue.pop() {
+                Some((b, _)) => batch.push(b),
+                None => break,
+            }
+        }
+        m.queue_records
+            .with_label_values(&[label])
+            .set(q.queue.len() as i64);
+        m.queue_bytes
+            .with_label_values(&[label])
+            .set(q.queue.bytes() as i64);
+        let started = Instant::now();
+        let written = match &mut writer {
+            Writer::Stdout => {
+                let batch = batch.clone();
+                tokio::task::spawn_blocking(move || {
+                    use std::io::Write as _;
+                    let mut out = std::io::stdout().lock();
+                    for b in &batch {
+                        out.write_all(b)?;
+                    }
+                    out.flush()
+                })
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()))
+            }
+            Writer::File(f) => {
+                let (f, batch) = (f.clone(), batch.clone());
+                tokio::task::spawn_blocking(move || match f.lock() {
+                    Ok(mut f) => f.write(&batch).map_err(|e| e.to_string()),
+                    Err(_) => Err("the file sink's lock is poisoned".to_string()),
+                })
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r)
+            }
+            Writer::Http(h) => h.write(&batch).await.map_err(|e| e.to_string()),
+        };
+        m.batch_duration
+            .with_label_values(&[label])
+            .observe(started.elapsed().as_secs_f64());
+        match written {
+            Ok(()) => m
+                .records
+                .with_label_values(&[label, "sent"])
+                .inc_by(batch.len() as u64),
+            Err(e) => {
+                m.records
+                    .with_label_values(&[label, "failed"])
+                    .inc_by(batch.len() as u64);
+                tracing::warn!(sink = label, records = batch.len(), error = %e, "decision log batch not delivered");
+            }
+        }
+        q.busy.store(false, Ordering::Release);
+    }
+}
+
+/// A uniform number in [0, 1) from a per-thread xorshift, seeded from the
+/// process's random hasher keys.
+fn random_unit() -> f64 {
+    use std::cell::Cell;
+    use std::hash::{BuildHasher, Hasher};
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new({
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u64(0x9e37_79b9_7f4a_7c15);
+            h.finish() | 1
+        });
+    }
+    STATE.with(|s| {
+        let mut x = s.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.set(x);
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn sampling_parses_and_samples_about_its_rate() {
+        assert_eq!(parse_sampling("all").unwrap(), Sampling::All);
+        assert_eq!(parse_sampling("0.25").unwrap(), Sampling::Rate(0.25));
+        assert!(parse_sampling("2").is_err());
+        let hits = (0..100_000).filter(|_| random_unit() < 0.25).count();
+        assert!((23_000..27_000).contains(&hits), "{hits}");
+        assert!(parse_pointer("spec").is_err());
+    }
+}
