@@ -38,6 +38,81 @@ pub fn group_of(api_version: &str) -> &str {
     api_version.split_once('/').map(|(g, _)| g).unwrap_or("")
 }
 
+/// Whether objects of a kind live outside namespaces, as the API server
+/// defines them (the built-in cluster-scoped kinds, and those of the policy
+/// groups and of common add-ons). A kind not listed is taken as namespaced,
+/// as most custom resources are: what an offline command gives a namespace
+/// when the manifest names none.
+pub fn is_cluster_scoped(api_version: &str, kind: &str) -> bool {
+    const CORE: [&str; 5] = [
+        "Namespace",
+        "Node",
+        "PersistentVolume",
+        "ComponentStatus",
+        "Binding",
+    ];
+    const BY_GROUP: [(&str, &[&str]); 16] = [
+        (
+            "rbac.authorization.k8s.io",
+            &["ClusterRole", "ClusterRoleBinding"],
+        ),
+        ("apiextensions.k8s.io", &["CustomResourceDefinition"]),
+        (
+            "admissionregistration.k8s.io",
+            &[
+                "ValidatingWebhookConfiguration",
+                "MutatingWebhookConfiguration",
+                "ValidatingAdmissionPolicy",
+                "ValidatingAdmissionPolicyBinding",
+                "MutatingAdmissionPolicy",
+                "MutatingAdmissionPolicyBinding",
+            ],
+        ),
+        ("apiregistration.k8s.io", &["APIService"]),
+        (
+            "storage.k8s.io",
+            &[
+                "StorageClass",
+                "CSIDriver",
+                "CSINode",
+                "VolumeAttachment",
+                "VolumeAttributesClass",
+            ],
+        ),
+        ("scheduling.k8s.io", &["PriorityClass"]),
+        ("node.k8s.io", &["RuntimeClass"]),
+        (
+            "networking.k8s.io",
+            &["IngressClass", "IPAddress", "ServiceCIDR"],
+        ),
+        (
+            "certificates.k8s.io",
+            &["CertificateSigningRequest", "ClusterTrustBundle"],
+        ),
+        (
+            "flowcontrol.apiserver.k8s.io",
+            &["FlowSchema", "PriorityLevelConfiguration"],
+        ),
+        ("policy", &["PodSecurityPolicy"]),
+        ("resource.k8s.io", &["DeviceClass", "ResourceSlice"]),
+        ("cert-manager.io", &["ClusterIssuer"]),
+        ("wgpolicyk8s.io", &["ClusterPolicyReport"]),
+        ("openreports.io", &["ClusterReport"]),
+        ("gateway.networking.k8s.io", &["GatewayClass"]),
+    ];
+    let group = group_of(api_version);
+    if group.is_empty() {
+        return CORE.contains(&kind);
+    }
+    // Every object of the Gatekeeper groups is cluster-scoped.
+    if is_policy_api(api_version) {
+        return true;
+    }
+    BY_GROUP
+        .iter()
+        .any(|(g, kinds)| *g == group && kinds.contains(&kind))
+}
+
 /// Whether an `apiVersion` belongs to a group whose objects a bundle loads.
 pub fn is_policy_api(api_version: &str) -> bool {
     matches!(

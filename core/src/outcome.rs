@@ -93,7 +93,12 @@ impl Violation {
 /// a warning, a denial line or an audit result:
 /// `[policy] could not be evaluated: <why>`.
 pub fn error_line(policy: &str, error: &EvalError) -> String {
-    format!("[{policy}] could not be evaluated: {error}")
+    match error {
+        EvalError::Implied { by, error } => {
+            format!("[{policy}] [Implied by {by}] could not be evaluated: {error}")
+        }
+        _ => format!("[{policy}] could not be evaluated: {error}"),
+    }
 }
 
 /// How serious a policy's violation is, in PolicyReport words.
@@ -229,9 +234,22 @@ pub enum EvalError {
     /// The evaluation allocated more than its memory budget (bytes).
     #[error("policy evaluation exceeded its memory limit of {}", crate::runtime::limits::bytes(*.0))]
     MemoryLimit(u64),
-    /// regorus reported an error (a builtin failed, a conflict, ...).
-    #[error("policy evaluation failed: {0}")]
+    /// regorus reported an error (a builtin failed, a conflict, ...). The
+    /// text is kept whole (its `Debug` shows it); the message a user sees
+    /// leaves out the bytecode VM's internals (`(pc=222)`), which they
+    /// cannot act on.
+    #[error("policy evaluation failed: {}", user_text(.0))]
     Failed(String),
+    /// An error in the review of an object an ExpansionTemplate implied
+    /// (a workload's Pod): it carries the expansion's name, as the
+    /// violations found there do (`[Implied by <name>]`).
+    #[error("{error}")]
+    Implied {
+        /// The ExpansionTemplate.
+        by: String,
+        /// The error.
+        error: Box<EvalError>,
+    },
     /// A policy returned something of the wrong shape.
     #[error("policy {policy} returned a malformed result: {message}")]
     Malformed {
@@ -265,11 +283,34 @@ impl From<RunError> for EvalError {
     }
 }
 
+/// An engine message without the bytecode VM's program counters
+/// (` (pc=222)`).
+pub fn user_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(" (pc=") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 5..];
+        match after.find(')') {
+            Some(j) if after[..j].chars().all(|c| c.is_ascii_digit()) => rest = &after[j + 1..],
+            _ => {
+                out.push_str(" (pc=");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 impl EvalError {
     /// Whether a limit (time or memory) stopped the evaluation: the
     /// request's budget is spent, for every policy.
     pub fn is_limit(&self) -> bool {
-        matches!(self, Self::Timeout(_) | Self::MemoryLimit(_))
+        match self {
+            Self::Implied { error, .. } => error.is_limit(),
+            _ => matches!(self, Self::Timeout(_) | Self::MemoryLimit(_)),
+        }
     }
 
     /// A short label for metrics.
@@ -281,6 +322,7 @@ impl EvalError {
             Self::Malformed { .. } => "malformed",
             Self::Mutation(_) => "patch",
             Self::NotConverging { .. } => "not_converging",
+            Self::Implied { error, .. } => error.reason(),
         }
     }
 }

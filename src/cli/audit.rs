@@ -40,6 +40,16 @@ pub struct AuditArgs {
     /// Evaluation limits.
     #[command(flatten)]
     pub limits: LimitArgs,
+    /// The namespace of a namespaced object whose manifest names none, as
+    /// `kubectl apply -n` would put it (offline).
+    #[arg(short = 'n', long = "default-namespace", default_value = "default")]
+    pub default_namespace: String,
+    /// Review as `gator test` does, for byte-identical CI results during a
+    /// migration: only the Gatekeeper objects given are policies, an object
+    /// without a namespace is matched against gator's empty Namespace, and
+    /// the exit code is gator's (1 only for a `deny` Constraint violated).
+    #[arg(long, conflicts_with_all = ["policies", "cluster"])]
+    pub gator_compat: bool,
     /// Run as the in-cluster audit process instead.
     #[arg(long)]
     pub cluster: bool,
@@ -80,14 +90,40 @@ impl AuditArgs {
 
     fn offline(&self) -> u8 {
         let limits = self.limits.limits();
-        let bundle = match super::common::load_bundle(
-            &self.policies,
-            self.cluster_args.sources.with_default_bundle,
-            CompileOptions {
-                limits,
-                ..Default::default()
-            },
-        ) {
+        let mut docs = match super::inputs::read_inputs(&self.files) {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return super::common::EXIT_USAGE;
+            }
+        };
+        if docs.is_empty() {
+            eprintln!("error: no objects found in {}", self.files.join(", "));
+            return super::common::EXIT_USAGE;
+        }
+        let compiled = if self.gator_compat {
+            super::inputs::gatekeeper_bundle(&docs)
+                .map_err(regent_core::compose::CompileError::from)
+                .and_then(|files| {
+                    regent_core::compose::CompiledBundle::compile(
+                        &files,
+                        CompileOptions {
+                            limits,
+                            ..Default::default()
+                        },
+                    )
+                })
+        } else {
+            super::common::load_bundle(
+                &self.policies,
+                self.cluster_args.sources.with_default_bundle,
+                CompileOptions {
+                    limits,
+                    ..Default::default()
+                },
+            )
+        };
+        let bundle = match compiled {
             Ok(b) => b,
             Err(e) => {
                 super::common::print_compile_error(&e);
@@ -106,31 +142,38 @@ impl AuditArgs {
                 return super::common::EXIT_USAGE;
             }
         };
-        let docs = match super::inputs::read_inputs(&self.files) {
-            Ok(d) => d,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return super::common::EXIT_USAGE;
-            }
-        };
-        if docs.is_empty() {
-            eprintln!("error: no objects found in {}", self.files.join(", "));
-            return super::common::EXIT_USAGE;
-        }
-        // The objects given are the cluster as far as referential
-        // Constraints can know: they are also `data.inventory`.
-        let inventory = regorus::Value::from(regent_core::gatekeeper::inventory(
-            docs.iter().map(|(_, d)| d),
-        ));
+        // Objects without a namespace get one (or gator's empty one); the
+        // objects given are the cluster as far as referential Constraints
+        // and namespaceSelectors can know: they are also `data.inventory`.
+        let rule = super::inputs::namespacing(&self.default_namespace, self.gator_compat);
+        let inventory = regorus::Value::from(super::inputs::prepare(&mut docs, &rule));
         let mut audited: Vec<(String, Subject, Vec<AuditResult>)> = Vec::new();
         let mut input_error = false;
         for (source, object) in &docs {
-            let Some(subject) = Subject::of(object) else {
-                eprintln!("error: {source}: an object needs apiVersion, kind and metadata.name (or metadata.generateName)");
-                input_error = true;
-                continue;
+            // A name is needed to say which object a result is about; gator
+            // reviews a nameless object too, so compat does (as "").
+            let subject = match Subject::of(object) {
+                Some(s) => s,
+                None if self.gator_compat && object["kind"].is_string() => Subject {
+                    api_version: object["apiVersion"].as_str().unwrap_or("v1").to_string(),
+                    kind: object["kind"].as_str().unwrap_or_default().to_string(),
+                    namespace: object["metadata"]["namespace"].as_str().map(str::to_string),
+                    name: String::new(),
+                    uid: None,
+                },
+                None => {
+                    eprintln!("error: {source}: an object needs apiVersion, kind and metadata.name (or metadata.generateName)");
+                    input_error = true;
+                    continue;
+                }
             };
-            let mut results = bundle.audit_with(object, &inventory, &exceptions.in_force(), limits);
+            let mut results = bundle.audit_in(
+                object,
+                &inventory,
+                &exceptions.in_force(),
+                limits,
+                self.gator_compat,
+            );
             report::sort(&mut results);
             audited.push((source.clone(), subject, results));
         }
@@ -164,12 +207,19 @@ impl AuditArgs {
             eprintln!("error: {e}");
             return super::common::EXIT_USAGE;
         }
+        // gator's exit code: only a `deny` Constraint fails it, for a
+        // violation or an evaluation error (gator reports errors as results).
+        let failing = |r: &AuditResult| {
+            if self.gator_compat {
+                matches!(r.result, AuditOutcome::Fail | AuditOutcome::Error)
+                    && r.enforcement == regent_core::outcome::Enforcement::Deny
+            } else {
+                r.result == AuditOutcome::Fail
+            }
+        };
         if input_error {
             super::common::EXIT_USAGE
-        } else if audited
-            .iter()
-            .any(|(_, _, rs)| rs.iter().any(|r| r.result == AuditOutcome::Fail))
-        {
+        } else if audited.iter().any(|(_, _, rs)| rs.iter().any(failing)) {
             super::common::EXIT_FAILED
         } else {
             super::common::EXIT_OK

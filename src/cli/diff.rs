@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::common::DecideArgs;
 use super::inputs::Operation;
-use regent_core::compose::decision::{self, empty_inventory};
+use regent_core::compose::decision;
 use regent_core::compose::{CompileOptions, CompiledBundle};
 use regent_core::diff::{self, Change, Diff, Side};
 use regent_core::review;
@@ -38,7 +38,8 @@ pub struct DiffArgs {
     /// The operation plain manifests are reviewed as.
     #[arg(long, value_enum, default_value_t = Operation::Create)]
     pub operation: Operation,
-    /// Namespace for namespaced manifests that name none.
+    /// The namespace of a namespaced object whose manifest names none, as
+    /// `kubectl apply -n` would put it (cluster-scoped kinds stay without).
     #[arg(long, short = 'n', default_value = "default")]
     pub namespace: String,
     /// Output format.
@@ -147,7 +148,7 @@ impl DiffArgs {
                 return super::common::EXIT_USAGE;
             }
         };
-        let docs = match super::inputs::read_inputs(&self.files) {
+        let mut docs = match super::inputs::read_inputs(&self.files) {
             Ok(d) if !d.is_empty() => d,
             Ok(_) => {
                 eprintln!("error: no objects found in {}", self.files.join(", "));
@@ -159,10 +160,11 @@ impl DiffArgs {
             }
         };
         let options = self.decide.options();
-        let inventory = empty_inventory();
+        let rule = super::inputs::namespacing(&self.namespace, false);
+        let inventory = regorus::Value::from(super::inputs::prepare(&mut docs, &rule));
         let mut compared = Vec::new();
         for (i, (source, doc)) in docs.into_iter().enumerate() {
-            let json = super::inputs::review_for(doc, i, self.operation, &self.namespace);
+            let json = super::inputs::review_for(doc, i, self.operation, "");
             let bytes = serde_json::to_vec(&json).unwrap_or_default();
             let parsed = match review::parse(&bytes) {
                 Ok(r) => r,

@@ -11,7 +11,7 @@ use serde_json::{json, Value as Json};
 
 use super::common::DecideArgs;
 pub use super::inputs::Operation;
-use regent_core::compose::decision::{self, empty_inventory};
+use regent_core::compose::decision;
 use regent_core::compose::CompileOptions;
 use regent_core::review;
 
@@ -30,9 +30,16 @@ pub struct EvalArgs {
     /// The operation plain manifests are reviewed as.
     #[arg(long, value_enum, default_value_t = Operation::Create)]
     pub operation: Operation,
-    /// Namespace for namespaced manifests that name none.
+    /// The namespace of a namespaced object whose manifest names none, as
+    /// `kubectl apply -n` would put it (cluster-scoped kinds stay without).
     #[arg(long, short = 'n', default_value = "default")]
     pub namespace: String,
+    /// Match as `gator test` does, for byte-identical CI results during a
+    /// migration: only the Gatekeeper objects given are policies, and an
+    /// object without a namespace is matched against gator's empty
+    /// Namespace.
+    #[arg(long, conflicts_with_all = ["policies", "with_default_bundle"])]
+    pub gator_compat: bool,
     /// Also print the JSON patch and the mutated object.
     #[arg(long)]
     pub mutate: bool,
@@ -106,14 +113,33 @@ struct Record {
 impl EvalArgs {
     /// Decides every input; exit 0 all admitted, 1 any denied, 2 usage or input error.
     pub fn run(self) -> u8 {
-        let bundle = match super::common::load_bundle(
-            &self.bundles.policies,
-            self.bundles.with_default_bundle,
-            CompileOptions {
-                limits: self.decide.limits.limits(),
-                ..Default::default()
-            },
-        ) {
+        let mut docs = match super::inputs::read_inputs(&self.files) {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return super::common::EXIT_USAGE;
+            }
+        };
+        if docs.is_empty() {
+            eprintln!("error: no objects found in {}", self.files.join(", "));
+            return super::common::EXIT_USAGE;
+        }
+        let options = CompileOptions {
+            limits: self.decide.limits.limits(),
+            ..Default::default()
+        };
+        let compiled = if self.gator_compat {
+            super::inputs::gatekeeper_bundle(&docs)
+                .map_err(regent_core::compose::CompileError::from)
+                .and_then(|files| regent_core::compose::CompiledBundle::compile(&files, options))
+        } else {
+            super::common::load_bundle(
+                &self.bundles.policies,
+                self.bundles.with_default_bundle,
+                options,
+            )
+        };
+        let bundle = match compiled {
             Ok(b) => b,
             Err(e) => {
                 super::common::print_compile_error(&e);
@@ -131,23 +157,25 @@ impl EvalArgs {
                 return super::common::EXIT_USAGE;
             }
         };
-        let docs = match super::inputs::read_inputs(&self.files) {
-            Ok(d) => d,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return super::common::EXIT_USAGE;
-            }
-        };
-        if docs.is_empty() {
-            eprintln!("error: no objects found in {}", self.files.join(", "));
-            return super::common::EXIT_USAGE;
-        }
+        // Namespaces applied (or gator's empty one); the objects given, with
+        // their Namespaces, are what referential Constraints, namespace
+        // selectors and Pod Security's namespace labels can know.
+        let rule = super::inputs::namespacing(&self.namespace, self.gator_compat);
+        let inventory = regorus::Value::from(super::inputs::prepare(&mut docs, &rule));
         let options = self.decide.options();
         let mut records = Vec::new();
         let mut log_lines: Vec<String> = Vec::new();
         let mut input_error = false;
         for (i, (source, doc)) in docs.into_iter().enumerate() {
-            let review_json = super::inputs::review_for(doc, i, self.operation, &self.namespace);
+            let unnamespaced = doc["kind"] != "AdmissionReview"
+                && doc["metadata"]["namespace"]
+                    .as_str()
+                    .is_none_or(str::is_empty);
+            let mut review_json = super::inputs::review_for(doc, i, self.operation, "");
+            if self.gator_compat && unnamespaced && review_json["request"].is_object() {
+                review_json["request"]["_unstable"] =
+                    json!({"namespace": regent_core::gatekeeper::gator_empty_namespace()});
+            }
             let bytes = serde_json::to_vec(&review_json).unwrap_or_default();
             let parsed = match review::parse(&bytes) {
                 Ok(r) => r,
@@ -168,7 +196,7 @@ impl EvalArgs {
                 &bundle,
                 &parsed,
                 &options,
-                &empty_inventory(),
+                &inventory,
                 &exceptions.in_force(),
             );
             if self.decision_log.is_some() {

@@ -157,3 +157,113 @@ mod tests {
         assert!(parse_documents("x.json", "{").is_err());
     }
 }
+
+/// How an offline command reviews an object whose manifest names no
+/// namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Namespacing {
+    /// As `kubectl apply -n NS` creates it: a namespaced object is in NS
+    /// (a cluster-scoped one stays without); a Namespace no input declares
+    /// is taken as existing, unlabelled.
+    In(String),
+    /// As `gator test` reviews it: without a namespace, matched against an
+    /// empty, unlabelled Namespace (no `namespaces` entry names it, no
+    /// `excludedNamespaces` entry excludes it, a `namespaceSelector` sees
+    /// no labels); only `default` is taken as existing when no input
+    /// declares it.
+    GatorCompat,
+}
+
+/// Applies `rule` to the objects given and returns their inventory
+/// (`data.inventory`): the objects themselves, plus an unlabelled
+/// Namespace for each namespace they are in that no input declares (every
+/// one with [`Namespacing::In`]; `default` alone, as gator, in compat).
+pub fn prepare(docs: &mut [(String, Json)], rule: &Namespacing) -> Json {
+    if let Namespacing::In(ns) = rule {
+        for (_, d) in docs.iter_mut() {
+            let api_version = d["apiVersion"].as_str().unwrap_or("v1").to_string();
+            let kind = d["kind"].as_str().unwrap_or_default().to_string();
+            if kind == "AdmissionReview" || kind.is_empty() {
+                continue;
+            }
+            let named = d["metadata"]["namespace"]
+                .as_str()
+                .is_some_and(|n| !n.is_empty());
+            if !named && !regent_core::objects::is_cluster_scoped(&api_version, &kind) {
+                if let Some(meta) = d["metadata"].as_object_mut() {
+                    meta.insert("namespace".into(), json!(ns));
+                }
+            }
+        }
+    }
+    let declared: std::collections::BTreeSet<String> = docs
+        .iter()
+        .filter(|(_, d)| d["kind"] == "Namespace" && d["apiVersion"] == "v1")
+        .filter_map(|(_, d)| d["metadata"]["name"].as_str().map(str::to_string))
+        .collect();
+    let used: std::collections::BTreeSet<String> = match rule {
+        Namespacing::In(_) => docs
+            .iter()
+            .filter_map(|(_, d)| d["metadata"]["namespace"].as_str())
+            .filter(|n| !n.is_empty())
+            .map(str::to_string)
+            .collect(),
+        Namespacing::GatorCompat => ["default".to_string()].into(),
+    };
+    let implied: Vec<Json> = used
+        .difference(&declared)
+        .map(|n| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}}))
+        .collect();
+    regent_core::gatekeeper::inventory(docs.iter().map(|(_, d)| d).chain(implied.iter()))
+}
+
+/// The namespacing flags of `eval`, `audit` and `diff`.
+pub fn namespacing(namespace: &str, gator_compat: bool) -> Namespacing {
+    if gator_compat {
+        Namespacing::GatorCompat
+    } else {
+        Namespacing::In(namespace.to_string())
+    }
+}
+
+/// The policy objects among the inputs (templates, Constraints,
+/// ExpansionTemplates, mutators), as a bundle: with `--gator-compat` they
+/// are the only policies, as in `gator test`.
+pub fn gatekeeper_bundle(
+    docs: &[(String, Json)],
+) -> Result<regent_core::bundle::BundleFiles, regent_core::bundle::BundleError> {
+    // As gator adds them: a later object of the same kind and name
+    // replaces an earlier one (suites keep variants of one Constraint).
+    let key = |d: &Json| {
+        (
+            d["kind"].as_str().unwrap_or_default().to_string(),
+            d["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        )
+    };
+    let policy = |d: &Json| {
+        d["apiVersion"]
+            .as_str()
+            .is_some_and(regent_core::objects::is_policy_api)
+    };
+    let last: std::collections::BTreeMap<(String, String), usize> = docs
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, d))| policy(d))
+        .map(|(i, (_, d))| (key(d), i))
+        .collect();
+    let files: Vec<(String, Vec<u8>)> = docs
+        .iter()
+        .enumerate()
+        .filter(|(i, (_, d))| policy(d) && last.get(&key(d)) == Some(i))
+        .map(|(i, (_, d))| {
+            (
+                format!("inputs/{i:05}.yaml"),
+                serde_yaml_ng::to_string(d).unwrap_or_default().into_bytes(),
+            )
+        })
+        .collect();
+    regent_core::bundle::BundleFiles::from_files("the Gatekeeper objects given", files)
+}

@@ -80,6 +80,21 @@ impl CompiledBundle {
         exceptions: &Exceptions<'_>,
         limits: Limits,
     ) -> Vec<AuditResult> {
+        self.audit_in(object, inventory, exceptions, limits, false)
+    }
+
+    /// [`CompiledBundle::audit_with`]; with `as_gator`, the Constraints
+    /// review the object as `gator test` does: at gator's enforcement
+    /// point, and an object that names no namespace against an empty,
+    /// unlabelled Namespace ([`gatekeeper::gator_empty_namespace`]).
+    pub fn audit_in(
+        &self,
+        object: &serde_json::Value,
+        inventory: &Value,
+        exceptions: &Exceptions<'_>,
+        limits: Limits,
+        as_gator: bool,
+    ) -> Vec<AuditResult> {
         let meta = &object["metadata"];
         let name = meta["name"]
             .as_str()
@@ -188,17 +203,19 @@ impl CompiledBundle {
         if self.gatekeeper.constraints().is_empty() {
             return out;
         }
-        let request = match gatekeeper::request_for_object(json) {
+        let empty = as_gator.then(gatekeeper::gator_empty_namespace);
+        let request = match gatekeeper::request_for_object_in(json, empty.as_ref()) {
             Ok(r) => r,
             Err(_) => return out,
         };
-        let reviewed = self.gatekeeper.review_all(
-            &request,
-            inventory,
-            gatekeeper::AUDIT_POINT,
-            limits.start(),
-            true,
-        );
+        let point = if as_gator {
+            gatekeeper::GATOR_POINT
+        } else {
+            gatekeeper::AUDIT_POINT
+        };
+        let reviewed = self
+            .gatekeeper
+            .review_all(&request, inventory, point, limits.start(), true);
         let Ok(reviewed) = reviewed else {
             return out;
         };

@@ -172,10 +172,11 @@ impl<'a> Target<'a> {
         if self.is_namespace() {
             return Some(self.name());
         }
+        // A known Namespace names the namespace, even unnamed (gator's
+        // empty Namespace for an object that names none: no `namespaces`
+        // entry matches it, no `excludedNamespaces` entry excludes it).
         if let Some(ns) = self.namespace_object {
-            if let Some(name) = crate::runtime::text(&ns["metadata"]["name"]) {
-                return Some(name);
-            }
+            return Some(crate::runtime::text(&ns["metadata"]["name"]).unwrap_or_default());
         }
         Some(self.object_namespace()).filter(|n| !n.is_empty())
     }

@@ -363,10 +363,17 @@ impl Set {
                         )));
                     }
                     // The error line names the Constraint already.
+                    let error = EvalError::Failed(e.to_string());
                     steps.push(Step::Failed(
                         c,
                         enforcement,
-                        EvalError::Failed(e.to_string()),
+                        match implied {
+                            Some((name, _)) => EvalError::Implied {
+                                by: name.to_string(),
+                                error: Box::new(error),
+                            },
+                            None => error,
+                        },
                     ));
                     continue;
                 }
@@ -423,6 +430,15 @@ impl Set {
             let messages = match messages {
                 Ok(m) => m,
                 Err(error) => {
+                    // In an implied object, the error says so, as its
+                    // violations do.
+                    let error = match implied {
+                        Some((name, _)) => EvalError::Implied {
+                            by: name.to_string(),
+                            error: Box::new(error),
+                        },
+                        None => error,
+                    };
                     if !pass.isolate {
                         return Err(error);
                     }
@@ -611,6 +627,35 @@ impl Reviewed {
 /// an AdmissionRequest with only `kind`, `name`, `namespace` and `object`
 /// set.
 pub fn request_for_object(object: &Json) -> Result<Value, String> {
+    request_for_object_in(object, None)
+}
+
+/// The Namespace `gator test` reviews an object that names none against:
+/// Go's empty `corev1.Namespace{}`, as it serializes.
+pub fn gator_empty_namespace() -> Json {
+    serde_json::json!({"metadata": {"creationTimestamp": null}, "spec": {}, "status": {}})
+}
+
+/// [`request_for_object`], reviewing an object that names no namespace as
+/// if in `unnamespaced` (its Namespace object), as `gator test` reviews
+/// such objects against an empty, unlabelled Namespace.
+pub fn request_for_object_in(object: &Json, unnamespaced: Option<&Json>) -> Result<Value, String> {
+    let mut request = request_base(object)?;
+    let has_namespace = object["metadata"]["namespace"]
+        .as_str()
+        .is_some_and(|n| !n.is_empty());
+    if let (Some(ns), false) = (unnamespaced, has_namespace) {
+        if let Ok(map) = request.as_object_mut() {
+            map.insert(
+                Value::from("_unstable"),
+                object_of(&[("namespace", Value::from(ns.clone()))]),
+            );
+        }
+    }
+    Ok(request)
+}
+
+fn request_base(object: &Json) -> Result<Value, String> {
     let api_version = object["apiVersion"].as_str().unwrap_or_default();
     let kind = object["kind"].as_str().unwrap_or_default();
     if kind == "AdmissionReview" && api_version.starts_with("admission.k8s.io/") {

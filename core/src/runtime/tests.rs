@@ -137,6 +137,20 @@ fn sprintf_prints_missing_arguments_as_go_does() {
 }
 
 #[test]
+fn sprintf_prints_extra_arguments_as_go_does() {
+    // What `opa eval` (OPA 1.9.0) prints for the same calls.
+    let source = "package p\na := sprintf(\"%v <%v>\", [\"a\", \"b\", 3])\nb := sprintf(\"%v\", [\"a\", 1.5, \"x\", true, {\"a\": 1}, [1]])\n";
+    assert_eq!(
+        both(source, "data.p.a", "{}"),
+        Value::from("a <b>%!(EXTRA int=3)")
+    );
+    assert_eq!(
+        both(source, "data.p.b", "{}"),
+        Value::from("a%!(EXTRA float64=1.5, string=x, string=true, string={\"a\": 1}, string=[1])")
+    );
+}
+
+#[test]
 fn set_rules_take_further_bodies_as_alternatives() {
     let source = "package p\ns[x] {\n  x := input.a\n} {\n  x := input.b\n}\n";
     let got = both(source, "data.p.s", r#"{"a": 1, "b": 2}"#);

@@ -510,13 +510,35 @@ fn sprintf(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> 
     }
 
     if args_idx < args.len() {
-        bail!(args_span.error(
-            format!(
-                "extra arguments ({}) specified for {args_idx} format verbs.",
-                args.len()
-            )
-            .as_str()
-        ));
+        // [regent patch 37] Arguments beyond the verbs are printed after the
+        // message, `%!(EXTRA int=3, string=x)`, as Go's fmt (and so OPA's
+        // sprintf) does, rather than failing the evaluation (a template
+        // with one argument too many lost its whole message).
+        s.push_str("%!(EXTRA ");
+        for (i, arg) in args.iter().skip(args_idx).enumerate() {
+            if i > 0 {
+                s.push_str(", ");
+            }
+            match arg {
+                Value::Number(f) if f.is_integer() => {
+                    s.push_str("int=");
+                    s += &f.format_decimal();
+                }
+                Value::Number(_) => {
+                    s.push_str("float64=");
+                    s += &to_string(arg, false);
+                }
+                Value::String(sv) => {
+                    s.push_str("string=");
+                    s += sv.as_ref();
+                }
+                _ => {
+                    s.push_str("string=");
+                    s += &to_string(arg, false);
+                }
+            }
+        }
+        s.push(')');
     }
 
     Ok(Value::String(s.into()))
