@@ -16,7 +16,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use regent_core::bundle::BundleFiles;
+use regent_core::bundle::{embedded_files, BundleFiles};
 use regent_core::compose::decision::{self, DecideOptions};
 use regent_core::compose::{CompileOptions, CompiledBundle};
 use regent_core::review;
@@ -541,16 +541,15 @@ fn pod_security(c: &mut Criterion) {
         CompileOptions::default(),
     )
     .unwrap();
+    // The default bundle with pod_security's settings file replaced.
     let with = |data: &str| {
-        let layer = BundleFiles::from_files(
-            "bench",
-            vec![(
-                "validate/pod_security/data.yaml".to_string(),
-                data.as_bytes().to_vec(),
-            )],
-        )
-        .unwrap();
-        let files = BundleFiles::compose(vec![BundleFiles::embedded().unwrap(), layer]).unwrap();
+        let mut files = embedded_files();
+        let settings = files
+            .iter_mut()
+            .find(|(path, _)| path == "validate/pod_security/data.yaml")
+            .unwrap();
+        settings.1 = data.as_bytes().to_vec();
+        let files = BundleFiles::from_files("bench", files).unwrap();
         CompiledBundle::compile(&files, CompileOptions::default()).unwrap()
     };
     let bundles = [
@@ -558,9 +557,12 @@ fn pod_security(c: &mut Criterion) {
         ("default_bundle", default_bundle()),
         (
             "baseline_only",
-            with("parameters: {level: baseline, audit: {level: privileged}}\n"),
+            with("enforcement: deny\nparameters: {level: baseline, audit: {level: privileged}}\n"),
         ),
-        ("restricted", with("parameters: {level: restricted}\n")),
+        (
+            "restricted",
+            with("enforcement: deny\nparameters: {level: restricted}\n"),
+        ),
     ];
     let clean = fixture("pod-review.json");
     let mut doc: serde_json::Value = serde_json::from_slice(&clean).unwrap();

@@ -6,6 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# A CI run builds once and throws the tree away: no incremental cache (it
+# doubles the debug tree's size on disk and nothing would reuse it).
+if [[ "${CI:-}" == "true" ]]; then
+  export CARGO_INCREMENTAL=0
+fi
+
 # shellcheck source=tests/tools.sh
 source tests/tools.sh
 ensure_python_tools
@@ -35,4 +41,5 @@ rust_passed=$(grep -E '^test result:' "$cargo_log" | sed -E 's/.* ([0-9]+) passe
 rust_failed=$(grep -E '^test result:' "$cargo_log" | sed -E 's/.* ([0-9]+) failed.*/\1/' | awk '{s += $1} END {print s + 0}')
 rego_passed=$(sed -nE 's/^PASS: ([0-9]+)\/[0-9]+$/\1/p' "$rego_log")
 rm -f "$rego_log" "$cargo_log"
+echo "target/ on disk: $(du -sh target 2>/dev/null | cut -f1)"
 echo "tests: $((rust_passed + rego_passed)) passed, ${rust_failed} failed"
