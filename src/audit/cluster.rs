@@ -29,7 +29,6 @@
 //! `regent_audit_candidate_objects`. A new candidate revision starts a full
 //! scan.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -44,6 +43,7 @@ use kube::{Api, Client};
 use serde_json::{json, Value as Json};
 use tokio::sync::Semaphore;
 
+use super::args::ClusterArgs;
 use super::kinds::{self, AuditKind};
 use super::report::{self, ReportOptions, Subject};
 use super::sink::{Judged, ReportSink, StoreSink};
@@ -51,50 +51,11 @@ use super::store::Store;
 use super::writer::Writer;
 use crate::metrics::Metrics;
 use crate::reload::configmaps::{self, StatusReporter};
-use crate::reload::sources::SourceArgs;
 use crate::rollout::candidate_audit::Tracker;
 use crate::serve::state::Live;
 use regent_core::compose::CompiledBundle;
 use regent_core::diff::{self, Side};
 use regent_core::runtime::Limits;
-
-/// Settings of the in-cluster audit.
-#[derive(Debug, Clone, clap::Args)]
-pub struct ClusterArgs {
-    /// Admin (plain HTTP) listen address: /healthz, /readyz, /metrics, /status.
-    #[arg(
-        long = "admin-addr",
-        env = "REGENT_ADMIN_ADDR",
-        default_value = "0.0.0.0:8080"
-    )]
-    pub admin_addr: SocketAddr,
-    /// Bundle sources, as for `regent serve`.
-    #[command(flatten)]
-    pub sources: SourceArgs,
-    /// Policy exceptions, as for `regent serve` (`--exceptions` also
-    /// applies to the offline audit).
-    #[command(flatten)]
-    pub exceptions: crate::exceptions::ExceptionArgs,
-    /// Audit every object again this often (besides every watch event and
-    /// every bundle change); 0 for never.
-    #[arg(long, env = "REGENT_AUDIT_INTERVAL", default_value = "1h", value_parser = regent_core::units::parse_duration)]
-    pub audit_interval: Duration,
-    /// Most report writes per second.
-    #[arg(long, env = "REGENT_REPORT_QPS", default_value_t = 20.0)]
-    pub report_qps: f64,
-    /// Threads evaluating objects (default: the machine's cores).
-    #[arg(long, env = "REGENT_AUDIT_WORKERS")]
-    pub workers: Option<usize>,
-    /// Elect one writer among replicas with a Lease.
-    #[arg(long, env = "REGENT_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
-    pub leader_election: bool,
-    /// The Lease's name (in the audit's own namespace).
-    #[arg(long, env = "REGENT_LEASE_NAME", default_value = "regent-audit")]
-    pub lease_name: String,
-    /// How long the Lease holds without renewal; a standby takes over within it.
-    #[arg(long, env = "REGENT_LEASE_DURATION", default_value = "15s", value_parser = regent_core::units::parse_duration)]
-    pub lease_duration: Duration,
-}
 
 /// What `/status` shows.
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -205,7 +166,7 @@ pub async fn run(
         }
     });
     crate::exceptions::start(
-        &live,
+        live.exceptions(),
         &args.exceptions,
         args.sources.namespace.as_deref(),
         false,

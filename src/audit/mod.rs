@@ -13,6 +13,7 @@
 //!
 //! The offline `regent audit -f` is [`crate::cli`]'s.
 
+pub mod args;
 pub mod cluster;
 pub mod kinds;
 pub mod report;

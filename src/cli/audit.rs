@@ -55,7 +55,7 @@ pub struct AuditArgs {
     pub cluster: bool,
     /// Settings of the in-cluster audit.
     #[command(flatten)]
-    pub cluster_args: crate::audit::cluster::ClusterArgs,
+    pub cluster_args: crate::audit::args::ClusterArgs,
 }
 
 /// Output formats of `regent audit`.

@@ -202,7 +202,13 @@ impl ServeArgs {
             .with_context(|| format!("binding {admin_addr}"))?;
         tracing::info!(addr = %listener.local_addr()?, admin = %admin_listener.local_addr()?, "listening");
 
-        crate::exceptions::start(&live, &exceptions, sources.namespace.as_deref(), true).await?;
+        crate::exceptions::start(
+            live.exceptions(),
+            &exceptions,
+            sources.namespace.as_deref(),
+            true,
+        )
+        .await?;
         reload::sources::start(&live, policies, &sources, decide.limits.limits()).await?;
         if let (Some(cert), Some(key)) = (&tls.tls_cert, &tls.tls_key) {
             reload::certs::spawn(cert.clone(), key.clone(), resolver, metrics.clone())

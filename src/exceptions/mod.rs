@@ -74,7 +74,7 @@ impl GovernanceArgs {
 /// (`--exceptions`), the cluster resource (`--watch-exceptions`, whose
 /// statuses this process writes), and the rebuild at each exception's end.
 pub async fn start(
-    live: &std::sync::Arc<crate::serve::state::Live>,
+    registry: &std::sync::Arc<Registry>,
     args: &ExceptionArgs,
     namespace: Option<&str>,
     report: bool,
@@ -86,7 +86,7 @@ pub async fn start(
             governance.admin_namespace = ns.to_string();
         }
     }
-    let registry = live.exceptions().clone();
+    let registry = registry.clone();
     registry.configure(governance, args.governance.exception_help.clone());
     if let Some(path) = &args.exceptions {
         files::spawn(path.clone(), registry.clone())?;

@@ -18,7 +18,7 @@ use axum::Router;
 use crate::rollout::shadow::{Job, Shadow};
 use crate::serve::state::Live;
 use regent_core::compose::decision::{self, DecideOptions, Decision, Verdict, Webhook};
-use regent_core::compose::{except, Exceptions, Load};
+use regent_core::compose::{exception_review, Exceptions, Load};
 use regent_core::exceptions;
 use regent_core::native::policy::Enforcement;
 use regent_core::review::{self, Response, Review};
@@ -253,12 +253,14 @@ fn decide(
     };
     let registry = state.live.exceptions();
     match webhook {
-        Webhook::Validate if except::is_exception_review(review) => except::decide_exception(
-            review,
-            &registry.governance(),
-            &registry.catalogue(),
-            exceptions::now(),
-        ),
+        Webhook::Validate if exception_review::is_exception_review(review) => {
+            exception_review::decide_exception(
+                review,
+                &registry.governance(),
+                &registry.catalogue(),
+                exceptions::now(),
+            )
+        }
         Webhook::Validate => {
             let set = registry.current();
             let help = registry.help();

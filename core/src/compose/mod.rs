@@ -11,6 +11,7 @@
 mod audit;
 pub mod decision;
 pub mod except;
+pub mod exception_review;
 mod mutate;
 pub mod validate;
 
