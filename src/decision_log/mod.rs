@@ -119,6 +119,17 @@ pub struct DecisionLogArgs {
     pub decision_log_gzip: bool,
 }
 
+/// Most records the encoder queues before it wakes the sinks.
+const ENCODE_RUN: usize = 256;
+
+/// How often the encoder looks for records by itself: a record waits at
+/// most this long to be encoded unless [`WAKE_AT`] are waiting. Waking a
+/// thread per request costs more than encoding the record.
+const ENCODER_TICK: Duration = Duration::from_millis(20);
+
+/// Records pending that wake the encoder before its tick.
+const WAKE_AT: usize = 128;
+
 /// One sink: its queue of encoded records and what wakes it.
 struct SinkQueue {
     spec: SinkSpec,
@@ -141,6 +152,11 @@ pub struct DecisionLog {
     masks: Vec<String>,
     pending: Bounded<Handed>,
     encoder: std::thread::Thread,
+    /// Set by the encoder before it parks: a request unparks it only then,
+    /// and only when [`WAKE_AT`] records wait.
+    encoder_idle: AtomicBool,
+    /// [`WAKE_AT`], or half the buffer when that is smaller.
+    wake_at: usize,
     sinks: Vec<Arc<SinkQueue>>,
     closing: AtomicBool,
     encoded_all: AtomicBool,
@@ -238,6 +254,8 @@ impl DecisionLog {
             masks: args.decision_log_mask.clone(),
             pending: Bounded::new(args.decision_log_buffer, max_bytes),
             encoder: encoder.thread().clone(),
+            encoder_idle: AtomicBool::new(false),
+            wake_at: (args.decision_log_buffer / 2).clamp(1, WAKE_AT),
             sinks,
             closing: AtomicBool::new(false),
             encoded_all: AtomicBool::new(false),
@@ -299,14 +317,30 @@ impl DecisionLog {
                 .with_label_values(&["pending", "dropped"])
                 .inc_by(dropped);
         }
-        self.encoder.unpark();
+        // The encoder wakes on its own every ENCODER_TICK; a request wakes
+        // it early only when a run has piled up.
+        if self.pending.len() >= self.wake_at && self.encoder_idle.swap(false, Ordering::SeqCst) {
+            self.encoder.unpark();
+        }
     }
 
-    /// The encoder thread: finishes, encodes and fans out every record.
+    /// The encoder thread: finishes, encodes and fans out every record. The
+    /// sinks are woken, and the queue gauges set, once per run of records
+    /// (when the pending queue empties, or every [`ENCODE_RUN`] records).
     fn encode_loop(&self) {
         let m = &self.metrics.decision_log;
+        let queued: Vec<_> = self
+            .sinks
+            .iter()
+            .map(|s| m.records.with_label_values(&[s.spec.label(), "queued"]))
+            .collect();
+        let mut run = 0usize;
         loop {
             let Some((handed, _)) = self.pending.pop() else {
+                if run > 0 {
+                    self.publish(run, &queued);
+                    run = 0;
+                }
                 if self.closing.load(Ordering::Acquire) {
                     self.encoded_all.store(true, Ordering::Release);
                     for s in &self.sinks {
@@ -314,15 +348,23 @@ impl DecisionLog {
                     }
                     return;
                 }
-                std::thread::park_timeout(Duration::from_millis(100));
+                self.encoder_idle.store(true, Ordering::SeqCst);
+                if self.pending.len() < self.wake_at {
+                    std::thread::park_timeout(ENCODER_TICK);
+                }
+                self.encoder_idle.store(false, Ordering::SeqCst);
                 continue;
             };
             let Handed { pending, bundle } = handed;
-            let mut masks = self.masks.clone();
+            let mut extended = Vec::new();
             let mut drop_object = false;
             if let (Some(input), Some(bundle)) = (&pending.input, &bundle) {
                 match bundle.log_mask(input, regent_core::runtime::Limits::default()) {
-                    Ok(more) => masks.extend(more),
+                    Ok(more) if !more.is_empty() => {
+                        extended = self.masks.clone();
+                        extended.extend(more);
+                    }
+                    Ok(_) => {}
                     Err(e) => {
                         // Unmasked would leak: leave the object out.
                         tracing::warn!(error = %e, "data.regent.log.mask failed; the record goes without its object");
@@ -330,7 +372,12 @@ impl DecisionLog {
                     }
                 }
             }
-            let mut record = pending.finish(&masks);
+            let masks = if extended.is_empty() {
+                &self.masks
+            } else {
+                &extended
+            };
+            let mut record = pending.finish(masks);
             if drop_object {
                 record.object = None;
             }
@@ -344,29 +391,42 @@ impl DecisionLog {
             line.push(b'\n');
             let line = Bytes::from(line);
             for s in &self.sinks {
-                let label = s.spec.label();
-                m.records.with_label_values(&[label, "queued"]).inc();
                 let dropped = s.queue.push(line.clone(), line.len());
                 if dropped > 0 {
                     m.records
-                        .with_label_values(&[label, "dropped"])
+                        .with_label_values(&[s.spec.label(), "dropped"])
                         .inc_by(dropped);
                 }
-                m.queue_records
-                    .with_label_values(&[label])
-                    .set(s.queue.len() as i64);
-                m.queue_bytes
-                    .with_label_values(&[label])
-                    .set(s.queue.bytes() as i64);
-                s.wake.notify_one();
             }
-            m.queue_records
-                .with_label_values(&["pending"])
-                .set(self.pending.len() as i64);
-            m.queue_bytes
-                .with_label_values(&["pending"])
-                .set(self.pending.bytes() as i64);
+            run += 1;
+            if run >= ENCODE_RUN {
+                self.publish(run, &queued);
+                run = 0;
+            }
         }
+    }
+
+    /// After a run of `run` records: counts them queued, sets the queue
+    /// gauges and wakes the sinks.
+    fn publish(&self, run: usize, queued: &[prometheus::IntCounter]) {
+        let m = &self.metrics.decision_log;
+        for (s, counter) in self.sinks.iter().zip(queued) {
+            counter.inc_by(run as u64);
+            let label = s.spec.label();
+            m.queue_records
+                .with_label_values(&[label])
+                .set(s.queue.len() as i64);
+            m.queue_bytes
+                .with_label_values(&[label])
+                .set(s.queue.bytes() as i64);
+            s.wake.notify_one();
+        }
+        m.queue_records
+            .with_label_values(&["pending"])
+            .set(self.pending.len() as i64);
+        m.queue_bytes
+            .with_label_values(&["pending"])
+            .set(self.pending.bytes() as i64);
     }
 
     /// Stops taking records and writes what is queued, for at most
@@ -433,11 +493,9 @@ async fn drain(
             continue;
         }
         q.busy.store(true, Ordering::Release);
-        if matches!(writer, Writer::Http(_))
-            && q.queue.len() < batch_size
-            && !log.closing.load(Ordering::Acquire)
-        {
-            // Let a batch fill, up to the flush interval.
+        if q.queue.len() < batch_size && !log.closing.load(Ordering::Acquire) {
+            // Let a batch fill, up to the flush interval: one write (one
+            // blocking-pool hand-off, one POST) per batch, not per record.
             let until = tokio::time::Instant::now() + flush_interval;
             while q.queue.len() < batch_size && tokio::time::Instant::now() < until {
                 tokio::select! {

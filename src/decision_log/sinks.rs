@@ -135,21 +135,37 @@ impl FileSink {
             .ok_or_else(|| std::io::Error::other("the decision log file is not open"))
     }
 
-    /// Appends a batch (rotating first when it would not fit).
+    /// Appends a batch, rotating whenever the next record would take the
+    /// file past its size (a record is never split; one larger than the
+    /// size gets a file of its own).
     pub fn write(&mut self, batch: &[Bytes]) -> std::io::Result<()> {
-        let len: u64 = batch.iter().map(|b| b.len() as u64).sum();
+        let mut buf: Vec<u8> = Vec::new();
         self.open()?;
-        if self.size > 0 && self.size + len > self.max_size {
-            self.rotate()?;
+        for record in batch {
+            let len = record.len() as u64;
+            if self.size + buf.len() as u64 > 0
+                && self.size + buf.len() as u64 + len > self.max_size
+            {
+                self.append(&buf)?;
+                buf.clear();
+                if self.size > 0 {
+                    self.rotate()?;
+                    self.open()?;
+                }
+            }
+            buf.extend_from_slice(record);
+        }
+        self.append(&buf)
+    }
+
+    fn append(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        if buf.is_empty() {
+            return Ok(());
         }
         let f = self.open()?;
-        let mut buf = Vec::with_capacity(len as usize);
-        for b in batch {
-            buf.extend_from_slice(b);
-        }
-        f.write_all(&buf)?;
+        f.write_all(buf)?;
         f.flush()?;
-        self.size += len;
+        self.size += buf.len() as u64;
         Ok(())
     }
 }
