@@ -139,12 +139,17 @@ def start_setups(args, certs, setups):
     return procs
 
 def alternate(args, procs, path="/validate"):
-    """wrk on each server in turn at 1 and 8 connections, `rounds` times:
-    the runs per (setup, connections), with the server CPU per request."""
+    """wrk on each server in turn at 1 and 8 connections, `rounds` times,
+    the order rotated each round: the runs per (setup, connections), with
+    the server CPU per request."""
     results = {(n, c): [] for n in procs for c in (1, 8)}
-    for _ in range(args.rounds):
+    setups = list(procs.items())
+    for round_no in range(args.rounds):
+        # Each round starts with the next setup: no setup always runs first
+        # (or always right after another).
+        k = round_no % len(setups)
         for conns in (1, 8):
-            for name, (proc, port, admin) in procs.items():
+            for name, (proc, port, admin) in setups[k:] + setups[:k]:
                 c0 = cpu_seconds(proc.pid)
                 r = wrk(f"https://127.0.0.1:{port}{path}", conns, False, args.duration, args.body)
                 r["cpu_us"] = (cpu_seconds(proc.pid) - c0) * 1e6 / max(r["total"], 1)
