@@ -405,6 +405,8 @@ async fn allowed_decisions_are_sampled_and_files_rotate() {
             "8Ki".into(),
             "--decision-log-max-files".into(),
             "3".into(),
+            "--decision-log-flush-interval".into(),
+            "200ms".into(),
         ],
         ..Options::default()
     });
@@ -433,8 +435,17 @@ async fn allowed_decisions_are_sampled_and_files_rotate() {
         queued() >= 10.0 + 100.0
     })
     .await;
-    std::thread::sleep(Duration::from_millis(300));
-    let sent = queued();
+    // Sinks write in batches (up to the flush interval): wait until the
+    // count stops moving.
+    let mut sent = queued();
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = queued();
+        if now == sent {
+            break;
+        }
+        sent = now;
+    }
     // About half of the plain admissions, and every denial.
     assert!(
         (10.0 + 110.0..=10.0 + 190.0).contains(&sent),
