@@ -90,17 +90,10 @@ impl AuditArgs {
 
     fn offline(&self) -> u8 {
         let limits = self.limits.limits();
-        let mut docs = match super::inputs::read_inputs(&self.files) {
+        let mut docs = match super::inputs::read_objects(&self.files) {
             Ok(d) => d,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return super::common::EXIT_USAGE;
-            }
+            Err(code) => return code,
         };
-        if docs.is_empty() {
-            eprintln!("error: no objects found in {}", self.files.join(", "));
-            return super::common::EXIT_USAGE;
-        }
         let compiled = if self.gator_compat {
             super::inputs::gatekeeper_bundle(&docs)
                 .map_err(regent_core::compose::CompileError::from)

@@ -148,16 +148,9 @@ impl DiffArgs {
                 return super::common::EXIT_USAGE;
             }
         };
-        let mut docs = match super::inputs::read_inputs(&self.files) {
-            Ok(d) if !d.is_empty() => d,
-            Ok(_) => {
-                eprintln!("error: no objects found in {}", self.files.join(", "));
-                return super::common::EXIT_USAGE;
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                return super::common::EXIT_USAGE;
-            }
+        let mut docs = match super::inputs::read_objects(&self.files) {
+            Ok(d) => d,
+            Err(code) => return code,
         };
         let options = self.decide.options();
         let rule = super::inputs::namespacing(&self.namespace, false);

@@ -113,17 +113,10 @@ struct Record {
 impl EvalArgs {
     /// Decides every input; exit 0 all admitted, 1 any denied, 2 usage or input error.
     pub fn run(self) -> u8 {
-        let mut docs = match super::inputs::read_inputs(&self.files) {
+        let mut docs = match super::inputs::read_objects(&self.files) {
             Ok(d) => d,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return super::common::EXIT_USAGE;
-            }
+            Err(code) => return code,
         };
-        if docs.is_empty() {
-            eprintln!("error: no objects found in {}", self.files.join(", "));
-            return super::common::EXIT_USAGE;
-        }
         let options = CompileOptions {
             limits: self.decide.limits.limits(),
             ..Default::default()

@@ -8,6 +8,22 @@ use std::path::Path;
 
 use serde_json::{json, Value as Json};
 
+/// [`read_inputs`] for a command: at least one object, or the error said
+/// on standard error and the usage exit code.
+pub fn read_objects(files: &[String]) -> Result<Vec<(String, Json)>, u8> {
+    match read_inputs(files) {
+        Ok(d) if !d.is_empty() => Ok(d),
+        Ok(_) => {
+            eprintln!("error: no objects found in {}", files.join(", "));
+            Err(super::common::EXIT_USAGE)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(super::common::EXIT_USAGE)
+        }
+    }
+}
+
 /// Reads every object in `files` (paths, directories or `-`).
 pub fn read_inputs(files: &[String]) -> Result<Vec<(String, Json)>, String> {
     let mut out = Vec::new();
