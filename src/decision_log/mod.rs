@@ -243,6 +243,12 @@ impl DecisionLog {
         let encoder = std::thread::Builder::new()
             .name("decision-log".into())
             .spawn(move || {
+                // Background work: never ahead of an admission request for
+                // a core (as the shadow evaluation; a failure costs latency,
+                // not records).
+                for e in crate::rollout::background::lower_this_thread() {
+                    tracing::warn!(error = %e, "decision log encoder at normal priority");
+                }
                 if let Ok(log) = rx.recv() {
                     log.encode_loop();
                 }
