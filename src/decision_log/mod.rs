@@ -418,21 +418,10 @@ impl DecisionLog {
         let m = &self.metrics.decision_log;
         for (s, counter) in self.sinks.iter().zip(queued) {
             counter.inc_by(run as u64);
-            let label = s.spec.label();
-            m.queue_records
-                .with_label_values(&[label])
-                .set(s.queue.len() as i64);
-            m.queue_bytes
-                .with_label_values(&[label])
-                .set(s.queue.bytes() as i64);
+            set_gauges(m, s.spec.label(), &s.queue);
             s.wake.notify_one();
         }
-        m.queue_records
-            .with_label_values(&["pending"])
-            .set(self.pending.len() as i64);
-        m.queue_bytes
-            .with_label_values(&["pending"])
-            .set(self.pending.bytes() as i64);
+        set_gauges(m, "pending", &self.pending);
     }
 
     /// Stops taking records and writes what is queued, for at most
@@ -473,6 +462,16 @@ enum Writer {
     Stdout,
     File(Arc<std::sync::Mutex<FileSink>>),
     Http(Box<HttpSink>),
+}
+
+/// Sets a queue's record and byte gauges.
+fn set_gauges<T>(m: &crate::metrics::DecisionLogMetrics, label: &str, queue: &Bounded<T>) {
+    m.queue_records
+        .with_label_values(&[label])
+        .set(queue.len() as i64);
+    m.queue_bytes
+        .with_label_values(&[label])
+        .set(queue.bytes() as i64);
 }
 
 /// One sink's loop: a batch when woken (an HTTP sink waits up to the flush
@@ -520,12 +519,7 @@ async fn drain(
                 None => break,
             }
         }
-        m.queue_records
-            .with_label_values(&[label])
-            .set(q.queue.len() as i64);
-        m.queue_bytes
-            .with_label_values(&[label])
-            .set(q.queue.bytes() as i64);
+        set_gauges(&m, label, &q.queue);
         let started = Instant::now();
         let written = match &mut writer {
             Writer::Stdout => {

@@ -155,6 +155,28 @@ pub struct Decision {
     pub excepted: Vec<Excepted>,
 }
 
+impl Decision {
+    /// A decision that is its response alone: allowed or denied as the
+    /// response says, nothing evaluated, fired, mutated or excepted.
+    pub fn answered(response: Response) -> Self {
+        Decision {
+            verdict: if response.allowed {
+                Verdict::Allowed
+            } else {
+                Verdict::Denied
+            },
+            response,
+            evaluated: Vec::new(),
+            fired: Vec::new(),
+            mutated_by: Vec::new(),
+            mutated_object: serde_json::Value::Null,
+            error: None,
+            policy_errors: Vec::new(),
+            excepted: Vec::new(),
+        }
+    }
+}
+
 /// Decides a validating review with no referential data.
 pub fn validate(bundle: &CompiledBundle, review: &Review, options: &DecideOptions) -> Decision {
     validate_with_inventory(bundle, review, options, &empty_inventory())
@@ -280,19 +302,11 @@ pub fn validate_in(
             .insert("policy-errors".to_string(), names.join(","));
     }
     Decision {
-        verdict: if response.allowed {
-            Verdict::Allowed
-        } else {
-            Verdict::Denied
-        },
-        response,
         evaluated,
         fired,
-        mutated_by: Vec::new(),
-        mutated_object: serde_json::Value::Null,
-        error: None,
         policy_errors,
         excepted,
+        ..Decision::answered(response)
     }
 }
 
@@ -551,15 +565,9 @@ fn failed(
         .audit_annotations
         .insert("evaluation-error".to_string(), error.reason().to_string());
     Decision {
-        response,
         verdict: Verdict::Failed,
-        evaluated: Vec::new(),
-        fired: Vec::new(),
-        mutated_by: Vec::new(),
-        mutated_object: serde_json::Value::Null,
         error: Some(error),
-        policy_errors: Vec::new(),
-        excepted: Vec::new(),
+        ..Decision::answered(response)
     }
 }
 

@@ -5,7 +5,7 @@
 
 use serde_json::Value as Json;
 
-use super::decision::{Decision, Verdict};
+use super::decision::Decision;
 use crate::exceptions::Catalogue;
 
 /// Whether a review is of a PolicyException (any version of the group).
@@ -66,19 +66,5 @@ pub fn decide_exception(
             );
         }
     }
-    Decision {
-        verdict: if response.allowed {
-            Verdict::Allowed
-        } else {
-            Verdict::Denied
-        },
-        response,
-        evaluated: Vec::new(),
-        fired: Vec::new(),
-        mutated_by: Vec::new(),
-        mutated_object: Json::Null,
-        error: None,
-        policy_errors: Vec::new(),
-        excepted: Vec::new(),
-    }
+    Decision::answered(response)
 }
