@@ -13,6 +13,7 @@
 
 mod queue;
 pub mod sinks;
+mod worker;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,6 +27,7 @@ use regent_core::compose::CompiledBundle;
 use regent_core::decision_log::{Pending, Record};
 pub use sinks::SinkSpec;
 use sinks::{FileSink, HttpOptions, HttpSink};
+use worker::Worker;
 
 use crate::metrics::Metrics;
 
@@ -130,6 +132,18 @@ const ENCODER_TICK: Duration = Duration::from_millis(20);
 /// Records pending that wake the encoder before its tick.
 const WAKE_AT: usize = 128;
 
+/// The first pause of a sink after a batch it could not deliver; doubled
+/// for each further failed batch in a row, up to [`MAX_PAUSE`]. Records
+/// that arrive meanwhile wait in the sink's queue (the oldest dropped, and
+/// counted, when it is full): a receiver that is down costs one attempt per
+/// pause, not one per batch (each a gzip of up to half a megabyte and a
+/// warning).
+const FIRST_PAUSE: Duration = Duration::from_millis(200);
+
+/// The longest pause: how long a receiver that came back may wait for its
+/// first batch.
+const MAX_PAUSE: Duration = Duration::from_secs(5);
+
 /// One sink: its queue of encoded records and what wakes it.
 struct SinkQueue {
     spec: SinkSpec,
@@ -185,8 +199,8 @@ pub enum StartError {
         /// Why.
         source: sinks::SinkError,
     },
-    /// The encoder thread could not start.
-    #[error("starting the decision log's encoder thread: {0}")]
+    /// The encoder thread, or a sink's thread, could not start.
+    #[error("starting the decision log's threads: {0}")]
     Thread(std::io::Error),
 }
 
@@ -236,7 +250,8 @@ impl DecisionLog {
                     })?,
                 )),
             };
-            writers.push((q.clone(), writer));
+            let worker = Worker::start(spec.label()).map_err(StartError::Thread)?;
+            writers.push((q.clone(), writer, worker));
             sinks.push(q);
         }
         let (tx, rx) = std::sync::mpsc::channel::<Arc<DecisionLog>>();
@@ -268,11 +283,11 @@ impl DecisionLog {
             metrics,
         });
         let _ = tx.send(log.clone());
-        for (q, writer) in writers {
+        for (q, writer, worker) in writers {
             tokio::spawn(drain(
                 log.clone(),
                 q,
-                writer,
+                Sink { writer, worker },
                 args.decision_log_batch.max(1),
                 args.decision_log_flush_interval,
             ));
@@ -464,6 +479,50 @@ enum Writer {
     Http(Box<HttpSink>),
 }
 
+/// A sink's writer and the background thread its blocking work runs on.
+struct Sink {
+    writer: Writer,
+    worker: Worker,
+}
+
+impl Sink {
+    /// Writes (or posts) a batch.
+    async fn write(&mut self, batch: &[Bytes]) -> Result<(), String> {
+        let gone = |e: worker::WorkerGone| e.to_string();
+        match &mut self.writer {
+            Writer::Stdout => {
+                let batch = batch.to_vec();
+                self.worker
+                    .run(move || {
+                        use std::io::Write as _;
+                        let mut out = std::io::stdout().lock();
+                        for b in &batch {
+                            out.write_all(b)?;
+                        }
+                        out.flush()
+                    })
+                    .await
+                    .map_err(gone)?
+                    .map_err(|e| e.to_string())
+            }
+            Writer::File(f) => {
+                let (f, batch) = (f.clone(), batch.to_vec());
+                self.worker
+                    .run(move || match f.lock() {
+                        Ok(mut f) => f.write(&batch).map_err(|e| e.to_string()),
+                        Err(_) => Err("the file sink's lock is poisoned".to_string()),
+                    })
+                    .await
+                    .map_err(gone)?
+            }
+            Writer::Http(h) => h
+                .write(batch, &self.worker)
+                .await
+                .map_err(|e| e.to_string()),
+        }
+    }
+}
+
 /// Sets a queue's record and byte gauges.
 fn set_gauges<T>(m: &crate::metrics::DecisionLogMetrics, label: &str, queue: &Bounded<T>) {
     m.queue_records
@@ -474,18 +533,19 @@ fn set_gauges<T>(m: &crate::metrics::DecisionLogMetrics, label: &str, queue: &Bo
         .set(queue.bytes() as i64);
 }
 
-/// One sink's loop: a batch when woken (an HTTP sink waits up to the flush
-/// interval to fill one), written, counted; until the log closes and its
-/// queue is empty.
+/// One sink's loop: a batch when woken (waiting up to the flush interval
+/// for it to fill), written, counted, and a pause after a failure; until the
+/// log closes and its queue is empty.
 async fn drain(
     log: Arc<DecisionLog>,
     q: Arc<SinkQueue>,
-    mut writer: Writer,
+    mut sink: Sink,
     batch_size: usize,
     flush_interval: Duration,
 ) {
     let m = log.metrics.decision_log.clone();
     let label = q.spec.label();
+    let mut pause = FIRST_PAUSE;
     loop {
         if q.queue.is_empty() {
             if log.encoded_all.load(Ordering::Acquire) {
@@ -521,49 +581,41 @@ async fn drain(
         }
         set_gauges(&m, label, &q.queue);
         let started = Instant::now();
-        let written = match &mut writer {
-            Writer::Stdout => {
-                let batch = batch.clone();
-                tokio::task::spawn_blocking(move || {
-                    use std::io::Write as _;
-                    let mut out = std::io::stdout().lock();
-                    for b in &batch {
-                        out.write_all(b)?;
-                    }
-                    out.flush()
-                })
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|r| r.map_err(|e| e.to_string()))
-            }
-            Writer::File(f) => {
-                let (f, batch) = (f.clone(), batch.clone());
-                tokio::task::spawn_blocking(move || match f.lock() {
-                    Ok(mut f) => f.write(&batch).map_err(|e| e.to_string()),
-                    Err(_) => Err("the file sink's lock is poisoned".to_string()),
-                })
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|r| r)
-            }
-            Writer::Http(h) => h.write(&batch).await.map_err(|e| e.to_string()),
-        };
+        let written = sink.write(&batch).await;
         m.batch_duration
             .with_label_values(&[label])
             .observe(started.elapsed().as_secs_f64());
+        q.busy.store(false, Ordering::Release);
         match written {
-            Ok(()) => m
-                .records
-                .with_label_values(&[label, "sent"])
-                .inc_by(batch.len() as u64),
+            Ok(()) => {
+                m.records
+                    .with_label_values(&[label, "sent"])
+                    .inc_by(batch.len() as u64);
+                pause = FIRST_PAUSE;
+            }
             Err(e) => {
                 m.records
                     .with_label_values(&[label, "failed"])
                     .inc_by(batch.len() as u64);
-                tracing::warn!(sink = label, records = batch.len(), error = %e, "decision log batch not delivered");
+                let wait = sinks::jitter(pause);
+                tracing::warn!(sink = label, records = batch.len(), error = %e,
+                    next_attempt_in = ?wait, "decision log batch not delivered");
+                sleep_unless_closing(&log, &q, wait).await;
+                pause = (pause * 2).min(MAX_PAUSE);
             }
         }
-        q.busy.store(false, Ordering::Release);
+    }
+}
+
+/// Waits `d`, or less if the log closes (a receiver back by then still
+/// gets what is queued).
+async fn sleep_unless_closing(log: &DecisionLog, q: &SinkQueue, d: Duration) {
+    let until = tokio::time::Instant::now() + d;
+    while !log.closing.load(Ordering::Acquire) && tokio::time::Instant::now() < until {
+        tokio::select! {
+            _ = q.wake.notified() => {}
+            _ = tokio::time::sleep_until(until) => {}
+        }
     }
 }
 

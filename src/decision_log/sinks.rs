@@ -12,6 +12,8 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
+use super::worker::Worker;
+
 /// Errors of a sink.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
@@ -302,13 +304,14 @@ impl HttpSink {
 
     /// Posts a batch, retrying with backoff and jitter; an error after the
     /// last attempt.
-    pub async fn write(&mut self, batch: &[Bytes]) -> Result<(), SinkError> {
-        // Joined and compressed on the blocking pool: a batch of 500
-        // records is half a megabyte, milliseconds of gzip that must not
-        // hold up an admission request on the runtime's threads.
+    pub async fn write(&mut self, batch: &[Bytes], worker: &Worker) -> Result<(), SinkError> {
+        // Joined and compressed on the sink's background thread: a batch of
+        // 500 records is half a megabyte, milliseconds of gzip that must
+        // not hold up an admission request for a core.
         let batch = batch.to_vec();
         let gzip = self.options.gzip;
-        let body = tokio::task::spawn_blocking(move || encode_body(&batch, gzip))
+        let body = worker
+            .run(move || encode_body(&batch, gzip))
             .await
             .map_err(|e| SinkError::Http(format!("encoding the batch: {e}")))??;
         let body = Bytes::from(body);
@@ -357,7 +360,7 @@ impl HttpSink {
 }
 
 /// `d` give or take a quarter, so retries of many replicas spread out.
-fn jitter(d: Duration) -> Duration {
+pub fn jitter(d: Duration) -> Duration {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(d.as_nanos() as u64);
