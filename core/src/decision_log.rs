@@ -166,24 +166,36 @@ pub struct Context<'a> {
 }
 
 /// A record built on the request path, to be finished in the background:
-/// the object (when asked for) is kept as the engine's value, shared rather
-/// than copied, and the patch undecoded.
+/// its time and id are written, the patch counted and the object (when
+/// asked for, kept as the engine's value, shared rather than copied)
+/// converted and masked there.
 #[derive(Debug, Clone)]
 pub struct Pending {
-    /// The record so far.
+    /// The record so far (no `time`, no `decision_id` yet).
     pub record: Record,
+    /// When the decision was made.
+    pub at: SystemTime,
     /// The object under review (a shared handle), when the record carries it.
     pub object: Option<Value>,
-    /// The whole review, for the bundle's mask rule.
+    /// The whole review (a shared handle), for the bundle's mask rule, when
+    /// the record carries the object.
     pub input: Option<Value>,
     /// The response's patch (base64), to count its operations.
     pub patch: Option<String>,
 }
 
 impl Record {
-    /// A record of `decision` on `review`.
+    /// A record of `decision` on `review`, whole (as [`Pending::new`] then
+    /// [`Pending::finish`] without masks, the object left out).
     pub fn of(review: &Review, decision: &Decision, ctx: &Context<'_>) -> Record {
+        Pending::new(review, decision, ctx, false).finish(&[])
+    }
+
+    /// What the request path copies: everything but the time and the id.
+    fn partial(review: &Review, decision: &Decision, ctx: &Context<'_>) -> Record {
         let request = &review.input["request"];
+        let user = &request["userInfo"];
+        let resource = &request["resource"];
         let text = |v: &Value| crate::runtime::text(v).unwrap_or_default().to_string();
         let m = &review.meta;
         let mut violations: Vec<LoggedViolation> = decision
@@ -204,7 +216,7 @@ impl Record {
             })
             .collect();
         violations.sort_by(|a, b| (&a.policy, &a.path).cmp(&(&b.policy, &b.path)));
-        let groups = match &request["userInfo"]["groups"] {
+        let groups = match &user["groups"] {
             Value::Array(a) => a
                 .iter()
                 .filter_map(|g| crate::runtime::text(g).map(str::to_string))
@@ -213,8 +225,8 @@ impl Record {
         };
         let sub = text(&request["subResource"]);
         Record {
-            time: rfc3339_micros(ctx.at),
-            decision_id: decision_id(),
+            time: String::new(),
+            decision_id: String::new(),
             uid: m.uid.clone(),
             webhook: ctx.webhook.as_str(),
             operation: m.operation.clone(),
@@ -224,15 +236,15 @@ impl Record {
                 kind: m.kind.clone(),
             },
             resource: Gvr {
-                group: text(&request["resource"]["group"]),
-                version: text(&request["resource"]["version"]),
-                resource: text(&request["resource"]["resource"]),
+                group: text(&resource["group"]),
+                version: text(&resource["version"]),
+                resource: text(&resource["resource"]),
             },
             sub_resource: (!sub.is_empty()).then_some(sub),
             namespace: m.namespace.clone(),
             name: m.name.clone(),
             user: User {
-                username: text(&request["userInfo"]["username"]),
+                username: text(&user["username"]),
                 groups,
             },
             dry_run: request["dryRun"] == Value::Bool(true),
@@ -281,16 +293,38 @@ impl Record {
 }
 
 impl Pending {
-    /// Finishes the record off the request path: counts the patch's
-    /// operations and, when the object is carried, converts it and removes
-    /// what `masks` name (JSON pointers; `*` matches any key or index).
+    /// The request path's part of a record of `decision` on `review`: a few
+    /// copied strings, and shared handles on the object and the review when
+    /// `carries_object`.
+    pub fn new(
+        review: &Review,
+        decision: &Decision,
+        ctx: &Context<'_>,
+        carries_object: bool,
+    ) -> Pending {
+        Pending {
+            record: Record::partial(review, decision, ctx),
+            at: ctx.at,
+            object: carries_object.then(|| review.input["request"]["object"].clone()),
+            input: carries_object.then(|| review.input.clone()),
+            patch: decision.response.patch.clone(),
+        }
+    }
+
+    /// Finishes the record off the request path: writes its time and id,
+    /// counts the patch's operations and, when the object is carried,
+    /// converts it and removes what `masks` name (JSON pointers; `*`
+    /// matches any key or index).
     pub fn finish(self, masks: &[String]) -> Record {
         let Pending {
             mut record,
+            at,
             object,
             input: _,
             patch,
         } = self;
+        record.time = rfc3339_micros(at);
+        record.decision_id = decision_id();
         if let (Some(summary), Some(b64)) = (record.patch.as_mut(), patch) {
             use base64::Engine as _;
             summary.operations = base64::engine::general_purpose::STANDARD

@@ -300,7 +300,7 @@ impl EvalArgs {
         took: std::time::Duration,
     ) -> Vec<String> {
         use regent_core::compose::decision::Webhook;
-        use regent_core::decision_log::{Context, Pending, Record};
+        use regent_core::decision_log::{Context, Pending};
         let mutated = if admission.mutation.mutated_object.is_null() {
             None
         } else {
@@ -323,12 +323,7 @@ impl EvalArgs {
                 at: std::time::SystemTime::now(),
             };
             let carries = self.decision_log_include_object;
-            let pending = Pending {
-                record: Record::of(r, d, &ctx),
-                object: carries.then(|| r.input["request"]["object"].clone()),
-                input: None,
-                patch: d.response.patch.clone(),
-            };
+            let pending = Pending::new(r, d, &ctx, carries);
             let mut masks = self.decision_log_mask.clone();
             let mut drop_object = false;
             if carries {

@@ -24,7 +24,7 @@ use axum::body::Bytes;
 
 pub use queue::Bounded;
 use regent_core::compose::CompiledBundle;
-use regent_core::decision_log::{Pending, Record};
+use regent_core::decision_log::Pending;
 pub use sinks::SinkSpec;
 use sinks::{FileSink, HttpOptions, HttpSink};
 use worker::Worker;
@@ -318,17 +318,11 @@ impl DecisionLog {
         body_len: usize,
         bundle: Option<Arc<CompiledBundle>>,
     ) {
-        let record = Record::of(review, decision, ctx);
-        if !self.wants(record.notable()) {
+        let carries = self.include_object;
+        let pending = Pending::new(review, decision, ctx, carries);
+        if !self.wants(pending.record.notable()) {
             return;
         }
-        let carries = self.include_object;
-        let pending = Pending {
-            record,
-            object: carries.then(|| review.input["request"]["object"].clone()),
-            input: carries.then(|| review.input.clone()),
-            patch: decision.response.patch.clone(),
-        };
         let size = 1024 + if carries { body_len } else { 0 };
         let dropped = self.pending.push(Handed { pending, bundle }, size);
         if dropped > 0 {
