@@ -318,6 +318,14 @@ def decision_log_run(args, certs):
         p99 = summary[(name, 1)]["p99"] / summary[("log off", 1)]["p99"]
         out[name] = {"rps_ratio_8": rps, "p99_ratio_1": p99}
         print(f"{name} ÷ off: req/s at 8 connections {rps:.3f}×, p99 at 1 connection {p99:.3f}× (target: within 5 %)")
+        # Paired: each round's run against the same round's log-off run (a
+        # few seconds apart), which cancels the machine's slower drifts.
+        for conns in (1, 8):
+            for key in ("rps", "p99"):
+                pairs = sorted(a[key] / b[key] for a, b in zip(results[(name, conns)], results[("log off", conns)]))
+                q = lambda f: pairs[min(len(pairs) - 1, int(f * len(pairs)))]
+                out[name][f"paired_{key}_{conns}"] = {"median": q(0.5), "q1": q(0.25), "q3": q(0.75)}
+                print(f"    paired per round, {key} at {conns}: median {q(0.5):.3f}×, quartiles {q(0.25):.3f}–{q(0.75):.3f}×")
     print(f"records written by the file sink: {sent:.0f}; lost to the unreachable sink (dropped + failed): {lost:.0f}")
     if args.json:
         json.dump({"ratios": out, "rows": {f"{n}/{c}": v for (n, c), v in summary.items()}}, open(args.json, "w"), indent=2)

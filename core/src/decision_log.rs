@@ -402,7 +402,7 @@ fn remove(value: &mut Json, segments: &[String]) {
 pub fn rfc3339_micros(at: SystemTime) -> String {
     let d = at.duration_since(UNIX_EPOCH).unwrap_or_default();
     chrono::DateTime::from_timestamp(d.as_secs() as i64, d.subsec_nanos())
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
         .unwrap_or_default()
 }
 

@@ -16,7 +16,7 @@ pub mod sinks;
 mod worker;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -132,6 +132,15 @@ const ENCODER_TICK: Duration = Duration::from_millis(20);
 /// Records pending that wake the encoder before its tick.
 const WAKE_AT: usize = 128;
 
+/// The encoder is working: requests leave it alone.
+const BUSY: u8 = 0;
+/// The encoder waits for its tick: a request wakes it only when
+/// [`WAKE_AT`] records wait.
+const TICKING: u8 = 1;
+/// A tick found nothing: the encoder sleeps until a request hands over a
+/// record (an idle server wakes nothing, ever).
+const ASLEEP: u8 = 2;
+
 /// The first pause of a sink after a batch it could not deliver; doubled
 /// for each further failed batch in a row, up to [`MAX_PAUSE`]. Records
 /// that arrive meanwhile wait in the sink's queue (the oldest dropped, and
@@ -166,9 +175,9 @@ pub struct DecisionLog {
     masks: Vec<String>,
     pending: Bounded<Handed>,
     encoder: std::thread::Thread,
-    /// Set by the encoder before it parks: a request unparks it only then,
-    /// and only when [`WAKE_AT`] records wait.
-    encoder_idle: AtomicBool,
+    /// [`BUSY`], [`TICKING`] or [`ASLEEP`]: set by the encoder before it
+    /// parks, so that a request unparks it only when it should.
+    encoder_state: AtomicU8,
     /// [`WAKE_AT`], or half the buffer when that is smaller.
     wake_at: usize,
     sinks: Vec<Arc<SinkQueue>>,
@@ -275,7 +284,7 @@ impl DecisionLog {
             masks: args.decision_log_mask.clone(),
             pending: Bounded::new(args.decision_log_buffer, max_bytes),
             encoder: encoder.thread().clone(),
-            encoder_idle: AtomicBool::new(false),
+            encoder_state: AtomicU8::new(BUSY),
             wake_at: (args.decision_log_buffer / 2).clamp(1, WAKE_AT),
             sinks,
             closing: AtomicBool::new(false),
@@ -332,9 +341,19 @@ impl DecisionLog {
                 .with_label_values(&["pending", "dropped"])
                 .inc_by(dropped);
         }
-        // The encoder wakes on its own every ENCODER_TICK; a request wakes
-        // it early only when a run has piled up.
-        if self.pending.len() >= self.wake_at && self.encoder_idle.swap(false, Ordering::SeqCst) {
+        // A ticking encoder wakes on its own every ENCODER_TICK (a request
+        // wakes it early only when a run has piled up); a sleeping one
+        // waits for this record.
+        // Orders the push above before the state's load, against the
+        // encoder's store of its state before it looks at the queue: one of
+        // the two sees the other.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        let wake = match self.encoder_state.load(Ordering::SeqCst) {
+            ASLEEP => true,
+            TICKING => self.pending.len() >= self.wake_at,
+            _ => false,
+        };
+        if wake && self.encoder_state.swap(BUSY, Ordering::SeqCst) != BUSY {
             self.encoder.unpark();
         }
     }
@@ -342,6 +361,8 @@ impl DecisionLog {
     /// The encoder thread: finishes, encodes and fans out every record. The
     /// sinks are woken, and the queue gauges set, once per run of records
     /// (when the pending queue empties, or every [`ENCODE_RUN`] records).
+    /// With nothing to do it waits a tick for records to gather, and after a
+    /// tick that brought none it sleeps until a request hands one over.
     fn encode_loop(&self) {
         let m = &self.metrics.decision_log;
         let queued: Vec<_> = self
@@ -350,6 +371,7 @@ impl DecisionLog {
             .map(|s| m.records.with_label_values(&[s.spec.label(), "queued"]))
             .collect();
         let mut run = 0usize;
+        let mut quiet_tick = false;
         loop {
             let Some((handed, _)) = self.pending.pop() else {
                 if run > 0 {
@@ -363,13 +385,27 @@ impl DecisionLog {
                     }
                     return;
                 }
-                self.encoder_idle.store(true, Ordering::SeqCst);
-                if self.pending.len() < self.wake_at {
-                    std::thread::park_timeout(ENCODER_TICK);
+                // The state is set before the queue is looked at: a request
+                // that pushes in between sees it and unparks (an unpark
+                // before the park makes the park return at once).
+                if quiet_tick {
+                    self.encoder_state.store(ASLEEP, Ordering::SeqCst);
+                    std::sync::atomic::fence(Ordering::SeqCst);
+                    if self.pending.is_empty() && !self.closing.load(Ordering::Acquire) {
+                        std::thread::park();
+                    }
+                    quiet_tick = false;
+                } else {
+                    self.encoder_state.store(TICKING, Ordering::SeqCst);
+                    if self.pending.len() < self.wake_at {
+                        std::thread::park_timeout(ENCODER_TICK);
+                    }
+                    quiet_tick = true;
                 }
-                self.encoder_idle.store(false, Ordering::SeqCst);
+                self.encoder_state.store(BUSY, Ordering::SeqCst);
                 continue;
             };
+            quiet_tick = false;
             let Handed { pending, bundle } = handed;
             let mut extended = Vec::new();
             let mut drop_object = false;
