@@ -11,6 +11,7 @@
 //!
 //! What a record holds is the core's ([`regent_core::decision_log`]).
 
+mod drain;
 mod queue;
 pub mod sinks;
 mod worker;
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 
+use drain::{drain, Sink, Writer};
 pub use queue::Bounded;
 use regent_core::compose::CompiledBundle;
 use regent_core::decision_log::Pending;
@@ -157,6 +159,9 @@ const MAX_PAUSE: Duration = Duration::from_secs(5);
 struct SinkQueue {
     spec: SinkSpec,
     queue: Bounded<Bytes>,
+    /// Records per batch: the encoder wakes the sink when this many wait
+    /// (otherwise the sink looks every flush interval).
+    batch: usize,
     wake: tokio::sync::Notify,
     busy: AtomicBool,
 }
@@ -229,6 +234,7 @@ impl DecisionLog {
             let q = Arc::new(SinkQueue {
                 spec: spec.clone(),
                 queue: Bounded::new(args.decision_log_buffer, max_bytes),
+                batch: args.decision_log_batch.max(1),
                 wake: tokio::sync::Notify::new(),
                 busy: AtomicBool::new(false),
             });
@@ -297,7 +303,6 @@ impl DecisionLog {
                 log.clone(),
                 q,
                 Sink { writer, worker },
-                args.decision_log_batch.max(1),
                 args.decision_log_flush_interval,
             ));
         }
@@ -458,13 +463,17 @@ impl DecisionLog {
     }
 
     /// After a run of `run` records: counts them queued, sets the queue
-    /// gauges and wakes the sinks.
+    /// gauges and wakes each sink that has a full batch (the runtime's
+    /// threads, where requests are served, wake once per batch, not once
+    /// per run).
     fn publish(&self, run: usize, queued: &[prometheus::IntCounter]) {
         let m = &self.metrics.decision_log;
         for (s, counter) in self.sinks.iter().zip(queued) {
             counter.inc_by(run as u64);
             set_gauges(m, s.spec.label(), &s.queue);
-            s.wake.notify_one();
+            if s.queue.len() >= s.batch {
+                s.wake.notify_one();
+            }
         }
         set_gauges(m, "pending", &self.pending);
     }
@@ -502,57 +511,6 @@ impl DecisionLog {
     }
 }
 
-/// How a sink writes a batch.
-enum Writer {
-    Stdout,
-    File(Arc<std::sync::Mutex<FileSink>>),
-    Http(Box<HttpSink>),
-}
-
-/// A sink's writer and the background thread its blocking work runs on.
-struct Sink {
-    writer: Writer,
-    worker: Worker,
-}
-
-impl Sink {
-    /// Writes (or posts) a batch.
-    async fn write(&mut self, batch: &[Bytes]) -> Result<(), String> {
-        let gone = |e: worker::WorkerGone| e.to_string();
-        match &mut self.writer {
-            Writer::Stdout => {
-                let batch = batch.to_vec();
-                self.worker
-                    .run(move || {
-                        use std::io::Write as _;
-                        let mut out = std::io::stdout().lock();
-                        for b in &batch {
-                            out.write_all(b)?;
-                        }
-                        out.flush()
-                    })
-                    .await
-                    .map_err(gone)?
-                    .map_err(|e| e.to_string())
-            }
-            Writer::File(f) => {
-                let (f, batch) = (f.clone(), batch.to_vec());
-                self.worker
-                    .run(move || match f.lock() {
-                        Ok(mut f) => f.write(&batch).map_err(|e| e.to_string()),
-                        Err(_) => Err("the file sink's lock is poisoned".to_string()),
-                    })
-                    .await
-                    .map_err(gone)?
-            }
-            Writer::Http(h) => h
-                .write(batch, &self.worker)
-                .await
-                .map_err(|e| e.to_string()),
-        }
-    }
-}
-
 /// Sets a queue's record and byte gauges.
 fn set_gauges<T>(m: &crate::metrics::DecisionLogMetrics, label: &str, queue: &Bounded<T>) {
     m.queue_records
@@ -561,92 +519,6 @@ fn set_gauges<T>(m: &crate::metrics::DecisionLogMetrics, label: &str, queue: &Bo
     m.queue_bytes
         .with_label_values(&[label])
         .set(queue.bytes() as i64);
-}
-
-/// One sink's loop: a batch when woken (waiting up to the flush interval
-/// for it to fill), written, counted, and a pause after a failure; until the
-/// log closes and its queue is empty.
-async fn drain(
-    log: Arc<DecisionLog>,
-    q: Arc<SinkQueue>,
-    mut sink: Sink,
-    batch_size: usize,
-    flush_interval: Duration,
-) {
-    let m = log.metrics.decision_log.clone();
-    let label = q.spec.label();
-    let mut pause = FIRST_PAUSE;
-    loop {
-        if q.queue.is_empty() {
-            if log.encoded_all.load(Ordering::Acquire) {
-                return;
-            }
-            tokio::select! {
-                _ = q.wake.notified() => {}
-                _ = tokio::time::sleep(flush_interval) => {}
-            }
-            continue;
-        }
-        q.busy.store(true, Ordering::Release);
-        if q.queue.len() < batch_size && !log.closing.load(Ordering::Acquire) {
-            // Let a batch fill, up to the flush interval: one write (one
-            // blocking-pool hand-off, one POST) per batch, not per record.
-            let until = tokio::time::Instant::now() + flush_interval;
-            while q.queue.len() < batch_size && tokio::time::Instant::now() < until {
-                tokio::select! {
-                    _ = q.wake.notified() => {}
-                    _ = tokio::time::sleep_until(until) => {}
-                }
-                if log.closing.load(Ordering::Acquire) {
-                    break;
-                }
-            }
-        }
-        let mut batch = Vec::with_capacity(batch_size.min(q.queue.len()));
-        while batch.len() < batch_size {
-            match q.queue.pop() {
-                Some((b, _)) => batch.push(b),
-                None => break,
-            }
-        }
-        set_gauges(&m, label, &q.queue);
-        let started = Instant::now();
-        let written = sink.write(&batch).await;
-        m.batch_duration
-            .with_label_values(&[label])
-            .observe(started.elapsed().as_secs_f64());
-        q.busy.store(false, Ordering::Release);
-        match written {
-            Ok(()) => {
-                m.records
-                    .with_label_values(&[label, "sent"])
-                    .inc_by(batch.len() as u64);
-                pause = FIRST_PAUSE;
-            }
-            Err(e) => {
-                m.records
-                    .with_label_values(&[label, "failed"])
-                    .inc_by(batch.len() as u64);
-                let wait = sinks::jitter(pause);
-                tracing::warn!(sink = label, records = batch.len(), error = %e,
-                    next_attempt_in = ?wait, "decision log batch not delivered");
-                sleep_unless_closing(&log, &q, wait).await;
-                pause = (pause * 2).min(MAX_PAUSE);
-            }
-        }
-    }
-}
-
-/// Waits `d`, or less if the log closes (a receiver back by then still
-/// gets what is queued).
-async fn sleep_unless_closing(log: &DecisionLog, q: &SinkQueue, d: Duration) {
-    let until = tokio::time::Instant::now() + d;
-    while !log.closing.load(Ordering::Acquire) && tokio::time::Instant::now() < until {
-        tokio::select! {
-            _ = q.wake.notified() => {}
-            _ = tokio::time::sleep_until(until) => {}
-        }
-    }
 }
 
 /// A uniform number in [0, 1) from a per-thread xorshift, seeded from the

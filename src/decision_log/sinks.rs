@@ -12,8 +12,6 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use super::worker::Worker;
-
 /// Errors of a sink.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
@@ -173,7 +171,7 @@ impl FileSink {
 }
 
 /// A batch as one body: its records joined, gzip-compressed when asked.
-fn encode_body(batch: &[Bytes], gzip: bool) -> std::io::Result<Vec<u8>> {
+pub fn encode_body(batch: &[Bytes], gzip: bool) -> std::io::Result<Vec<u8>> {
     let mut body = Vec::with_capacity(batch.iter().map(Bytes::len).sum());
     for b in batch {
         body.extend_from_slice(b);
@@ -302,19 +300,14 @@ impl HttpSink {
         }
     }
 
-    /// Posts a batch, retrying with backoff and jitter; an error after the
-    /// last attempt.
-    pub async fn write(&mut self, batch: &[Bytes], worker: &Worker) -> Result<(), SinkError> {
-        // Joined and compressed on the sink's background thread: a batch of
-        // 500 records is half a megabyte, milliseconds of gzip that must
-        // not hold up an admission request for a core.
-        let batch = batch.to_vec();
-        let gzip = self.options.gzip;
-        let body = worker
-            .run(move || encode_body(&batch, gzip))
-            .await
-            .map_err(|e| SinkError::Http(format!("encoding the batch: {e}")))??;
-        let body = Bytes::from(body);
+    /// Whether bodies are gzipped ([`encode_body`] builds them).
+    pub fn gzip(&self) -> bool {
+        self.options.gzip
+    }
+
+    /// Posts a batch's body ([`encode_body`]), retrying with backoff and
+    /// jitter; an error after the last attempt.
+    pub async fn send(&mut self, body: Bytes) -> Result<(), SinkError> {
         let mut delay = self.options.backoff;
         let mut last = String::new();
         for attempt in 1..=self.options.attempts.max(1) {
