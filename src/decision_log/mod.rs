@@ -188,6 +188,9 @@ pub struct DecisionLog {
     sinks: Vec<Arc<SinkQueue>>,
     closing: AtomicBool,
     encoded_all: AtomicBool,
+    /// Records dropped from the pending queue (resolved once: a request
+    /// that drops one does no label lookup).
+    pending_dropped: prometheus::IntCounter,
     metrics: Metrics,
 }
 
@@ -295,6 +298,10 @@ impl DecisionLog {
             sinks,
             closing: AtomicBool::new(false),
             encoded_all: AtomicBool::new(false),
+            pending_dropped: metrics
+                .decision_log
+                .records
+                .with_label_values(&["pending", "dropped"]),
             metrics,
         });
         let _ = tx.send(log.clone());
@@ -340,11 +347,7 @@ impl DecisionLog {
         let size = 1024 + if carries { body_len } else { 0 };
         let dropped = self.pending.push(Handed { pending, bundle }, size);
         if dropped > 0 {
-            self.metrics
-                .decision_log
-                .records
-                .with_label_values(&["pending", "dropped"])
-                .inc_by(dropped);
+            self.pending_dropped.inc_by(dropped);
         }
         // A ticking encoder wakes on its own every ENCODER_TICK (a request
         // wakes it early only when a run has piled up); a sleeping one
@@ -370,11 +373,13 @@ impl DecisionLog {
     /// tick that brought none it sleeps until a request hands one over.
     fn encode_loop(&self) {
         let m = &self.metrics.decision_log;
-        let queued: Vec<_> = self
-            .sinks
-            .iter()
-            .map(|s| m.records.with_label_values(&[s.spec.label(), "queued"]))
-            .collect();
+        let counters = |result: &str| -> Vec<_> {
+            self.sinks
+                .iter()
+                .map(|s| m.records.with_label_values(&[s.spec.label(), result]))
+                .collect()
+        };
+        let (queued, dropped_by_sink) = (counters("queued"), counters("dropped"));
         let mut run = 0usize;
         let mut quiet_tick = false;
         loop {
@@ -446,12 +451,10 @@ impl DecisionLog {
             };
             line.push(b'\n');
             let line = Bytes::from(line);
-            for s in &self.sinks {
+            for (s, counter) in self.sinks.iter().zip(&dropped_by_sink) {
                 let dropped = s.queue.push(line.clone(), line.len());
                 if dropped > 0 {
-                    m.records
-                        .with_label_values(&[s.spec.label(), "dropped"])
-                        .inc_by(dropped);
+                    counter.inc_by(dropped);
                 }
             }
             run += 1;
