@@ -513,12 +513,19 @@ async fn only_the_lease_holder_writes_and_a_standby_takes_over() {
         reports(&api).len() == 2
     })
     .await;
-    assert!(
-        metric(
-            &second.metrics(),
-            "regent_audit_report_writes_total{op=\"create\",result=\"success\"}"
-        ) >= 1.0
-    );
+    // The fake API server holds the report before the write's answer
+    // reaches the new leader and its counter: wait for the counter too.
+    eventually(
+        Duration::from_secs(5),
+        "the new leader's write counted",
+        || {
+            metric(
+                &second.metrics(),
+                "regent_audit_report_writes_total{op=\"create\",result=\"success\"}",
+            ) >= 1.0
+        },
+    )
+    .await;
 }
 
 /// The server fields a report gains in the cluster, and timestamps.
