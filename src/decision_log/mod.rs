@@ -351,10 +351,9 @@ impl DecisionLog {
         }
         // A ticking encoder wakes on its own every ENCODER_TICK (a request
         // wakes it early only when a run has piled up); a sleeping one
-        // waits for this record.
-        // Orders the push above before the state's load, against the
-        // encoder's store of its state before it looks at the queue: one of
-        // the two sees the other.
+        // waits for this record. The fence orders the push above before the
+        // state's load, against the encoder's store of its state before it
+        // looks at the queue: one of the two sees the other.
         std::sync::atomic::fence(Ordering::SeqCst);
         let wake = match self.encoder_state.load(Ordering::SeqCst) {
             ASLEEP => true,
