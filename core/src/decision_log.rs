@@ -6,8 +6,9 @@
 //! carries it: JSON pointers (with `*` for any key or index) from the
 //! command line, and those a bundle's `data.regent.log.mask` rule returns.
 //!
-//! Building a record copies a few strings; encoding it, reading the object
-//! and masking happen later, off the request path ([`Pending::finish`]).
+//! Building a record copies a few strings ([`Pending::new`]); its time and
+//! id, encoding it, reading the object and masking happen later, off the
+//! request path ([`Pending::finish`]).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
