@@ -8,7 +8,7 @@ serve` run on 127.0.0.1 with the same certificate; wrk drives them in turn
 with the same 8 KB Pod AdmissionReview. Server CPU comes from
 /proc/<pid>/stat (user + system) over each run, peak RSS from VmHWM.
 """
-import argparse, json, os, platform, re, shutil, socket, statistics, subprocess, sys, tempfile, time, urllib.request
+import argparse, json, paired, os, platform, re, shutil, socket, statistics, subprocess, sys, tempfile, time, urllib.request
 
 median = statistics.median
 
@@ -22,6 +22,15 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 local f = io.open(os.getenv("REGENT_BODY"), "rb"); wrk.body = f:read("*a"); f:close()
 if os.getenv("REGENT_CLOSE") == "1" then wrk.headers["Connection"] = "close" end
+-- Every distinct latency (µs) and its count, for histograms pooled over runs.
+done = function(summary, latency, requests)
+  local f = io.open(os.getenv("REGENT_HIST"), "w")
+  for i = 1, #latency do
+    local us, count = latency(i)
+    f:write(us, " ", count, "\\n")
+  end
+  f:close()
+end
 """
 
 def free_port():
@@ -54,7 +63,8 @@ def to_ms(text):
     return {"us": v / 1000, "ms": v, "s": v * 1000, "m": v * 60000}[m.group(2)]
 
 def wrk(url, conns, close, duration, body):
-    env = dict(os.environ, REGENT_BODY=body, REGENT_CLOSE="1" if close else "0")
+    hist_file = os.path.join(os.path.dirname(LUA_FILE), "latency.hist")
+    env = dict(os.environ, REGENT_BODY=body, REGENT_CLOSE="1" if close else "0", REGENT_HIST=hist_file)
     threads = str(min(conns, 2))
     out = subprocess.run(["wrk", "-t", threads, "-c", str(conns), "-d", f"{duration}s", "--latency",
                           "-s", LUA_FILE, url], env=env, capture_output=True, text=True, timeout=duration + 30).stdout
@@ -66,7 +76,12 @@ def wrk(url, conns, close, duration, body):
     p99 = to_ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     sock = re.search(r"Socket errors: (.*)", out)
-    return {"rps": rps, "total": total, "p50": p50, "p99": p99,
+    hist = {}
+    with open(hist_file) as f:
+        for line in f:
+            us, count = line.split()
+            hist[int(float(us))] = hist.get(int(float(us)), 0) + int(float(count))
+    return {"rps": rps, "total": total, "p50": p50, "p99": p99, "hist": hist,
             "errors": int(errors.group(1)) if errors else 0, "socket": sock.group(1) if sock else ""}
 
 # The servers run as a Deployment runs them: a developer shell's
@@ -138,21 +153,43 @@ def start_setups(args, certs, setups):
                               "--tls-cert", f"{certs}/tls.crt", "--tls-key", f"{certs}/tls.key", "--log", "warn"] + extra, port), port, admin)
     return procs
 
-def alternate(args, procs, path="/validate"):
-    """wrk on each server in turn at 1 and 8 connections, `rounds` times,
-    the order rotated each round: the runs per (setup, connections), with
-    the server CPU per request."""
+def balanced_orders(n):
+    """Orders of `n` setups in which each setup runs right after every other
+    one equally often (a Williams design): what one setup leaves behind
+    (deferred background work, a warm or cold cache) lands on each of the
+    others alike, not always on the same one."""
+    first = [0]
+    lo, hi = 1, n - 1
+    while len(first) < n:
+        first.append(lo); lo += 1
+        if len(first) < n:
+            first.append(hi); hi -= 1
+    rows = [[(r + b) % n for b in first] for r in range(n)]
+    return rows + ([list(reversed(row)) for row in rows] if n % 2 else [])
+
+def alternate(args, procs, path="/validate", rounds=None, settle=0.5, first_round=0):
+    """wrk on each server in turn at 1 and 8 connections, `rounds` times
+    (`args.rounds` by default), after a warm-up second each; each round in
+    the next of `balanced_orders`, with `settle` seconds of quiet after each
+    run (so no run starts in another's leftover work). The runs per (setup,
+    connections), with the server CPU per request and the latency
+    histogram."""
     results = {(n, c): [] for n in procs for c in (1, 8)}
     setups = list(procs.items())
-    for round_no in range(args.rounds):
-        # Each round starts with the next setup: no setup always runs first
-        # (or always right after another).
-        k = round_no % len(setups)
+    # A second of load on each first, not counted: the first connections,
+    # page faults and lazily built state land in no round.
+    for name, (proc, port, admin) in setups:
+        wrk(f"https://127.0.0.1:{port}{path}", 8, False, 1, args.body)
+    orders = balanced_orders(len(setups))
+    for round_no in range(first_round, first_round + (args.rounds if rounds is None else rounds)):
+        order = [setups[i] for i in orders[round_no % len(orders)]]
         for conns in (1, 8):
-            for name, (proc, port, admin) in setups[k:] + setups[:k]:
+            for name, (proc, port, admin) in order:
+                time.sleep(settle)
                 c0 = cpu_seconds(proc.pid)
                 r = wrk(f"https://127.0.0.1:{port}{path}", conns, False, args.duration, args.body)
                 r["cpu_us"] = (cpu_seconds(proc.pid) - c0) * 1e6 / max(r["total"], 1)
+                r["round"] = round_no
                 results[(name, conns)].append(r)
     return results
 
@@ -286,49 +323,79 @@ def exceptions_run(args, certs):
         json.dump({"ratios": out, "rows": {f"{n}/{c}": v for (n, c), v in summary.items()}}, open(args.json, "w"), indent=2)
 
 def decision_log_run(args, certs):
-    """Admission with the decision log off, on with a file sink logging
-    every decision, and on with an HTTP sink nobody listens on (every
-    batch fails, records are dropped): the same build, alternated; medians
-    and ratios."""
+    """Admission with the decision log off, off again (a second identical
+    server: what the method reads when nothing differs), on with a file
+    sink logging every decision, and on with an HTTP sink nobody listens on
+    (every batch fails, records are dropped): the same build, alternated.
+    Prints the medians, then each setup against the log off, round by round
+    (`paired.py`): req/s, pooled p99 and server CPU per request, each with a
+    95 % interval, and whether "within 5 %" is shown."""
     work = tempfile.mkdtemp()
     dead = free_port()  # nothing listens here
     setups = {
         "log off": [],
+        "log off (again)": [],
         "file sink, all decisions": ["--decision-log", f"file:{work}/d.log", "--decision-log-allowed", "all"],
         "unreachable http sink, all": ["--decision-log", f"http://127.0.0.1:{dead}/logs", "--decision-log-allowed", "all",
                                         "--decision-log-attempts", "1", "--decision-log-timeout", "1s"],
     }
-    procs = start_setups(args, certs, setups)
+    # Fresh processes every `block` rounds: what one process happens to be
+    # (its memory layout, where its threads landed) is averaged out too.
+    block = 8
+    results = {(n, c): [] for n in setups for c in (1, 8)}
+    rss = {n: 0.0 for n in setups}
+    sent = lost = unsent = 0.0
     try:
-        results = alternate(args, procs)
-        rss = {n: peak_rss_mib(p.pid) for n, (p, _, _) in procs.items()}
-        sent = metric(procs["file sink, all decisions"][2], 'regent_decision_log_records_total{result="sent",sink="file"}')
-        lost = sum(metric(procs["unreachable http sink, all"][2], f'regent_decision_log_records_total{{result="{r}",sink="http"}}')
-                   for r in ("dropped", "failed"))
+        for start_round in range(0, args.rounds, block):
+            for n in setups:
+                if setups[n] and setups[n][1].startswith("file:"):
+                    setups[n][1] = f"file:{work}/d{start_round}.log"
+            procs = start_setups(args, certs, setups)
+            try:
+                part = alternate(args, procs, rounds=min(block, args.rounds - start_round), first_round=start_round)
+                for k, v in part.items():
+                    results[k] += v
+                for n, (p, _, _) in procs.items():
+                    rss[n] = max(rss[n], peak_rss_mib(p.pid))
+                file_admin, dead_admin = procs["file sink, all decisions"][2], procs["unreachable http sink, all"][2]
+                sent += metric(file_admin, 'regent_decision_log_records_total{result="sent",sink="file"}')
+                lost += sum(metric(dead_admin, f'regent_decision_log_records_total{{result="{r}",sink="http"}}')
+                            for r in ("dropped", "failed"))
+                unsent += sum(metric(file_admin, f'regent_decision_log_records_total{{result="{r}",sink="{s}"}}')
+                              for r, s in (("dropped", "file"), ("dropped", "pending"), ("failed", "file")))
+            finally:
+                for proc, _, _ in procs.values():
+                    proc.terminate(); proc.wait()
     finally:
-        for proc, _, _ in procs.values():
-            proc.terminate(); proc.wait()
         shutil.rmtree(work)
-    summary = setups_table(f"decision log; 8 KB Pod; {args.rounds} alternated rounds of {args.duration}s, medians",
-                           setups, results, rss)
+    setups_table(f"decision log; 8 KB Pod; {args.rounds} alternated rounds of {args.duration}s, medians",
+                 setups, results, rss)
     print()
+    print(f"÷ log off, round by round: ratio [95 % interval: paired bootstrap over {args.rounds} rounds "
+          f"in blocks of {block} on fresh processes]; p99 from the latency histograms pooled over the rounds")
+    print("| setup | req/s at 1 | req/s at 8 | p99 at 1 | p99 at 8 | server CPU per request at 8 |")
+    print("|---|---|---|---|---|---|")
     out = {}
     for name in list(setups)[1:]:
-        rps = summary[(name, 8)]["rps"] / summary[("log off", 8)]["rps"]
-        p99 = summary[(name, 1)]["p99"] / summary[("log off", 1)]["p99"]
-        out[name] = {"rps_ratio_8": rps, "p99_ratio_1": p99}
-        print(f"{name} ÷ off: req/s at 8 connections {rps:.3f}×, p99 at 1 connection {p99:.3f}× (target: within 5 %)")
-        # Paired: each round's run against the same round's log-off run (a
-        # few seconds apart), which cancels the machine's slower drifts.
-        for conns in (1, 8):
-            for key in ("rps", "p99"):
-                pairs = sorted(a[key] / b[key] for a, b in zip(results[(name, conns)], results[("log off", conns)]))
-                q = lambda f: pairs[min(len(pairs) - 1, int(f * len(pairs)))]
-                out[name][f"paired_{key}_{conns}"] = {"median": q(0.5), "q1": q(0.25), "q3": q(0.75)}
-                print(f"    paired per round, {key} at {conns}: median {q(0.5):.3f}×, quartiles {q(0.25):.3f}–{q(0.75):.3f}×")
-    print(f"records written by the file sink: {sent:.0f}; lost to the unreachable sink (dropped + failed): {lost:.0f}")
+        c = {conns: paired.compare(results[(name, conns)], results[("log off", conns)], block=block) for conns in (1, 8)}
+        out[name] = {f"{k}_{conns}": {"ratio": c[conns][k]["ratio"], "ci": c[conns][k]["ci"]}
+                     for conns in (1, 8) for k in ("rps", "tail", "cpu")}
+        print(f"| {name} | {paired.fmt(c[1]['rps'])} | {paired.fmt(c[8]['rps'])} | {paired.fmt(c[1]['tail'])} "
+              f"| {paired.fmt(c[8]['tail'])} | {paired.fmt(c[8]['cpu'])} |")
+    print()
+    # "Within 5 %": no worse than 5 % with 95 % confidence: req/s at least
+    # 0.95× and p99 at most 1.05× at the interval's worse end.
+    for name, o in out.items():
+        misses = [f"{k} ({o[k]['ci'][0]:.3f})" for k in ("rps_1", "rps_8") if o[k]["ci"][0] < 0.95]
+        misses += [f"{k} ({o[k]['ci'][1]:.3f})" for k in ("tail_1", "tail_8") if o[k]["ci"][1] > 1.05]
+        o["within_5_percent"] = not misses
+        verdict = "shown" if not misses else "not shown: " + ", ".join(misses)
+        print(f"{name}: within 5 % of the log off (req/s ≥ 0.95×, p99 ≤ 1.05× at the 95 % interval's end): {verdict}")
+    print(f"records written by the file sink: {sent:.0f} (dropped or failed: {unsent:.0f}); "
+          f"lost to the unreachable sink (dropped + failed): {lost:.0f}")
     if args.json:
-        json.dump({"ratios": out, "rows": {f"{n}/{c}": v for (n, c), v in summary.items()}}, open(args.json, "w"), indent=2)
+        json.dump({"ratios": out, "records": {"file_sent": sent, "file_unsent": unsent, "dead_lost": lost}},
+                  open(args.json, "w"), indent=2)
 
 def library_bundle(library, out):
     """Every template of a gatekeeper-library checkout with the first (sorted)
@@ -419,8 +486,9 @@ def main():
                     help="instead of regent vs echo: the default bundle alone and with every template of this "
                          "gatekeeper-library checkout (one sample Constraint each)")
     ap.add_argument("--decision-log", action="store_true",
-                    help="instead of regent vs echo: the decision log off, on with a file sink (all decisions), and "
-                         "on with an unreachable HTTP sink")
+                    help="instead of regent vs echo: the decision log off (twice: the second is the method's "
+                         "control), on with a file sink (all decisions), and on with an unreachable HTTP sink; "
+                         "ratios with 95 %% intervals (use --rounds 32 --duration 3)")
     ap.add_argument("--exceptions", action="store_true",
                     help="instead of regent vs echo: a privileged Pod with no policy exception, 1,000 for other "
                          "objects, and 1,000 plus the one that excepts it")

@@ -5,12 +5,14 @@
 # into serde_json::Value, the uid echoed) and `regent-echo --engine-parse`
 # (the same, parsing as regent does) on 127.0.0.1, drives each in turn at 1, 8
 # and 64 keep-alive connections and 8 without keep-alive, `--rounds` times
-# (3 by default) with the servers alternated, and prints one table of medians
+# (3 by default) with the servers alternated (each round in a balanced
+# order: every server runs right after every other equally often), and prints one table of medians
 # with the ratios to the echo. Every run is bounded in time.
 #
 #   benches/load.sh [--duration SECONDS] [--rounds N] [--body FILE]   # N alternated rounds, medians
 #   benches/load.sh --candidate [--rounds N]   # with vs without a candidate bundle
-#   benches/load.sh --decision-log [--rounds N]  # the decision log off, to a file, to a dead HTTP sink
+#   benches/load.sh --decision-log [--rounds N]  # the decision log off (twice), to a file, to a dead
+#       HTTP sink: ratios with 95 % intervals and a verdict (--rounds 32 --duration 3: ~17 minutes)
 #   benches/load.sh --exceptions [--rounds N]  # a privileged Pod with 0 and 1,000 policy
 #       exceptions (for other objects; and plus the one that excepts it)
 #   benches/load.sh --mutators [--rounds N]    # /mutate: native mutating policies, the same as

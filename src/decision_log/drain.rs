@@ -144,7 +144,9 @@ pub(super) async fn drain(
                 let wait = sinks::jitter(pause);
                 tracing::warn!(sink = label, records = n, error = %e,
                     next_attempt_in = ?wait, "decision log batch not delivered");
+                q.paused.store(true, Ordering::Release);
                 sleep_unless_closing(&log, &q, wait).await;
+                q.paused.store(false, Ordering::Release);
                 pause = (pause * 2).min(MAX_PAUSE);
             }
         }

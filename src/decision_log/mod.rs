@@ -128,11 +128,13 @@ const ENCODE_RUN: usize = 256;
 
 /// How often the encoder looks for records by itself: a record waits at
 /// most this long to be encoded unless [`WAKE_AT`] are waiting. Waking a
-/// thread per request costs more than encoding the record.
-const ENCODER_TICK: Duration = Duration::from_millis(20);
+/// thread per request costs more than encoding the record, and each burst
+/// of background work shares a core with requests: fewer, longer bursts
+/// (a sink's flush interval is a second anyway).
+const ENCODER_TICK: Duration = Duration::from_millis(100);
 
 /// Records pending that wake the encoder before its tick.
-const WAKE_AT: usize = 128;
+const WAKE_AT: usize = 512;
 
 /// The encoder is working: requests leave it alone.
 const BUSY: u8 = 0;
@@ -164,6 +166,9 @@ struct SinkQueue {
     batch: usize,
     wake: tokio::sync::Notify,
     busy: AtomicBool,
+    /// The sink waits out a pause after a failed batch: the encoder leaves
+    /// it alone (its queue stays full; only closing wakes it early).
+    paused: AtomicBool,
 }
 
 /// A record handed over by a request: the core's pending record and the
@@ -240,6 +245,7 @@ impl DecisionLog {
                 batch: args.decision_log_batch.max(1),
                 wake: tokio::sync::Notify::new(),
                 busy: AtomicBool::new(false),
+                paused: AtomicBool::new(false),
             });
             let writer = match spec {
                 SinkSpec::Stdout => Writer::Stdout,
@@ -381,6 +387,7 @@ impl DecisionLog {
         let (queued, dropped_by_sink) = (counters("queued"), counters("dropped"));
         let mut run = 0usize;
         let mut quiet_tick = false;
+        let mut scratch: Vec<u8> = Vec::with_capacity(4096);
         loop {
             let Some((handed, _)) = self.pending.pop() else {
                 if run > 0 {
@@ -441,15 +448,20 @@ impl DecisionLog {
             if drop_object {
                 record.object = None;
             }
-            let mut line = match serde_json::to_vec(&record) {
-                Ok(v) => v,
-                Err(e) => {
-                    tracing::warn!(error = %e, "encoding a decision record failed");
-                    continue;
-                }
-            };
-            line.push(b'\n');
-            let line = Bytes::from(line);
+            // Written into one reused buffer (serde_json's own starts at
+            // 128 bytes and grows three or four times for a typical record),
+            // then copied once into an allocation of its exact size.
+            scratch.clear();
+            if let Err(e) = serde_json::to_writer(&mut scratch, &record) {
+                tracing::warn!(error = %e, "encoding a decision record failed");
+                continue;
+            }
+            scratch.push(b'\n');
+            let line = Bytes::copy_from_slice(&scratch);
+            if scratch.capacity() > 1 << 20 {
+                // One huge record (a large object) is not kept around.
+                scratch = Vec::with_capacity(4096);
+            }
             for (s, counter) in self.sinks.iter().zip(&dropped_by_sink) {
                 let dropped = s.queue.push(line.clone(), line.len());
                 if dropped > 0 {
@@ -465,15 +477,16 @@ impl DecisionLog {
     }
 
     /// After a run of `run` records: counts them queued, sets the queue
-    /// gauges and wakes each sink that has a full batch (the runtime's
-    /// threads, where requests are served, wake once per batch, not once
-    /// per run).
+    /// gauges and wakes each sink that has a full batch and is not pausing
+    /// after a failure (the runtime's threads, where requests are served,
+    /// wake once per batch, not once per run, and not at all for a sink
+    /// whose receiver is down).
     fn publish(&self, run: usize, queued: &[prometheus::IntCounter]) {
         let m = &self.metrics.decision_log;
         for (s, counter) in self.sinks.iter().zip(queued) {
             counter.inc_by(run as u64);
             set_gauges(m, s.spec.label(), &s.queue);
-            if s.queue.len() >= s.batch {
+            if s.queue.len() >= s.batch && !s.paused.load(Ordering::Acquire) {
                 s.wake.notify_one();
             }
         }
