@@ -79,8 +79,8 @@ def wrk(url, conns, close, duration, body):
     hist = {}
     with open(hist_file) as f:
         for line in f:
-            us, count = line.split()
-            hist[int(float(us))] = hist.get(int(float(us)), 0) + int(float(count))
+            us, count = (int(float(x)) for x in line.split())
+            hist[us] = hist.get(us, 0) + count
     return {"rps": rps, "total": total, "p50": p50, "p99": p99, "hist": hist,
             "errors": int(errors.group(1)) if errors else 0, "socket": sock.group(1) if sock else ""}
 

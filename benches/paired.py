@@ -89,8 +89,6 @@ def compare(runs, base, q=0.99, seed=1, block=None):
     out = {}
     for key, f in (("rps", rps), ("tail", tail), ("cpu", cpu)):
         out[key] = {"ratio": f(everything), "ci": _interval([f(d) for d in draws])}
-    out["tail_us"] = _pooled_percentile(rows, everything, bins, q)
-    out["base_tail_us"] = _pooled_percentile(rows_b, everything, bins, q)
     return out
 
 
