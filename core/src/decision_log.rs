@@ -6,10 +6,13 @@
 //! carries it: JSON pointers (with `*` for any key or index) from the
 //! command line, and those a bundle's `data.regent.log.mask` rule returns.
 //!
-//! Building a record copies a few strings ([`Pending::new`]); its time and
-//! id, encoding it, reading the object and masking happen later, off the
-//! request path ([`Pending::finish`]).
+//! A [`Record`] borrows from the review and the decision: written straight
+//! to JSON ([`Record::line`]), it copies nothing but its time, its id and
+//! the messages it formats. The object, when a record carries it, is added
+//! to the written line afterwards ([`append_object`]): converting and
+//! masking it is the one costly part, and is done off the request path.
 
+use std::borrow::Cow;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use regorus::Value;
@@ -19,32 +22,33 @@ use serde_json::Value as Json;
 use crate::compose::decision::{Decision, Webhook};
 use crate::review::Review;
 
-/// One record, as written (field names are the contract).
+/// One record, as written (field names are the contract), without the
+/// object: [`append_object`] writes that last field.
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Record {
+pub struct Record<'a> {
     /// When the decision was made, RFC 3339 in UTC with microseconds.
     pub time: String,
     /// A unique id of this record.
     pub decision_id: String,
     /// The AdmissionReview's uid.
-    pub uid: String,
+    pub uid: &'a str,
     /// `validate` or `mutate`.
     pub webhook: &'static str,
     /// CREATE, UPDATE, DELETE or CONNECT.
-    pub operation: String,
+    pub operation: &'a str,
     /// The object's group, version and kind.
-    pub kind: Gvk,
+    pub kind: Gvk<'a>,
     /// The resource, as the API server names it.
-    pub resource: Gvr,
+    pub resource: Gvr<'a>,
     /// The subresource, when the request is for one.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub sub_resource: Option<String>,
+    pub sub_resource: Option<&'a str>,
     /// The namespace ("" for a cluster-scoped object).
-    pub namespace: String,
+    pub namespace: &'a str,
     /// The object's name ("" when the API server has not assigned one).
-    pub name: String,
+    pub name: &'a str,
     /// Who asked.
-    pub user: User,
+    pub user: User<'a>,
     /// Whether the request was a dry run.
     pub dry_run: bool,
     /// The answer.
@@ -53,14 +57,14 @@ pub struct Record {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<u16>,
     /// Every violation reported, whatever its enforcement.
-    pub violations: Vec<LoggedViolation>,
+    pub violations: Vec<LoggedViolation<'a>>,
     /// The warnings the response carried.
-    pub warnings: Vec<String>,
+    pub warnings: &'a [String],
     /// The policy exceptions that covered violations.
-    pub exceptions: Vec<LoggedException>,
+    pub exceptions: Vec<LoggedException<'a>>,
     /// What a mutation changed (mutate only).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub patch: Option<PatchSummary>,
+    pub patch: Option<PatchSummary<'a>>,
     /// Policies whose evaluation failed while the others decided.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub policy_errors: Vec<String>,
@@ -68,87 +72,84 @@ pub struct Record {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// The live bundle's revision ("" before one is live).
-    pub bundle_revision: String,
+    pub bundle_revision: &'a str,
     /// Microseconds from the request's body read to its answer.
     pub duration_us: u64,
     /// The replica that decided (its pod name).
-    pub replica: String,
-    /// The object under review, masked, with `--decision-log-include-object`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub object: Option<Json>,
+    pub replica: &'a str,
 }
 
 /// Group, version and kind.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Gvk {
+pub struct Gvk<'a> {
     /// "" for the core group.
-    pub group: String,
+    pub group: &'a str,
     /// `v1`.
-    pub version: String,
+    pub version: &'a str,
     /// `Deployment`.
-    pub kind: String,
+    pub kind: &'a str,
 }
 
 /// Group, version and resource.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Gvr {
+pub struct Gvr<'a> {
     /// "" for the core group.
-    pub group: String,
+    pub group: &'a str,
     /// `v1`.
-    pub version: String,
+    pub version: &'a str,
     /// `deployments`.
-    pub resource: String,
+    pub resource: &'a str,
 }
 
 /// Who asked.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct User {
+pub struct User<'a> {
     /// The user name.
-    pub username: String,
+    pub username: &'a str,
     /// Its groups.
-    pub groups: Vec<String>,
+    pub groups: Vec<&'a str>,
 }
 
 /// One violation.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct LoggedViolation {
+pub struct LoggedViolation<'a> {
     /// The policy (a Constraint's name for a Constraint).
-    pub policy: String,
+    pub policy: &'a str,
     /// What it did: deny, warn or dryrun.
     pub enforcement: &'static str,
     /// The message.
-    pub message: String,
+    pub message: Cow<'a, str>,
     /// The field path, when the policy gave one.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
+    pub path: Option<&'a str>,
     /// The control, for a policy that reports controls.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub control: Option<String>,
+    pub control: Option<&'a str>,
 }
 
 /// One violation a policy exception covered.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct LoggedException {
+pub struct LoggedException<'a> {
     /// The exception (`namespace/name`).
-    pub exception: String,
+    pub exception: &'a str,
     /// The policy it excepted.
-    pub policy: String,
+    pub policy: &'a str,
     /// Its owner.
-    pub owner: String,
+    pub owner: &'a str,
     /// Its end (RFC 3339).
-    pub expires: String,
+    pub expires: &'a str,
     /// The violation's path, when it had one.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
+    pub path: Option<&'a str>,
 }
 
 /// What a mutation changed.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct PatchSummary {
+pub struct PatchSummary<'a> {
     /// JSON patch operations.
     pub operations: usize,
     /// The mutating policies and Gatekeeper mutators that changed it.
-    pub policies: Vec<String>,
+    pub policies: &'a [String],
 }
 
 /// What a record needs besides the decision.
@@ -166,75 +167,58 @@ pub struct Context<'a> {
     pub at: SystemTime,
 }
 
-/// A record built on the request path, to be finished in the background:
-/// its time and id are written, the patch counted and the object (when
-/// asked for, kept as the engine's value, shared rather than copied)
-/// converted and masked there.
-#[derive(Debug, Clone)]
-pub struct Pending {
-    /// The record so far (no `time`, no `decision_id` yet).
-    pub record: Record,
-    /// When the decision was made.
-    pub at: SystemTime,
-    /// The object under review (a shared handle), when the record carries it.
-    pub object: Option<Value>,
-    /// The whole review (a shared handle), for the bundle's mask rule, when
-    /// the record carries the object.
-    pub input: Option<Value>,
-    /// The response's patch (base64), to count its operations.
-    pub patch: Option<String>,
+/// Whether a policy said or did anything about a decision: a denial, a
+/// warning, an exception used, a mutation, a failure (these are always
+/// logged; plain admissions are sampled). Known before any record is built.
+pub fn notable(decision: &Decision, webhook: Webhook) -> bool {
+    !decision.response.allowed
+        || !decision.response.warnings.is_empty()
+        || !decision.excepted.is_empty()
+        || decision.error.is_some()
+        || (webhook == Webhook::Mutate && !decision.mutated_by.is_empty())
 }
 
-impl Record {
-    /// A record of `decision` on `review`, whole (as [`Pending::new`] then
-    /// [`Pending::finish`] without masks, the object left out).
-    pub fn of(review: &Review, decision: &Decision, ctx: &Context<'_>) -> Record {
-        Pending::new(review, decision, ctx, false).finish(&[])
-    }
-
-    /// What the request path copies: everything but the time and the id.
-    fn partial(review: &Review, decision: &Decision, ctx: &Context<'_>) -> Record {
+impl<'a> Record<'a> {
+    /// The record of `decision` on `review`.
+    pub fn of(review: &'a Review, decision: &'a Decision, ctx: &Context<'a>) -> Record<'a> {
         let request = &review.input["request"];
         let user = &request["userInfo"];
         let resource = &request["resource"];
-        let text = |v: &Value| crate::runtime::text(v).unwrap_or_default().to_string();
+        let text = |v: &'a Value| crate::runtime::text(v).unwrap_or_default();
         let m = &review.meta;
-        let mut violations: Vec<LoggedViolation> = decision
+        let mut violations: Vec<LoggedViolation<'a>> = decision
             .fired
             .iter()
             .flat_map(|f| {
                 f.violations.iter().map(move |v| LoggedViolation {
-                    policy: f.policy.clone(),
+                    policy: &f.policy,
                     enforcement: f.enforcement.as_str(),
                     message: if f.gatekeeper {
-                        v.msg.clone()
+                        Cow::Borrowed(v.msg.as_str())
                     } else {
-                        f.line(v)
+                        Cow::Owned(f.line(v))
                     },
-                    path: v.path.clone(),
-                    control: v.control.clone(),
+                    path: v.path.as_deref(),
+                    control: v.control.as_deref(),
                 })
             })
             .collect();
-        violations.sort_by(|a, b| (&a.policy, &a.path).cmp(&(&b.policy, &b.path)));
+        violations.sort_by(|a, b| (a.policy, a.path).cmp(&(b.policy, b.path)));
         let groups = match &user["groups"] {
-            Value::Array(a) => a
-                .iter()
-                .filter_map(|g| crate::runtime::text(g).map(str::to_string))
-                .collect(),
+            Value::Array(a) => a.iter().filter_map(crate::runtime::text).collect(),
             _ => Vec::new(),
         };
         let sub = text(&request["subResource"]);
         Record {
-            time: String::new(),
-            decision_id: String::new(),
-            uid: m.uid.clone(),
+            time: rfc3339_micros(ctx.at),
+            decision_id: decision_id(),
+            uid: &m.uid,
             webhook: ctx.webhook.as_str(),
-            operation: m.operation.clone(),
+            operation: &m.operation,
             kind: Gvk {
-                group: m.group.clone(),
+                group: &m.group,
                 version: text(&request["kind"]["version"]),
-                kind: m.kind.clone(),
+                kind: &m.kind,
             },
             resource: Gvr {
                 group: text(&resource["group"]),
@@ -242,8 +226,8 @@ impl Record {
                 resource: text(&resource["resource"]),
             },
             sub_resource: (!sub.is_empty()).then_some(sub),
-            namespace: m.namespace.clone(),
-            name: m.name.clone(),
+            namespace: &m.namespace,
+            name: &m.name,
             user: User {
                 username: text(&user["username"]),
                 groups,
@@ -252,21 +236,25 @@ impl Record {
             allowed: decision.response.allowed,
             code: decision.response.status.as_ref().map(|s| s.code),
             violations,
-            warnings: decision.response.warnings.clone(),
+            warnings: &decision.response.warnings,
             exceptions: decision
                 .excepted
                 .iter()
                 .map(|e| LoggedException {
-                    exception: e.exception.clone(),
-                    policy: e.policy.clone(),
-                    owner: e.owner.clone(),
-                    expires: e.expires.clone(),
-                    path: e.violation.path.clone(),
+                    exception: &e.exception,
+                    policy: &e.policy,
+                    owner: &e.owner,
+                    expires: &e.expires,
+                    path: e.violation.path.as_deref(),
                 })
                 .collect(),
-            patch: (ctx.webhook == Webhook::Mutate).then(|| PatchSummary {
-                operations: 0,
-                policies: decision.mutated_by.clone(),
+            patch: (ctx.webhook == Webhook::Mutate).then_some(PatchSummary {
+                operations: if decision.response.patch.is_some() {
+                    decision.patch_operations
+                } else {
+                    0
+                },
+                policies: &decision.mutated_by,
             }),
             policy_errors: decision
                 .policy_errors
@@ -274,76 +262,41 @@ impl Record {
                 .map(|e| format!("{}: {}", e.policy, e.error))
                 .collect(),
             error: decision.error.as_ref().map(ToString::to_string),
-            bundle_revision: ctx.revision.to_string(),
+            bundle_revision: ctx.revision,
             duration_us: ctx.duration.as_micros() as u64,
-            replica: ctx.replica.to_string(),
-            object: None,
+            replica: ctx.replica,
         }
     }
 
-    /// Whether a policy said or did anything: a denial, a warning, an
-    /// exception used, a mutation, a failure (these are always logged;
-    /// plain admissions are sampled).
-    pub fn notable(&self) -> bool {
-        !self.allowed
-            || !self.warnings.is_empty()
-            || !self.exceptions.is_empty()
-            || self.error.is_some()
-            || self.patch.as_ref().is_some_and(|p| !p.policies.is_empty())
+    /// Writes the record as one JSON object, without a newline, to `out`
+    /// (appended).
+    pub fn write(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        serde_json::to_writer(out, self)
     }
 }
 
-impl Pending {
-    /// The request path's part of a record of `decision` on `review`: a few
-    /// copied strings, and shared handles on the object and the review when
-    /// `carries_object`.
-    pub fn new(
-        review: &Review,
-        decision: &Decision,
-        ctx: &Context<'_>,
-        carries_object: bool,
-    ) -> Pending {
-        Pending {
-            record: Record::partial(review, decision, ctx),
-            at: ctx.at,
-            object: carries_object.then(|| review.input["request"]["object"].clone()),
-            input: carries_object.then(|| review.input.clone()),
-            patch: decision.response.patch.clone(),
-        }
+/// Adds the `object` field to a record written by [`Record::write`] (the
+/// last byte of `line` must be that record's closing brace): the object,
+/// converted from the engine's value, with what `masks` name removed (JSON
+/// pointers; `*` matches any key or index). On an error `line` is as it
+/// was.
+pub fn append_object(
+    line: &mut Vec<u8>,
+    object: &Value,
+    masks: &[String],
+) -> Result<(), serde_json::Error> {
+    let mut json = serde_json::to_value(object)?;
+    for m in masks {
+        mask(&mut json, m);
     }
-
-    /// Finishes the record off the request path: writes its time and id,
-    /// counts the patch's operations and, when the object is carried,
-    /// converts it and removes what `masks` name (JSON pointers; `*`
-    /// matches any key or index).
-    pub fn finish(self, masks: &[String]) -> Record {
-        let Pending {
-            mut record,
-            at,
-            object,
-            input: _,
-            patch,
-        } = self;
-        record.time = rfc3339_micros(at);
-        record.decision_id = decision_id();
-        if let (Some(summary), Some(b64)) = (record.patch.as_mut(), patch) {
-            use base64::Engine as _;
-            summary.operations = base64::engine::general_purpose::STANDARD
-                .decode(b64.as_bytes())
-                .ok()
-                .and_then(|bytes| serde_json::from_slice::<Json>(&bytes).ok())
-                .and_then(|p| p.as_array().map(Vec::len))
-                .unwrap_or(0);
-        }
-        if let Some(object) = object {
-            let mut json = serde_json::to_value(&object).unwrap_or(Json::Null);
-            for m in masks {
-                mask(&mut json, m);
-            }
-            record.object = Some(json);
-        }
-        record
+    let written = serde_json::to_vec(&json)?;
+    if line.last() == Some(&b'}') {
+        line.pop();
+        line.extend_from_slice(b",\"object\":");
+        line.extend_from_slice(&written);
+        line.push(b'}');
     }
+    Ok(())
 }
 
 /// Removes what `pointer` names from `value`: an RFC 6901 JSON pointer
@@ -407,20 +360,47 @@ pub fn rfc3339_micros(at: SystemTime) -> String {
         .unwrap_or_default()
 }
 
-/// A random 128-bit id, as 32 hex digits.
+/// A unique 128-bit id, as 32 hex digits that look random: each thread's
+/// own random half (drawn once from the process's OS-seeded hasher keys),
+/// then the thread's count of ids put through a bijective mix (so no two
+/// ids of a thread are alike). Nothing is shared between threads.
 fn decision_id() -> String {
+    use std::cell::Cell;
     use std::hash::{BuildHasher, Hasher};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    // RandomState is seeded per process from the OS; a counter makes each
-    // id of this process distinct.
-    let seed = std::collections::hash_map::RandomState::new();
-    let mut h = seed.build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    let a = h.finish();
-    let mut h = seed.build_hasher();
-    h.write_u64(a);
-    format!("{a:016x}{:016x}", h.finish())
+    thread_local! {
+        static STATE: (u64, Cell<u64>) = {
+            let keys = std::collections::hash_map::RandomState::new();
+            let mut h = keys.build_hasher();
+            h.write_u64(0x243f_6a88_85a3_08d3);
+            let half = h.finish();
+            let mut h = keys.build_hasher();
+            h.write_u64(half);
+            (half, Cell::new(h.finish()))
+        };
+    }
+    STATE.with(|(half, count)| {
+        let n = count.get().wrapping_add(1);
+        count.set(n);
+        let mut out = String::with_capacity(32);
+        push_hex(&mut out, *half);
+        push_hex(&mut out, mix(n));
+        out
+    })
+}
+
+/// splitmix64's finaliser: a bijection on u64 that scatters its bits.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// `n` as 16 lower-case hex digits.
+fn push_hex(out: &mut String, n: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for shift in (0..16).rev() {
+        out.push(DIGITS[((n >> (shift * 4)) & 0xf) as usize] as char);
+    }
 }
 
 #[cfg(test)]
@@ -456,6 +436,18 @@ mod tests {
         let a = decision_id();
         let b = decision_id();
         assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()), "{a}");
         assert_ne!(a, b);
+        assert_eq!(&a[..16], &b[..16], "one thread, one random half");
+        let other = std::thread::spawn(decision_id).join().unwrap();
+        assert_ne!(&a[..16], &other[..16], "each thread its own");
+        // The mix is a bijection: a thousand counts, a thousand ids.
+        let ids: std::collections::HashSet<u64> = (0..1000).map(mix).collect();
+        assert_eq!(ids.len(), 1000);
+        assert_eq!(format!("{:016x}", 0xdead_beef_u64), {
+            let mut s = String::new();
+            push_hex(&mut s, 0xdead_beef);
+            s
+        });
     }
 }

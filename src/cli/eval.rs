@@ -300,7 +300,7 @@ impl EvalArgs {
         took: std::time::Duration,
     ) -> Vec<String> {
         use regent_core::compose::decision::Webhook;
-        use regent_core::decision_log::{Context, Pending};
+        use regent_core::decision_log::{append_object, Context, Record};
         let mutated = if admission.mutation.mutated_object.is_null() {
             None
         } else {
@@ -322,26 +322,28 @@ impl EvalArgs {
                 replica: "regent-eval",
                 at: std::time::SystemTime::now(),
             };
-            let carries = self.decision_log_include_object;
-            let pending = Pending::new(r, d, &ctx, carries);
-            let mut masks = self.decision_log_mask.clone();
-            let mut drop_object = false;
-            if carries {
+            let mut line = Vec::new();
+            if let Err(e) = Record::of(r, d, &ctx).write(&mut line) {
+                eprintln!("warning: a decision record could not be written: {e}");
+                continue;
+            }
+            if self.decision_log_include_object {
                 match bundle.log_mask(&r.input, self.decide.limits.limits()) {
-                    Ok(more) => masks.extend(more),
+                    Ok(more) => {
+                        let mut masks = self.decision_log_mask.clone();
+                        masks.extend(more);
+                        if let Err(e) =
+                            append_object(&mut line, &r.input["request"]["object"], &masks)
+                        {
+                            eprintln!("warning: the object could not be added to its decision record ({e}); the record goes without it");
+                        }
+                    }
                     Err(e) => {
                         eprintln!("warning: data.regent.log.mask failed ({e}); the record goes without its object");
-                        drop_object = true;
                     }
                 }
             }
-            let mut record = pending.finish(&masks);
-            if drop_object {
-                record.object = None;
-            }
-            if let Ok(line) = serde_json::to_string(&record) {
-                out.push(line);
-            }
+            out.push(String::from_utf8_lossy(&line).into_owned());
         }
         out
     }

@@ -108,16 +108,20 @@ pub(super) async fn drain(
     let label = q.spec.label();
     let mut pause = FIRST_PAUSE;
     loop {
-        if q.queue.is_empty() && log.encoded_all.load(Ordering::Acquire) {
+        if q.queue.is_empty()
+            && log.closing.load(Ordering::Acquire)
+            && log.encoded_all.load(Ordering::Acquire)
+        {
             return;
         }
         if q.queue.len() < q.batch && !log.closing.load(Ordering::Acquire) {
-            // The encoder wakes this sink when a batch is full (or the log
-            // closes); fewer records wait at most the flush interval.
+            // A full batch wakes this sink (so does closing); fewer records
+            // wait at most the flush interval.
             tokio::select! {
                 _ = q.wake.notified() => {}
                 _ = tokio::time::sleep(flush_interval) => {}
             }
+            set_gauges(&m, label, &q.queue);
             if q.queue.is_empty() {
                 continue;
             }
@@ -145,7 +149,7 @@ pub(super) async fn drain(
                 tracing::warn!(sink = label, records = n, error = %e,
                     next_attempt_in = ?wait, "decision log batch not delivered");
                 q.paused.store(true, Ordering::Release);
-                sleep_unless_closing(&log, &q, wait).await;
+                sleep_unless_closing(&log, &q, wait, flush_interval).await;
                 q.paused.store(false, Ordering::Release);
                 pause = (pause * 2).min(MAX_PAUSE);
             }
@@ -154,13 +158,17 @@ pub(super) async fn drain(
 }
 
 /// Waits `d`, or less if the log closes (a receiver back by then still
-/// gets what is queued).
-async fn sleep_unless_closing(log: &DecisionLog, q: &SinkQueue, d: Duration) {
+/// gets what is queued); the queue's gauges are set every flush interval
+/// meanwhile (nothing else looks at a pausing sink's queue).
+async fn sleep_unless_closing(log: &DecisionLog, q: &SinkQueue, d: Duration, every: Duration) {
+    let m = &log.metrics.decision_log;
     let until = tokio::time::Instant::now() + d;
     while !log.closing.load(Ordering::Acquire) && tokio::time::Instant::now() < until {
+        let next = until.min(tokio::time::Instant::now() + every);
         tokio::select! {
             _ = q.wake.notified() => {}
-            _ = tokio::time::sleep_until(until) => {}
+            _ = tokio::time::sleep_until(next) => {}
         }
+        set_gauges(m, q.spec.label(), &q.queue);
     }
 }

@@ -1,13 +1,14 @@
 //! The decision log: every admission decision exported, bounded, never
-//! slowing admission. A request hands its record over after its response is
-//! built (a few copied strings and a shared handle on the object, into a
-//! lock-free queue that drops its oldest when full and never waits); an
-//! encoder thread finishes each record (the patch counted, the object
-//! converted and masked) and serializes it once; each sink drains its own
-//! bounded queue in batches (standard output, a rotated file, HTTP with
-//! gzip and retries). A slow or dead sink loses its oldest records, counted
-//! per sink, and resumes when it recovers; nothing it does reaches a
-//! request. Shutdown flushes within the grace period.
+//! slowing admission. A request writes its record after its response is
+//! built (straight from the review and the decision into a reused buffer,
+//! one copy out) and pushes it to each sink's lock-free queue, which drops
+//! its oldest when full and never waits; each sink drains its own queue in
+//! batches (standard output, a rotated file, HTTP with gzip and retries) on
+//! its own background thread. A record that carries its object goes to an
+//! encoder thread first, which converts and masks the object (the one
+//! costly part) off the request path. A slow or dead sink loses its oldest
+//! records, counted per sink, and resumes when it recovers; nothing it does
+//! reaches a request. Shutdown flushes within the grace period.
 //!
 //! What a record holds is the core's ([`regent_core::decision_log`]).
 
@@ -26,7 +27,7 @@ use axum::body::Bytes;
 use drain::{drain, Sink, Writer};
 pub use queue::Bounded;
 use regent_core::compose::CompiledBundle;
-use regent_core::decision_log::Pending;
+use regent_core::decision_log::{append_object, notable, Record};
 pub use sinks::SinkSpec;
 use sinks::{FileSink, HttpOptions, HttpSink};
 use worker::Worker;
@@ -123,7 +124,8 @@ pub struct DecisionLogArgs {
     pub decision_log_gzip: bool,
 }
 
-/// Most records the encoder queues before it wakes the sinks.
+/// Most records the encoder handles before it sets the pending queue's
+/// gauges.
 const ENCODE_RUN: usize = 256;
 
 /// How often the encoder looks for records by itself: a record waits at
@@ -161,20 +163,52 @@ const MAX_PAUSE: Duration = Duration::from_secs(5);
 struct SinkQueue {
     spec: SinkSpec,
     queue: Bounded<Bytes>,
-    /// Records per batch: the encoder wakes the sink when this many wait
+    /// Records per batch: a push that fills one wakes the sink
     /// (otherwise the sink looks every flush interval).
     batch: usize,
     wake: tokio::sync::Notify,
+    /// The sink is taking and writing a batch (it looks at the queue
+    /// again when done: nobody needs to wake it).
     busy: AtomicBool,
-    /// The sink waits out a pause after a failed batch: the encoder leaves
-    /// it alone (its queue stays full; only closing wakes it early).
+    /// The sink waits out a pause after a failed batch: records are queued
+    /// without waking it (its queue stays full; only closing wakes it
+    /// early).
     paused: AtomicBool,
+    /// Records queued and dropped (resolved once: a request that queues
+    /// one does no label lookup).
+    queued: prometheus::IntCounter,
+    dropped: prometheus::IntCounter,
 }
 
-/// A record handed over by a request: the core's pending record and the
+impl SinkQueue {
+    /// Queues an encoded record (dropping the oldest when full, counted)
+    /// and wakes the sink when a batch is waiting and it is neither writing
+    /// (it looks again when done) nor pausing after a failure: the
+    /// runtime's threads, where requests are served, wake once per batch,
+    /// and not at all for a sink whose receiver is down.
+    fn push(&self, line: Bytes) {
+        let size = line.len();
+        let dropped = self.queue.push(line, size);
+        self.queued.inc();
+        if dropped > 0 {
+            self.dropped.inc_by(dropped);
+        }
+        if self.queue.len() >= self.batch
+            && !self.busy.load(Ordering::Acquire)
+            && !self.paused.load(Ordering::Acquire)
+        {
+            self.wake.notify_one();
+        }
+    }
+}
+
+/// A record that carries its object, handed over by a request: the record
+/// written without it, the object and the review (shared handles), and the
 /// bundle that decided it (for its mask rule).
 struct Handed {
-    pending: Pending,
+    line: Vec<u8>,
+    object: regorus::Value,
+    input: regorus::Value,
     bundle: Option<Arc<CompiledBundle>>,
 }
 
@@ -183,8 +217,10 @@ pub struct DecisionLog {
     sampling: Sampling,
     include_object: bool,
     masks: Vec<String>,
+    /// Records that carry their object, waiting for the encoder.
     pending: Bounded<Handed>,
-    encoder: std::thread::Thread,
+    /// The encoder, when records carry their object.
+    encoder: Option<std::thread::Thread>,
     /// [`BUSY`], [`TICKING`] or [`ASLEEP`]: set by the encoder before it
     /// parks, so that a request unparks it only when it should.
     encoder_state: AtomicU8,
@@ -192,6 +228,7 @@ pub struct DecisionLog {
     wake_at: usize,
     sinks: Vec<Arc<SinkQueue>>,
     closing: AtomicBool,
+    /// The encoder has finished (or there is none) after the log closed.
     encoded_all: AtomicBool,
     /// Records dropped from the pending queue (resolved once: a request
     /// that drops one does no label lookup).
@@ -246,6 +283,14 @@ impl DecisionLog {
                 wake: tokio::sync::Notify::new(),
                 busy: AtomicBool::new(false),
                 paused: AtomicBool::new(false),
+                queued: metrics
+                    .decision_log
+                    .records
+                    .with_label_values(&[spec.label(), "queued"]),
+                dropped: metrics
+                    .decision_log
+                    .records
+                    .with_label_values(&[spec.label(), "dropped"]),
             });
             let writer = match spec {
                 SinkSpec::Stdout => Writer::Stdout,
@@ -278,32 +323,42 @@ impl DecisionLog {
             writers.push((q.clone(), writer, worker));
             sinks.push(q);
         }
+        let include_object = args.decision_log_include_object;
         let (tx, rx) = std::sync::mpsc::channel::<Arc<DecisionLog>>();
-        let encoder = std::thread::Builder::new()
-            .name("decision-log".into())
-            .spawn(move || {
-                // Background work: never ahead of an admission request for
-                // a core (as the shadow evaluation; a failure costs latency,
-                // not records).
-                for e in crate::rollout::background::lower_this_thread() {
-                    tracing::warn!(error = %e, "decision log encoder at normal priority");
-                }
-                if let Ok(log) = rx.recv() {
-                    log.encode_loop();
-                }
-            })
-            .map_err(StartError::Thread)?;
+        let encoder = if include_object {
+            let thread = std::thread::Builder::new()
+                .name("decision-log".into())
+                .spawn(move || {
+                    // Background work: never ahead of an admission request
+                    // for a core (as the shadow evaluation; a failure costs
+                    // latency, not records).
+                    for e in crate::rollout::background::lower_this_thread() {
+                        tracing::warn!(error = %e, "decision log encoder at normal priority");
+                    }
+                    if let Ok(log) = rx.recv() {
+                        log.encode_loop();
+                    }
+                })
+                .map_err(StartError::Thread)?;
+            Some(thread.thread().clone())
+        } else {
+            None
+        };
         let log = Arc::new(Self {
             sampling: args.decision_log_allowed,
-            include_object: args.decision_log_include_object,
+            include_object,
             masks: args.decision_log_mask.clone(),
-            pending: Bounded::new(args.decision_log_buffer, max_bytes),
-            encoder: encoder.thread().clone(),
+            pending: if include_object {
+                Bounded::new(args.decision_log_buffer, max_bytes)
+            } else {
+                Bounded::new(1, 1)
+            },
+            encoder,
             encoder_state: AtomicU8::new(BUSY),
             wake_at: (args.decision_log_buffer / 2).clamp(1, WAKE_AT),
             sinks,
             closing: AtomicBool::new(false),
-            encoded_all: AtomicBool::new(false),
+            encoded_all: AtomicBool::new(!include_object),
             pending_dropped: metrics
                 .decision_log
                 .records
@@ -320,13 +375,12 @@ impl DecisionLog {
             ));
         }
         tracing::info!(sinks = ?args.sinks, allowed = ?args.decision_log_allowed,
-            include_object = args.decision_log_include_object, "decision log on");
+            include_object, "decision log on");
         Ok(Some(log))
     }
 
-    /// Whether plain admissions are ever logged (when not, a request with
-    /// nothing to say skips building its record).
-    pub fn wants(&self, notable: bool) -> bool {
+    /// Whether plain admissions are ever logged.
+    fn wants(&self, notable: bool) -> bool {
         notable
             || match self.sampling {
                 Sampling::All => true,
@@ -335,8 +389,11 @@ impl DecisionLog {
             }
     }
 
-    /// Hands over a decided request's record: never waits. `body_len` sizes
-    /// a record that carries its object.
+    /// Hands over a decided request's record: never waits. A plain
+    /// admission that is not sampled costs nothing more; the others are
+    /// written straight to JSON (a reused buffer per thread, one copy
+    /// out) and queued for each sink, or, when records carry their object,
+    /// for the encoder. `body_len` sizes such a record.
     pub fn record(
         &self,
         review: &regent_core::review::Review,
@@ -345,13 +402,72 @@ impl DecisionLog {
         body_len: usize,
         bundle: Option<Arc<CompiledBundle>>,
     ) {
-        let carries = self.include_object;
-        let pending = Pending::new(review, decision, ctx, carries);
-        if !self.wants(pending.record.notable()) {
+        if !self.wants(notable(decision, ctx.webhook)) {
             return;
         }
-        let size = 1024 + if carries { body_len } else { 0 };
-        let dropped = self.pending.push(Handed { pending, bundle }, size);
+        let record = Record::of(review, decision, ctx);
+        if self.include_object {
+            let mut line = Vec::with_capacity(1024);
+            if let Err(e) = record.write(&mut line) {
+                tracing::warn!(error = %e, "writing a decision record failed");
+                return;
+            }
+            let size = line.len() + body_len;
+            let request = &review.input["request"];
+            self.hand_over(
+                Handed {
+                    line,
+                    object: request["object"].clone(),
+                    input: review.input.clone(),
+                    bundle,
+                },
+                size,
+            );
+            return;
+        }
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<Vec<u8>> =
+                std::cell::RefCell::new(Vec::with_capacity(4096));
+        }
+        let written = SCRATCH.with(|scratch| {
+            // Never borrowed twice (nothing here re-enters); a fresh buffer
+            // if it somehow were.
+            let mut fresh = Vec::new();
+            let mut held = scratch.try_borrow_mut();
+            let buf = match held.as_deref_mut() {
+                Ok(b) => b,
+                Err(_) => &mut fresh,
+            };
+            buf.clear();
+            record.write(buf)?;
+            buf.push(b'\n');
+            let line = Bytes::copy_from_slice(buf);
+            if buf.capacity() > 1 << 20 {
+                // One huge record is not kept around.
+                *buf = Vec::with_capacity(4096);
+            }
+            Ok::<_, serde_json::Error>(line)
+        });
+        match written {
+            Ok(line) => self.fan_out(line),
+            Err(e) => tracing::warn!(error = %e, "writing a decision record failed"),
+        }
+    }
+
+    /// Queues an encoded record for every sink.
+    fn fan_out(&self, line: Bytes) {
+        for s in &self.sinks {
+            s.push(line.clone());
+        }
+    }
+
+    /// Queues a record that carries its object for the encoder, and wakes
+    /// it when it should.
+    fn hand_over(&self, handed: Handed, size: usize) {
+        let Some(encoder) = &self.encoder else {
+            return;
+        };
+        let dropped = self.pending.push(handed, size);
         if dropped > 0 {
             self.pending_dropped.inc_by(dropped);
         }
@@ -367,31 +483,24 @@ impl DecisionLog {
             _ => false,
         };
         if wake && self.encoder_state.swap(BUSY, Ordering::SeqCst) != BUSY {
-            self.encoder.unpark();
+            encoder.unpark();
         }
     }
 
-    /// The encoder thread: finishes, encodes and fans out every record. The
-    /// sinks are woken, and the queue gauges set, once per run of records
-    /// (when the pending queue empties, or every [`ENCODE_RUN`] records).
-    /// With nothing to do it waits a tick for records to gather, and after a
-    /// tick that brought none it sleeps until a request hands one over.
+    /// The encoder thread: adds each waiting record's object, masked, and
+    /// queues the record for every sink; sets the pending queue's gauges
+    /// once per run of records (when the queue empties, or every
+    /// [`ENCODE_RUN`] records). With nothing to do it waits a tick for
+    /// records to gather, and after a tick that brought none it sleeps
+    /// until a request hands one over.
     fn encode_loop(&self) {
         let m = &self.metrics.decision_log;
-        let counters = |result: &str| -> Vec<_> {
-            self.sinks
-                .iter()
-                .map(|s| m.records.with_label_values(&[s.spec.label(), result]))
-                .collect()
-        };
-        let (queued, dropped_by_sink) = (counters("queued"), counters("dropped"));
         let mut run = 0usize;
         let mut quiet_tick = false;
-        let mut scratch: Vec<u8> = Vec::with_capacity(4096);
         loop {
             let Some((handed, _)) = self.pending.pop() else {
                 if run > 0 {
-                    self.publish(run, &queued);
+                    set_gauges(m, "pending", &self.pending);
                     run = 0;
                 }
                 if self.closing.load(Ordering::Acquire) {
@@ -422,11 +531,16 @@ impl DecisionLog {
                 continue;
             };
             quiet_tick = false;
-            let Handed { pending, bundle } = handed;
+            let Handed {
+                mut line,
+                object,
+                input,
+                bundle,
+            } = handed;
             let mut extended = Vec::new();
-            let mut drop_object = false;
-            if let (Some(input), Some(bundle)) = (&pending.input, &bundle) {
-                match bundle.log_mask(input, regent_core::runtime::Limits::default()) {
+            let mut with_object = true;
+            if let Some(bundle) = &bundle {
+                match bundle.log_mask(&input, regent_core::runtime::Limits::default()) {
                     Ok(more) if !more.is_empty() => {
                         extended = self.masks.clone();
                         extended.extend(more);
@@ -435,7 +549,7 @@ impl DecisionLog {
                     Err(e) => {
                         // Unmasked would leak: leave the object out.
                         tracing::warn!(error = %e, "data.regent.log.mask failed; the record goes without its object");
-                        drop_object = true;
+                        with_object = false;
                     }
                 }
             }
@@ -444,60 +558,28 @@ impl DecisionLog {
             } else {
                 &extended
             };
-            let mut record = pending.finish(masks);
-            if drop_object {
-                record.object = None;
-            }
-            // Written into one reused buffer (serde_json's own starts at
-            // 128 bytes and grows three or four times for a typical record),
-            // then copied once into an allocation of its exact size.
-            scratch.clear();
-            if let Err(e) = serde_json::to_writer(&mut scratch, &record) {
-                tracing::warn!(error = %e, "encoding a decision record failed");
-                continue;
-            }
-            scratch.push(b'\n');
-            let line = Bytes::copy_from_slice(&scratch);
-            if scratch.capacity() > 1 << 20 {
-                // One huge record (a large object) is not kept around.
-                scratch = Vec::with_capacity(4096);
-            }
-            for (s, counter) in self.sinks.iter().zip(&dropped_by_sink) {
-                let dropped = s.queue.push(line.clone(), line.len());
-                if dropped > 0 {
-                    counter.inc_by(dropped);
+            if with_object {
+                if let Err(e) = append_object(&mut line, &object, masks) {
+                    tracing::warn!(error = %e, "adding the object to a decision record failed; the record goes without it");
                 }
             }
+            line.push(b'\n');
+            self.fan_out(Bytes::from(line));
             run += 1;
             if run >= ENCODE_RUN {
-                self.publish(run, &queued);
+                set_gauges(m, "pending", &self.pending);
                 run = 0;
             }
         }
-    }
-
-    /// After a run of `run` records: counts them queued, sets the queue
-    /// gauges and wakes each sink that has a full batch and is not pausing
-    /// after a failure (the runtime's threads, where requests are served,
-    /// wake once per batch, not once per run, and not at all for a sink
-    /// whose receiver is down).
-    fn publish(&self, run: usize, queued: &[prometheus::IntCounter]) {
-        let m = &self.metrics.decision_log;
-        for (s, counter) in self.sinks.iter().zip(queued) {
-            counter.inc_by(run as u64);
-            set_gauges(m, s.spec.label(), &s.queue);
-            if s.queue.len() >= s.batch && !s.paused.load(Ordering::Acquire) {
-                s.wake.notify_one();
-            }
-        }
-        set_gauges(m, "pending", &self.pending);
     }
 
     /// Stops taking records and writes what is queued, for at most
     /// `grace`; says how many were left unwritten.
     pub async fn close(&self, grace: Duration) {
         self.closing.store(true, Ordering::Release);
-        self.encoder.unpark();
+        if let Some(encoder) = &self.encoder {
+            encoder.unpark();
+        }
         let deadline = Instant::now() + grace;
         loop {
             let idle = self.encoded_all.load(Ordering::Acquire)

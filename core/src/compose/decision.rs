@@ -153,6 +153,8 @@ pub struct Decision {
     /// Violations that policy exceptions cover (shown as warnings, never
     /// denying).
     pub excepted: Vec<Excepted>,
+    /// The RFC 6902 operations in the response's patch (0 without one).
+    pub patch_operations: usize,
 }
 
 impl Decision {
@@ -173,6 +175,7 @@ impl Decision {
             error: None,
             policy_errors: Vec::new(),
             excepted: Vec::new(),
+            patch_operations: 0,
         }
     }
 }
@@ -409,7 +412,12 @@ pub fn mutate_with_inventory(
         Verdict::Failed
     };
     response.audit_annotations = audit;
+    let patch_operations = match (&response.patch, &outcome.patch) {
+        (Some(_), Some(patch)) => patch.0.len(),
+        _ => 0,
+    };
     Decision {
+        patch_operations,
         response,
         verdict,
         evaluated: outcome.evaluated,
