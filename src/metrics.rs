@@ -104,14 +104,14 @@ impl DecisionLogMetrics {
             queue_records: IntGaugeVec::new(
                 Opts::new(
                     "regent_decision_log_queue_records",
-                    "Decision log records waiting for a sink (\"pending\": not yet encoded).",
+                    "Decision log records waiting for a sink (\"pending\": records that carry their object, waiting for the encoder).",
                 ),
                 &["sink"],
             )?,
             queue_bytes: IntGaugeVec::new(
                 Opts::new(
                     "regent_decision_log_queue_bytes",
-                    "Bytes of decision log records waiting for a sink (\"pending\": an estimate before encoding).",
+                    "Bytes of decision log records waiting for a sink (\"pending\": records that carry their object, counted with the request body's size).",
                 ),
                 &["sink"],
             )?,

@@ -323,10 +323,7 @@ impl EvalArgs {
                 at: std::time::SystemTime::now(),
             };
             let mut line = Vec::new();
-            if let Err(e) = Record::of(r, d, &ctx).write(&mut line) {
-                eprintln!("warning: a decision record could not be written: {e}");
-                continue;
-            }
+            Record::of(r, d, &ctx).write(&mut line);
             if self.decision_log_include_object {
                 match bundle.log_mask(&r.input, self.decide.limits.limits()) {
                     Ok(more) => {

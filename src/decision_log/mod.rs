@@ -408,10 +408,7 @@ impl DecisionLog {
         let record = Record::of(review, decision, ctx);
         if self.include_object {
             let mut line = Vec::with_capacity(1024);
-            if let Err(e) = record.write(&mut line) {
-                tracing::warn!(error = %e, "writing a decision record failed");
-                return;
-            }
+            record.write(&mut line);
             let size = line.len() + body_len;
             let request = &review.input["request"];
             self.hand_over(
@@ -429,29 +426,27 @@ impl DecisionLog {
             static SCRATCH: std::cell::RefCell<Vec<u8>> =
                 std::cell::RefCell::new(Vec::with_capacity(4096));
         }
-        let written = SCRATCH.with(|scratch| {
-            // Never borrowed twice (nothing here re-enters); a fresh buffer
-            // if it somehow were.
-            let mut fresh = Vec::new();
-            let mut held = scratch.try_borrow_mut();
-            let buf = match held.as_deref_mut() {
-                Ok(b) => b,
-                Err(_) => &mut fresh,
-            };
+        let write = |buf: &mut Vec<u8>| {
             buf.clear();
-            record.write(buf)?;
+            record.write(buf);
             buf.push(b'\n');
-            let line = Bytes::copy_from_slice(buf);
-            if buf.capacity() > 1 << 20 {
-                // One huge record is not kept around.
-                *buf = Vec::with_capacity(4096);
-            }
-            Ok::<_, serde_json::Error>(line)
-        });
-        match written {
-            Ok(line) => self.fan_out(line),
-            Err(e) => tracing::warn!(error = %e, "writing a decision record failed"),
-        }
+            Bytes::copy_from_slice(buf)
+        };
+        let line = SCRATCH
+            .try_with(|scratch| {
+                let mut buf = scratch.try_borrow_mut().ok()?;
+                let line = write(&mut buf);
+                if buf.capacity() > 1 << 20 {
+                    // One huge record is not kept around.
+                    *buf = Vec::with_capacity(4096);
+                }
+                Some(line)
+            })
+            .ok()
+            .flatten()
+            // Only while the thread ends, or if it were ever re-entered.
+            .unwrap_or_else(|| write(&mut Vec::new()));
+        self.fan_out(line);
     }
 
     /// Queues an encoded record for every sink.
