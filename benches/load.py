@@ -62,20 +62,12 @@ def to_ms(text):
     v = float(m.group(1))
     return {"us": v / 1000, "ms": v, "s": v * 1000, "m": v * 60000}[m.group(2)]
 
-# REGENT_BENCH_PIN=SERVER_CPUS:WRK_CPUS (e.g. 1:0) pins the servers and wrk
-# to those CPUs (taskset lists): no thread migrates between them, and a
-# server gets exactly the CPUs named (its runtime sizes itself to them).
-PIN = os.environ.get("REGENT_BENCH_PIN", "").split(":") if os.environ.get("REGENT_BENCH_PIN") else None
-
-def pinned(cmd, which):
-    return (["taskset", "-c", PIN[which]] + cmd) if PIN else cmd
-
 def wrk(url, conns, close, duration, body):
     hist_file = os.path.join(os.path.dirname(LUA_FILE), "latency.hist")
     env = dict(os.environ, REGENT_BODY=body, REGENT_CLOSE="1" if close else "0", REGENT_HIST=hist_file)
     threads = str(min(conns, 2))
-    out = subprocess.run(pinned(["wrk", "-t", threads, "-c", str(conns), "-d", f"{duration}s", "--latency",
-                          "-s", LUA_FILE, url], 1), env=env, capture_output=True, text=True, timeout=duration + 30).stdout
+    out = subprocess.run(["wrk", "-t", threads, "-c", str(conns), "-d", f"{duration}s", "--latency",
+                          "-s", LUA_FILE, url], env=env, capture_output=True, text=True, timeout=duration + 30).stdout
     if "Requests/sec" not in out or "50%" not in out:
         raise SystemExit(f"wrk produced no result for {url} ({conns} connections):\n{out}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -97,7 +89,7 @@ def wrk(url, conns, close, duration, body):
 SERVER_ENV = {k: v for k, v in os.environ.items() if k not in ("RUST_BACKTRACE", "RUST_LIB_BACKTRACE")}
 
 def start(cmd, port):
-    p = subprocess.Popen(pinned(cmd, 0), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=SERVER_ENV)
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=SERVER_ENV)
     wait_port(port)
     return p
 
@@ -519,8 +511,7 @@ def main():
     subprocess.run([REGENT, "cert", "--out", certs, "--dns", "localhost,127.0.0.1"], check=True, capture_output=True)
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     print(f"machine: {os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}; "
-          + (f"servers on CPU {PIN[0]}, wrk on CPU {PIN[1]} (pinned)" if PIN else "wrk on the same cores")
-          + f"; body {os.path.getsize(args.body)} bytes; {args.duration}s per run")
+          f"wrk on the same cores; body {os.path.getsize(args.body)} bytes; {args.duration}s per run")
     if args.candidate:
         candidate_run(args, certs)
         shutil.rmtree(work)
