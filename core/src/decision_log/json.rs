@@ -15,47 +15,25 @@ impl Record<'_> {
     /// dispatch. This runs on the request path for every record logged.
     pub fn write(&self, out: &mut Vec<u8>) {
         let w = &mut Out(out);
-        w.raw(b"{\"time\":");
-        w.str(&self.time);
-        w.raw(b",\"decision_id\":");
-        w.str(&self.decision_id);
-        w.raw(b",\"uid\":");
-        w.str(self.uid);
-        w.raw(b",\"webhook\":");
-        w.str(self.webhook);
-        w.raw(b",\"operation\":");
-        w.str(self.operation);
-        w.raw(b",\"kind\":");
-        w.raw(b"{\"group\":");
-        w.str(self.kind.group);
-        w.raw(b",\"version\":");
-        w.str(self.kind.version);
-        w.raw(b",\"kind\":");
-        w.str(self.kind.kind);
+        w.field(b"{\"time\":", &self.time);
+        w.field(b",\"decision_id\":", &self.decision_id);
+        w.field(b",\"uid\":", self.uid);
+        w.field(b",\"webhook\":", self.webhook);
+        w.field(b",\"operation\":", self.operation);
+        w.field(b",\"kind\":{\"group\":", self.kind.group);
+        w.field(b",\"version\":", self.kind.version);
+        w.field(b",\"kind\":", self.kind.kind);
+        w.field(b"},\"resource\":{\"group\":", self.resource.group);
+        w.field(b",\"version\":", self.resource.version);
+        w.field(b",\"resource\":", self.resource.resource);
         w.raw(b"}");
-        w.raw(b",\"resource\":");
-        w.raw(b"{\"group\":");
-        w.str(self.resource.group);
-        w.raw(b",\"version\":");
-        w.str(self.resource.version);
-        w.raw(b",\"resource\":");
-        w.str(self.resource.resource);
-        w.raw(b"}");
-        if let Some(sub) = self.sub_resource {
-            w.raw(b",\"sub_resource\":");
-            w.str(sub);
-        }
-        w.raw(b",\"namespace\":");
-        w.str(self.namespace);
-        w.raw(b",\"name\":");
-        w.str(self.name);
-        w.raw(b",\"user\":");
-        w.raw(b"{\"username\":");
-        w.str(self.user.username);
+        w.optional(b",\"sub_resource\":", self.sub_resource);
+        w.field(b",\"namespace\":", self.namespace);
+        w.field(b",\"name\":", self.name);
+        w.field(b",\"user\":{\"username\":", self.user.username);
         w.raw(b",\"groups\":");
         w.strs(self.user.groups.iter().copied());
-        w.raw(b"}");
-        w.raw(b",\"dry_run\":");
+        w.raw(b"},\"dry_run\":");
         w.bool(self.dry_run);
         w.raw(b",\"allowed\":");
         w.bool(self.allowed);
@@ -64,50 +42,25 @@ impl Record<'_> {
             w.num(u64::from(code));
         }
         w.raw(b",\"violations\":");
-        w.raw(b"[");
-        for (i, v) in self.violations.iter().enumerate() {
-            w.raw(if i == 0 { b"{" } else { b",{" });
-            w.raw(b"\"policy\":");
-            w.str(v.policy);
-            w.raw(b",\"enforcement\":");
-            w.str(v.enforcement);
-            w.raw(b",\"message\":");
-            w.str(&v.message);
-            if let Some(path) = v.path {
-                w.raw(b",\"path\":");
-                w.str(path);
-            }
-            if let Some(control) = v.control {
-                w.raw(b",\"control\":");
-                w.str(control);
-            }
-            w.raw(b"}");
-        }
-        w.raw(b"]");
+        w.objects(&self.violations, |w, v| {
+            w.field(b"{\"policy\":", v.policy);
+            w.field(b",\"enforcement\":", v.enforcement);
+            w.field(b",\"message\":", &v.message);
+            w.optional(b",\"path\":", v.path);
+            w.optional(b",\"control\":", v.control);
+        });
         w.raw(b",\"warnings\":");
         w.strs(self.warnings.iter().map(String::as_str));
         w.raw(b",\"exceptions\":");
-        w.raw(b"[");
-        for (i, e) in self.exceptions.iter().enumerate() {
-            w.raw(if i == 0 { b"{" } else { b",{" });
-            w.raw(b"\"exception\":");
-            w.str(e.exception);
-            w.raw(b",\"policy\":");
-            w.str(e.policy);
-            w.raw(b",\"owner\":");
-            w.str(e.owner);
-            w.raw(b",\"expires\":");
-            w.str(e.expires);
-            if let Some(path) = e.path {
-                w.raw(b",\"path\":");
-                w.str(path);
-            }
-            w.raw(b"}");
-        }
-        w.raw(b"]");
+        w.objects(&self.exceptions, |w, e| {
+            w.field(b"{\"exception\":", e.exception);
+            w.field(b",\"policy\":", e.policy);
+            w.field(b",\"owner\":", e.owner);
+            w.field(b",\"expires\":", e.expires);
+            w.optional(b",\"path\":", e.path);
+        });
         if let Some(patch) = &self.patch {
-            w.raw(b",\"patch\":");
-            w.raw(b"{\"operations\":");
+            w.raw(b",\"patch\":{\"operations\":");
             w.num(patch.operations as u64);
             w.raw(b",\"policies\":");
             w.strs(patch.policies.iter().map(String::as_str));
@@ -117,16 +70,11 @@ impl Record<'_> {
             w.raw(b",\"policy_errors\":");
             w.strs(self.policy_errors.iter().map(String::as_str));
         }
-        if let Some(error) = &self.error {
-            w.raw(b",\"error\":");
-            w.str(error);
-        }
-        w.raw(b",\"bundle_revision\":");
-        w.str(self.bundle_revision);
+        w.optional(b",\"error\":", self.error.as_deref());
+        w.field(b",\"bundle_revision\":", self.bundle_revision);
         w.raw(b",\"duration_us\":");
         w.num(self.duration_us);
-        w.raw(b",\"replica\":");
-        w.str(self.replica);
+        w.field(b",\"replica\":", self.replica);
         w.raw(b"}");
     }
 }
@@ -140,6 +88,34 @@ struct Out<'a>(&'a mut Vec<u8>);
 impl Out<'_> {
     fn raw(&mut self, b: &[u8]) {
         self.0.extend_from_slice(b);
+    }
+
+    /// `key` (written as it is: the key with its punctuation), then
+    /// `value` as a JSON string.
+    fn field(&mut self, key: &[u8], value: &str) {
+        self.raw(key);
+        self.str(value);
+    }
+
+    /// [`Out::field`] when there is a value; nothing when there is none.
+    fn optional(&mut self, key: &[u8], value: Option<&str>) {
+        if let Some(value) = value {
+            self.field(key, value);
+        }
+    }
+
+    /// An array of objects: `each` writes an item's fields from its `{`;
+    /// the closing `}` and the commas are written here.
+    fn objects<T>(&mut self, items: &[T], each: impl Fn(&mut Self, &T)) {
+        self.0.push(b'[');
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                self.0.push(b',');
+            }
+            each(self, item);
+            self.0.push(b'}');
+        }
+        self.0.push(b']');
     }
 
     fn bool(&mut self, b: bool) {
