@@ -60,6 +60,17 @@ pub fn parse_sampling(s: &str) -> Result<Sampling, String> {
     }
 }
 
+/// A duration above zero (a zero flush interval would have each sink spin,
+/// a zero timeout fail every batch).
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    match regent_core::units::parse_duration(s)? {
+        d if d.is_zero() => Err(format!(
+            "{s:?}: must be more than zero (examples: 1s, 500ms)"
+        )),
+        d => Ok(d),
+    }
+}
+
 fn parse_pointer(s: &str) -> Result<String, String> {
     if s.starts_with('/') {
         Ok(s.to_string())
@@ -105,10 +116,10 @@ pub struct DecisionLogArgs {
     #[arg(long, env = "REGENT_DECISION_LOG_BATCH", default_value_t = 500)]
     pub decision_log_batch: usize,
     /// An HTTP batch waits at most this long to fill.
-    #[arg(long, env = "REGENT_DECISION_LOG_FLUSH_INTERVAL", default_value = "1s", value_parser = regent_core::units::parse_duration)]
+    #[arg(long, env = "REGENT_DECISION_LOG_FLUSH_INTERVAL", default_value = "1s", value_parser = parse_positive_duration)]
     pub decision_log_flush_interval: Duration,
     /// Each HTTP request's time limit.
-    #[arg(long, env = "REGENT_DECISION_LOG_TIMEOUT", default_value = "10s", value_parser = regent_core::units::parse_duration)]
+    #[arg(long, env = "REGENT_DECISION_LOG_TIMEOUT", default_value = "10s", value_parser = parse_positive_duration)]
     pub decision_log_timeout: Duration,
     /// Attempts per HTTP batch before it is given up (and counted failed).
     #[arg(long, env = "REGENT_DECISION_LOG_ATTEMPTS", default_value_t = 5)]
@@ -648,5 +659,17 @@ mod tests {
         let hits = (0..100_000).filter(|_| random_unit() < 0.25).count();
         assert!((23_000..27_000).contains(&hits), "{hits}");
         assert!(parse_pointer("spec").is_err());
+    }
+
+    #[test]
+    fn flush_intervals_and_timeouts_are_above_zero() {
+        assert_eq!(
+            parse_positive_duration("500ms").unwrap(),
+            Duration::from_millis(500)
+        );
+        let e = parse_positive_duration("0s").unwrap_err();
+        assert!(e.contains("more than zero"), "{e}");
+        assert!(parse_positive_duration("0").is_err());
+        assert!(parse_positive_duration("soon").is_err());
     }
 }
